@@ -1,0 +1,255 @@
+//! Service map, built the way X-Ray builds it.
+//!
+//! Nodes: one per service (segments by name), one per AWS resource
+//! (subsegments with namespace `aws`), one per remote host (subsegments with
+//! namespace `remote` whose downstream sent no segment) and a `client` node
+//! for segments without a parent. An edge A→B exists when a segment of B has
+//! a `parent_id` equal to the id of a subsegment inside A's segment.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::store::{Entity, Trace, f64_of};
+
+/// Request counts and timings, in X-Ray's `SummaryStatistics` shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Stats {
+    /// All completed requests.
+    pub total_count: u64,
+    /// Requests without error, throttle or fault.
+    pub ok_count: u64,
+    /// 4xx-class requests (throttles included).
+    pub error_statistics: ErrorStats,
+    /// 5xx-class requests.
+    pub fault_statistics: FaultStats,
+    /// Sum of durations, seconds.
+    pub total_response_time: f64,
+}
+
+/// Error counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorStats {
+    /// All errors, throttles included.
+    pub total_count: u64,
+    /// Throttles (429).
+    pub throttle_count: u64,
+    /// Errors that are not throttles.
+    pub other_count: u64,
+}
+
+/// Fault counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FaultStats {
+    /// All faults.
+    pub total_count: u64,
+    /// Same as `total_count` (no finer classification locally).
+    pub other_count: u64,
+}
+
+impl Stats {
+    fn record(&mut self, e: &Map<String, Value>) {
+        let flag = |k: &str| e.get(k).and_then(Value::as_bool) == Some(true);
+        let duration = f64_of(e, "end_time") - f64_of(e, "start_time");
+        self.total_count += 1;
+        if duration.is_finite() && duration >= 0.0 {
+            self.total_response_time += duration;
+        }
+        if flag("fault") {
+            self.fault_statistics.total_count += 1;
+            self.fault_statistics.other_count += 1;
+        } else if flag("throttle") {
+            self.error_statistics.total_count += 1;
+            self.error_statistics.throttle_count += 1;
+        } else if flag("error") {
+            self.error_statistics.total_count += 1;
+            self.error_statistics.other_count += 1;
+        } else {
+            self.ok_count += 1;
+        }
+    }
+
+    fn merge(&mut self, o: &Stats) {
+        self.total_count += o.total_count;
+        self.ok_count += o.ok_count;
+        self.error_statistics.total_count += o.error_statistics.total_count;
+        self.error_statistics.throttle_count += o.error_statistics.throttle_count;
+        self.error_statistics.other_count += o.error_statistics.other_count;
+        self.fault_statistics.total_count += o.fault_statistics.total_count;
+        self.fault_statistics.other_count += o.fault_statistics.other_count;
+        self.total_response_time += o.total_response_time;
+    }
+}
+
+/// A node of the map.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Service {
+    /// Index of this node in `Services`.
+    pub reference_id: usize,
+    /// Display name.
+    pub name: String,
+    /// All names (X-Ray shape; always the one name here).
+    pub names: Vec<String>,
+    /// `client`, `remote`, an `AWS::...` resource type, a segment origin, or
+    /// `service`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// `true` when the node is reached directly from the client.
+    pub root: bool,
+    /// Outgoing edges.
+    pub edges: Vec<Edge>,
+    /// Requests received by this node (sum of incoming edges).
+    pub summary_statistics: Stats,
+}
+
+/// An edge of the map.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Edge {
+    /// Target node's `ReferenceId`.
+    pub reference_id: usize,
+    /// Requests along this edge.
+    pub summary_statistics: Stats,
+}
+
+type Key = (String, String);
+
+/// The graph for a set of traces.
+pub fn build<'a>(traces: impl Iterator<Item = &'a Trace>) -> Vec<Service> {
+    let mut edges: BTreeMap<(Key, Key), Stats> = BTreeMap::new();
+    let mut nodes: BTreeMap<Key, ()> = BTreeMap::new();
+    for t in traces {
+        add_trace(t, &mut nodes, &mut edges);
+    }
+    let index: HashMap<&Key, usize> = nodes.keys().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut services: Vec<Service> = nodes
+        .keys()
+        .enumerate()
+        .map(|(i, (name, kind))| Service {
+            reference_id: i,
+            name: name.clone(),
+            names: vec![name.clone()],
+            kind: kind.clone(),
+            root: false,
+            edges: Vec::new(),
+            summary_statistics: Stats::default(),
+        })
+        .collect();
+    for ((from, to), stats) in &edges {
+        let (Some(&f), Some(&t)) = (index.get(from), index.get(to)) else {
+            continue;
+        };
+        if from.1 == "client" {
+            services[t].root = true;
+        }
+        services[t].summary_statistics.merge(stats);
+        services[f].edges.push(Edge {
+            reference_id: t,
+            summary_statistics: stats.clone(),
+        });
+    }
+    services
+}
+
+fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key, Key), Stats>) {
+    let entities = t.entities();
+    let by_id: HashMap<&str, &Entity<'_>> = entities.iter().map(|e| (e.id, e)).collect();
+    let segment_parents: HashSet<&str> = entities
+        .iter()
+        .filter(|e| e.is_segment)
+        .filter_map(|e| e.value.get("parent_id").and_then(Value::as_str))
+        .collect();
+    // The service that owns each entity: walk up structural parents to the
+    // segment (bounded, since streamed parent_ids can form cycles).
+    let owner = |e: &Entity<'_>| -> Option<Key> {
+        let mut cur = *e;
+        for _ in 0..128 {
+            if cur.is_segment {
+                return Some(service_key(cur.value));
+            }
+            cur = **by_id.get(cur.parent?)?;
+        }
+        None
+    };
+    let client: Key = ("client".into(), "client".into());
+    for e in &entities {
+        if e.value.get("in_progress").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        if e.is_segment {
+            let to = service_key(e.value);
+            let from = e
+                .value
+                .get("parent_id")
+                .and_then(Value::as_str)
+                .and_then(|p| by_id.get(p))
+                .and_then(|p| owner(p))
+                .unwrap_or_else(|| client.clone());
+            nodes.insert(from.clone(), ());
+            nodes.insert(to.clone(), ());
+            edges.entry((from, to)).or_default().record(e.value);
+            continue;
+        }
+        let Some(to) = resource_key(e.value) else {
+            continue;
+        };
+        if segment_parents.contains(e.id) || inside_resource_call(e, &by_id) {
+            continue;
+        }
+        let Some(from) = owner(e) else { continue };
+        nodes.insert(from.clone(), ());
+        nodes.insert(to.clone(), ());
+        edges.entry((from, to)).or_default().record(e.value);
+    }
+}
+
+/// `true` when an ancestor subsegment is itself an aws/remote call, so only
+/// the outermost call counts.
+fn inside_resource_call(e: &Entity<'_>, by_id: &HashMap<&str, &Entity<'_>>) -> bool {
+    let mut cur = e.parent;
+    for _ in 0..128 {
+        let Some(p) = cur.and_then(|id| by_id.get(id)) else {
+            return false;
+        };
+        if p.is_segment {
+            return false;
+        }
+        if resource_key(p.value).is_some() {
+            return true;
+        }
+        cur = p.parent;
+    }
+    false
+}
+
+fn service_key(v: &Map<String, Value>) -> Key {
+    let name = v.get("name").and_then(Value::as_str).unwrap_or("(unnamed)");
+    let kind = v.get("origin").and_then(Value::as_str).unwrap_or("service");
+    (name.to_string(), kind.to_string())
+}
+
+fn resource_key(v: &Map<String, Value>) -> Option<Key> {
+    let name = v.get("name").and_then(Value::as_str).unwrap_or("(unnamed)");
+    match v.get("namespace").and_then(Value::as_str) {
+        Some("aws") => Some((name.to_string(), aws_type(name))),
+        Some("remote") => Some((name.to_string(), "remote".to_string())),
+        _ => None,
+    }
+}
+
+/// X-Ray's node type for an AWS SDK call, from the subsegment name.
+pub fn aws_type(service: &str) -> String {
+    match service {
+        "DynamoDB" => "AWS::DynamoDB::Table".into(),
+        "S3" => "AWS::S3::Bucket".into(),
+        "SQS" => "AWS::SQS::Queue".into(),
+        "SNS" => "AWS::SNS::Topic".into(),
+        "Lambda" => "AWS::Lambda::Function".into(),
+        other => format!("AWS::{other}"),
+    }
+}

@@ -1,0 +1,517 @@
+//! In-memory trace store.
+//!
+//! Documents are grouped by `trace_id` and keyed by `id` inside a trace: a
+//! complete document replaces an in-progress one with the same id, never the
+//! other way round. Streamed subsegments may arrive before or after their
+//! parent; they are linked when the trace is read, not when it is written.
+//! The store is bounded by a trace count and an approximate byte budget and
+//! evicts the oldest trace (by first arrival) first.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::validate::Problem;
+
+/// Approximate heap cost of one stored document beyond its raw text: the
+/// parsed `serde_json::Value` tree typically takes about twice the text.
+fn document_cost(raw_len: usize) -> usize {
+    raw_len * 3 + 256
+}
+
+/// How many documents without a usable `trace_id` are kept for display.
+const UNFILED_KEPT: usize = 100;
+
+/// One stored top-level document.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The document's `id` (or a placeholder when it has none).
+    pub id: String,
+    /// The JSON text as received.
+    pub raw: String,
+    /// The parsed document.
+    pub value: Map<String, Value>,
+    /// `true` for an independently sent subsegment (`"type":"subsegment"`).
+    pub streamed: bool,
+    /// `true` while the document is an in-progress fragment.
+    pub in_progress: bool,
+    /// Problems found when the document arrived.
+    pub problems: Vec<Problem>,
+    /// Arrival time, Unix seconds.
+    pub received_at: f64,
+}
+
+/// All documents of one trace.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The trace ID.
+    pub id: String,
+    /// Documents keyed by their `id`.
+    pub docs: HashMap<String, Document>,
+    /// When the first document arrived, Unix seconds.
+    pub first_seen: f64,
+    /// Trace-level problems found when the trace settled, with the id of the
+    /// document concerned.
+    pub trace_problems: Vec<(String, Problem)>,
+    /// `true` once trace-level checks have run and nothing arrived since.
+    pub settled: bool,
+    last_update: Instant,
+    bytes: usize,
+}
+
+/// One segment or subsegment, wherever it sits in the trace.
+#[derive(Debug, Clone, Copy)]
+pub struct Entity<'a> {
+    /// The entity's `id` (empty when missing).
+    pub id: &'a str,
+    /// Structural parent: the enclosing entity for embedded subsegments, the
+    /// `parent_id` for streamed subsegments, `None` for segments.
+    pub parent: Option<&'a str>,
+    /// The entity's JSON object.
+    pub value: &'a Map<String, Value>,
+    /// `true` for segments (top-level documents that are not subsegments).
+    pub is_segment: bool,
+    /// Id of the top-level document that holds this entity.
+    pub doc_id: &'a str,
+}
+
+impl Trace {
+    /// Every segment and subsegment of the trace, documents in start order,
+    /// each followed by its embedded subsegments.
+    pub fn entities(&self) -> Vec<Entity<'_>> {
+        let mut docs: Vec<&Document> = self.docs.values().collect();
+        docs.sort_by(|a, b| {
+            f64_of(&a.value, "start_time")
+                .total_cmp(&f64_of(&b.value, "start_time"))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let mut out = Vec::new();
+        for d in docs {
+            let parent = if d.streamed {
+                d.value.get("parent_id").and_then(Value::as_str)
+            } else {
+                None
+            };
+            walk(&d.value, parent, !d.streamed, &d.id, 0, &mut out);
+        }
+        out
+    }
+
+    /// Earliest start and latest end (or start, for unfinished entities) over
+    /// the top-level documents, Unix seconds.
+    pub fn time_range(&self) -> (f64, f64) {
+        let mut start = f64::INFINITY;
+        let mut end = f64::NEG_INFINITY;
+        for d in self.docs.values() {
+            let Some(s) = d.value.get("start_time").and_then(Value::as_f64) else {
+                continue;
+            };
+            start = start.min(s);
+            end = end.max(d.value.get("end_time").and_then(Value::as_f64).unwrap_or(s));
+        }
+        if start.is_finite() {
+            (start, end.max(start))
+        } else {
+            (self.first_seen, self.first_seen)
+        }
+    }
+
+    /// Number of document-level and trace-level problems.
+    pub fn problem_count(&self) -> usize {
+        self.docs.values().map(|d| d.problems.len()).sum::<usize>() + self.trace_problems.len()
+    }
+
+    /// Bytes charged to this trace against the memory cap.
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+fn walk<'a>(
+    v: &'a Map<String, Value>,
+    parent: Option<&'a str>,
+    is_segment: bool,
+    doc_id: &'a str,
+    depth: usize,
+    out: &mut Vec<Entity<'a>>,
+) {
+    let id = v.get("id").and_then(Value::as_str).unwrap_or("");
+    out.push(Entity {
+        id,
+        parent,
+        value: v,
+        is_segment,
+        doc_id,
+    });
+    if depth >= 64 {
+        return;
+    }
+    if let Some(Value::Array(subs)) = v.get("subsegments") {
+        for s in subs {
+            if let Value::Object(m) = s {
+                walk(m, Some(id), false, doc_id, depth + 1, out);
+            }
+        }
+    }
+}
+
+/// Reads a number field as `f64`, `NaN` when absent.
+pub fn f64_of(v: &Map<String, Value>, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+/// A document that could not be filed under a trace.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Unfiled {
+    /// Arrival time, Unix seconds.
+    pub received_at: f64,
+    /// Problems found.
+    pub problems: Vec<Problem>,
+    /// The beginning of the document text.
+    pub excerpt: String,
+}
+
+/// Cumulative validation counters.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ValidationCounts {
+    /// Documents checked.
+    pub documents_checked: u64,
+    /// Documents with at least one problem.
+    pub documents_with_problems: u64,
+    /// Problems by code (document-level, plus trace-level for settled traces).
+    pub by_code: BTreeMap<&'static str, u64>,
+}
+
+/// What happened to an ingested document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored as a new document.
+    Stored,
+    /// Replaced an earlier document with the same id.
+    Replaced,
+    /// An in-progress document arrived after the complete one and was dropped.
+    StaleInProgress,
+    /// The document had no usable `trace_id` and was kept aside.
+    Unfiled,
+}
+
+/// Store-level counters.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoreCounters {
+    /// Documents stored.
+    pub stored: u64,
+    /// Documents that replaced one with the same id.
+    pub replaced: u64,
+    /// In-progress documents ignored because the complete one was there.
+    pub stale_in_progress: u64,
+    /// Documents without a usable trace_id.
+    pub unfiled: u64,
+    /// Traces evicted to respect the caps.
+    pub evicted_traces: u64,
+    /// Documents dropped with evicted traces.
+    pub evicted_documents: u64,
+    /// Evictions caused by the trace-count cap.
+    pub evicted_for_count: u64,
+    /// Evictions caused by the memory cap.
+    pub evicted_for_memory: u64,
+}
+
+/// The trace store.
+#[derive(Debug)]
+pub struct Store {
+    traces: HashMap<String, Trace>,
+    order: VecDeque<String>,
+    bytes: usize,
+    max_traces: usize,
+    max_bytes: usize,
+    unfiled: VecDeque<Unfiled>,
+    counters: StoreCounters,
+    validation: ValidationCounts,
+}
+
+impl Store {
+    /// An empty store with the given caps.
+    pub fn new(max_traces: usize, max_bytes: usize) -> Self {
+        Self {
+            traces: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            max_traces: max_traces.max(1),
+            max_bytes,
+            unfiled: VecDeque::new(),
+            counters: StoreCounters::default(),
+            validation: ValidationCounts::default(),
+        }
+    }
+
+    /// Adds a parsed, already validated document.
+    pub fn ingest(
+        &mut self,
+        value: Map<String, Value>,
+        raw: String,
+        problems: Vec<Problem>,
+        received_at: f64,
+        now: Instant,
+    ) -> Outcome {
+        self.validation.documents_checked += 1;
+        if !problems.is_empty() {
+            self.validation.documents_with_problems += 1;
+        }
+        for p in &problems {
+            *self.validation.by_code.entry(p.code).or_default() += 1;
+        }
+        let Some(trace_id) = value.get("trace_id").and_then(Value::as_str) else {
+            self.counters.unfiled += 1;
+            if self.unfiled.len() >= UNFILED_KEPT {
+                self.unfiled.pop_front();
+            }
+            self.unfiled.push_back(Unfiled {
+                received_at,
+                problems,
+                excerpt: raw.chars().take(300).collect(),
+            });
+            return Outcome::Unfiled;
+        };
+        let trace_id = trace_id.to_string();
+        let id = match value.get("id").and_then(Value::as_str) {
+            Some(id) => id.to_string(),
+            None => format!("(no id #{})", self.counters.stored),
+        };
+        let in_progress = value.get("in_progress").and_then(Value::as_bool) == Some(true);
+        let streamed = value.get("type").and_then(Value::as_str) == Some("subsegment");
+        let cost = document_cost(raw.len());
+
+        if !self.traces.contains_key(&trace_id) {
+            self.order.push_back(trace_id.clone());
+            self.traces.insert(
+                trace_id.clone(),
+                Trace {
+                    id: trace_id.clone(),
+                    docs: HashMap::new(),
+                    first_seen: received_at,
+                    trace_problems: Vec::new(),
+                    settled: false,
+                    last_update: now,
+                    bytes: 0,
+                },
+            );
+        }
+        let Some(trace) = self.traces.get_mut(&trace_id) else {
+            return Outcome::Unfiled;
+        };
+        let mut outcome = Outcome::Stored;
+        if let Some(old) = trace.docs.get(&id) {
+            if in_progress && !old.in_progress {
+                self.counters.stale_in_progress += 1;
+                return Outcome::StaleInProgress;
+            }
+            let old_cost = document_cost(old.raw.len());
+            trace.bytes -= old_cost;
+            self.bytes -= old_cost;
+            outcome = Outcome::Replaced;
+            self.counters.replaced += 1;
+        }
+        if trace.settled {
+            trace.settled = false;
+            for (_, p) in trace.trace_problems.drain(..) {
+                if let Some(n) = self.validation.by_code.get_mut(p.code) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+        trace.last_update = now;
+        trace.bytes += cost;
+        self.bytes += cost;
+        trace.docs.insert(
+            id.clone(),
+            Document {
+                id,
+                raw,
+                value,
+                streamed,
+                in_progress,
+                problems,
+                received_at,
+            },
+        );
+        self.counters.stored += 1;
+        self.evict(&trace_id);
+        outcome
+    }
+
+    /// Evicts oldest traces until both caps hold; `keep` is evicted only if
+    /// it alone breaks a cap.
+    fn evict(&mut self, keep: &str) {
+        loop {
+            let for_count = self.traces.len() > self.max_traces;
+            let for_memory = self.bytes > self.max_bytes;
+            if !for_count && !for_memory {
+                return;
+            }
+            let Some(oldest) = self.order.pop_front() else {
+                return;
+            };
+            if oldest == keep && self.traces.len() > 1 {
+                // The trace being written may be the oldest; keep it and
+                // evict the next one instead.
+                self.order.push_back(oldest);
+                continue;
+            }
+            if let Some(t) = self.traces.remove(&oldest) {
+                self.bytes -= t.bytes;
+                self.counters.evicted_traces += 1;
+                self.counters.evicted_documents += t.docs.len() as u64;
+                if for_count {
+                    self.counters.evicted_for_count += 1;
+                } else {
+                    self.counters.evicted_for_memory += 1;
+                }
+            }
+        }
+    }
+
+    /// Runs trace-level checks on traces quiet for at least `settle`.
+    pub fn settle(&mut self, now: Instant, settle: Duration) {
+        for trace in self.traces.values_mut() {
+            if trace.settled || now.saturating_duration_since(trace.last_update) < settle {
+                continue;
+            }
+            trace.trace_problems = trace_level_problems(trace);
+            for (_, p) in &trace.trace_problems {
+                *self.validation.by_code.entry(p.code).or_default() += 1;
+            }
+            trace.settled = true;
+        }
+    }
+
+    /// Looks up a trace.
+    pub fn get(&self, id: &str) -> Option<&Trace> {
+        self.traces.get(id)
+    }
+
+    /// All traces, in no particular order.
+    pub fn traces(&self) -> impl Iterator<Item = &Trace> {
+        self.traces.values()
+    }
+
+    /// Number of traces stored.
+    pub fn len(&self) -> usize {
+        self.traces.len()
+    }
+
+    /// `true` when no trace is stored.
+    pub fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    /// Approximate bytes used by stored documents.
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Store counters.
+    pub fn counters(&self) -> &StoreCounters {
+        &self.counters
+    }
+
+    /// Validation counters.
+    pub fn validation(&self) -> &ValidationCounts {
+        &self.validation
+    }
+
+    /// Recent documents without a usable trace_id, oldest first.
+    pub fn unfiled(&self) -> impl DoubleEndedIterator<Item = &Unfiled> {
+        self.unfiled.iter()
+    }
+
+    /// The configured caps: (traces, bytes).
+    pub fn caps(&self) -> (usize, usize) {
+        (self.max_traces, self.max_bytes)
+    }
+}
+
+/// Orphan subsegments and in-progress documents that never completed.
+fn trace_level_problems(trace: &Trace) -> Vec<(String, Problem)> {
+    let entities = trace.entities();
+    let ids: HashSet<&str> = entities.iter().map(|e| e.id).collect();
+    let mut out = Vec::new();
+    for d in trace.docs.values() {
+        if d.streamed {
+            if let Some(parent) = d.value.get("parent_id").and_then(Value::as_str) {
+                if !ids.contains(parent) {
+                    out.push((
+                        d.id.clone(),
+                        Problem {
+                            code: "orphan_subsegment",
+                            message: format!(
+                                "subsegment {} names parent {parent}, which never arrived",
+                                d.id
+                            ),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    for e in &entities {
+        if e.value.get("in_progress").and_then(Value::as_bool) == Some(true) {
+            let name = e.value.get("name").and_then(Value::as_str).unwrap_or("?");
+            out.push((
+                e.doc_id.to_string(),
+                Problem {
+                    code: "in_progress_never_completed",
+                    message: format!(
+                        "{name} ({}) is still in progress and no complete document arrived",
+                        e.id
+                    ),
+                },
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(v: Value) -> (Map<String, Value>, String) {
+        let raw = v.to_string();
+        match v {
+            Value::Object(m) => (m, raw),
+            _ => (Map::new(), raw),
+        }
+    }
+
+    #[test]
+    fn complete_replaces_in_progress_but_not_back() {
+        let mut s = Store::new(10, 1 << 20);
+        let now = Instant::now();
+        let (m, r) = doc(json!({"trace_id":"t","id":"a","in_progress":true}));
+        assert_eq!(s.ingest(m, r, vec![], 0.0, now), Outcome::Stored);
+        let (m, r) = doc(json!({"trace_id":"t","id":"a","end_time":2}));
+        assert_eq!(s.ingest(m, r, vec![], 0.0, now), Outcome::Replaced);
+        let (m, r) = doc(json!({"trace_id":"t","id":"a","in_progress":true}));
+        assert_eq!(s.ingest(m, r, vec![], 0.0, now), Outcome::StaleInProgress);
+        assert_eq!(s.get("t").map(|t| t.docs.len()), Some(1));
+    }
+
+    #[test]
+    fn evicts_oldest_by_count() {
+        let mut s = Store::new(2, 1 << 20);
+        for t in ["a", "b", "c"] {
+            let (m, r) = doc(json!({"trace_id":t,"id":"x"}));
+            s.ingest(m, r, vec![], 0.0, Instant::now());
+        }
+        assert!(s.get("a").is_none());
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.counters().evicted_for_count, 1);
+    }
+}

@@ -1,0 +1,309 @@
+//! Trace summaries (the `GetTraceSummaries` shape) and their filters.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::query::{Params, QueryError};
+use crate::store::{Entity, Trace, f64_of};
+
+/// Status filter values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// No error, fault or throttle on the root segment.
+    Ok,
+    /// The root segment has `error` (4xx).
+    Error,
+    /// The root segment has `fault` (5xx).
+    Fault,
+    /// The root segment has `throttle` (429).
+    Throttle,
+}
+
+/// Filters for `GET /api/TraceSummaries`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Earliest trace start, Unix seconds.
+    pub start: Option<f64>,
+    /// Latest trace start, Unix seconds.
+    pub end: Option<f64>,
+    /// A service (segment name) that must appear in the trace.
+    pub service: Option<String>,
+    /// Root segment status.
+    pub status: Option<Status>,
+    /// An annotation `key=value` that must appear in the trace.
+    pub annotation: Option<(String, String)>,
+    /// Minimum duration, seconds.
+    pub min_duration: Option<f64>,
+    /// Maximum number of summaries returned.
+    pub limit: usize,
+}
+
+/// Query keys accepted by [`Filter::parse`].
+pub const FILTER_KEYS: [&str; 7] = [
+    "start",
+    "end",
+    "service",
+    "status",
+    "annotation",
+    "min_duration",
+    "limit",
+];
+
+impl Filter {
+    /// Parses a raw query string.
+    pub fn parse(raw: &str) -> Result<Self, QueryError> {
+        let p = Params::parse(raw, &FILTER_KEYS)?;
+        let status = match p.get("status") {
+            None => None,
+            Some(s) => Some(match s.to_ascii_lowercase().as_str() {
+                "ok" => Status::Ok,
+                "error" => Status::Error,
+                "fault" => Status::Fault,
+                "throttle" => Status::Throttle,
+                _ => {
+                    return Err(QueryError(format!(
+                        "status must be ok, error, fault or throttle, got {s:?}"
+                    )));
+                }
+            }),
+        };
+        let annotation = match p.get("annotation") {
+            None => None,
+            Some(a) => match a.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Some((k.to_string(), v.to_string())),
+                _ => {
+                    return Err(QueryError(format!(
+                        "annotation must be key=value, got {a:?}"
+                    )));
+                }
+            },
+        };
+        let f = Self {
+            start: p.number("start")?,
+            end: p.number("end")?,
+            service: p.get("service").map(str::to_string),
+            status,
+            annotation,
+            min_duration: p.number("min_duration")?,
+            limit: p.limit(100)?,
+        };
+        if let (Some(s), Some(e)) = (f.start, f.end) {
+            if s > e {
+                return Err(QueryError("start must not be after end".into()));
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// The parts of a trace the filters and the summary need.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Trace ID.
+    pub id: String,
+    /// Earliest start, Unix seconds.
+    pub start: f64,
+    /// Latest end minus earliest start, seconds.
+    pub duration: f64,
+    /// Root segment duration, seconds.
+    pub response_time: f64,
+    /// Root segment `error`.
+    pub has_error: bool,
+    /// Root segment `fault`.
+    pub has_fault: bool,
+    /// Root segment `throttle`.
+    pub has_throttle: bool,
+    /// Any document still in progress.
+    pub is_partial: bool,
+    services: Vec<(String, String)>,
+    annotations: BTreeMap<String, Vec<(Value, String)>>,
+    http: Option<Value>,
+    root_name: Option<String>,
+    documents: usize,
+    problems: usize,
+}
+
+impl Summary {
+    /// Summarizes a trace.
+    pub fn of(t: &Trace) -> Self {
+        let entities = t.entities();
+        let root = root_segment(&entities);
+        let flag =
+            |k: &str| root.is_some_and(|r| r.value.get(k).and_then(Value::as_bool) == Some(true));
+        let (start, end) = t.time_range();
+        let mut services: Vec<(String, String)> = Vec::new();
+        let mut annotations: BTreeMap<String, Vec<(Value, String)>> = BTreeMap::new();
+        let mut current_service = String::new();
+        for e in &entities {
+            let name = e.value.get("name").and_then(Value::as_str).unwrap_or("");
+            let kind = if e.is_segment {
+                current_service = name.to_string();
+                Some(
+                    e.value
+                        .get("origin")
+                        .and_then(Value::as_str)
+                        .unwrap_or("service")
+                        .to_string(),
+                )
+            } else {
+                match e.value.get("namespace").and_then(Value::as_str) {
+                    Some("aws") => Some(crate::graph::aws_type(name)),
+                    Some("remote") => Some("remote".to_string()),
+                    _ => None,
+                }
+            };
+            if let Some(kind) = kind {
+                let key = (name.to_string(), kind);
+                if !services.contains(&key) {
+                    services.push(key);
+                }
+            }
+            if let Some(Value::Object(a)) = e.value.get("annotations") {
+                for (k, v) in a {
+                    let list = annotations.entry(k.clone()).or_default();
+                    if list.len() < 20 && !list.iter().any(|(seen, _)| seen == v) {
+                        list.push((v.clone(), current_service.clone()));
+                    }
+                }
+            }
+        }
+        let response_time = root
+            .map(|r| {
+                let s = f64_of(r.value, "start_time");
+                let e = r.value.get("end_time").and_then(Value::as_f64).unwrap_or(s);
+                e - s
+            })
+            .filter(|d| d.is_finite())
+            .unwrap_or(0.0);
+        Summary {
+            id: t.id.clone(),
+            start,
+            duration: end - start,
+            response_time,
+            has_error: flag("error") || flag("throttle"),
+            has_fault: flag("fault"),
+            has_throttle: flag("throttle"),
+            is_partial: t.docs.values().any(|d| d.in_progress),
+            services,
+            annotations,
+            http: root.and_then(|r| r.value.get("http")).cloned(),
+            root_name: root
+                .and_then(|r| r.value.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            documents: t.docs.len(),
+            problems: t.problem_count(),
+        }
+    }
+
+    /// `true` when the summary passes every filter.
+    pub fn matches(&self, f: &Filter) -> bool {
+        if f.start.is_some_and(|s| self.start < s) || f.end.is_some_and(|e| self.start > e) {
+            return false;
+        }
+        if f.min_duration.is_some_and(|d| self.duration < d) {
+            return false;
+        }
+        if let Some(svc) = &f.service {
+            if !self.services.iter().any(|(n, _)| n == svc) {
+                return false;
+            }
+        }
+        if let Some(status) = f.status {
+            let ok = match status {
+                Status::Ok => !self.has_error && !self.has_fault && !self.has_throttle,
+                Status::Error => self.has_error,
+                Status::Fault => self.has_fault,
+                Status::Throttle => self.has_throttle,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if let Some((k, want)) = &f.annotation {
+            let hit = self
+                .annotations
+                .get(k)
+                .is_some_and(|vals| vals.iter().any(|(v, _)| annotation_eq(v, want)));
+            if !hit {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The X-Ray `TraceSummary` JSON, plus a few local extras.
+    pub fn to_json(&self) -> Value {
+        let service_ids: Vec<Value> = self
+            .services
+            .iter()
+            .map(|(n, t)| json!({"Name": n, "Names": [n], "Type": t}))
+            .collect();
+        let mut annotations = Map::new();
+        for (k, vals) in &self.annotations {
+            let list: Vec<Value> = vals
+                .iter()
+                .map(|(v, svc)| {
+                    let av = match v {
+                        Value::Bool(b) => json!({"BooleanValue": b}),
+                        Value::Number(n) => json!({"NumberValue": n}),
+                        Value::String(s) => json!({"StringValue": s}),
+                        other => json!({"StringValue": other.to_string()}),
+                    };
+                    json!({"AnnotationValue": av, "ServiceIds": [{"Name": svc}]})
+                })
+                .collect();
+            annotations.insert(k.clone(), Value::Array(list));
+        }
+        let http = self.http.as_ref().map(|h| {
+            json!({
+                "HttpURL": h.pointer("/request/url"),
+                "HttpMethod": h.pointer("/request/method"),
+                "UserAgent": h.pointer("/request/user_agent"),
+                "ClientIp": h.pointer("/request/client_ip"),
+                "HttpStatus": h.pointer("/response/status"),
+            })
+        });
+        json!({
+            "Id": self.id,
+            "StartTime": self.start,
+            "Duration": self.duration,
+            "ResponseTime": self.response_time,
+            "HasError": self.has_error,
+            "HasFault": self.has_fault,
+            "HasThrottle": self.has_throttle,
+            "IsPartial": self.is_partial,
+            "ServiceIds": service_ids,
+            "EntryPoint": self.root_name.as_ref().map(|n| json!({"Name": n})),
+            "Annotations": annotations,
+            "Http": http.unwrap_or_else(|| json!({})),
+            "DocumentCount": self.documents,
+            "ProblemCount": self.problems,
+        })
+    }
+}
+
+fn annotation_eq(v: &Value, want: &str) -> bool {
+    match v {
+        Value::String(s) => s == want,
+        Value::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+        Value::Number(n) => want
+            .parse::<f64>()
+            .ok()
+            .zip(n.as_f64())
+            .is_some_and(|(a, b)| a == b),
+        _ => false,
+    }
+}
+
+/// The segment without a parent (earliest if several), else the earliest
+/// segment, else the earliest document.
+pub fn root_segment<'a>(entities: &[Entity<'a>]) -> Option<Entity<'a>> {
+    let segments = || entities.iter().filter(|e| e.is_segment);
+    segments()
+        .find(|e| !e.value.contains_key("parent_id"))
+        .or_else(|| segments().next())
+        .or_else(|| entities.first())
+        .copied()
+}

@@ -1,0 +1,398 @@
+//! Checks that flag what the X-Ray service would reject or misrender.
+//!
+//! Document-level checks run on every document as it arrives
+//! ([`check_document`]); trace-level checks (orphan subsegments, unfinished
+//! in-progress documents) run once a trace has been quiet for the settle
+//! time, in [`crate::store`].
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The service's document size limit.
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// Longest accepted segment or subsegment name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Trace IDs older than this are rejected by the service (`InvalidTraceId`).
+pub const MAX_TRACE_AGE_SECS: i64 = 30 * 24 * 3600;
+/// Trace IDs further in the future than this are flagged.
+pub const MAX_TRACE_FUTURE_SECS: i64 = 5 * 60;
+/// Embedded subsegments deeper than this are not inspected.
+const MAX_DEPTH: usize = 64;
+
+/// One problem found in a document or a trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Problem {
+    /// Stable snake_case code, e.g. `invalid_trace_id`.
+    pub code: &'static str,
+    /// Human-readable explanation naming the offending entity and value.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem code this module or the store can report.
+pub const CODES: [&str; 26] = [
+    "document_too_large",
+    "missing_trace_id",
+    "invalid_trace_id",
+    "trace_id_too_old",
+    "trace_id_in_future",
+    "missing_id",
+    "invalid_id",
+    "invalid_parent_id",
+    "missing_name",
+    "name_too_long",
+    "name_invalid_characters",
+    "missing_start_time",
+    "start_time_not_number",
+    "missing_end_time",
+    "end_time_not_number",
+    "end_before_start",
+    "invalid_annotations",
+    "invalid_annotation_key",
+    "invalid_annotation_value",
+    "invalid_type",
+    "streamed_subsegment_missing_type",
+    "streamed_subsegment_missing_trace_id",
+    "streamed_subsegment_missing_parent_id",
+    "orphan_subsegment",
+    "in_progress_never_completed",
+    "invalid_subsegments",
+];
+
+/// `true` if `s` is `1-` + 8 lowercase hex + `-` + 24 lowercase hex.
+pub fn is_valid_trace_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 35
+        && b[0] == b'1'
+        && b[1] == b'-'
+        && b[10] == b'-'
+        && b[2..10].iter().chain(&b[11..]).all(|c| is_lower_hex(*c))
+}
+
+/// `true` if `s` is 16 hex digits.
+pub fn is_valid_entity_id(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+fn is_lower_hex(c: u8) -> bool {
+    c.is_ascii_digit() || (b'a'..=b'f').contains(&c)
+}
+
+/// `true` if every character is allowed in a segment name.
+pub fn is_valid_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c)
+}
+
+/// Checks one top-level document (a segment or an independently sent
+/// subsegment). `now` is the current Unix time in seconds.
+pub fn check_document(doc: &Map<String, Value>, raw_len: usize, now: i64) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if raw_len > MAX_DOCUMENT_BYTES {
+        out.push(Problem::new(
+            "document_too_large",
+            format!("document is {raw_len} bytes; the limit is {MAX_DOCUMENT_BYTES}"),
+        ));
+    }
+    let streamed = match doc.get("type") {
+        None => false,
+        Some(Value::String(t)) if t == "subsegment" => true,
+        Some(other) => {
+            out.push(Problem::new(
+                "invalid_type",
+                format!(
+                    "type must be \"subsegment\" when present, got {}",
+                    short(other)
+                ),
+            ));
+            false
+        }
+    };
+    match doc.get("trace_id") {
+        None if streamed => out.push(Problem::new(
+            "streamed_subsegment_missing_trace_id",
+            "an independently sent subsegment needs trace_id",
+        )),
+        None => out.push(Problem::new("missing_trace_id", "trace_id is required")),
+        Some(v) => check_trace_id(v, now, &mut out),
+    }
+    if streamed && !doc.contains_key("parent_id") {
+        out.push(Problem::new(
+            "streamed_subsegment_missing_parent_id",
+            "an independently sent subsegment needs parent_id",
+        ));
+    }
+    if !streamed && doc.contains_key("namespace") {
+        out.push(Problem::new(
+            "streamed_subsegment_missing_type",
+            "document has a namespace (a subsegment field) but no \"type\":\"subsegment\"; \
+             it would be taken for a segment",
+        ));
+    }
+    check_entity(doc, "", 0, &mut out);
+    out
+}
+
+fn check_trace_id(v: &Value, now: i64, out: &mut Vec<Problem>) {
+    let Some(s) = v.as_str().filter(|s| is_valid_trace_id(s)) else {
+        out.push(Problem::new(
+            "invalid_trace_id",
+            format!(
+                "trace_id {} is not 1-<8 lowercase hex>-<24 lowercase hex>",
+                short(v)
+            ),
+        ));
+        return;
+    };
+    let epoch = i64::from_str_radix(&s[2..10], 16).unwrap_or(0);
+    if epoch < now - MAX_TRACE_AGE_SECS {
+        out.push(Problem::new(
+            "trace_id_too_old",
+            format!("trace_id time {epoch} is more than 30 days old; the service rejects it"),
+        ));
+    } else if epoch > now + MAX_TRACE_FUTURE_SECS {
+        out.push(Problem::new(
+            "trace_id_in_future",
+            format!("trace_id time {epoch} is more than 5 minutes in the future"),
+        ));
+    }
+}
+
+fn check_entity(e: &Map<String, Value>, path: &str, depth: usize, out: &mut Vec<Problem>) {
+    let name = e.get("name").and_then(Value::as_str);
+    let at = |what: &str| -> String {
+        match (path.is_empty(), name) {
+            (true, _) => what.to_string(),
+            (false, Some(n)) => format!("{path} ({}): {what}", truncate(n, 40)),
+            (false, None) => format!("{path}: {what}"),
+        }
+    };
+    match e.get("name") {
+        None => out.push(Problem::new("missing_name", at("name is required"))),
+        Some(Value::String(n)) => {
+            let len = n.chars().count();
+            if len > MAX_NAME_CHARS {
+                out.push(Problem::new(
+                    "name_too_long",
+                    at(&format!(
+                        "name has {len} characters; the limit is {MAX_NAME_CHARS}"
+                    )),
+                ));
+            }
+            if let Some(c) = n.chars().find(|c| !is_valid_name_char(*c)) {
+                out.push(Problem::new(
+                    "name_invalid_characters",
+                    at(&format!(
+                        "name contains {c:?}; only letters, digits, whitespace and _ . : / % & # = + \\ - @ are allowed"
+                    )),
+                ));
+            }
+        }
+        Some(other) => out.push(Problem::new(
+            "missing_name",
+            at(&format!("name must be a string, got {}", short(other))),
+        )),
+    }
+    match e.get("id") {
+        None => out.push(Problem::new("missing_id", at("id is required"))),
+        Some(v) if v.as_str().is_some_and(is_valid_entity_id) => {}
+        Some(v) => out.push(Problem::new(
+            "invalid_id",
+            at(&format!("id {} is not 16 hex digits", short(v))),
+        )),
+    }
+    if let Some(v) = e.get("parent_id") {
+        if !v.as_str().is_some_and(is_valid_entity_id) {
+            out.push(Problem::new(
+                "invalid_parent_id",
+                at(&format!("parent_id {} is not 16 hex digits", short(v))),
+            ));
+        }
+    }
+    let start = match e.get("start_time") {
+        None => {
+            out.push(Problem::new(
+                "missing_start_time",
+                at("start_time is required"),
+            ));
+            None
+        }
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(other) => {
+            out.push(Problem::new(
+                "start_time_not_number",
+                at(&format!(
+                    "start_time must be a number, got {}",
+                    short(other)
+                )),
+            ));
+            None
+        }
+    };
+    let in_progress = e.get("in_progress").and_then(Value::as_bool) == Some(true);
+    match e.get("end_time") {
+        None if !in_progress => out.push(Problem::new(
+            "missing_end_time",
+            at("end_time is required unless in_progress is true"),
+        )),
+        None => {}
+        Some(Value::Number(n)) => {
+            if let (Some(s), Some(end)) = (start, n.as_f64()) {
+                if end < s {
+                    out.push(Problem::new(
+                        "end_before_start",
+                        at(&format!("end_time {end} is before start_time {s}")),
+                    ));
+                }
+            }
+        }
+        Some(other) => out.push(Problem::new(
+            "end_time_not_number",
+            at(&format!("end_time must be a number, got {}", short(other))),
+        )),
+    }
+    check_annotations(e.get("annotations"), &at, out);
+    match e.get("subsegments") {
+        None => {}
+        Some(Value::Array(subs)) => {
+            if depth >= MAX_DEPTH {
+                return;
+            }
+            for (i, sub) in subs.iter().enumerate() {
+                let sub_path = if path.is_empty() {
+                    format!("subsegments[{i}]")
+                } else {
+                    format!("{path}.subsegments[{i}]")
+                };
+                match sub {
+                    Value::Object(m) => check_entity(m, &sub_path, depth + 1, out),
+                    other => out.push(Problem::new(
+                        "invalid_subsegments",
+                        format!("{sub_path}: must be an object, got {}", short(other)),
+                    )),
+                }
+            }
+        }
+        Some(other) => out.push(Problem::new(
+            "invalid_subsegments",
+            at(&format!(
+                "subsegments must be an array, got {}",
+                short(other)
+            )),
+        )),
+    }
+}
+
+fn check_annotations(v: Option<&Value>, at: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
+    let Some(v) = v else { return };
+    let Value::Object(map) = v else {
+        out.push(Problem::new(
+            "invalid_annotations",
+            at(&format!("annotations must be an object, got {}", short(v))),
+        ));
+        return;
+    };
+    for (key, value) in map {
+        let key_ok = !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if !key_ok {
+            out.push(Problem::new(
+                "invalid_annotation_key",
+                at(&format!(
+                    "annotation key {:?} may only contain A-Z, a-z, 0-9 and _ (it cannot be used in filters)",
+                    truncate(key, 60)
+                )),
+            ));
+        }
+        if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+            out.push(Problem::new(
+                "invalid_annotation_value",
+                at(&format!(
+                    "annotation {:?} must be a string, number or boolean, got {}",
+                    truncate(key, 60),
+                    short(value)
+                )),
+            ));
+        }
+    }
+}
+
+/// A short rendering of a JSON value for messages.
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    truncate(&s, 60)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn codes(v: Value, now: i64) -> Vec<&'static str> {
+        let Value::Object(m) = v else {
+            return vec!["not an object"];
+        };
+        check_document(&m, 100, now)
+            .into_iter()
+            .map(|p| p.code)
+            .collect()
+    }
+
+    #[test]
+    fn good_segment_has_no_problems() {
+        let now = 0x5840_6520;
+        let doc = json!({"name":"svc","id":"70de5b6f19ff9a0a","trace_id":"1-58406520-a006649127e371903a2de979",
+            "start_time":1.0,"end_time":2.0,"annotations":{"user_id":"a","n":1,"ok":true},
+            "subsegments":[{"name":"DynamoDB","id":"70de5b6f19ff9a0b","start_time":1.1,"end_time":1.2,"namespace":"aws"}]});
+        assert!(codes(doc, now).is_empty());
+    }
+
+    #[test]
+    fn flags_each_problem() {
+        let now = 0x5840_6520;
+        let doc = json!({"name":"bad?name","id":"xyz","trace_id":"1-58406520-A006649127E371903A2DE979",
+            "start_time":"1","annotations":{"bad key":{"x":1}},
+            "subsegments":[{"name":"s","id":"70de5b6f19ff9a0b","start_time":3.0,"end_time":2.0}]});
+        let c = codes(doc, now);
+        for want in [
+            "name_invalid_characters",
+            "invalid_id",
+            "invalid_trace_id",
+            "start_time_not_number",
+            "missing_end_time",
+            "invalid_annotation_key",
+            "invalid_annotation_value",
+            "end_before_start",
+        ] {
+            assert!(c.contains(&want), "{want} missing from {c:?}");
+        }
+    }
+
+    #[test]
+    fn trace_id_time_window() {
+        let id = "1-58406520-a006649127e371903a2de979";
+        let doc = |id: &str| json!({"name":"a","id":"70de5b6f19ff9a0a","trace_id":id,"start_time":1,"in_progress":true});
+        assert_eq!(
+            codes(doc(id), 0x5840_6520 + 31 * 86_400),
+            ["trace_id_too_old"]
+        );
+        assert_eq!(codes(doc(id), 0x5840_6520 - 301), ["trace_id_in_future"]);
+    }
+}

@@ -1,0 +1,541 @@
+//! The `X-Amzn-Trace-Id` header: `Root=<trace id>;Parent=<entity id>;Sampled=<1|0|?>[;key=value]...`.
+//!
+//! Parsing is as lenient as the most tolerant official SDK: parts are trimmed, empty parts and
+//! parts without `=` are skipped, keys are matched case-insensitively, the last duplicate wins,
+//! `Self=` (added by load balancers) is dropped, and every other key (such as `Lineage`) is kept
+//! in order. Parsing never fails: an invalid `Root` or `Parent` is simply absent, which callers
+//! treat as "start a new trace". Nothing that is not visible ASCII ever makes it into a
+//! formatted header value.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::id::{EntityId, TraceId};
+
+/// The header name, in the canonical case the official SDKs send.
+pub const HEADER_NAME: &str = "X-Amzn-Trace-Id";
+
+/// The header name in lower case, as `http::HeaderName` stores it.
+pub const HEADER_NAME_LOWER: &str = "x-amzn-trace-id";
+
+/// Longest header value that is parsed (the AWS Lambda API's limit). Longer input is cut at
+/// the last `;` before this length.
+pub const MAX_HEADER_LEN: usize = 8192;
+
+/// Budget, in bytes of keys plus values, for the extra keys that are kept and propagated.
+pub const MAX_EXTRA_LEN: usize = 256;
+
+/// The `Sampled` field of a trace header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SamplingFlag {
+    /// `Sampled=1`: the caller sampled this trace; record it.
+    Sampled,
+    /// `Sampled=0`: the caller did not sample this trace; record nothing, propagate the decision.
+    NotSampled,
+    /// `Sampled=?`: the caller asks this service to decide and echo the decision back.
+    Requested,
+    /// No `Sampled` field (or an unrecognised value): this service decides.
+    #[default]
+    Unknown,
+}
+
+impl SamplingFlag {
+    /// The flag for a decision that has been made.
+    pub fn from_decision(sampled: bool) -> Self {
+        if sampled {
+            SamplingFlag::Sampled
+        } else {
+            SamplingFlag::NotSampled
+        }
+    }
+
+    /// `Some(decision)` when the header carries a decision, `None` when this service decides.
+    pub fn decision(self) -> Option<bool> {
+        match self {
+            SamplingFlag::Sampled => Some(true),
+            SamplingFlag::NotSampled => Some(false),
+            SamplingFlag::Requested | SamplingFlag::Unknown => None,
+        }
+    }
+
+    fn as_str(self) -> Option<&'static str> {
+        match self {
+            SamplingFlag::Sampled => Some("1"),
+            SamplingFlag::NotSampled => Some("0"),
+            SamplingFlag::Requested => Some("?"),
+            SamplingFlag::Unknown => None,
+        }
+    }
+}
+
+/// A parsed `X-Amzn-Trace-Id` header.
+///
+/// ```
+/// use xray_sdk::{SamplingFlag, TraceHeader};
+///
+/// let h = TraceHeader::parse(" Root=1-5759e988-bd862e3fe1be46a994272793; parent=53995c3f42cd8ad8;Sampled=1;Self=x;Lineage=10:1234abcd:3;");
+/// assert_eq!(h.root().unwrap().to_string(), "1-5759e988-bd862e3fe1be46a994272793");
+/// assert_eq!(h.parent().unwrap().to_string(), "53995c3f42cd8ad8");
+/// assert_eq!(h.sampled(), SamplingFlag::Sampled);
+/// assert_eq!(h.extra(), Some("Lineage=10:1234abcd:3"));
+/// assert_eq!(
+///     h.to_string(),
+///     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=10:1234abcd:3"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TraceHeader {
+    root: Option<TraceId>,
+    parent: Option<EntityId>,
+    sampled: SamplingFlag,
+    extra: Option<Arc<str>>,
+    invalid_root: bool,
+}
+
+fn is_visible_ascii(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+impl TraceHeader {
+    /// A header with the given fields and no extra keys.
+    pub fn new(root: TraceId, parent: Option<EntityId>, sampled: SamplingFlag) -> Self {
+        TraceHeader {
+            root: Some(root),
+            parent,
+            sampled,
+            extra: None,
+            invalid_root: false,
+        }
+    }
+
+    /// Parses a header value. Never fails; see the module docs for the rules.
+    pub fn parse(value: &str) -> Self {
+        let value = if value.len() > MAX_HEADER_LEN {
+            let cut = value
+                .get(..MAX_HEADER_LEN)
+                .and_then(|v| v.rfind(';'))
+                .unwrap_or(0);
+            value.get(..cut).unwrap_or("")
+        } else {
+            value
+        };
+        let mut header = TraceHeader::default();
+        // Extra keys are rare; collect them without allocating until one shows up.
+        let mut extras: Vec<(&str, &str)> = Vec::new();
+        for part in value.split(';') {
+            let part = part.trim();
+            let Some((key, val)) = part.split_once('=') else {
+                continue;
+            };
+            let (key, val) = (key.trim(), val.trim());
+            if key.is_empty() {
+                continue;
+            }
+            if key.eq_ignore_ascii_case("root") {
+                match TraceId::parse(val) {
+                    Ok(id) => {
+                        header.root = Some(id);
+                        header.invalid_root = false;
+                    }
+                    Err(_) => {
+                        header.root = None;
+                        header.invalid_root = true;
+                    }
+                }
+            } else if key.eq_ignore_ascii_case("parent") {
+                header.parent = EntityId::parse(val).ok();
+            } else if key.eq_ignore_ascii_case("sampled") {
+                header.sampled = match val {
+                    "1" => SamplingFlag::Sampled,
+                    "0" => SamplingFlag::NotSampled,
+                    "?" => SamplingFlag::Requested,
+                    _ => SamplingFlag::Unknown,
+                };
+            } else if key.eq_ignore_ascii_case("self") {
+                // Added by load balancers; never propagated.
+            } else if is_visible_ascii(key) && is_visible_ascii(val) {
+                if let Some(pos) = extras.iter().position(|(k, _)| k.eq_ignore_ascii_case(key)) {
+                    extras.remove(pos);
+                }
+                extras.push((key, val));
+            }
+        }
+        if !extras.is_empty() {
+            let mut out = String::new();
+            let mut budget = MAX_EXTRA_LEN;
+            for (k, v) in extras {
+                let cost = k.len() + v.len();
+                if cost > budget {
+                    break;
+                }
+                budget -= cost;
+                if !out.is_empty() {
+                    out.push(';');
+                }
+                out.push_str(k);
+                out.push('=');
+                out.push_str(v);
+            }
+            if !out.is_empty() {
+                header.extra = Some(Arc::from(out));
+            }
+        }
+        header
+    }
+
+    /// The trace ID, if the header had a valid one.
+    pub fn root(&self) -> Option<TraceId> {
+        self.root
+    }
+
+    /// The parent segment or subsegment ID, if the header had a valid one.
+    pub fn parent(&self) -> Option<EntityId> {
+        self.parent
+    }
+
+    /// The sampling flag.
+    pub fn sampled(&self) -> SamplingFlag {
+        self.sampled
+    }
+
+    /// Extra keys (such as `Lineage`), in their original order, as `k=v;k=v`.
+    pub fn extra(&self) -> Option<&str> {
+        self.extra.as_deref()
+    }
+
+    pub(crate) fn extra_shared(&self) -> Option<Arc<str>> {
+        self.extra.clone()
+    }
+
+    /// True when the header had a `Root` that was not a valid trace ID.
+    pub fn had_invalid_root(&self) -> bool {
+        self.invalid_root
+    }
+
+    /// Sets the parent ID.
+    pub fn with_parent(mut self, parent: Option<EntityId>) -> Self {
+        self.parent = parent;
+        self
+    }
+
+    /// Sets the sampling flag.
+    pub fn with_sampled(mut self, sampled: SamplingFlag) -> Self {
+        self.sampled = sampled;
+        self
+    }
+
+    /// Sets the extra keys. Pairs that contain anything but visible ASCII are dropped, and the
+    /// total is kept within [`MAX_EXTRA_LEN`].
+    pub fn with_extra(mut self, extra: Option<&str>) -> Self {
+        self.extra = extra.and_then(|e| TraceHeader::parse(e).extra);
+        self
+    }
+
+    pub(crate) fn with_extra_shared(mut self, extra: Option<Arc<str>>) -> Self {
+        self.extra = extra;
+        self
+    }
+
+    /// Formats the header value (same as `to_string()`).
+    pub fn to_header_value(&self) -> String {
+        let mut s = String::with_capacity(80 + self.extra.as_ref().map_or(0, |e| e.len() + 1));
+        // Writing into a String cannot fail.
+        let _ = fmt::Write::write_fmt(&mut s, format_args!("{self}"));
+        s
+    }
+}
+
+impl fmt::Display for TraceHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        let mut sep = |f: &mut fmt::Formatter<'_>| {
+            if first {
+                first = false;
+                Ok(())
+            } else {
+                f.write_str(";")
+            }
+        };
+        if let Some(root) = self.root {
+            sep(f)?;
+            write!(f, "Root={root}")?;
+        }
+        if let Some(parent) = self.parent {
+            sep(f)?;
+            write!(f, "Parent={parent}")?;
+        }
+        if let Some(s) = self.sampled.as_str() {
+            sep(f)?;
+            write!(f, "Sampled={s}")?;
+        }
+        if let Some(extra) = &self.extra {
+            sep(f)?;
+            f.write_str(extra)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for TraceHeader {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(TraceHeader::parse(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+
+    fn root() -> TraceId {
+        TraceId::parse(ROOT).unwrap()
+    }
+
+    /// (input, root?, parent?, sampled, extra, formatted)
+    #[allow(clippy::type_complexity)]
+    const CASES: &[(&str, bool, Option<&str>, SamplingFlag, Option<&str>, &str)] = &[
+        // The documented examples.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            true,
+            None,
+            SamplingFlag::Sampled,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+        ),
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            true,
+            Some("53995c3f42cd8ad8"),
+            SamplingFlag::Sampled,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        ),
+        // ALB sends Root only.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            true,
+            None,
+            SamplingFlag::Unknown,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        ),
+        // ALB with Self: dropped.
+        (
+            "Self=1-67891234-12456789abcdef012345678;Root=1-5759e988-bd862e3fe1be46a994272793",
+            true,
+            None,
+            SamplingFlag::Unknown,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        ),
+        // Sampling requested.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?",
+            true,
+            None,
+            SamplingFlag::Requested,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?",
+        ),
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+            true,
+            Some("53995c3f42cd8ad8"),
+            SamplingFlag::NotSampled,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+        ),
+        // Whitespace (GO test vector style), trailing ';'.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793; Parent=53995c3f42cd8ad8; Sampled=1;",
+            true,
+            Some("53995c3f42cd8ad8"),
+            SamplingFlag::Sampled,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        ),
+        // Lambda-style malformed separators.
+        (
+            ";;Root=1-5759e988-bd862e3fe1be46a994272793;;Parent=53995c3f42cd8ad8;;;Sampled=1;;;",
+            true,
+            Some("53995c3f42cd8ad8"),
+            SamplingFlag::Sampled,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        ),
+        // Lineage and unknown keys kept, in order.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=10:1234abcd:3;Foo=bar",
+            true,
+            None,
+            SamplingFlag::Unknown,
+            Some("Lineage=10:1234abcd:3;Foo=bar"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=10:1234abcd:3;Foo=bar",
+        ),
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=1234abcd:4|3456abcd:6",
+            true,
+            None,
+            SamplingFlag::Unknown,
+            Some("Lineage=1234abcd:4|3456abcd:6"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=1234abcd:4|3456abcd:6",
+        ),
+        // Key case (Node SDK), order does not matter.
+        (
+            "sampled=1;parent=53995c3f42cd8ad8;root=1-5759e988-bd862e3fe1be46a994272793",
+            true,
+            Some("53995c3f42cd8ad8"),
+            SamplingFlag::Sampled,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        ),
+        // Invalid root: new trace; the rest still parsed.
+        (
+            "Root=garbage;Parent=53995c3f42cd8ad8;Sampled=1",
+            false,
+            Some("53995c3f42cd8ad8"),
+            SamplingFlag::Sampled,
+            None,
+            "Parent=53995c3f42cd8ad8;Sampled=1",
+        ),
+        (
+            "Root=0-57ff426a-80c11c39b0c928905eb0828d;Sampled=1",
+            false,
+            None,
+            SamplingFlag::Sampled,
+            None,
+            "Sampled=1",
+        ),
+        // Invalid parent and sampled values are absent.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=xyz;Sampled=yes",
+            true,
+            None,
+            SamplingFlag::Unknown,
+            None,
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        ),
+        // Parts without '=' skipped; value keeps everything after the first '='.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;junk;a=b=c",
+            true,
+            None,
+            SamplingFlag::Unknown,
+            Some("a=b=c"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;a=b=c",
+        ),
+        // Duplicates: last wins.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0;Sampled=1;k=1;k=2",
+            true,
+            None,
+            SamplingFlag::Sampled,
+            Some("k=2"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1;k=2",
+        ),
+        // Control characters and spaces inside values never reach the output.
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;evil=a\r\nSet-Cookie: x;ok=1;sp=a b",
+            true,
+            None,
+            SamplingFlag::Unknown,
+            Some("ok=1"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;ok=1",
+        ),
+        ("", false, None, SamplingFlag::Unknown, None, ""),
+        (";;;", false, None, SamplingFlag::Unknown, None, ""),
+        ("=", false, None, SamplingFlag::Unknown, None, ""),
+    ];
+
+    #[test]
+    fn parse_and_format_table() {
+        for (input, has_root, parent, sampled, extra, formatted) in CASES {
+            let h = TraceHeader::parse(input);
+            assert_eq!(h.root().is_some(), *has_root, "root of {input:?}");
+            if *has_root {
+                assert_eq!(h.root(), Some(root()), "root of {input:?}");
+            }
+            assert_eq!(
+                h.parent().map(|p| p.to_string()).as_deref(),
+                *parent,
+                "parent of {input:?}"
+            );
+            assert_eq!(h.sampled(), *sampled, "sampled of {input:?}");
+            assert_eq!(h.extra(), *extra, "extra of {input:?}");
+            assert_eq!(h.to_string(), *formatted, "format of {input:?}");
+            // Formatting then parsing again is stable.
+            assert_eq!(TraceHeader::parse(&h.to_string()).to_string(), *formatted);
+        }
+    }
+
+    #[test]
+    fn invalid_root_is_flagged() {
+        assert!(TraceHeader::parse("Root=nope").had_invalid_root());
+        assert!(!TraceHeader::parse("Sampled=1").had_invalid_root());
+        assert!(!TraceHeader::parse(&format!("Root={ROOT}")).had_invalid_root());
+    }
+
+    #[test]
+    fn extras_are_bounded() {
+        let mut value = format!("Root={ROOT}");
+        for i in 0..100 {
+            value.push_str(&format!(";key{i}=value{i}"));
+        }
+        let h = TraceHeader::parse(&value);
+        let extra = h.extra().unwrap();
+        let payload: usize = extra
+            .split(';')
+            .map(|kv| kv.len() - 1) // minus '='
+            .sum();
+        assert!(payload <= MAX_EXTRA_LEN, "{payload}");
+        assert!(extra.starts_with("key0=value0;key1=value1"));
+    }
+
+    #[test]
+    fn oversized_header_is_cut_not_rejected() {
+        let mut value = format!("Root={ROOT};Sampled=1");
+        while value.len() < MAX_HEADER_LEN * 2 {
+            value.push_str(";x=");
+            value.push_str(&"y".repeat(100));
+        }
+        let h = TraceHeader::parse(&value);
+        assert_eq!(h.root(), Some(root()));
+        assert_eq!(h.sampled(), SamplingFlag::Sampled);
+        // A huge single part is ignored rather than mis-parsed.
+        let h = TraceHeader::parse(&format!("Root={ROOT}{}", "0".repeat(MAX_HEADER_LEN)));
+        assert_eq!(h.root(), None);
+    }
+
+    #[test]
+    fn never_panics_on_odd_bytes() {
+        for s in [
+            "Root=1-5759e988-bd862e3fe1be46a9942727é3",
+            "Root=é",
+            "\u{0}\u{1}=\u{2}",
+            "Parent=ééééééééééééééé",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=\u{7f}",
+        ] {
+            let h = TraceHeader::parse(s);
+            assert!(h.to_string().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        }
+    }
+
+    #[test]
+    fn builders() {
+        let h = TraceHeader::new(
+            root(),
+            Some(EntityId::from_u64(0xab)),
+            SamplingFlag::NotSampled,
+        )
+        .with_extra(Some("Lineage=a:1;bad key=x"));
+        assert_eq!(
+            h.to_string(),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=00000000000000ab;Sampled=0;Lineage=a:1"
+        );
+        assert_eq!(SamplingFlag::from_decision(true).decision(), Some(true));
+        assert_eq!(SamplingFlag::Requested.decision(), None);
+    }
+}

@@ -1,0 +1,378 @@
+//! Trace IDs and entity (segment, subsegment, exception) IDs.
+//!
+//! IDs come from the thread-local generator of `rand` (ChaCha12, seeded once per thread from the
+//! operating system), so making one costs no system call.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::RngCore;
+
+/// An X-Ray trace ID: `1-<8 hex digits of epoch seconds>-<24 hex random digits>`.
+///
+/// ```
+/// use xray_sdk::TraceId;
+/// let id: TraceId = "1-58406520-a006649127e371903a2de979".parse().unwrap();
+/// assert_eq!(id.epoch_seconds(), 0x58406520);
+/// assert_eq!(id.to_string(), "1-58406520-a006649127e371903a2de979");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId {
+    epoch: u32,
+    random: [u8; 12],
+}
+
+/// A 64-bit segment, subsegment or exception ID, written as 16 lowercase hex digits.
+///
+/// ```
+/// use xray_sdk::EntityId;
+/// let id: EntityId = "53995c3f42cd8ad8".parse().unwrap();
+/// assert_eq!(id.to_string(), "53995c3f42cd8ad8");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntityId(u64);
+
+/// Why a string is not a valid trace or entity ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The string does not have the expected length.
+    Length {
+        /// Expected length in bytes.
+        expected: usize,
+        /// Length found.
+        found: usize,
+    },
+    /// The trace ID does not start with version `1-`.
+    Version,
+    /// A separator `-` is missing where the format requires one.
+    Separator,
+    /// A character is not a hexadecimal digit.
+    NotHex,
+}
+
+impl fmt::Display for IdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdError::Length { expected, found } => {
+                write!(f, "expected {expected} characters, found {found}")
+            }
+            IdError::Version => f.write_str("trace ID must start with version \"1-\""),
+            IdError::Separator => {
+                f.write_str("trace ID must have the form 1-XXXXXXXX-XXXXXXXXXXXXXXXXXXXXXXXX")
+            }
+            IdError::NotHex => {
+                f.write_str("ID contains a character that is not a hexadecimal digit")
+            }
+        }
+    }
+}
+
+impl std::error::Error for IdError {}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn parse_hex_u64(s: &[u8]) -> Result<u64, IdError> {
+    s.iter().try_fold(0u64, |acc, &b| {
+        hex_value(b)
+            .map(|v| (acc << 4) | u64::from(v))
+            .ok_or(IdError::NotHex)
+    })
+}
+
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+    }
+}
+
+pub(crate) fn epoch_seconds_now() -> u32 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+impl TraceId {
+    /// Length of the textual form.
+    pub const LEN: usize = 35;
+
+    /// A new trace ID for the current time, with 96 random bits.
+    pub fn new() -> Self {
+        Self::with_epoch(epoch_seconds_now())
+    }
+
+    /// A new trace ID with the given epoch seconds and 96 random bits.
+    pub fn with_epoch(epoch: u32) -> Self {
+        let mut random = [0u8; 12];
+        rand::rng().fill_bytes(&mut random);
+        TraceId { epoch, random }
+    }
+
+    /// Builds a trace ID from its parts.
+    pub const fn from_parts(epoch: u32, random: [u8; 12]) -> Self {
+        TraceId { epoch, random }
+    }
+
+    /// The epoch seconds encoded in the ID (the time the trace started).
+    pub fn epoch_seconds(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The 96 random bits.
+    pub fn random_bytes(&self) -> [u8; 12] {
+        self.random
+    }
+
+    /// Writes the 35-byte textual form into a stack buffer.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[0] = b'1';
+        out[1] = b'-';
+        write_hex(&mut out[2..10], &self.epoch.to_be_bytes());
+        out[10] = b'-';
+        write_hex(&mut out[11..35], &self.random);
+        out
+    }
+
+    /// Parses the textual form strictly: `1-` + 8 hex + `-` + 24 hex (either case accepted,
+    /// always written back in lower case).
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let b = s.as_bytes();
+        if b.len() != Self::LEN {
+            return Err(IdError::Length {
+                expected: Self::LEN,
+                found: b.len(),
+            });
+        }
+        if b[0] != b'1' {
+            return Err(IdError::Version);
+        }
+        if b[1] != b'-' || b[10] != b'-' {
+            return Err(IdError::Separator);
+        }
+        let epoch = u32::try_from(parse_hex_u64(&b[2..10])?).map_err(|_| IdError::NotHex)?;
+        let hi = parse_hex_u64(&b[11..19])?;
+        let lo = parse_hex_u64(&b[19..35])?;
+        let mut random = [0u8; 12];
+        random[..4]
+            .copy_from_slice(&(u32::try_from(hi).map_err(|_| IdError::NotHex)?).to_be_bytes());
+        random[4..].copy_from_slice(&lo.to_be_bytes());
+        Ok(TraceId { epoch, random })
+    }
+}
+
+impl Default for TraceId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.to_bytes();
+        // The buffer only ever holds ASCII hex digits and dashes.
+        f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+impl FromStr for TraceId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TraceId::parse(s)
+    }
+}
+
+impl serde::Serialize for TraceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = self.to_bytes();
+        s.serialize_str(std::str::from_utf8(&bytes).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+impl EntityId {
+    /// Length of the textual form.
+    pub const LEN: usize = 16;
+
+    /// A new random entity ID (never zero, which the SDKs use as the "no-op" ID).
+    pub fn new() -> Self {
+        let mut rng = rand::rng();
+        loop {
+            let v = rng.next_u64();
+            if v != 0 {
+                return EntityId(v);
+            }
+        }
+    }
+
+    /// Builds an ID from its 64-bit value.
+    pub const fn from_u64(v: u64) -> Self {
+        EntityId(v)
+    }
+
+    /// The 64-bit value.
+    pub const fn as_u64(&self) -> u64 {
+        self.0
+    }
+
+    /// Writes the 16-byte textual form into a stack buffer.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        write_hex(&mut out, &self.0.to_be_bytes());
+        out
+    }
+
+    /// Parses exactly 16 hexadecimal digits.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let b = s.as_bytes();
+        if b.len() != Self::LEN {
+            return Err(IdError::Length {
+                expected: Self::LEN,
+                found: b.len(),
+            });
+        }
+        parse_hex_u64(b).map(EntityId)
+    }
+}
+
+impl Default for EntityId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.to_bytes();
+        f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EntityId({self})")
+    }
+}
+
+impl FromStr for EntityId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EntityId::parse(s)
+    }
+}
+
+impl serde::Serialize for EntityId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = self.to_bytes();
+        s.serialize_str(std::str::from_utf8(&bytes).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+/// A random 24-hex-digit client ID, as the sampling API expects (12 random bytes).
+pub(crate) fn new_client_id() -> String {
+    let mut raw = [0u8; 12];
+    rand::rng().fill_bytes(&mut raw);
+    let mut out = [0u8; 24];
+    write_hex(&mut out, &raw);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_id_round_trips() {
+        let s = "1-5759e988-bd862e3fe1be46a994272793";
+        let id = TraceId::parse(s).unwrap();
+        assert_eq!(id.to_string(), s);
+        assert_eq!(id.epoch_seconds(), 0x5759e988);
+    }
+
+    #[test]
+    fn trace_id_normalises_upper_case() {
+        let id = TraceId::parse("1-5759E988-BD862E3FE1BE46A994272793").unwrap();
+        assert_eq!(id.to_string(), "1-5759e988-bd862e3fe1be46a994272793");
+    }
+
+    #[test]
+    fn trace_id_rejects_bad_input() {
+        assert_eq!(
+            TraceId::parse("1-5759e988-bd862e3fe1be46a99427279"),
+            Err(IdError::Length {
+                expected: 35,
+                found: 34
+            })
+        );
+        assert_eq!(
+            TraceId::parse("2-5759e988-bd862e3fe1be46a994272793"),
+            Err(IdError::Version)
+        );
+        assert_eq!(
+            TraceId::parse("1_5759e988-bd862e3fe1be46a994272793"),
+            Err(IdError::Separator)
+        );
+        assert_eq!(
+            TraceId::parse("1-5759e98g-bd862e3fe1be46a994272793"),
+            Err(IdError::NotHex)
+        );
+        assert_eq!(
+            TraceId::parse("1-5759e988-bd862e3fe1be46a99427279+"),
+            Err(IdError::NotHex)
+        );
+        // Multi-byte characters must not cause a slicing panic.
+        assert!(TraceId::parse("1-5759e988-bd862e3fe1be46a9942727é").is_err());
+        assert!(TraceId::parse("").is_err());
+    }
+
+    #[test]
+    fn new_trace_id_has_current_epoch_and_valid_form() {
+        let before = epoch_seconds_now();
+        let id = TraceId::new();
+        let s = id.to_string();
+        assert_eq!(s.len(), 35);
+        assert!(id.epoch_seconds() >= before && id.epoch_seconds() <= before + 1);
+        assert_eq!(TraceId::parse(&s).unwrap(), id);
+        assert_ne!(TraceId::new(), TraceId::new());
+    }
+
+    #[test]
+    fn entity_ids() {
+        let id = EntityId::new();
+        let s = id.to_string();
+        assert_eq!(s.len(), 16);
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(EntityId::parse(&s).unwrap(), id);
+        assert_eq!(EntityId::from_u64(1).to_string(), "0000000000000001");
+        assert!(EntityId::parse("53995c3f42cd8ad").is_err());
+        assert!(EntityId::parse("53995c3f42cd8adz").is_err());
+    }
+
+    #[test]
+    fn client_id_is_24_hex() {
+        let id = new_client_id();
+        assert_eq!(id.len(), 24);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,80 @@
+//! # xray-sdk
+//!
+//! The core of the AWS X-Ray SDK for Rust: trace IDs and the `X-Amzn-Trace-Id` header,
+//! segments and subsegments with annotations, metadata, `http`/`aws`/`sql`/`cause` blocks and
+//! error/throttle/fault flags, sampling, a context that follows a request across `.await`,
+//! and a non-blocking emitter that sends documents over UDP to the X-Ray daemon (or the
+//! CloudWatch agent, or `xray-local`).
+//!
+//! Adapters build on it: `xray-sdk-tower` (incoming requests), `xray-sdk-reqwest` (outgoing
+//! HTTP), `xray-sdk-aws` (AWS SDK calls) and `xray-sdk-tracing` (`tracing` spans).
+//!
+//! ```
+//! use std::time::Duration;
+//! use xray_sdk::{Recorder, TraceHeader, context::FutureExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let recorder = Recorder::builder()
+//!     .service_name("checkout")
+//!     .daemon_address("127.0.0.1:2000")
+//!     .build()
+//!     .unwrap();
+//!
+//! // Continue the caller's trace (or start one) and record the request.
+//! let incoming = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+//! let segment = recorder.segment("checkout").header(&incoming).begin();
+//! segment.annotate("customer_tier", "gold");
+//!
+//! async {
+//!     // A timed step: a subsegment of whatever is current.
+//!     xray_sdk::subsegment("price-cart", async {
+//!         let current = xray_sdk::Context::current().unwrap();
+//!         current.put_metadata("items", 3);
+//!     })
+//!     .await;
+//! }
+//! .in_context(segment.context())
+//! .await;
+//!
+//! segment.set_http_response(200, Some(512));
+//! segment.end();
+//! recorder.flush(Duration::from_secs(1)).ok();
+//! # }
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - Every datagram is `{"format":"json","version":1}\n` plus one document of at most 63 KiB.
+//! - Ending a segment moves it into a bounded queue; serialization and the UDP send happen on
+//!   the `xray-emitter` thread. A full queue drops and counts ([`Recorder::stats`]).
+//! - Unsampled requests allocate nothing for the trace and send nothing; their decision still
+//!   travels downstream in [`Context::downstream_header`].
+//! - No function panics on input; problems are logged through `tracing` and counted.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+pub mod context;
+pub mod emitter;
+pub mod header;
+pub mod id;
+pub mod model;
+pub mod plugins;
+pub mod recorder;
+pub mod sampling;
+mod segment;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+
+pub use config::{ConfigError, ContextMissing, DaemonAddress};
+pub use context::{FutureExt, subsegment, with_subsegment};
+pub use emitter::{EmitterStats, FlushError};
+pub use header::{SamplingFlag, TraceHeader};
+pub use id::{EntityId, IdError, TraceId};
+pub use model::{AnnotationValue, Cause, Exception, HttpRequest, Namespace};
+pub use recorder::{
+    ContextMissingError, Recorder, RecorderBuilder, SegmentBuilder, begin_subsegment,
+};
+pub use sampling::{Sampler, SamplingDecision, SamplingRequest};
+pub use segment::{Context, Segment, Subsegment};

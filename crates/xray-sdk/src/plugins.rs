@@ -1,0 +1,332 @@
+//! Environment plugins: ECS, EC2 and EKS metadata for the segment's `aws` block and `origin`.
+//!
+//! Detection runs once, on a background thread, with short timeouts; segments sent before it
+//! finishes simply go without the block. A missing endpoint is not an error. The emitter adds
+//! the result to every segment at serialization time, so the request path never pays for it.
+//!
+//! | plugin | enabled when | `aws` key | `origin` |
+//! |---|---|---|---|
+//! | ECS | `ECS_CONTAINER_METADATA_URI_V4` (or `_URI`) is an `http://` URL | `ecs` | `AWS::ECS::Container` |
+//! | EKS | the Kubernetes service-account token file exists | `eks` | `AWS::EKS::Container` |
+//! | EC2 | turned on in code (it probes the instance metadata service) | `ec2` | `AWS::EC2::Instance` |
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+const K8S_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+const DEFAULT_IMDS: &str = "http://169.254.169.254";
+const TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Which plugins run. The default enables ECS and EKS (each only where its environment is
+/// detected) and leaves EC2 off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plugins {
+    ecs: bool,
+    ec2: bool,
+    eks: bool,
+    ecs_metadata_uri: Option<String>,
+    imds_endpoint: Option<String>,
+    k8s_token_path: String,
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Plugins {
+            ecs: true,
+            ec2: false,
+            eks: true,
+            ecs_metadata_uri: None,
+            imds_endpoint: None,
+            k8s_token_path: K8S_TOKEN.to_owned(),
+        }
+    }
+}
+
+impl Plugins {
+    /// No plugins.
+    pub fn none() -> Self {
+        Plugins {
+            ecs: false,
+            ec2: false,
+            eks: false,
+            ..Plugins::default()
+        }
+    }
+
+    /// ECS, EKS and EC2.
+    pub fn all() -> Self {
+        Plugins {
+            ec2: true,
+            ..Plugins::default()
+        }
+    }
+
+    /// Turns the ECS plugin on or off.
+    pub fn ecs(mut self, on: bool) -> Self {
+        self.ecs = on;
+        self
+    }
+
+    /// Turns the EC2 plugin on or off.
+    pub fn ec2(mut self, on: bool) -> Self {
+        self.ec2 = on;
+        self
+    }
+
+    /// Turns the EKS plugin on or off.
+    pub fn eks(mut self, on: bool) -> Self {
+        self.eks = on;
+        self
+    }
+
+    /// The ECS task metadata URI (default: `ECS_CONTAINER_METADATA_URI_V4`, then
+    /// `ECS_CONTAINER_METADATA_URI`).
+    pub fn ecs_metadata_uri(mut self, uri: impl Into<String>) -> Self {
+        self.ecs_metadata_uri = Some(uri.into());
+        self
+    }
+
+    /// The EC2 instance metadata endpoint (default: `IMDS_ENDPOINT`, then
+    /// `http://169.254.169.254`).
+    pub fn imds_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.imds_endpoint = Some(url.into());
+        self
+    }
+
+    /// Where the Kubernetes service-account token is looked for (EKS detection).
+    pub fn k8s_token_path(mut self, path: impl Into<String>) -> Self {
+        self.k8s_token_path = path.into();
+        self
+    }
+
+    fn any(&self) -> bool {
+        self.ecs || self.ec2 || self.eks
+    }
+}
+
+/// What the plugins found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResourceData {
+    /// The segment `origin`, the most specific environment found.
+    pub origin: Option<&'static str>,
+    /// `aws.ecs`.
+    pub ecs: Option<Value>,
+    /// `aws.ec2`.
+    pub ec2: Option<Value>,
+    /// `aws.eks`.
+    pub eks: Option<Value>,
+    /// `aws.account_id`.
+    pub account_id: Option<String>,
+}
+
+/// Shared, filled once by the detection thread.
+#[derive(Debug, Default)]
+pub(crate) struct Resources {
+    data: OnceLock<ResourceData>,
+}
+
+impl Resources {
+    pub(crate) fn get(&self) -> Option<&ResourceData> {
+        self.data.get()
+    }
+
+    pub(crate) fn set(&self, data: ResourceData) {
+        let _ = self.data.set(data);
+    }
+}
+
+pub(crate) fn detect_in_background(plugins: Plugins, into: std::sync::Arc<Resources>) {
+    if !plugins.any() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("xray-plugins".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => into.set(rt.block_on(detect(&plugins))),
+                Err(e) => tracing::debug!(error = %e, "X-Ray plugins: no runtime"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "X-Ray plugins: could not start the detection thread");
+    }
+}
+
+/// Runs the enabled plugins and merges what they find.
+pub async fn detect(plugins: &Plugins) -> ResourceData {
+    let mut data = ResourceData::default();
+    let client = match reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .no_proxy()
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "X-Ray plugins: no HTTP client");
+            return data;
+        }
+    };
+    if plugins.ec2 {
+        let endpoint = plugins
+            .imds_endpoint
+            .clone()
+            .or_else(|| std::env::var("IMDS_ENDPOINT").ok())
+            .unwrap_or_else(|| DEFAULT_IMDS.to_owned());
+        if let Some((ec2, account)) = ec2(&client, endpoint.trim_end_matches('/')).await {
+            data.ec2 = Some(ec2);
+            data.account_id = account;
+            data.origin = Some("AWS::EC2::Instance");
+        }
+    }
+    if plugins.ecs {
+        let uri = plugins.ecs_metadata_uri.clone().or_else(|| {
+            std::env::var("ECS_CONTAINER_METADATA_URI_V4")
+                .or_else(|_| std::env::var("ECS_CONTAINER_METADATA_URI"))
+                .ok()
+        });
+        if let Some(uri) = uri.filter(|u| u.starts_with("http://")) {
+            data.ecs = Some(ecs(&client, uri.trim_end_matches('/')).await);
+            data.origin = Some("AWS::ECS::Container");
+        }
+    }
+    if plugins.eks && std::path::Path::new(&plugins.k8s_token_path).exists() {
+        let mut eks = Map::new();
+        if let Some(h) = hostname() {
+            eks.insert("pod".into(), h.into());
+        }
+        if let Some(id) = container_id() {
+            eks.insert("container_id".into(), id.into());
+        }
+        if let Ok(cluster) = std::env::var("EKS_CLUSTER_NAME") {
+            eks.insert("cluster_name".into(), cluster.into());
+        }
+        data.eks = Some(Value::Object(eks));
+        data.origin = Some("AWS::EKS::Container");
+    }
+    data
+}
+
+async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Option<Value> {
+    let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.header("X-aws-ec2-metadata-token", t);
+    }
+    let resp = req.send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let bytes = resp.bytes().await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+async fn ec2(client: &reqwest::Client, endpoint: &str) -> Option<(Value, Option<String>)> {
+    // IMDSv2 first; fall back to IMDSv1 when the token call fails.
+    let token = match client
+        .put(format!("{endpoint}/latest/api/token"))
+        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => r.text().await.ok(),
+        _ => None,
+    };
+    let doc = get_json(
+        client,
+        &format!("{endpoint}/latest/dynamic/instance-identity/document"),
+        token.as_deref(),
+    )
+    .await?;
+    let field = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut ec2 = Map::new();
+    for (key, src) in [
+        ("instance_id", "instanceId"),
+        ("availability_zone", "availabilityZone"),
+        ("instance_size", "instanceType"),
+        ("ami_id", "imageId"),
+    ] {
+        if let Some(v) = field(src) {
+            ec2.insert(key.into(), v.into());
+        }
+    }
+    if ec2.is_empty() {
+        return None;
+    }
+    Some((Value::Object(ec2), field("accountId")))
+}
+
+async fn ecs(client: &reqwest::Client, uri: &str) -> Value {
+    let mut ecs = Map::new();
+    if let Some(h) = hostname() {
+        ecs.insert("container".into(), h.into());
+    }
+    if let Some(c) = get_json(client, uri, None).await {
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        if let Some(name) = s(&c, "Name") {
+            ecs.insert("container".into(), name.into());
+        }
+        if let Some(id) = s(&c, "DockerId") {
+            ecs.insert("container_id".into(), id.into());
+        }
+        if let Some(arn) = s(&c, "ContainerARN") {
+            ecs.insert("container_arn".into(), arn.into());
+        }
+        if let Some(labels) = c.get("Labels") {
+            if let Some(cluster) = s(labels, "com.amazonaws.ecs.cluster") {
+                ecs.insert("cluster_arn".into(), cluster.into());
+            }
+            if let Some(task) = s(labels, "com.amazonaws.ecs.task-arn") {
+                ecs.insert("task_arn".into(), task.into());
+            }
+            if let Some(family) = s(labels, "com.amazonaws.ecs.task-definition-family") {
+                ecs.insert("task_family".into(), family.into());
+            }
+        }
+        if let Some(opts) = c.get("LogOptions") {
+            if let Some(group) = s(opts, "awslogs-group") {
+                ecs.insert("log_group".into(), group.into());
+            }
+        }
+    }
+    if let Some(task) = get_json(client, &format!("{uri}/task"), None).await {
+        if let Some(lt) = task.get("LaunchType").and_then(Value::as_str) {
+            ecs.insert("launch_type".into(), lt.to_ascii_lowercase().into());
+        }
+        if let Some(az) = task.get("AvailabilityZone").and_then(Value::as_str) {
+            ecs.insert("availability_zone".into(), az.into());
+        }
+        if !ecs.contains_key("cluster_arn") {
+            if let Some(cluster) = task.get("Cluster").and_then(Value::as_str) {
+                ecs.insert("cluster_arn".into(), cluster.into());
+            }
+        }
+    }
+    if ecs.is_empty() {
+        json!({})
+    } else {
+        Value::Object(ecs)
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
+/// The container ID: the last 64 characters of the first `/proc/self/cgroup` line longer
+/// than 64 characters (how the Java SDK finds it).
+fn container_id() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.len() > 64)
+        .and_then(|l| l.get(l.len() - 64..))
+        .map(str::to_owned)
+}

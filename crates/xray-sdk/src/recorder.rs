@@ -1,0 +1,644 @@
+//! The [`Recorder`]: configuration, sampling and the emitter, shared by every segment.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig};
+use crate::emitter::{Emitter, EmitterStats, FlushError};
+use crate::header::TraceHeader;
+use crate::id::TraceId;
+use crate::plugins::{Plugins, Resources};
+use crate::sampling::{self, Sampler, SamplingDecision, SamplingRequest, SamplingSettings};
+use crate::segment::{Context, Segment, Subsegment};
+
+/// Default number of completed subsegments a segment holds before they are streamed as
+/// separate documents (the Java and Node SDKs' default).
+pub const DEFAULT_STREAMING_THRESHOLD: u32 = 100;
+
+/// Default capacity of the emitter queue, in segments.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+
+#[derive(Debug, Clone)]
+pub(crate) struct RecorderConfig {
+    pub(crate) service_name: Cow<'static, str>,
+    pub(crate) context_missing: ContextMissing,
+    pub(crate) enabled: bool,
+    pub(crate) streaming_threshold: u32,
+    pub(crate) daemon: DaemonAddress,
+    pub(crate) service_version: Option<String>,
+}
+
+pub(crate) struct RecorderInner {
+    pub(crate) config: RecorderConfig,
+    pub(crate) emitter: Emitter,
+    pub(crate) sampler: Arc<dyn Sampler>,
+    pub(crate) resources: Arc<Resources>,
+}
+
+/// Records segments and sends them to the X-Ray daemon. Cheap to clone (a reference count);
+/// every clone shares one emitter thread and one sampler.
+///
+/// ```
+/// use xray_sdk::Recorder;
+///
+/// let recorder = Recorder::builder()
+///     .service_name("orders")
+///     .daemon_address("127.0.0.1:2000")
+///     .build()
+///     .expect("valid configuration");
+/// let segment = recorder.begin_segment("orders");
+/// let sub = segment.begin_subsegment("validate");
+/// sub.annotate("order_id", 42);
+/// sub.end();
+/// segment.end(); // queued; sent by the emitter thread
+/// ```
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<RecorderInner>,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("service_name", &self.inner.config.service_name)
+            .field("enabled", &self.inner.config.enabled)
+            .field("daemon", &self.inner.config.daemon)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Recorder`]. Environment variables that are set override the values given here,
+/// as in the official SDKs (see [`crate::config`]); [`RecorderBuilder::ignore_env`] turns that
+/// off.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RecorderBuilder {
+    service_name: Cow<'static, str>,
+    daemon_address: Option<String>,
+    context_missing: ContextMissing,
+    enabled: bool,
+    streaming_threshold: u32,
+    queue_capacity: usize,
+    sampler: Option<Arc<dyn Sampler>>,
+    sampling_rules: Option<PathBuf>,
+    centralized_sampling: bool,
+    plugins: Plugins,
+    service_version: Option<String>,
+    read_env: bool,
+}
+
+impl Default for RecorderBuilder {
+    fn default() -> Self {
+        RecorderBuilder {
+            service_name: Cow::Borrowed("unnamed-service"),
+            daemon_address: None,
+            context_missing: ContextMissing::LogError,
+            enabled: true,
+            streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            sampler: None,
+            sampling_rules: None,
+            centralized_sampling: true,
+            plugins: Plugins::default(),
+            service_version: None,
+            read_env: true,
+        }
+    }
+}
+
+impl RecorderBuilder {
+    /// The service name: the default segment name (`AWS_XRAY_TRACING_NAME` overrides it).
+    pub fn service_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.service_name = name.into();
+        self
+    }
+
+    /// The daemon address: `host:port` or `udp:host:port tcp:host:port`.
+    pub fn daemon_address(mut self, address: impl Into<String>) -> Self {
+        self.daemon_address = Some(address.into());
+        self
+    }
+
+    /// What to do when there is no current segment.
+    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
+        self.context_missing = strategy;
+        self
+    }
+
+    /// Turns recording on or off. When off, nothing is sent, but trace headers still propagate.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Completed subsegments a segment may hold before they are streamed as separate
+    /// documents (default 100; 0 streams each subsegment as soon as it completes).
+    pub fn streaming_threshold(mut self, threshold: u32) -> Self {
+        self.streaming_threshold = threshold;
+        self
+    }
+
+    /// Capacity of the emitter queue, in segments (default 8192). When full, new segments
+    /// are dropped and counted.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Uses this sampler instead of the rules-based one.
+    pub fn sampler(mut self, sampler: impl Sampler) -> Self {
+        self.sampler = Some(Arc::new(sampler));
+        self
+    }
+
+    /// Loads local sampling rules from a JSON file (`AWS_XRAY_SAMPLING_RULES` overrides it).
+    pub fn sampling_rules_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sampling_rules = Some(path.into());
+        self
+    }
+
+    /// Fetches sampling rules from the daemon (default on); local rules are the fallback.
+    pub fn centralized_sampling(mut self, on: bool) -> Self {
+        self.centralized_sampling = on;
+        self
+    }
+
+    /// Which environment plugins (ECS, EC2, EKS) add their `aws` block and `origin`.
+    pub fn plugins(mut self, plugins: Plugins) -> Self {
+        self.plugins = plugins;
+        self
+    }
+
+    /// The `service.version` written on every segment.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// Ignores the `AWS_XRAY_*` environment variables.
+    pub fn ignore_env(mut self) -> Self {
+        self.read_env = false;
+        self
+    }
+
+    /// Builds the recorder; any invalid value (given here or in the environment) is an error
+    /// that names the setting, the value and what was expected.
+    pub fn build(self) -> Result<Recorder, ConfigError> {
+        let env = if self.read_env {
+            let (env, mut errors) = EnvConfig::from_process();
+            if !errors.is_empty() {
+                return Err(errors.remove(0));
+            }
+            env
+        } else {
+            EnvConfig::default()
+        };
+        self.build_with(env)
+    }
+
+    fn build_with(self, env: EnvConfig) -> Result<Recorder, ConfigError> {
+        let daemon = match (&env.daemon_address, &self.daemon_address) {
+            (Some(a), _) => a.clone(),
+            (None, Some(code)) => DaemonAddress::parse(code)
+                .map_err(|e| ConfigError::new("daemon_address", code.as_str(), e.to_string()))?,
+            (None, None) => DaemonAddress::default(),
+        };
+        if self.queue_capacity == 0 {
+            return Err(ConfigError::new("queue_capacity", "0", "at least 1"));
+        }
+        let service_name = match env.tracing_name {
+            Some(n) => Cow::Owned(n),
+            None => self.service_name,
+        };
+        let config = RecorderConfig {
+            service_name: crate::model::sanitize_name(service_name),
+            context_missing: env.context_missing.unwrap_or(self.context_missing),
+            enabled: env.enabled.unwrap_or(self.enabled),
+            streaming_threshold: self.streaming_threshold,
+            daemon: daemon.clone(),
+            service_version: self.service_version,
+        };
+        let sampler = match self.sampler {
+            Some(s) => s,
+            None => sampling::build_sampler(&SamplingSettings {
+                rules_file: env.sampling_rules.or(self.sampling_rules),
+                centralized: self.centralized_sampling && config.enabled,
+                daemon: daemon.clone(),
+            })?,
+        };
+        let resources = Arc::new(Resources::default());
+        if config.enabled {
+            crate::plugins::detect_in_background(self.plugins, Arc::clone(&resources));
+        }
+        let emitter = Emitter::start(
+            daemon.udp().clone(),
+            self.queue_capacity,
+            Arc::clone(&resources),
+            config.service_version.clone(),
+            config.enabled,
+        );
+        Ok(Recorder {
+            inner: Arc::new(RecorderInner {
+                config,
+                emitter,
+                sampler,
+                resources,
+            }),
+        })
+    }
+}
+
+impl Recorder {
+    /// A builder with the defaults.
+    pub fn builder() -> RecorderBuilder {
+        RecorderBuilder::default()
+    }
+
+    /// A recorder configured from the environment only. Invalid variables are logged at error
+    /// level and replaced by their defaults; this never fails.
+    pub fn from_env() -> Recorder {
+        let (env, errors) = EnvConfig::from_process();
+        for e in &errors {
+            tracing::error!(error = %e, "ignoring invalid X-Ray setting; using the default");
+        }
+        match RecorderBuilder::default().build_with(env) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "invalid X-Ray configuration; using the defaults");
+                RecorderBuilder::default()
+                    .ignore_env()
+                    .build_with(EnvConfig::default())
+                    .unwrap_or_else(|_| Recorder::disabled())
+            }
+        }
+    }
+
+    /// A recorder that records and sends nothing (trace headers still propagate).
+    pub fn disabled() -> Recorder {
+        let resources = Arc::new(Resources::default());
+        let daemon = DaemonAddress::default();
+        Recorder {
+            inner: Arc::new(RecorderInner {
+                config: RecorderConfig {
+                    service_name: Cow::Borrowed("unnamed-service"),
+                    context_missing: ContextMissing::IgnoreError,
+                    enabled: false,
+                    streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
+                    daemon: daemon.clone(),
+                    service_version: None,
+                },
+                emitter: Emitter::start(
+                    daemon.udp().clone(),
+                    1,
+                    Arc::clone(&resources),
+                    None,
+                    false,
+                ),
+                sampler: Arc::new(sampling::NeverSample),
+                resources,
+            }),
+        }
+    }
+
+    /// The service name (from code or `AWS_XRAY_TRACING_NAME`).
+    pub fn service_name(&self) -> &str {
+        &self.inner.config.service_name
+    }
+
+    /// True unless the SDK was disabled in code or by `AWS_XRAY_SDK_ENABLED`.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.config.enabled
+    }
+
+    /// The context-missing strategy.
+    pub fn context_missing(&self) -> ContextMissing {
+        self.inner.config.context_missing
+    }
+
+    /// The daemon address in use.
+    pub fn daemon_address(&self) -> &DaemonAddress {
+        &self.inner.config.daemon
+    }
+
+    /// The `origin` the environment plugins detected (e.g. `AWS::ECS::Container`), once
+    /// detection has finished; used as the service type for sampling.
+    pub fn origin(&self) -> Option<&'static str> {
+        self.inner.resources.get().and_then(|r| r.origin)
+    }
+
+    /// The sampler in use.
+    pub fn sampler(&self) -> &dyn Sampler {
+        &*self.inner.sampler
+    }
+
+    /// Asks the sampler about a request.
+    pub fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        if self.inner.config.enabled {
+            self.inner.sampler.should_sample(request)
+        } else {
+            SamplingDecision::new(false)
+        }
+    }
+
+    /// Begins a segment for a new trace; the sampler decides whether it is recorded.
+    pub fn begin_segment(&self, name: impl Into<Cow<'static, str>>) -> Segment {
+        self.segment(name).begin()
+    }
+
+    /// Starts building a segment: continue a trace from a header, give the sampler the
+    /// request's facts, or force the decision.
+    ///
+    /// ```
+    /// use xray_sdk::{Recorder, TraceHeader};
+    /// # let recorder = Recorder::disabled();
+    /// let incoming = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
+    /// let segment = recorder.segment("api").header(&incoming).begin();
+    /// assert_eq!(segment.trace_id(), incoming.root().unwrap());
+    /// ```
+    pub fn segment(&self, name: impl Into<Cow<'static, str>>) -> SegmentBuilder<'_> {
+        SegmentBuilder {
+            recorder: self,
+            name: name.into(),
+            header: None,
+            request: SamplingRequest::default(),
+            forced: None,
+        }
+    }
+
+    /// Emitter counters: documents sent, dropped, send errors.
+    pub fn stats(&self) -> EmitterStats {
+        self.inner.emitter.stats()
+    }
+
+    /// Waits until everything queued before this call has been sent, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        self.inner.emitter.flush(timeout)
+    }
+
+    /// Makes this recorder the process-wide default (used by adapters that are not given one,
+    /// and for the context-missing strategy). Returns `false` if one was already installed.
+    pub fn install_global(&self) -> bool {
+        GLOBAL.set(self.clone()).is_ok()
+    }
+
+    /// The process-wide recorder, if one was installed.
+    pub fn global() -> Option<&'static Recorder> {
+        GLOBAL.get()
+    }
+}
+
+static GLOBAL: OnceLock<Recorder> = OnceLock::new();
+
+/// Builds one segment; see [`Recorder::segment`].
+#[derive(Debug)]
+#[must_use = "call .begin() to start the segment"]
+pub struct SegmentBuilder<'a> {
+    recorder: &'a Recorder,
+    name: Cow<'static, str>,
+    header: Option<&'a TraceHeader>,
+    request: SamplingRequest<'a>,
+    forced: Option<bool>,
+}
+
+impl<'a> SegmentBuilder<'a> {
+    /// Continues the trace of an incoming header: its Root and Parent become this segment's
+    /// `trace_id` and `parent_id`, and `Sampled=1`/`0` is obeyed. An absent or invalid Root
+    /// starts a new trace.
+    pub fn header(mut self, header: &'a TraceHeader) -> Self {
+        self.header = Some(header);
+        self
+    }
+
+    /// The request facts the sampling rules match on (host, method, path, ...). The service
+    /// name defaults to the segment name.
+    pub fn sampling_request(mut self, request: SamplingRequest<'a>) -> Self {
+        self.request = request;
+        self
+    }
+
+    /// Forces (`true`) or vetoes (`false`) sampling, whatever the header and rules say.
+    pub fn sampled(mut self, sampled: bool) -> Self {
+        self.forced = Some(sampled);
+        self
+    }
+
+    /// Begins the segment.
+    pub fn begin(self) -> Segment {
+        let recorder = &self.recorder.inner;
+        let root = self.header.and_then(TraceHeader::root);
+        let trace_id = root.unwrap_or_else(TraceId::new);
+        let extra = self.header.and_then(TraceHeader::extra_shared);
+        let decision = if !recorder.config.enabled {
+            SamplingDecision::new(false)
+        } else if let Some(forced) = self.forced {
+            SamplingDecision::new(forced)
+        } else if let Some(d) = self.header.and_then(|h| h.sampled().decision()) {
+            SamplingDecision::new(d)
+        } else {
+            let mut req = self.request;
+            if req.service_name.is_none() {
+                req.service_name = Some(&self.name);
+            }
+            recorder.sampler.should_sample(&req)
+        };
+        let ctx = if decision.sampled {
+            // A parent without the trace it belongs to is meaningless.
+            let parent = root.and(self.header.and_then(TraceHeader::parent));
+            Context::new_segment(
+                Arc::clone(recorder),
+                self.name,
+                trace_id,
+                parent,
+                extra,
+                decision.rule_name,
+            )
+        } else {
+            Context::new_unsampled(trace_id, extra)
+        };
+        Segment::from_context(ctx)
+    }
+}
+
+/// There was no current segment or subsegment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextMissingError {
+    operation: &'static str,
+}
+
+impl fmt::Display for ContextMissingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "X-Ray context missing: {} was called outside any segment (wrap the work in a segment, or set AWS_XRAY_CONTEXT_MISSING=IGNORE_ERROR)",
+            self.operation
+        )
+    }
+}
+
+impl std::error::Error for ContextMissingError {}
+
+fn context_missing_strategy() -> ContextMissing {
+    if let Some(r) = Recorder::global() {
+        return r.context_missing();
+    }
+    static FROM_ENV: OnceLock<ContextMissing> = OnceLock::new();
+    *FROM_ENV.get_or_init(|| {
+        std::env::var(crate::config::env::CONTEXT_MISSING)
+            .ok()
+            .and_then(|v| ContextMissing::parse(&v).ok())
+            .unwrap_or_default()
+    })
+}
+
+/// Applies the context-missing strategy for `operation`: `Err` only for `RUNTIME_ERROR`.
+/// Logging is rate-limited (the 1st, 10th, 100th, ... occurrence).
+pub fn context_missing(operation: &'static str) -> Result<(), ContextMissingError> {
+    context_missing_with(context_missing_strategy(), operation)
+}
+
+/// Like [`context_missing`] with an explicit strategy.
+pub fn context_missing_with(
+    strategy: ContextMissing,
+    operation: &'static str,
+) -> Result<(), ContextMissingError> {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let err = ContextMissingError { operation };
+    match strategy {
+        ContextMissing::IgnoreError => Ok(()),
+        ContextMissing::LogError => {
+            let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() || n % 1000 == 0 {
+                tracing::error!(occurrences = n, "{err}");
+            }
+            Ok(())
+        }
+        ContextMissing::RuntimeError => Err(err),
+    }
+}
+
+/// Begins a subsegment of the current context. Without one, the context-missing strategy
+/// decides: `LOG_ERROR` logs and `IGNORE_ERROR` stays silent (both return a subsegment that
+/// records nothing), `RUNTIME_ERROR` returns the error.
+pub fn begin_subsegment(
+    name: impl Into<Cow<'static, str>>,
+) -> Result<Subsegment, ContextMissingError> {
+    let name = name.into();
+    match crate::context::with_current(|c| c.map(|c| c.begin_subsegment(name))) {
+        Some(sub) => Ok(sub),
+        None => context_missing("begin_subsegment").map(|()| Subsegment::noop()),
+    }
+}
+
+pub(crate) fn begin_subsegment_in_current(
+    name: impl Into<Cow<'static, str>>,
+) -> Option<Subsegment> {
+    let name = name.into();
+    let sub = crate::context::with_current(|c| c.map(|c| c.begin_subsegment(name)));
+    if sub.is_none() {
+        let _ = context_missing_with(
+            match context_missing_strategy() {
+                // Infallible callers cannot return the error: log it.
+                ContextMissing::RuntimeError => ContextMissing::LogError,
+                other => other,
+            },
+            "subsegment",
+        );
+    }
+    sub
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_rejects_bad_values() {
+        let e = Recorder::builder()
+            .ignore_env()
+            .daemon_address("nope")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "daemon_address");
+        assert!(e.to_string().contains("\"nope\""), "{e}");
+        let e = Recorder::builder()
+            .ignore_env()
+            .queue_capacity(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "queue_capacity");
+    }
+
+    #[test]
+    fn env_overrides_code() {
+        let (env, errors) = EnvConfig::read(|k| match k {
+            "AWS_XRAY_TRACING_NAME" => Some("from-env".into()),
+            "AWS_XRAY_SDK_ENABLED" => Some("false".into()),
+            "AWS_XRAY_DAEMON_ADDRESS" => Some("127.0.0.1:2999".into()),
+            _ => None,
+        });
+        assert!(errors.is_empty());
+        let r = Recorder::builder()
+            .service_name("from-code")
+            .daemon_address("127.0.0.1:1")
+            .build_with(env)
+            .unwrap();
+        assert_eq!(r.service_name(), "from-env");
+        assert!(!r.is_enabled());
+        assert_eq!(r.daemon_address().udp().port, 2999);
+    }
+
+    #[test]
+    fn header_decisions_are_obeyed() {
+        let r = Recorder::builder()
+            .ignore_env()
+            .sampler(sampling::NeverSample)
+            .build()
+            .unwrap();
+        let h = TraceHeader::parse(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        );
+        let s = r.segment("a").header(&h).begin();
+        assert!(s.is_sampled());
+        assert_eq!(s.trace_id(), h.root().unwrap());
+        let h0 =
+            TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0;Lineage=1:a:2");
+        let s = r.segment("a").header(&h0).begin();
+        assert!(!s.is_sampled());
+        assert_eq!(
+            s.downstream_header().to_string(),
+            format!(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={};Sampled=0;Lineage=1:a:2",
+                s.id()
+            )
+        );
+        // '?' and absent: the sampler decides (NeverSample here); forcing wins over everything.
+        let hq = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?");
+        assert!(!r.segment("a").header(&hq).begin().is_sampled());
+        assert!(
+            r.segment("a")
+                .header(&h0)
+                .sampled(true)
+                .begin()
+                .is_sampled()
+        );
+        assert!(
+            !r.segment("a")
+                .header(&h)
+                .sampled(false)
+                .begin()
+                .is_sampled()
+        );
+    }
+
+    #[test]
+    fn missing_context_strategies() {
+        assert!(context_missing_with(ContextMissing::IgnoreError, "x").is_ok());
+        assert!(context_missing_with(ContextMissing::LogError, "x").is_ok());
+        let e = context_missing_with(ContextMissing::RuntimeError, "begin_subsegment").unwrap_err();
+        assert!(e.to_string().contains("begin_subsegment"));
+    }
+}

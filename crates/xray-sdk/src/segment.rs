@@ -1,0 +1,814 @@
+//! Segments, subsegments and the [`Context`] handle that records into them.
+//!
+//! All entities of one trace segment live in one arena behind one mutex, so beginning a
+//! subsegment is a push onto a vector and ending one is a store, with no allocation for names
+//! given as `&'static str`. When the segment and all its subsegments have ended, the arena is
+//! handed to the emitter's queue in one move; serialization happens on the emitter thread.
+//!
+//! Unsampled requests have no arena at all: their [`Context`] carries only the IDs and the
+//! extra header keys that go downstream.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::header::{SamplingFlag, TraceHeader};
+use crate::id::{EntityId, TraceId};
+use crate::model::{
+    AnnotationError, AnnotationValue, Cause, Exception, Http, HttpRequest,
+    MAX_ANNOTATION_VALUE_LEN, Namespace, Sql, sanitize_name, validate_annotation_key,
+};
+use crate::recorder::RecorderInner;
+
+pub(crate) const NO_PARENT: u32 = u32::MAX;
+
+pub(crate) const FLAG_ERROR: u8 = 1;
+pub(crate) const FLAG_FAULT: u8 = 2;
+pub(crate) const FLAG_THROTTLE: u8 = 4;
+
+/// Microseconds since the Unix epoch.
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() * 1_000_000 + u64::from(d.subsec_micros()))
+        .unwrap_or(0)
+}
+
+/// Flags for an HTTP status, as all official SDKs set them: 4xx error, 429 also throttle,
+/// 5xx fault.
+pub(crate) fn status_flags(status: u16) -> u8 {
+    match status {
+        429 => FLAG_ERROR | FLAG_THROTTLE,
+        400..=499 => FLAG_ERROR,
+        500..=599 => FLAG_FAULT,
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntityState {
+    Open,
+    Ended,
+    /// Already sent as an independent subsegment; only a tombstone remains.
+    Streamed,
+}
+
+/// Everything beyond the few fields every entity has; boxed so the common entity stays small.
+#[derive(Debug, Default)]
+pub(crate) struct EntityExt {
+    pub(crate) http: Option<Http>,
+    pub(crate) aws: Option<Map<String, Value>>,
+    pub(crate) annotations: Vec<(Cow<'static, str>, AnnotationValue)>,
+    pub(crate) metadata: Option<Map<String, Value>>,
+    pub(crate) cause: Option<Cause>,
+    pub(crate) sql: Option<Sql>,
+    pub(crate) user: Option<String>,
+    pub(crate) origin: Option<String>,
+    pub(crate) resource_arn: Option<String>,
+    pub(crate) service_version: Option<String>,
+    pub(crate) precursor_ids: Vec<EntityId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct EntityData {
+    pub(crate) id: EntityId,
+    /// Index of the parent in the arena, or [`NO_PARENT`].
+    pub(crate) parent: u32,
+    /// The parent's ID: for a segment the caller's (from the header), for a subsegment the
+    /// enclosing entity's, kept so a streamed subtree knows where it belongs.
+    pub(crate) parent_id: Option<EntityId>,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) start_us: u64,
+    pub(crate) end_us: Option<u64>,
+    pub(crate) flags: u8,
+    pub(crate) namespace: Option<Namespace>,
+    pub(crate) state: EntityState,
+    pub(crate) ext: Option<Box<EntityExt>>,
+}
+
+impl EntityData {
+    fn new(
+        id: EntityId,
+        parent: u32,
+        parent_id: Option<EntityId>,
+        name: Cow<'static, str>,
+    ) -> Self {
+        EntityData {
+            id,
+            parent,
+            parent_id,
+            name,
+            start_us: now_micros(),
+            end_us: None,
+            flags: 0,
+            namespace: None,
+            state: EntityState::Open,
+            ext: None,
+        }
+    }
+
+    fn ext(&mut self) -> &mut EntityExt {
+        self.ext.get_or_insert_with(Box::default)
+    }
+
+    fn tombstone(&mut self) -> EntityData {
+        let taken = EntityData {
+            id: self.id,
+            parent: self.parent,
+            parent_id: self.parent_id,
+            name: std::mem::take(&mut self.name),
+            start_us: self.start_us,
+            end_us: self.end_us,
+            flags: self.flags,
+            namespace: self.namespace,
+            state: EntityState::Ended,
+            ext: self.ext.take(),
+        };
+        self.state = EntityState::Streamed;
+        taken
+    }
+}
+
+/// What the emitter receives: a whole segment (entity 0 is the segment) or a set of completed
+/// subtrees streamed early (every entity with `parent == NO_PARENT` is the root of an
+/// independent subsegment document).
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) trace_id: TraceId,
+    pub(crate) entities: Vec<EntityData>,
+    pub(crate) is_segment: bool,
+    pub(crate) rule_name: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct TraceState {
+    pub(crate) entities: Vec<EntityData>,
+    open: u32,
+    completed_in_arena: u32,
+    sent: bool,
+}
+
+pub(crate) struct TraceShared {
+    pub(crate) trace_id: TraceId,
+    pub(crate) extra: Option<Arc<str>>,
+    pub(crate) rule_name: Option<Arc<str>>,
+    pub(crate) recorder: Arc<RecorderInner>,
+    state: Mutex<TraceState>,
+}
+
+impl fmt::Debug for TraceShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceShared")
+            .field("trace_id", &self.trace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TraceShared {
+    fn lock(&self) -> MutexGuard<'_, TraceState> {
+        // A panic while holding the lock leaves consistent data (every update is a single
+        // store), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Clone)]
+enum Inner {
+    Sampled {
+        trace: Arc<TraceShared>,
+        index: u32,
+        id: EntityId,
+    },
+    Unsampled {
+        trace_id: TraceId,
+        id: EntityId,
+        extra: Option<Arc<str>>,
+    },
+}
+
+/// A handle to an open segment or subsegment: records into it, begins subsegments under it,
+/// and produces the trace header for downstream calls.
+///
+/// `Context` is cheap to clone (a reference count) and `Send + Sync`. It does not own the
+/// entity: the [`Segment`] or [`Subsegment`] guard does, and ends it when dropped. Recording
+/// through a `Context` whose entity was already sent is ignored. For an unsampled request,
+/// every recording method is a no-op and only the IDs are kept, so the decision still
+/// travels downstream.
+#[derive(Clone)]
+pub struct Context {
+    inner: Inner,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("trace_id", &self.trace_id())
+            .field("id", &self.id())
+            .field("sampled", &self.is_sampled())
+            .finish()
+    }
+}
+
+impl Context {
+    pub(crate) fn new_segment(
+        recorder: Arc<RecorderInner>,
+        name: Cow<'static, str>,
+        trace_id: TraceId,
+        parent_id: Option<EntityId>,
+        extra: Option<Arc<str>>,
+        rule_name: Option<Arc<str>>,
+    ) -> Context {
+        let id = EntityId::new();
+        let mut entities = Vec::with_capacity(4);
+        entities.push(EntityData::new(
+            id,
+            NO_PARENT,
+            parent_id,
+            sanitize_name(name),
+        ));
+        let trace = Arc::new(TraceShared {
+            trace_id,
+            extra,
+            rule_name,
+            recorder,
+            state: Mutex::new(TraceState {
+                entities,
+                open: 1,
+                completed_in_arena: 0,
+                sent: false,
+            }),
+        });
+        Context {
+            inner: Inner::Sampled {
+                trace,
+                index: 0,
+                id,
+            },
+        }
+    }
+
+    pub(crate) fn new_unsampled(trace_id: TraceId, extra: Option<Arc<str>>) -> Context {
+        Context {
+            inner: Inner::Unsampled {
+                trace_id,
+                id: EntityId::new(),
+                extra,
+            },
+        }
+    }
+
+    /// The current context of this task or thread, if any (see [`crate::context`]).
+    pub fn current() -> Option<Context> {
+        crate::context::current()
+    }
+
+    /// The trace ID.
+    pub fn trace_id(&self) -> TraceId {
+        match &self.inner {
+            Inner::Sampled { trace, .. } => trace.trace_id,
+            Inner::Unsampled { trace_id, .. } => *trace_id,
+        }
+    }
+
+    /// The ID of this segment or subsegment.
+    pub fn id(&self) -> EntityId {
+        match &self.inner {
+            Inner::Sampled { id, .. } | Inner::Unsampled { id, .. } => *id,
+        }
+    }
+
+    /// True when this trace is sampled (its documents are sent).
+    pub fn is_sampled(&self) -> bool {
+        matches!(self.inner, Inner::Sampled { .. })
+    }
+
+    /// Extra header keys that came in with the trace (such as `Lineage`), as `k=v;k=v`.
+    pub fn extra_header_fields(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Sampled { trace, .. } => trace.extra.as_deref(),
+            Inner::Unsampled { extra, .. } => extra.as_deref(),
+        }
+    }
+
+    /// The header to send with a downstream call made by this entity:
+    /// `Root=<trace>;Parent=<this id>;Sampled=<1|0>` plus the extra keys that came in.
+    ///
+    /// ```
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// let segment = recorder.begin_segment("svc");
+    /// let header = segment.downstream_header();
+    /// assert_eq!(header.parent(), Some(segment.id()));
+    /// ```
+    pub fn downstream_header(&self) -> TraceHeader {
+        let extra = match &self.inner {
+            Inner::Sampled { trace, .. } => trace.extra.clone(),
+            Inner::Unsampled { extra, .. } => extra.clone(),
+        };
+        TraceHeader::new(
+            self.trace_id(),
+            Some(self.id()),
+            SamplingFlag::from_decision(self.is_sampled()),
+        )
+        .with_extra_shared(extra)
+    }
+
+    /// Runs `f` on this entity's data if it is sampled and still held by the arena.
+    fn with_entity<R>(&self, f: impl FnOnce(&mut EntityData) -> R) -> Option<R> {
+        let Inner::Sampled { trace, index, .. } = &self.inner else {
+            return None;
+        };
+        let mut state = trace.lock();
+        if state.sent {
+            return None;
+        }
+        let entity = state.entities.get_mut(*index as usize)?;
+        if entity.state == EntityState::Streamed {
+            return None;
+        }
+        Some(f(entity))
+    }
+
+    /// Begins a subsegment under this entity. The returned guard ends it when dropped.
+    pub fn begin_subsegment(&self, name: impl Into<Cow<'static, str>>) -> Subsegment {
+        let ctx = match &self.inner {
+            Inner::Unsampled {
+                trace_id, extra, ..
+            } => Context {
+                inner: Inner::Unsampled {
+                    trace_id: *trace_id,
+                    id: EntityId::new(),
+                    extra: extra.clone(),
+                },
+            },
+            Inner::Sampled { trace, index, id } => {
+                let mut state = trace.lock();
+                if state.sent {
+                    // The segment was already sent; record nothing, keep propagating.
+                    drop(state);
+                    Context::new_unsampled(trace.trace_id, trace.extra.clone())
+                } else {
+                    let new_id = EntityId::new();
+                    let new_index = u32::try_from(state.entities.len()).unwrap_or(NO_PARENT - 1);
+                    state.entities.push(EntityData::new(
+                        new_id,
+                        *index,
+                        Some(*id),
+                        sanitize_name(name),
+                    ));
+                    state.open += 1;
+                    drop(state);
+                    Context {
+                        inner: Inner::Sampled {
+                            trace: Arc::clone(trace),
+                            index: new_index,
+                            id: new_id,
+                        },
+                    }
+                }
+            }
+        };
+        Subsegment { ctx, ended: false }
+    }
+
+    /// Adds an annotation (indexed for filter expressions). An invalid key or a non-finite
+    /// number is logged at debug level and dropped; use [`Context::try_annotate`] to get the
+    /// error instead. String values are cut to 1000 characters.
+    pub fn annotate(&self, key: impl Into<Cow<'static, str>>, value: impl Into<AnnotationValue>) {
+        if let Err(e) = self.try_annotate(key, value) {
+            tracing::debug!(error = %e, "annotation dropped");
+        }
+    }
+
+    /// Adds an annotation, or says why it cannot be added.
+    pub fn try_annotate(
+        &self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<AnnotationValue>,
+    ) -> Result<(), AnnotationError> {
+        if !self.is_sampled() {
+            return Ok(());
+        }
+        let key = key.into();
+        validate_annotation_key(&key)?;
+        let mut value = value.into();
+        match &mut value {
+            AnnotationValue::Float(f) if !f.is_finite() => {
+                return Err(AnnotationError::NonFiniteNumber(key.into_owned()));
+            }
+            AnnotationValue::String(s) => {
+                if let Some((cut, _)) = s.char_indices().nth(MAX_ANNOTATION_VALUE_LEN) {
+                    *s = Cow::Owned(s[..cut].to_owned());
+                }
+            }
+            _ => {}
+        }
+        self.with_entity(|e| {
+            let anns = &mut e.ext().annotations;
+            if let Some(slot) = anns.iter_mut().find(|(k, _)| *k == key) {
+                slot.1 = value;
+            } else {
+                anns.push((key, value));
+            }
+        });
+        Ok(())
+    }
+
+    /// Adds metadata under the `default` namespace. Values that cannot be turned into JSON are
+    /// logged at debug level and dropped.
+    pub fn put_metadata(&self, key: impl Into<String>, value: impl Serialize) {
+        self.put_metadata_in("default", key, value);
+    }
+
+    /// Adds metadata under a namespace. Namespaces starting with `AWS.` are reserved for AWS
+    /// and refused (logged at debug level).
+    pub fn put_metadata_in(&self, namespace: &str, key: impl Into<String>, value: impl Serialize) {
+        if !self.is_sampled() {
+            return;
+        }
+        if namespace.starts_with("AWS.") || namespace.is_empty() {
+            tracing::debug!(
+                namespace,
+                "metadata namespace is reserved or empty; dropped"
+            );
+            return;
+        }
+        let value = match serde_json::to_value(value) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata value is not serializable; dropped");
+                return;
+            }
+        };
+        let key = key.into();
+        self.with_entity(|e| {
+            let ns = e
+                .ext()
+                .metadata
+                .get_or_insert_with(Map::new)
+                .entry(namespace.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(map) = ns {
+                map.insert(key, value);
+            }
+        });
+    }
+
+    /// Sets the `http.request` block.
+    pub fn set_http_request(&self, request: HttpRequest) {
+        self.with_entity(|e| e.ext().http.get_or_insert_with(Http::default).request = request);
+    }
+
+    /// Marks the downstream service of this subsegment as traced (`http.request.traced`).
+    pub fn set_http_traced(&self, traced: bool) {
+        self.with_entity(|e| {
+            e.ext()
+                .http
+                .get_or_insert_with(Http::default)
+                .request
+                .traced = traced;
+        });
+    }
+
+    /// Sets the `http.response` block and the error/throttle/fault flags the status implies:
+    /// 4xx error, 429 throttle (and error), 5xx fault.
+    pub fn set_http_response(&self, status: u16, content_length: Option<u64>) {
+        self.with_entity(|e| {
+            e.flags |= status_flags(status);
+            let http = e.ext().http.get_or_insert_with(Http::default);
+            http.response.status = Some(status);
+            http.response.content_length = content_length;
+        });
+    }
+
+    /// Sets the `error` flag (a client error, 4xx-like).
+    pub fn set_error(&self) {
+        self.with_entity(|e| e.flags |= FLAG_ERROR);
+    }
+
+    /// Sets the `fault` flag (a server error, 5xx-like).
+    pub fn set_fault(&self) {
+        self.with_entity(|e| e.flags |= FLAG_FAULT);
+    }
+
+    /// Sets the `throttle` and `error` flags.
+    pub fn set_throttle(&self) {
+        self.with_entity(|e| e.flags |= FLAG_THROTTLE | FLAG_ERROR);
+    }
+
+    /// Records an error and its `source()` chain as the `cause`, and sets `fault`.
+    pub fn record_error<E: std::error::Error + 'static>(&self, error: &E) {
+        if self.is_sampled() {
+            self.add_cause(Cause::from_error(error));
+            self.set_fault();
+        }
+    }
+
+    /// Records an error given as a trait object, and sets `fault`.
+    pub fn record_dyn_error(&self, error: &(dyn std::error::Error + 'static)) {
+        if self.is_sampled() {
+            self.add_cause(Cause::from_dyn_error(error));
+            self.set_fault();
+        }
+    }
+
+    /// Adds the exceptions of `cause` to this entity's `cause` block without changing flags.
+    pub fn add_cause(&self, cause: Cause) {
+        self.with_entity(|e| match &mut e.ext().cause {
+            Some(existing) => existing.exceptions.extend(cause.exceptions),
+            slot @ None => *slot = Some(cause),
+        });
+    }
+
+    /// Adds one exception to the `cause` block without changing flags.
+    pub fn add_exception(&self, exception: Exception) {
+        self.add_cause(Cause::from_exception(exception));
+    }
+
+    /// Sets the subsegment's namespace (`aws` or `remote`).
+    pub fn set_namespace(&self, namespace: Namespace) {
+        self.with_entity(|e| e.namespace = Some(namespace));
+    }
+
+    /// Sets one field of the `aws` block (subsegments: `operation`, `region`, `request_id`,
+    /// `retries`, `table_name`, ...).
+    pub fn set_aws_field(&self, key: impl Into<String>, value: impl Into<Value>) {
+        let (key, value) = (key.into(), value.into());
+        self.with_entity(|e| {
+            e.ext().aws.get_or_insert_with(Map::new).insert(key, value);
+        });
+    }
+
+    /// Sets the `sql` block.
+    pub fn set_sql(&self, sql: Sql) {
+        self.with_entity(|e| e.ext().sql = Some(sql));
+    }
+
+    /// Sets the `user` field (segments).
+    pub fn set_user(&self, user: impl Into<String>) {
+        let user = user.into();
+        self.with_entity(|e| e.ext().user = Some(user));
+    }
+
+    /// Sets the `origin` field (segments), e.g. `AWS::ECS::Container`. Overrides the plugins'.
+    pub fn set_origin(&self, origin: impl Into<String>) {
+        let origin = origin.into();
+        self.with_entity(|e| e.ext().origin = Some(origin));
+    }
+
+    /// Sets `resource_arn`.
+    pub fn set_resource_arn(&self, arn: impl Into<String>) {
+        let arn = arn.into();
+        self.with_entity(|e| e.ext().resource_arn = Some(arn));
+    }
+
+    /// Sets `service.version` (segments).
+    pub fn set_service_version(&self, version: impl Into<String>) {
+        let v = version.into();
+        self.with_entity(|e| e.ext().service_version = Some(v));
+    }
+
+    /// Adds a `precursor_ids` entry: a sibling subsegment that completed before this one began.
+    pub fn add_precursor_id(&self, id: EntityId) {
+        self.with_entity(|e| e.ext().precursor_ids.push(id));
+    }
+
+    /// Renames the entity (sanitized like every name).
+    pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
+        let name = sanitize_name(name);
+        self.with_entity(|e| e.name = name);
+    }
+
+    /// Ends the entity this context points to. Used by the guards.
+    fn end(&self) {
+        let Inner::Sampled { trace, index, .. } = &self.inner else {
+            return;
+        };
+        let batch = {
+            let mut state = trace.lock();
+            end_in_arena(&mut state, trace, *index as usize)
+        };
+        if let Some(batch) = batch {
+            trace.recorder.emitter.submit(batch);
+        }
+    }
+}
+
+/// Marks entity `index` ended; returns what must be sent now, if anything.
+fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Option<Batch> {
+    if state.sent {
+        return None;
+    }
+    let entity = state.entities.get_mut(index)?;
+    if entity.state != EntityState::Open {
+        return None;
+    }
+    entity.state = EntityState::Ended;
+    entity.end_us = Some(now_micros());
+    state.open = state.open.saturating_sub(1);
+    if index != 0 {
+        state.completed_in_arena += 1;
+    }
+    let root_ended = state.entities[0].state != EntityState::Open;
+    if root_ended && state.open == 0 {
+        state.sent = true;
+        return Some(take_segment(state, trace));
+    }
+    let threshold = trace.recorder.config.streaming_threshold;
+    if index != 0 && state.completed_in_arena > threshold {
+        return stream_completed(state, trace);
+    }
+    None
+}
+
+/// Moves every remaining entity out of the arena, re-indexed, tombstones skipped.
+fn take_segment(state: &mut TraceState, trace: &TraceShared) -> Batch {
+    let entities = std::mem::take(&mut state.entities);
+    let has_tombstones = entities.iter().any(|e| e.state == EntityState::Streamed);
+    let entities = if has_tombstones {
+        let mut map = vec![NO_PARENT; entities.len()];
+        let mut out = Vec::with_capacity(entities.len());
+        for (old, mut e) in entities.into_iter().enumerate() {
+            if e.state == EntityState::Streamed {
+                continue;
+            }
+            map[old] = u32::try_from(out.len()).unwrap_or(NO_PARENT);
+            if e.parent != NO_PARENT {
+                e.parent = map.get(e.parent as usize).copied().unwrap_or(NO_PARENT);
+            }
+            out.push(e);
+        }
+        out
+    } else {
+        entities
+    };
+    Batch {
+        trace_id: trace.trace_id,
+        entities,
+        is_segment: true,
+        rule_name: trace.rule_name.clone(),
+    }
+}
+
+/// Streams every maximal completed subtree (an ended subsegment whose descendants have all
+/// ended) out of the arena as independent subsegments.
+fn stream_completed(state: &mut TraceState, trace: &TraceShared) -> Option<Batch> {
+    let n = state.entities.len();
+    // Children always come after their parent, so one backward pass finds, for every entity,
+    // whether its whole subtree has ended.
+    let mut complete = vec![true; n];
+    for i in (0..n).rev() {
+        let e = &state.entities[i];
+        let done = complete[i] && e.state != EntityState::Open;
+        complete[i] = done;
+        if e.parent != NO_PARENT && !done && e.state != EntityState::Streamed {
+            complete[e.parent as usize] = false;
+        }
+    }
+    // A subtree root is a complete, not yet streamed subsegment whose parent is not complete
+    // (or is the segment itself).
+    let mut map = vec![NO_PARENT; n];
+    let mut out: Vec<EntityData> = Vec::new();
+    for i in 1..n {
+        let (parent, st) = (state.entities[i].parent, state.entities[i].state);
+        if st == EntityState::Streamed || !complete[i] {
+            continue;
+        }
+        let parent_taken = parent != NO_PARENT && map[parent as usize] != NO_PARENT;
+        let is_root = !parent_taken && (parent == 0 || !complete[parent as usize]);
+        if !(is_root || parent_taken) {
+            continue;
+        }
+        map[i] = u32::try_from(out.len()).unwrap_or(NO_PARENT);
+        let mut taken = state.entities[i].tombstone();
+        taken.parent = if parent_taken {
+            map[parent as usize]
+        } else {
+            NO_PARENT
+        };
+        out.push(taken);
+    }
+    if out.is_empty() {
+        return None;
+    }
+    state.completed_in_arena = state
+        .completed_in_arena
+        .saturating_sub(u32::try_from(out.len()).unwrap_or(u32::MAX));
+    Some(Batch {
+        trace_id: trace.trace_id,
+        entities: out,
+        is_segment: false,
+        rule_name: None,
+    })
+}
+
+/// An open segment: one unit of work of this service (usually one incoming request).
+///
+/// Dereferences to [`Context`] for recording. Ends when [`Segment::end`] is called or when
+/// dropped; it is sent once it and all its subsegments have ended.
+#[must_use = "a segment ends when dropped"]
+pub struct Segment {
+    ctx: Context,
+    ended: bool,
+}
+
+impl Segment {
+    pub(crate) fn from_context(ctx: Context) -> Self {
+        Segment { ctx, ended: false }
+    }
+
+    /// A handle to record into this segment from elsewhere (clones share the segment).
+    pub fn context(&self) -> Context {
+        self.ctx.clone()
+    }
+
+    /// Ends the segment now.
+    pub fn end(mut self) {
+        self.ended = true;
+        self.ctx.end();
+    }
+}
+
+impl std::ops::Deref for Segment {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ctx.end();
+        }
+    }
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Segment").field(&self.ctx).finish()
+    }
+}
+
+/// An open subsegment: a unit of work inside a segment (a downstream call, a query, a step).
+///
+/// Dereferences to [`Context`]. Ends when [`Subsegment::end`] is called or when dropped, so a
+/// cancelled future still closes what it opened.
+#[must_use = "a subsegment ends when dropped"]
+pub struct Subsegment {
+    ctx: Context,
+    ended: bool,
+}
+
+impl Subsegment {
+    /// A subsegment that records nothing (used when there is no current context).
+    pub fn noop() -> Self {
+        Subsegment {
+            ctx: Context::new_unsampled(TraceId::from_parts(0, [0; 12]), None),
+            ended: true,
+        }
+    }
+
+    /// A handle to record into this subsegment from elsewhere.
+    pub fn context(&self) -> Context {
+        self.ctx.clone()
+    }
+
+    /// Ends the subsegment now.
+    pub fn end(mut self) {
+        self.ended = true;
+        self.ctx.end();
+    }
+}
+
+impl std::ops::Deref for Subsegment {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl Drop for Subsegment {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ctx.end();
+        }
+    }
+}
+
+impl fmt::Debug for Subsegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Subsegment").field(&self.ctx).finish()
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn arena_len(ctx: &Context) -> usize {
+    match &ctx.inner {
+        Inner::Sampled { trace, .. } => trace.lock().entities.len(),
+        Inner::Unsampled { .. } => 0,
+    }
+}

@@ -1,0 +1,191 @@
+//! Test support: a loopback UDP socket standing in for the daemon, capturing every datagram,
+//! and a recorder wired to it. Enabled by the `test-util` feature.
+//!
+//! ```
+//! use std::time::Duration;
+//! use xray_sdk::testing::UdpCapture;
+//!
+//! let capture = UdpCapture::start().unwrap();
+//! let recorder = capture.recorder("test-service");
+//! recorder.begin_segment("test-service").end();
+//! recorder.flush(Duration::from_secs(5)).unwrap();
+//! let docs = capture.documents(1, Duration::from_secs(5));
+//! assert_eq!(docs[0]["name"], "test-service");
+//! ```
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::emitter::DAEMON_HEADER;
+use crate::plugins::Plugins;
+use crate::recorder::Recorder;
+use crate::sampling::AlwaysSample;
+
+/// One captured datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// The raw bytes, header line included.
+    pub bytes: Vec<u8>,
+}
+
+impl Datagram {
+    /// True when the datagram starts with exactly `{"format":"json","version":1}\n`.
+    pub fn has_daemon_header(&self) -> bool {
+        self.bytes.starts_with(DAEMON_HEADER)
+    }
+
+    /// The document after the header line, parsed (`Value::Null` if it is not JSON).
+    pub fn document(&self) -> Value {
+        let body = match self.bytes.iter().position(|&b| b == b'\n') {
+            Some(i) => &self.bytes[i + 1..],
+            None => &self.bytes[..],
+        };
+        serde_json::from_slice(body).unwrap_or(Value::Null)
+    }
+}
+
+/// A UDP socket on 127.0.0.1 that collects every datagram it receives on a thread.
+#[derive(Debug)]
+pub struct UdpCapture {
+    addr: SocketAddr,
+    rx: Mutex<Receiver<Datagram>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl UdpCapture {
+    /// Binds 127.0.0.1 on a free port and starts collecting.
+    pub fn start() -> io::Result<UdpCapture> {
+        UdpCapture::bind("127.0.0.1:0".parse().map_err(io::Error::other)?)
+    }
+
+    /// Binds the given address and starts collecting (used to reopen a closed port).
+    pub fn bind(addr: SocketAddr) -> io::Result<UdpCapture> {
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let addr = socket.local_addr()?;
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_thread = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("xray-udp-capture".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                while !stop_thread.load(Ordering::Relaxed) {
+                    if let Ok((n, _)) = socket.recv_from(&mut buf) {
+                        if tx
+                            .send(Datagram {
+                                bytes: buf[..n].to_vec(),
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(UdpCapture {
+            addr,
+            rx: Mutex::new(rx),
+            stop,
+        })
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The address as an `AWS_XRAY_DAEMON_ADDRESS` value.
+    pub fn daemon_address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// A recorder that samples everything and sends to this capture (environment ignored,
+    /// no plugins, no centralized sampling).
+    pub fn recorder(&self, service_name: &'static str) -> Recorder {
+        self.recorder_builder(service_name)
+            .build()
+            .unwrap_or_else(|_| Recorder::disabled())
+    }
+
+    /// The builder behind [`UdpCapture::recorder`], to adjust before building.
+    pub fn recorder_builder(&self, service_name: &'static str) -> crate::RecorderBuilder {
+        Recorder::builder()
+            .ignore_env()
+            .service_name(service_name)
+            .daemon_address(self.daemon_address())
+            .sampler(AlwaysSample)
+            .centralized_sampling(false)
+            .plugins(Plugins::none())
+    }
+
+    /// Waits until `n` datagrams have arrived (or `timeout` passes) and returns those that did,
+    /// at most `n`; later datagrams stay for the next call.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Datagram> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::with_capacity(n);
+        let Ok(rx) = self.rx.lock() else {
+            return out;
+        };
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(d) => out.push(d),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// Like [`UdpCapture::wait_for`], returning the parsed documents.
+    pub fn documents(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        self.wait_for(n, timeout)
+            .iter()
+            .map(Datagram::document)
+            .collect()
+    }
+
+    /// Everything that arrived within `quiet` of the last datagram (no fixed count).
+    pub fn drain(&self, quiet: Duration) -> Vec<Datagram> {
+        let mut out = Vec::new();
+        let Ok(rx) = self.rx.lock() else {
+            return out;
+        };
+        while let Ok(d) = rx.recv_timeout(quiet) {
+            out.push(d);
+        }
+        out
+    }
+}
+
+impl Drop for UdpCapture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Every document of a trace, found by walking the embedded `subsegments` arrays and the
+/// independent subsegment documents: returns `(id, parent id, document)` for each entity.
+pub fn flatten(documents: &[Value]) -> Vec<(String, Option<String>, Value)> {
+    fn walk(doc: &Value, parent: Option<String>, out: &mut Vec<(String, Option<String>, Value)>) {
+        let id = doc["id"].as_str().unwrap_or_default().to_owned();
+        let parent = doc["parent_id"].as_str().map(str::to_owned).or(parent);
+        if let Some(subs) = doc["subsegments"].as_array() {
+            for s in subs {
+                walk(s, Some(id.clone()), out);
+            }
+        }
+        out.push((id, parent, doc.clone()));
+    }
+    let mut out = Vec::new();
+    for d in documents {
+        walk(d, None, &mut out);
+    }
+    out
+}

@@ -1,0 +1,250 @@
+//! End-to-end tests of the core: real segments sent over real UDP to a loopback capture.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use xray_sdk::context::FutureExt;
+use xray_sdk::testing::{UdpCapture, flatten};
+use xray_sdk::{Context, HttpRequest, TraceHeader};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn segment_with_nested_subsegments_is_one_datagram() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("orders");
+    let header = TraceHeader::parse(
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    );
+    let segment = recorder.segment("orders").header(&header).begin();
+    segment.set_http_request(HttpRequest {
+        method: Some("GET".into()),
+        url: Some("http://example.com/orders/1".into()),
+        user_agent: Some("curl/8".into()),
+        client_ip: Some("10.0.0.1".into()),
+        x_forwarded_for: true,
+        traced: false,
+    });
+    segment.annotate("s", "text");
+    segment.annotate("n", 42);
+    segment.annotate("f", 1.5);
+    segment.annotate("b", true);
+    segment.annotate("bad key", 1); // dropped, logged
+    segment.put_metadata("config", serde_json::json!({"retries": 3}));
+    segment.put_metadata_in("app", "version", "1.2.3");
+    {
+        let a = segment.begin_subsegment("a");
+        let b = a.begin_subsegment("b");
+        b.set_http_response(404, Some(10));
+        b.end();
+        a.end();
+    }
+    segment.set_http_response(500, Some(0));
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let grams = capture.wait_for(1, WAIT);
+    assert_eq!(grams.len(), 1);
+    assert!(
+        grams[0]
+            .bytes
+            .starts_with(b"{\"format\":\"json\",\"version\":1}\n")
+    );
+    let doc = grams[0].document();
+    assert_eq!(doc["name"], "orders");
+    assert_eq!(doc["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
+    assert_eq!(doc["parent_id"], "53995c3f42cd8ad8");
+    assert_eq!(doc["fault"], true);
+    assert!(doc.get("error").is_none());
+    assert_eq!(doc["http"]["request"]["method"], "GET");
+    assert_eq!(doc["http"]["request"]["x_forwarded_for"], true);
+    assert_eq!(doc["http"]["response"]["status"], 500);
+    assert_eq!(
+        doc["annotations"],
+        serde_json::json!({"s":"text","n":42,"f":1.5,"b":true})
+    );
+    assert_eq!(doc["metadata"]["default"]["config"]["retries"], 3);
+    assert_eq!(doc["metadata"]["app"]["version"], "1.2.3");
+    assert_eq!(doc["aws"]["xray"]["sdk"], "X-Ray for Rust");
+    assert_eq!(doc["aws"]["xray"]["sdk_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["service"]["runtime"], "rust");
+    assert!(doc["start_time"].as_f64().unwrap() <= doc["end_time"].as_f64().unwrap());
+    let a = &doc["subsegments"][0];
+    assert_eq!(a["name"], "a");
+    assert!(a.get("trace_id").is_none() && a.get("type").is_none());
+    let b = &a["subsegments"][0];
+    assert_eq!(b["name"], "b");
+    assert_eq!(b["error"], true);
+    assert_eq!(b["http"]["response"]["status"], 404);
+    assert_eq!(recorder.stats().sent, 1);
+}
+
+#[test]
+fn unsampled_sends_nothing_but_propagates() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let h = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0;Lineage=a:1");
+    let seg = recorder.segment("svc").header(&h).begin();
+    let sub = seg.begin_subsegment("call");
+    let down = sub.downstream_header().to_string();
+    assert!(down.starts_with("Root=1-5759e988-bd862e3fe1be46a994272793;Parent="));
+    assert!(down.ends_with(";Sampled=0;Lineage=a:1"), "{down}");
+    sub.end();
+    seg.end();
+    recorder.flush(WAIT).unwrap();
+    assert!(capture.drain(Duration::from_millis(200)).is_empty());
+    assert_eq!(recorder.stats().queued, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_follows_await_and_spawned_tasks() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("ctx");
+    let segment = recorder.begin_segment("ctx");
+    let seg_id = segment.id();
+    async {
+        for i in 0..3 {
+            xray_sdk::subsegment(format!("step-{i}"), async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::task::yield_now().await;
+                let cur = Context::current().unwrap();
+                assert_ne!(cur.id(), seg_id);
+                xray_sdk::subsegment("inner", async {
+                    tokio::task::yield_now().await;
+                })
+                .await;
+            })
+            .await;
+        }
+        let handle = tokio::spawn(
+            async {
+                xray_sdk::subsegment("spawned", async {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                })
+                .await;
+                Context::current().map(|c| c.trace_id())
+            }
+            .in_current_context(),
+        );
+        assert_eq!(handle.await.unwrap(), Some(segment.trace_id()));
+        // A task spawned without the context does not see it.
+        let orphan = tokio::spawn(async { Context::current().is_none() });
+        assert!(orphan.await.unwrap());
+    }
+    .in_context(segment.context())
+    .await;
+    assert!(Context::current().is_none());
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let docs = capture.documents(1, WAIT);
+    let all = flatten(&docs);
+    let names: Vec<&str> = all
+        .iter()
+        .map(|(_, _, d)| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.iter().filter(|n| **n == "inner").count(), 3);
+    let spawned = all.iter().find(|(_, _, d)| d["name"] == "spawned").unwrap();
+    assert_eq!(spawned.1.as_deref(), Some(seg_id.to_string().as_str()));
+    for (_, parent, d) in &all {
+        if d["name"] == "inner" {
+            let p = all
+                .iter()
+                .find(|(id, _, _)| Some(id) == parent.as_ref())
+                .unwrap();
+            assert!(p.2["name"].as_str().unwrap().starts_with("step-"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancelled_future_still_closes_its_subsegment() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("cancel");
+    let segment = recorder.begin_segment("cancel");
+    let slow = xray_sdk::subsegment("slow", tokio::time::sleep(Duration::from_secs(60)))
+        .in_context(segment.context());
+    let _ = tokio::time::timeout(Duration::from_millis(20), slow).await;
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let doc = &capture.documents(1, WAIT)[0];
+    let slow = &doc["subsegments"][0];
+    assert_eq!(slow["name"], "slow");
+    assert!(slow["end_time"].is_number());
+}
+
+#[test]
+fn segment_waits_for_open_subsegments() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("late");
+    let segment = recorder.begin_segment("late");
+    let sub = segment.begin_subsegment("background");
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    assert!(capture.drain(Duration::from_millis(100)).is_empty());
+    sub.end();
+    recorder.flush(WAIT).unwrap();
+    let doc = &capture.documents(1, WAIT)[0];
+    assert_eq!(doc["subsegments"][0]["name"], "background");
+}
+
+#[test]
+fn error_with_source_chain_becomes_cause() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("err");
+    let segment = recorder.begin_segment("err");
+    let err = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "daemon down");
+    segment.record_error(&err);
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let doc = &capture.documents(1, WAIT)[0];
+    assert_eq!(doc["fault"], true);
+    let ex = &doc["cause"]["exceptions"][0];
+    assert_eq!(ex["message"], "daemon down");
+    assert_eq!(ex["type"], "Error");
+    assert_eq!(ex["id"].as_str().unwrap().len(), 16);
+    assert!(doc["cause"]["working_directory"].is_string());
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    flatten(std::slice::from_ref(v))
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect()
+}
+
+#[test]
+fn many_subsegments_are_streamed() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture
+        .recorder_builder("stream")
+        .streaming_threshold(10)
+        .build()
+        .unwrap();
+    let segment = recorder.begin_segment("stream");
+    for i in 0..35 {
+        segment.begin_subsegment(format!("s{i}")).end();
+    }
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let docs = capture.drain(Duration::from_millis(300));
+    let docs: Vec<Value> = docs.iter().map(|d| d.document()).collect();
+    assert!(
+        docs.len() > 1,
+        "expected streaming, got {} document(s)",
+        docs.len()
+    );
+    let seg = docs.iter().find(|d| d.get("type").is_none()).unwrap();
+    let streamed: Vec<&Value> = docs.iter().filter(|d| d["type"] == "subsegment").collect();
+    for s in &streamed {
+        assert_eq!(s["trace_id"], seg["trace_id"]);
+        assert_eq!(s["parent_id"], seg["id"]);
+    }
+    let mut all: Vec<String> = docs.iter().flat_map(ids).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        36,
+        "every subsegment exactly once plus the segment"
+    );
+    let _ = ids;
+}
