@@ -49,6 +49,16 @@ pub fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     })
 }
 
+/// Replaces the current context of this thread and returns the previous one. A low-level
+/// building block for integrations (such as a `tracing` layer entering and leaving spans)
+/// that cannot hold an [`EnterGuard`]; every call must be paired with one that restores
+/// what it returned.
+pub fn replace_current(context: Option<Context>) -> Option<Context> {
+    let mut slot = context;
+    swap(&mut slot);
+    slot
+}
+
 fn swap(slot: &mut Option<Context>) {
     CURRENT.with(|c| {
         if let Ok(mut cur) = c.try_borrow_mut() {

@@ -1,0 +1,132 @@
+//! JSON API filters and error handling.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_filters() {
+    let server = start_default().await;
+    let t0 = now();
+    let mk = |name: &str, dur: f64, flags: serde_json::Value, ann: serde_json::Value| {
+        let t = trace_id();
+        let mut s = segment(&t, &entity_id(), name, None, t0, dur);
+        for (k, v) in flags.as_object().expect("flags") {
+            s[k] = v.clone();
+        }
+        s["annotations"] = ann;
+        s["http"] = json!({"request": {"method": "POST", "url": "http://x/y"}, "response": {"status": 503}});
+        send_doc(&server, &s);
+        t
+    };
+    let ok = mk("web", 0.1, json!({}), json!({"user": "alice", "n": 3}));
+    let err = mk("web", 0.2, json!({"error": true}), json!({"user": "bob"}));
+    let fault = mk("api", 2.0, json!({"fault": true}), json!({"flag": true}));
+    let thr = mk(
+        "api",
+        0.3,
+        json!({"error": true, "throttle": true}),
+        json!({}),
+    );
+    wait_accepted(&server, 4);
+    let ids = |q: &str| -> Vec<String> {
+        let v = get_json(&server, &format!("/api/TraceSummaries?{q}"));
+        let mut ids: Vec<String> = v["TraceSummaries"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s["Id"].as_str().expect("id").to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(ids("status=ok"), [ok.clone()]);
+    assert_eq!(ids("status=fault"), [fault.clone()]);
+    assert_eq!(ids("status=throttle"), [thr.clone()]);
+    assert_eq!(ids("status=error"), sorted(vec![err.clone(), thr.clone()]));
+    assert_eq!(ids("service=web"), sorted(vec![ok.clone(), err.clone()]));
+    assert_eq!(ids("min_duration=1.5"), [fault.clone()]);
+    assert_eq!(ids("annotation=user%3Dbob"), [err.clone()]);
+    assert_eq!(ids("annotation=user=alice"), [ok.clone()]);
+    assert_eq!(ids("annotation=n=3"), [ok.clone()]);
+    assert_eq!(ids("annotation=flag=true"), [fault.clone()]);
+    assert_eq!(
+        ids(&format!("start={}&end={}", t0 - 1.0, t0 + 1.0)).len(),
+        4
+    );
+    assert!(ids(&format!("start={}", t0 + 10.0)).is_empty());
+    assert_eq!(ids("limit=2").len(), 2);
+
+    let v = get_json(
+        &server,
+        &format!("/api/TraceSummaries?service=api&status=fault"),
+    );
+    let s = &v["TraceSummaries"][0];
+    assert_eq!(s["Http"]["HttpStatus"], json!(503));
+    assert_eq!(s["Http"]["HttpMethod"], json!("POST"));
+    assert_eq!(s["HasFault"], json!(true));
+    assert_eq!(
+        s["Annotations"]["flag"][0]["AnnotationValue"]["BooleanValue"],
+        json!(true)
+    );
+    assert_eq!(s["ServiceIds"][0]["Name"], json!("api"));
+    assert!((s["Duration"].as_f64().expect("d") - 2.0).abs() < 1e-6);
+    assert!((s["ResponseTime"].as_f64().expect("r") - 2.0).abs() < 1e-6);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_are_400_with_json() {
+    let server = start_default().await;
+    for path in [
+        "/api/TraceSummaries?status=weird",
+        "/api/TraceSummaries?min_duration=abc",
+        "/api/TraceSummaries?start=NaN",
+        "/api/TraceSummaries?start=5&end=1",
+        "/api/TraceSummaries?limit=0",
+        "/api/TraceSummaries?limit=1001",
+        "/api/TraceSummaries?annotation=novalue",
+        "/api/TraceSummaries?bogus=1",
+        "/api/TraceSummaries?service=a&service=b",
+        "/api/TraceSummaries?service=%zz",
+        "/api/Traces",
+        "/api/Traces?ids=a&x=1",
+        "/api/Timeline",
+        "/api/ServiceGraph?start=x",
+        "/api/validation?limit=-1",
+        "/api/stats?x=1",
+    ] {
+        let r = get(&server, path);
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(
+            r.json()["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}"
+        );
+    }
+    let many: Vec<String> = (0..101).map(|_| trace_id()).collect();
+    assert_eq!(
+        get(&server, &format!("/api/Traces?ids={}", many.join(","))).status,
+        400
+    );
+    assert_eq!(
+        get(
+            &server,
+            "/api/Timeline?id=1-00000000-000000000000000000000000"
+        )
+        .status,
+        404
+    );
+    assert_eq!(get(&server, "/api/nothing").status, 404);
+    // The UI is served from the same port.
+    let r = get(&server, "/");
+    assert_eq!(r.status, 200);
+    assert!(r.headers.to_ascii_lowercase().contains("text/html"));
+    assert_eq!(get(&server, "/app.js").status, 200);
+    assert_eq!(get(&server, "/style.css").status, 200);
+    server.shutdown().await;
+}

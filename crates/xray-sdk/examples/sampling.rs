@@ -1,0 +1,2 @@
+//! Placeholder: prints the default decision.
+fn main() {}
