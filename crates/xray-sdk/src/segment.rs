@@ -111,6 +111,28 @@ impl EntityData {
         }
     }
 
+    /// A finished entity with typical content, for benchmarks.
+    pub(crate) fn bench(id: EntityId, parent: u32, parent_id: Option<EntityId>) -> Self {
+        let mut e = EntityData::new(id, parent, parent_id, Cow::Borrowed("downstream-call"));
+        e.end_us = Some(e.start_us + 1500);
+        e.namespace = Some(Namespace::Remote);
+        let ext = e.ext();
+        ext.http = Some(Http {
+            request: HttpRequest {
+                method: Some("GET".into()),
+                url: Some("http://backend.internal:8080/api/items/42".into()),
+                ..HttpRequest::default()
+            },
+            response: crate::model::HttpResponse {
+                status: Some(200),
+                content_length: Some(512),
+            },
+        });
+        ext.annotations
+            .push((Cow::Borrowed("item"), AnnotationValue::Int(42)));
+        e
+    }
+
     fn ext(&mut self) -> &mut EntityExt {
         self.ext.get_or_insert_with(Box::default)
     }

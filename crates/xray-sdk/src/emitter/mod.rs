@@ -112,6 +112,58 @@ impl fmt::Display for FlushError {
 
 impl std::error::Error for FlushError {}
 
+/// Support for the crate's benchmarks; not part of the public API.
+#[doc(hidden)]
+pub mod bench_support {
+    use super::serialize;
+    use crate::id::{EntityId, TraceId};
+    use crate::plugins::Resources;
+    use crate::segment::{Batch, EntityData, EntityState, NO_PARENT};
+
+    /// A finished segment ready for serialization.
+    pub struct SampleBatch(Batch);
+
+    impl SampleBatch {
+        /// A segment with `subsegments` children, each with an http block and an annotation.
+        pub fn new(subsegments: usize) -> Self {
+            let mut entities = Vec::new();
+            let root = EntityId::new();
+            for i in 0..=subsegments {
+                let mut e = EntityData::bench(
+                    if i == 0 { root } else { EntityId::new() },
+                    if i == 0 { NO_PARENT } else { 0 },
+                    if i == 0 { None } else { Some(root) },
+                );
+                e.state = EntityState::Ended;
+                entities.push(e);
+            }
+            SampleBatch(Batch {
+                trace_id: TraceId::new(),
+                entities,
+                is_segment: true,
+                rule_name: None,
+            })
+        }
+
+        /// Serializes into `buf` (cleared first); returns the number of datagrams.
+        pub fn serialize(&self, buf: &mut Vec<u8>, scratch: &mut Scratch) -> usize {
+            buf.clear();
+            let resources = Resources::default();
+            let env = serialize::Env {
+                resources: &resources,
+                service_version: None,
+            };
+            let mut n = 0;
+            serialize::documents(&self.0, &env, &mut scratch.0, buf, &mut |_| n += 1);
+            n
+        }
+    }
+
+    /// Reusable serializer buffers.
+    #[derive(Default)]
+    pub struct Scratch(serialize::Scratch);
+}
+
 enum Work {
     Batch(Batch),
     Flush(SyncSender<()>),

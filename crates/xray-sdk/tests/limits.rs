@@ -1,0 +1,199 @@
+//! The 64 KiB rule, queue overflow accounting, and an emitter that survives a dead daemon.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use xray_sdk::emitter::MAX_DATAGRAM_SIZE;
+use xray_sdk::testing::{UdpCapture, flatten};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn oversized_segment_is_split_into_independent_subsegments() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("big");
+    let segment = recorder.begin_segment("big");
+    let blob = "x".repeat(30_000);
+    for i in 0..3 {
+        let sub = segment.begin_subsegment(format!("part-{i}"));
+        sub.put_metadata("blob", &blob);
+        let child = sub.begin_subsegment(format!("child-{i}"));
+        child.end();
+        sub.end();
+    }
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let grams = capture.drain(Duration::from_millis(300));
+    assert!(grams.len() >= 4, "got {}", grams.len());
+    for g in &grams {
+        assert!(g.bytes.len() <= MAX_DATAGRAM_SIZE, "{}", g.bytes.len());
+        assert!(g.has_daemon_header());
+    }
+    let docs: Vec<Value> = grams.iter().map(|g| g.document()).collect();
+    let seg = docs.iter().find(|d| d.get("type").is_none()).unwrap();
+    assert!(seg.get("subsegments").is_none());
+    let parts: Vec<&Value> = docs.iter().filter(|d| d["type"] == "subsegment").collect();
+    assert_eq!(parts.len(), 3);
+    for p in parts {
+        assert_eq!(p["parent_id"], seg["id"]);
+        assert_eq!(p["trace_id"], seg["trace_id"]);
+        assert_eq!(
+            p["metadata"]["default"]["blob"].as_str().unwrap().len(),
+            30_000
+        );
+        assert!(
+            p["subsegments"][0]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("child-")
+        );
+    }
+    let stats = recorder.stats();
+    assert_eq!(stats.sent, 4);
+    assert_eq!(stats.dropped_too_large + stats.truncated, 0);
+}
+
+#[test]
+fn a_single_huge_document_loses_metadata_then_is_dropped_and_counted() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("huge");
+    let segment = recorder.begin_segment("huge");
+    segment.put_metadata("blob", "y".repeat(100_000));
+    let sub = segment.begin_subsegment("many-annotations");
+    for i in 0..80 {
+        sub.annotate(format!("k{i}"), "z".repeat(1_000));
+    }
+    sub.end();
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let docs: Vec<Value> = capture
+        .drain(Duration::from_millis(300))
+        .iter()
+        .map(|g| g.document())
+        .collect();
+    // The subsegment (80 kB of annotations) cannot fit: dropped and counted.
+    // The segment fits once its metadata is removed: sent, marked, counted.
+    assert_eq!(docs.len(), 1);
+    assert_eq!(
+        docs[0]["metadata"]["xray_sdk"]["truncated"],
+        "metadata removed: document over 64 KiB"
+    );
+    let stats = recorder.stats();
+    assert_eq!(
+        (stats.sent, stats.truncated, stats.dropped_too_large),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn full_queue_drops_are_counted_and_nothing_else_is_lost() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture
+        .recorder_builder("burst")
+        .queue_capacity(4)
+        .build()
+        .unwrap();
+    let total = 5_000u64;
+    for _ in 0..total {
+        recorder.begin_segment("burst").end();
+    }
+    recorder.flush(WAIT).unwrap();
+    let stats = recorder.stats();
+    assert_eq!(stats.queued + stats.dropped_queue_full, total);
+    assert_eq!(stats.sent, stats.queued, "{stats:?}");
+    assert_eq!(stats.pending(), 0);
+}
+
+#[test]
+fn emitter_survives_a_closed_port_and_resumes_when_it_reopens() {
+    let capture = UdpCapture::start().unwrap();
+    let addr = capture.address();
+    let recorder = capture.recorder("flaky");
+    recorder.begin_segment("before").end();
+    recorder.flush(WAIT).unwrap();
+    assert_eq!(capture.documents(1, WAIT)[0]["name"], "before");
+
+    drop(capture);
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..20 {
+        recorder.begin_segment("while-closed").end();
+    }
+    recorder.flush(WAIT).unwrap();
+
+    let deadline = Instant::now() + WAIT;
+    let reopened = loop {
+        match UdpCapture::bind(addr) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot rebind {addr}: {e}"),
+        }
+    };
+    recorder.begin_segment("after").end();
+    recorder.flush(WAIT).unwrap();
+    let docs = reopened.documents(1, WAIT);
+    assert_eq!(docs[0]["name"], "after");
+    let stats = recorder.stats();
+    assert_eq!(stats.queued, 22);
+    assert_eq!(stats.sent + stats.send_errors, 22, "{stats:?}");
+}
+
+#[test]
+fn unresolvable_daemon_costs_only_counted_errors() {
+    let recorder = xray_sdk::Recorder::builder()
+        .ignore_env()
+        .daemon_address("xray-daemon.invalid:2000")
+        .sampler(xray_sdk::sampling::AlwaysSample)
+        .centralized_sampling(false)
+        .plugins(xray_sdk::plugins::Plugins::none())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..10 {
+        recorder.begin_segment("nowhere").end();
+    }
+    // Ending segments never waits on the network.
+    assert!(started.elapsed() < Duration::from_millis(500));
+    recorder.flush(WAIT).unwrap();
+    let stats = recorder.stats();
+    assert_eq!(stats.queued, 10);
+    assert_eq!(stats.send_errors, 10, "{stats:?}");
+    assert_eq!(stats.sent, 0);
+}
+
+#[test]
+fn streaming_threshold_zero_sends_each_subsegment_as_it_completes() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture
+        .recorder_builder("eager")
+        .streaming_threshold(0)
+        .build()
+        .unwrap();
+    let segment = recorder.begin_segment("eager");
+    let outer = segment.begin_subsegment("outer");
+    outer.begin_subsegment("inner").end();
+    recorder.flush(WAIT).unwrap();
+    // "inner" is complete while its parent is open: it goes out on its own.
+    let early = capture.documents(1, WAIT);
+    assert_eq!(early[0]["name"], "inner");
+    assert_eq!(early[0]["type"], "subsegment");
+    assert_eq!(early[0]["parent_id"], outer.id().to_string());
+    outer.end();
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let rest: Vec<Value> = capture
+        .drain(Duration::from_millis(200))
+        .iter()
+        .map(|g| g.document())
+        .collect();
+    let all = flatten(&[early, rest].concat());
+    let names: Vec<&str> = all
+        .iter()
+        .map(|(_, _, d)| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.iter().filter(|n| **n == "inner").count(), 1);
+    assert_eq!(names.iter().filter(|n| **n == "outer").count(), 1);
+    assert_eq!(names.iter().filter(|n| **n == "eager").count(), 1);
+}

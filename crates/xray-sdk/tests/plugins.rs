@@ -1,0 +1,126 @@
+//! ECS and EC2 plugins against real HTTP servers on loopback standing in for the metadata
+//! endpoints.
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, put};
+use serde_json::json;
+use xray_sdk::plugins::{Plugins, detect};
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn ecs_metadata_fills_the_ecs_block() {
+    let app = Router::new()
+        .route(
+            "/v4/abc",
+            get(|| async {
+                axum::Json(json!({
+                    "Name": "backend",
+                    "DockerId": "d0c4e1d",
+                    "ContainerARN": "arn:aws:ecs:us-east-1:123456789012:container/c1",
+                    "Labels": {
+                        "com.amazonaws.ecs.cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/demo",
+                        "com.amazonaws.ecs.task-arn": "arn:aws:ecs:us-east-1:123456789012:task/demo/t1",
+                        "com.amazonaws.ecs.task-definition-family": "backend"
+                    },
+                    "LogOptions": {"awslogs-group": "/ecs/backend", "awslogs-region": "us-east-1"}
+                }))
+            }),
+        )
+        .route(
+            "/v4/abc/task",
+            get(|| async { axum::Json(json!({"LaunchType": "FARGATE", "AvailabilityZone": "us-east-1a"})) }),
+        );
+    let base = serve(app).await;
+    let data = detect(
+        &Plugins::none()
+            .ecs(true)
+            .ecs_metadata_uri(format!("{base}/v4/abc")),
+    )
+    .await;
+    assert_eq!(data.origin, Some("AWS::ECS::Container"));
+    let ecs = data.ecs.unwrap();
+    assert_eq!(ecs["container"], "backend");
+    assert_eq!(ecs["container_id"], "d0c4e1d");
+    assert_eq!(
+        ecs["container_arn"],
+        "arn:aws:ecs:us-east-1:123456789012:container/c1"
+    );
+    assert_eq!(
+        ecs["cluster_arn"],
+        "arn:aws:ecs:us-east-1:123456789012:cluster/demo"
+    );
+    assert_eq!(ecs["launch_type"], "fargate");
+    assert_eq!(ecs["log_group"], "/ecs/backend");
+}
+
+#[tokio::test]
+async fn ec2_uses_imdsv2_token() {
+    let app = Router::new()
+        .route("/latest/api/token", put(|| async { "tok-123" }))
+        .route(
+            "/latest/dynamic/instance-identity/document",
+            get(|headers: HeaderMap| async move {
+                if headers
+                    .get("x-aws-ec2-metadata-token")
+                    .and_then(|v| v.to_str().ok())
+                    != Some("tok-123")
+                {
+                    return Err(StatusCode::UNAUTHORIZED);
+                }
+                Ok(axum::Json(json!({
+                    "instanceId": "i-0abc", "availabilityZone": "us-east-1b",
+                    "instanceType": "t3.micro", "imageId": "ami-1", "accountId": "123456789012"
+                })))
+            }),
+        );
+    let base = serve(app).await;
+    let data = detect(&Plugins::none().ec2(true).imds_endpoint(base)).await;
+    assert_eq!(data.origin, Some("AWS::EC2::Instance"));
+    let ec2 = data.ec2.unwrap();
+    assert_eq!(ec2["instance_id"], "i-0abc");
+    assert_eq!(ec2["availability_zone"], "us-east-1b");
+    assert_eq!(ec2["instance_size"], "t3.micro");
+    assert_eq!(data.account_id.as_deref(), Some("123456789012"));
+}
+
+#[tokio::test]
+async fn missing_endpoints_are_not_errors() {
+    // A port that was just closed: connection refused, quickly.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let data = detect(
+        &Plugins::none()
+            .ec2(true)
+            .imds_endpoint(dead.clone())
+            .eks(true)
+            .k8s_token_path("/nonexistent/token"),
+    )
+    .await;
+    assert_eq!(data.origin, None);
+    assert!(data.ec2.is_none() && data.eks.is_none());
+}
+
+#[tokio::test]
+async fn eks_is_detected_from_the_token_file() {
+    let dir = std::env::temp_dir().join(format!("xray-eks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "t").unwrap();
+    let data = detect(
+        &Plugins::none()
+            .eks(true)
+            .k8s_token_path(token.to_string_lossy()),
+    )
+    .await;
+    assert_eq!(data.origin, Some("AWS::EKS::Container"));
+    assert!(data.eks.unwrap()["pod"].is_string());
+    std::fs::remove_dir_all(dir).ok();
+}
