@@ -217,6 +217,7 @@ pub fn stats_json(app: &App) -> Value {
         "StartedAt": app.started_at(),
         "Intake": app.intake.snapshot(),
         "UdpReceiveBufferBytes": app.udp_recv_buffer(),
+        "ProcessRssBytes": process_rss_bytes(),
         "Store": {
             "Traces": store.len(),
             "Documents": docs,
@@ -235,6 +236,14 @@ pub fn stats_json(app: &App) -> Value {
         "Statistics": sampler.stats(),
     });
     v
+}
+
+/// Resident set size of this process (Linux only; `None` elsewhere).
+fn process_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 async fn stats(State(app): Shared, RawQuery(q): RawQuery) -> Response {

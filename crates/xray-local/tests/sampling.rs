@@ -143,8 +143,7 @@ async fn custom_rules_file_and_quota_split() {
         ..Config::ephemeral()
     })
     .await
-    .err()
-    .expect("invalid rules file must fail");
+    .expect_err("invalid rules file must fail");
     assert!(err.to_string().contains("fixed rate"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

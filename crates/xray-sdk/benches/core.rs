@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p xray-sdk --bench core -- --warm-up-time 1 --measurement-time 3`
 
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
 use std::hint::black_box;
 use std::net::UdpSocket;
 use std::sync::Arc;

@@ -10,6 +10,8 @@
 //! error with its cause chain, and 150 extra subsegments, more than the streaming threshold,
 //! so some of them go out as independent subsegment documents.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::fmt;
 use std::time::Duration;
 

@@ -826,11 +826,3 @@ impl fmt::Debug for Subsegment {
         f.debug_tuple("Subsegment").field(&self.ctx).finish()
     }
 }
-
-#[cfg(test)]
-pub(crate) fn arena_len(ctx: &Context) -> usize {
-    match &ctx.inner {
-        Inner::Sampled { trace, .. } => trace.lock().entities.len(),
-        Inner::Unsampled { .. } => 0,
-    }
-}

@@ -1,5 +1,7 @@
 //! End-to-end tests of the core: real segments sent over real UDP to a loopback capture.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use serde_json::Value;

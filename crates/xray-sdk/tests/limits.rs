@@ -1,5 +1,7 @@
 //! The 64 KiB rule, queue overflow accounting, and an emitter that survives a dead daemon.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;

@@ -1,6 +1,8 @@
 //! ECS and EC2 plugins against real HTTP servers on loopback standing in for the metadata
 //! endpoints.
 
+#![allow(clippy::unwrap_used)]
+
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};

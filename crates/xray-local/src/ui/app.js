@@ -1,1 +1,412 @@
+// xray-local UI: polls the JSON API every 2 s and renders the trace list,
+// the timeline of the selected trace, the service map and the counters.
+// Everything is built with DOM calls (textContent only), never innerHTML.
+"use strict";
 
+const POLL_MS = 2000;
+const SVG_NS = "http://www.w3.org/2000/svg";
+const state = { selected: null, selectedRow: null, timeline: null, summaries: [] };
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids.flat()) {
+    if (k === null || k === undefined) continue;
+    e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  }
+  return e;
+}
+
+function svg(tag, attrs, ...kids) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  return e;
+}
+
+function ms(seconds) {
+  if (!isFinite(seconds)) return "–";
+  const v = seconds * 1000;
+  return v >= 1000 ? (v / 1000).toFixed(2) + " s" : v.toFixed(v < 10 ? 1 : 0) + " ms";
+}
+
+function clock(epoch) {
+  if (!isFinite(epoch)) return "–";
+  return new Date(epoch * 1000).toLocaleTimeString();
+}
+
+function pct(n, d) {
+  return d ? Math.round((100 * n) / d) + "%" : "0%";
+}
+
+// ---- URL state: #trace=<id>&service=..&status=..&min_ms=..&annotation=..&range=..
+
+function readHash() {
+  return new URLSearchParams(location.hash.replace(/^#\/?/, ""));
+}
+
+function writeHash(params) {
+  const s = params.toString();
+  history.replaceState(null, "", s ? "#" + s : location.pathname);
+}
+
+const FILTER_FIELDS = ["service", "status", "min_ms", "annotation", "range"];
+
+function filtersFromHash() {
+  const h = readHash();
+  const form = document.getElementById("filters");
+  for (const f of FILTER_FIELDS) form.elements[f].value = h.get(f) || "";
+  state.selected = h.get("trace");
+}
+
+function syncHash() {
+  const form = document.getElementById("filters");
+  const h = new URLSearchParams();
+  if (state.selected) h.set("trace", state.selected);
+  for (const f of FILTER_FIELDS) if (form.elements[f].value) h.set(f, form.elements[f].value);
+  writeHash(h);
+}
+
+function summaryQuery() {
+  const form = document.getElementById("filters");
+  const q = new URLSearchParams({ limit: "200" });
+  const v = (n) => form.elements[n].value.trim();
+  if (v("service")) q.set("service", v("service"));
+  if (v("status")) q.set("status", v("status"));
+  if (v("min_ms") && isFinite(Number(v("min_ms")))) q.set("min_duration", String(Number(v("min_ms")) / 1000));
+  if (v("annotation").includes("=")) q.set("annotation", v("annotation"));
+  if (v("range")) q.set("start", String(Date.now() / 1000 - Number(v("range"))));
+  return q.toString();
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+// ---- Trace list
+
+function statusBadge(s) {
+  if (s.HasFault) return el("span", { class: "badge fault" }, "fault");
+  if (s.HasThrottle) return el("span", { class: "badge throttle" }, "throttle");
+  if (s.HasError) return el("span", { class: "badge error" }, "error");
+  if (s.IsPartial) return el("span", { class: "badge partial" }, "in progress");
+  return el("span", { class: "badge" }, "ok");
+}
+
+function renderList(data) {
+  state.summaries = data.TraceSummaries;
+  const body = document.querySelector("#traces tbody");
+  const rows = data.TraceSummaries.map((s) => {
+    const http = s.Http || {};
+    const entry = [s.EntryPoint ? s.EntryPoint.Name : "?", http.HttpMethod, http.HttpURL].filter(Boolean).join(" ");
+    return el(
+      "tr",
+      {
+        class: "trace-row" + (s.Id === state.selected ? " selected" : ""),
+        "data-id": s.Id,
+        title: s.Id,
+        onclick: () => selectTrace(s.Id),
+      },
+      el("td", {}, clock(s.StartTime)),
+      el("td", {}, entry),
+      el("td", {}, ms(s.Duration)),
+      el("td", {}, statusBadge(s)),
+      el("td", {}, s.ServiceIds.map((x) => x.Name).join(", ")),
+      el("td", {}, s.ProblemCount ? el("span", { class: "badge problem" }, String(s.ProblemCount)) : ""),
+    );
+  });
+  body.replaceChildren(...rows);
+  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "6", class: "empty" }, "No traces match.")));
+  document.getElementById("trace-count").textContent =
+    `${data.TraceSummaries.length} shown of ${data.MatchedCount} matching, ${data.TracesProcessedCount} stored`;
+  if (!state.selected && data.TraceSummaries.length) selectTrace(data.TraceSummaries[0].Id, true);
+}
+
+function selectTrace(id, quiet) {
+  if (state.selected !== id) state.selectedRow = null;
+  state.selected = id;
+  if (!quiet) syncHash();
+  for (const r of document.querySelectorAll("tr.trace-row")) r.classList.toggle("selected", r.dataset.id === id);
+  refreshTimeline();
+}
+
+// ---- Timeline
+
+function rowStatus(r) {
+  if (r.InProgress) return "partial";
+  if (r.Fault) return "fault";
+  if (r.Throttle) return "throttle";
+  if (r.Error) return "error";
+  return "";
+}
+
+function renderTimeline(tl) {
+  state.timeline = tl;
+  const box = document.getElementById("timeline");
+  document.getElementById("timeline-title").textContent = `${tl.Id} · ${ms(tl.Duration)} · ${tl.Rows.length} rows`;
+  const t0 = tl.StartTime;
+  const span = tl.Duration > 0 ? tl.Duration : 1e-3;
+  const axis = el("div", { class: "wf-axis" }, ...[0, 0.25, 0.5, 0.75, 1].map((f) => el("span", {}, ms(f * span))));
+  const rows = tl.Rows.map((r) => {
+    const start = Number(r.StartTime);
+    const end = r.EndTime === null || r.InProgress ? t0 + span : Number(r.EndTime);
+    const left = isFinite(start) ? Math.max(0, Math.min(100, ((start - t0) / span) * 100)) : 0;
+    const width = isFinite(end - start) ? Math.max(0, Math.min(100 - left, ((end - start) / span) * 100)) : 0;
+    const problems = r.Problems.length ? el("span", { class: "wf-problem", title: r.Problems.map((p) => p.Message).join("\n") }, "!") : null;
+    return el(
+      "div",
+      {
+        class: `wf-row ${r.Kind}` + (r.Id === state.selectedRow ? " selected" : ""),
+        "data-id": r.Id,
+        onclick: () => selectRow(r.Id),
+      },
+      el("div", { class: "wf-label", style: `padding-left:${r.Depth * 14}px`, title: r.Name },
+        problems, r.Name === null ? "(no name)" : String(r.Name), r.Namespace ? el("span", { class: "ns" }, r.Namespace) : null),
+      el("div", { class: "wf-track" },
+        el("div", { class: `wf-bar ${rowStatus(r)}`, style: `left:${left}%;width:${width}%` }),
+        el("span", { class: "wf-dur", style: `left:${Math.min(left + width, 88)}%` }, r.InProgress ? "in progress" : ms(end - start))),
+    );
+  });
+  const traceProblems = tl.Problems.length
+    ? el("ul", { class: "problem-list" }, tl.Problems.map((p) => el("li", {}, el("code", {}, p.Code), " ", p.Message)))
+    : null;
+  box.replaceChildren(axis, ...rows, traceProblems || "");
+  if (state.selectedRow) selectRow(state.selectedRow);
+}
+
+function section(title, value) {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0) return null;
+  return [el("h3", {}, title), el("pre", {}, JSON.stringify(value, null, 2))];
+}
+
+function causeView(cause) {
+  if (!cause) return null;
+  if (typeof cause === "string") return [el("h3", {}, "Cause"), el("p", {}, "Exception id ", el("code", {}, cause))];
+  const ex = (cause.exceptions || []).map((x) =>
+    el("div", { class: "exception" },
+      el("b", {}, x.type || "Exception"), ": ", x.message || "", x.remote ? " (remote)" : "",
+      x.stack ? el("pre", {}, x.stack.map((f) => `${f.label || "?"}  ${f.path || ""}:${f.line || ""}`).join("\n")) : null));
+  return [el("h3", {}, "Cause"), cause.working_directory ? el("p", { class: "muted" }, cause.working_directory) : null, ...ex];
+}
+
+function selectRow(id) {
+  state.selectedRow = id;
+  const tl = state.timeline;
+  if (!tl) return;
+  for (const r of document.querySelectorAll(".wf-row")) r.classList.toggle("selected", r.dataset.id === id);
+  const r = tl.Rows.find((x) => x.Id === id);
+  const box = document.getElementById("details");
+  if (!r) return box.replaceChildren();
+  box.replaceChildren(
+    el("h3", {}, `${r.Kind} ${r.Name} (${r.Id})`),
+    el("p", {}, `${ms(Number(r.EndTime) - Number(r.StartTime))}`, r.Origin ? ` · ${r.Origin}` : "", r.Namespace ? ` · namespace ${r.Namespace}` : ""),
+    r.Problems.length ? el("ul", { class: "problem-list" }, r.Problems.map((p) => el("li", {}, el("code", {}, p.Code), " ", p.Message))) : "",
+    ...[["HTTP", r.Http], ["AWS", r.Aws], ["SQL", r.Sql], ["Annotations", r.Annotations], ["Metadata", r.Metadata]]
+      .flatMap(([t, v]) => section(t, v) || []),
+    ...(causeView(r.Cause) || []),
+  );
+}
+
+async function refreshTimeline() {
+  if (!state.selected) return;
+  try {
+    renderTimeline(await getJSON("/api/Timeline?id=" + encodeURIComponent(state.selected)));
+  } catch (e) {
+    document.getElementById("timeline").replaceChildren(el("p", { class: "empty" }, `Trace ${state.selected}: ${e.message}`));
+  }
+}
+
+// ---- Service map
+
+function nodeClass(type) {
+  if (type === "client") return "client";
+  if (type === "remote") return "remote";
+  if (type.startsWith("AWS::") && !["AWS::EC2::Instance", "AWS::ECS::Container", "AWS::EKS::Container", "AWS::ElasticBeanstalk::Environment"].includes(type)) return "aws";
+  return "service";
+}
+
+function layout(services) {
+  // Columns by longest distance from a root (client or nodes without inbound edges).
+  const inbound = new Map(services.map((s) => [s.ReferenceId, 0]));
+  for (const s of services) for (const e of s.Edges) inbound.set(e.ReferenceId, inbound.get(e.ReferenceId) + 1);
+  const depth = new Map();
+  let frontier = services.filter((s) => s.Type === "client" || inbound.get(s.ReferenceId) === 0).map((s) => s.ReferenceId);
+  frontier.forEach((id) => depth.set(id, 0));
+  for (let round = 0; round < services.length && frontier.length; round++) {
+    const next = [];
+    for (const id of frontier) {
+      for (const e of services[id].Edges) {
+        const d = depth.get(id) + 1;
+        if (!depth.has(e.ReferenceId) || (depth.get(e.ReferenceId) < d && d < services.length)) {
+          depth.set(e.ReferenceId, d);
+          next.push(e.ReferenceId);
+        }
+      }
+    }
+    frontier = next;
+  }
+  for (const s of services) if (!depth.has(s.ReferenceId)) depth.set(s.ReferenceId, 0);
+  const columns = [];
+  for (const s of services) (columns[depth.get(s.ReferenceId)] ||= []).push(s.ReferenceId);
+  return { depth, columns };
+}
+
+function rates(st) {
+  const n = st.TotalCount, thr = st.ErrorStatistics.ThrottleCount;
+  return [["err", st.ErrorStatistics.TotalCount - thr], ["thr", thr], ["flt", st.FaultStatistics.TotalCount]]
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k} ${pct(v, n)}`)
+    .join(" · ");
+}
+
+function renderMap(graph) {
+  const map = document.getElementById("map");
+  const services = graph.Services;
+  document.getElementById("map-empty").style.display = services.length ? "none" : "";
+  const { columns } = layout(services);
+  const width = map.clientWidth || 600;
+  const rowsMax = Math.max(1, ...columns.map((c) => (c ? c.length : 0)));
+  const height = Math.max(240, rowsMax * 95 + 30);
+  map.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  map.style.height = height + "px";
+  const pos = new Map();
+  const colW = width / Math.max(1, columns.length);
+  columns.forEach((col, ci) => (col || []).forEach((id, ri) => {
+    pos.set(id, { x: colW * ci + colW / 2, y: ((ri + 0.5) * height) / col.length });
+  }));
+  const defs = svg("defs", {},
+    svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+      svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#7c8599" })));
+  const edges = [];
+  const R = 24;
+  for (const s of services) {
+    for (const e of s.Edges) {
+      const a = pos.get(s.ReferenceId), b = pos.get(e.ReferenceId);
+      const st = e.SummaryStatistics;
+      const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1;
+      const self = s.ReferenceId === e.ReferenceId;
+      const x1 = a.x + (dx / len) * R, y1 = a.y + (dy / len) * R;
+      const x2 = b.x - (dx / len) * (R + 3), y2 = b.y - (dy / len) * (R + 3);
+      const d = self ? `M${a.x + R},${a.y} c40,-40 40,40 0,8` : `M${x1},${y1} L${x2},${y2}`;
+      const faults = st.FaultStatistics.TotalCount, errors = st.ErrorStatistics.TotalCount;
+      const cls = "map-edge" + (faults ? " fault" : errors ? " error" : "");
+      const mx = self ? a.x + R + 34 : (x1 + x2) / 2, my = self ? a.y : (y1 + y2) / 2;
+      const target = services[e.ReferenceId].Name;
+      edges.push(svg("g", { class: cls, "data-from": s.Name, "data-to": target, "data-count": String(st.TotalCount) },
+        svg("title", {}, `${s.Name} → ${target}`),
+        svg("path", { d, "marker-end": "url(#arrow)" }),
+        svg("text", { x: mx, y: my - 4 }, `${st.TotalCount} req · ${ms(st.TotalCount ? st.TotalResponseTime / st.TotalCount : NaN)}`),
+        ...(errors || faults ? [svg("text", { class: "rates", x: mx, y: my + 9 }, rates(st))] : [])));
+    }
+  }
+  const nodes = services.map((s) => {
+    const p = pos.get(s.ReferenceId);
+    const st = s.SummaryStatistics;
+    const bad = st.FaultStatistics.TotalCount ? "var(--fault)" : st.ErrorStatistics.TotalCount ? "var(--error)" : null;
+    return svg("g", { class: `map-node ${nodeClass(s.Type)}`, "data-name": s.Name, "data-type": s.Type, transform: `translate(${p.x},${p.y})` },
+      svg("title", {}, `${s.Name} (${s.Type}) · ${st.TotalCount} requests`),
+      svg("circle", { r: R }),
+      ...(bad ? [svg("circle", { class: "ring", r: R + 3, stroke: bad })] : []),
+      svg("text", { y: R + 14 }, s.Name.length > 26 ? s.Name.slice(0, 25) + "…" : s.Name),
+      svg("text", { class: "type", y: R + 26 }, s.Type));
+  });
+  map.replaceChildren(defs, ...edges, ...nodes);
+  document.getElementById("services").replaceChildren(
+    ...services.filter((s) => s.Type !== "client").map((s) => el("option", { value: s.Name })));
+}
+
+// ---- Counters
+
+function counts(pairs) {
+  return el("div", { class: "counts" }, pairs.map(([k, v]) => el("div", { class: v ? "" : "zero" }, el("span", {}, k), el("b", {}, String(v)))));
+}
+
+function renderStats(stats) {
+  const i = stats.Intake, s = stats.Store, c = s.Counters;
+  document.getElementById("headline").textContent =
+    `${i.Accepted} accepted · ${i.RejectedTotal} rejected · ${s.Traces} traces · ${(s.ApproxBytes / 1048576).toFixed(1)} MiB`;
+  document.getElementById("intake").replaceChildren(
+    counts([
+      ["received", i.Received], ["accepted", i.Accepted], ["rejected", i.RejectedTotal],
+      ...Object.entries(i.Rejected).map(([k, v]) => ["rejected: " + k.replaceAll("_", " "), v]),
+      ["forwarded", i.Forwarded], ["forward errors", i.ForwardErrors],
+      ["traces stored", s.Traces], ["documents stored", s.Documents],
+      ["evicted traces", c.EvictedTraces], ["evicted (count cap)", c.EvictedForCount], ["evicted (memory cap)", c.EvictedForMemory],
+      ["replaced in-progress", c.Replaced], ["late in-progress ignored", c.StaleInProgress],
+    ]),
+    el("p", { class: "muted" }, `caps: ${s.MaxTraces} traces, ${(s.MaxBytes / 1048576).toFixed(0)} MiB · UDP receive buffer ${(stats.UdpReceiveBufferBytes / 1024).toFixed(0)} KiB`),
+    el("h3", {}, "Sampling statistics"),
+    counts(Object.entries(stats.Sampling.Statistics).map(([rule, st]) => [`${rule} (req/sampled/borrowed)`, `${st.RequestCount}/${st.SampledCount}/${st.BorrowCount}`])),
+  );
+}
+
+function renderValidation(v) {
+  const c = v.Counts;
+  const codes = Object.entries(c.ByCode).filter(([, n]) => n > 0);
+  const list = v.Problems.slice(0, 50).map((p) =>
+    el("li", {}, el("code", {}, p.Code), " ",
+      el("a", { href: "#trace=" + encodeURIComponent(p.TraceId), onclick: (ev) => { ev.preventDefault(); selectTrace(p.TraceId); } }, p.TraceId.slice(0, 20) + "…"),
+      ` ${p.DocumentId}: ${p.Message}`));
+  const unfiled = v.Unfiled.slice(0, 10).map((u) => el("li", {}, u.Problems.map((p) => el("code", {}, p.Code)), " ", u.Excerpt.slice(0, 120)));
+  document.getElementById("validation").replaceChildren(
+    counts([["documents checked", c.DocumentsChecked], ["with problems", c.DocumentsWithProblems], ...codes.map(([k, n]) => [k.replaceAll("_", " "), n])]),
+    list.length ? el("ul", { class: "problem-list" }, list) : el("p", { class: "empty" }, "No problems in stored traces."),
+    unfiled.length ? [el("h3", {}, "Documents without a usable trace_id"), el("ul", { class: "problem-list" }, unfiled)] : [],
+  );
+}
+
+// ---- Polling
+
+async function poll() {
+  const conn = document.getElementById("conn");
+  try {
+    const q = summaryQuery();
+    const form = document.getElementById("filters");
+    const graphQ = form.elements.range.value ? "?start=" + (Date.now() / 1000 - Number(form.elements.range.value)) : "";
+    const [list, graph, stats, validation] = await Promise.all([
+      getJSON("/api/TraceSummaries?" + q),
+      getJSON("/api/ServiceGraph" + graphQ),
+      getJSON("/api/stats"),
+      getJSON("/api/validation?limit=100"),
+    ]);
+    renderMap(graph);
+    renderList(list);
+    renderStats(stats);
+    renderValidation(validation);
+    if (state.selected) await refreshTimeline();
+    conn.textContent = "live · updated " + new Date().toLocaleTimeString();
+    conn.classList.remove("down");
+  } catch (e) {
+    conn.textContent = "disconnected: " + e.message;
+    conn.classList.add("down");
+  }
+}
+
+function start() {
+  filtersFromHash();
+  const form = document.getElementById("filters");
+  form.addEventListener("input", () => { syncHash(); poll(); });
+  form.addEventListener("submit", (e) => e.preventDefault());
+  document.getElementById("clear").addEventListener("click", () => {
+    form.reset();
+    syncHash();
+    poll();
+  });
+  window.addEventListener("hashchange", () => {
+    filtersFromHash();
+    poll();
+  });
+  poll();
+  setInterval(poll, POLL_MS);
+}
+
+start();

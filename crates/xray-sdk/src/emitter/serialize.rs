@@ -399,28 +399,3 @@ pub(crate) fn documents(
         }
     }
 }
-
-/// Serializes a batch to JSON values, one per document, for tests.
-#[cfg(test)]
-pub(crate) fn to_values(batch: &Batch) -> Vec<serde_json::Value> {
-    let resources = Resources::default();
-    let env = Env {
-        resources: &resources,
-        service_version: None,
-    };
-    let mut scratch = Scratch::default();
-    let mut buf = Vec::new();
-    let mut ranges = Vec::new();
-    documents(batch, &env, &mut scratch, &mut buf, &mut |o| {
-        if let Outcome::Datagram { start, end, .. } = o {
-            ranges.push((start, end));
-        }
-    });
-    ranges
-        .into_iter()
-        .map(|(s, e)| {
-            let body = &buf[s + DAEMON_HEADER.len()..e];
-            serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
-        })
-        .collect()
-}
