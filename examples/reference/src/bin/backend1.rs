@@ -1,0 +1,5 @@
+//! The `backend1` service of the reference architecture; see `xray_demo::config` for its settings.
+
+fn main() -> std::process::ExitCode {
+    xray_demo::main_for(xray_demo::config::Role::Backend1)
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The reference architecture on this machine, in one command:
+#   builds the services, starts xray-local (the X-Ray daemon address 127.0.0.1:2000, UI on
+#   http://127.0.0.1:2080/), moto as DynamoDB (installed into .venv when missing), creates the
+#   table, starts the BFF and the two backends as separate processes on 127.0.0.1, sends a
+#   burst of requests, prints what was traced, and runs until Ctrl-C (then stops everything).
+#
+# Usage: scripts/demo.sh
+#   DEMO_EXIT_AFTER_SUMMARY=1   exit after the summary (CI)
+#   DEMO_REQUESTS=100           how many requests to send (default 40)
+#   DYNAMODB_ENDPOINT=http://127.0.0.1:8000   use a running DynamoDB Local instead of moto
+#   More settings (ports, log directory): examples/reference/src/demo.rs
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+
+fail() {
+    printf 'demo: %s\n' "$*" >&2
+    exit 1
+}
+
+command -v cargo >/dev/null 2>&1 || fail "cargo is required (install Rust from https://rustup.rs)"
+
+if [[ -z "${DYNAMODB_ENDPOINT:-}" ]]; then
+    printf '==> Checking moto (local DynamoDB)\n'
+    DEMO_MOTO_SERVER="$("${ROOT}/scripts/ensure-moto.sh")" \
+        || fail "moto is needed as the local DynamoDB (or set DYNAMODB_ENDPOINT to a running one)"
+    export DEMO_MOTO_SERVER
+fi
+
+printf '==> Building (cargo build -p xray-demo --bins)\n'
+cargo build --quiet -p xray-demo --bins || fail "the build failed (see the errors above)"
+
+# cargo run replaces itself with the demo, which receives Ctrl-C and stops what it started.
+exec cargo run --quiet -p xray-demo --bin demo
