@@ -1,1 +1,490 @@
-//! Placeholder.
+//! # xray-sdk-reqwest
+//!
+//! AWS X-Ray instrumentation for outgoing HTTP calls made with [`reqwest`] through
+//! [`reqwest_middleware`]. Attach [`XRayMiddleware`] to a
+//! [`reqwest_middleware::ClientBuilder`] and every call made inside a traced context becomes a
+//! subsegment of the current segment or subsegment, and carries the `X-Amzn-Trace-Id` header
+//! to the service it calls, so both ends join one trace.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use xray_sdk::{Recorder, context::FutureExt};
+//! use xray_sdk_reqwest::XRayMiddleware;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let recorder = Recorder::from_env();
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(XRayMiddleware::new())
+//!     .build();
+//!
+//! let segment = recorder.begin_segment("checkout");
+//! // The middleware finds the segment through the current context...
+//! let response = client
+//!     .get("http://inventory.internal:8080/items/42")
+//!     .send()
+//!     .in_context(segment.context())
+//!     .await?;
+//! // ...or through a context passed with the request.
+//! let other = client
+//!     .get("http://pricing.internal:8080/quote")
+//!     .with_extension(segment.context())
+//!     .send()
+//!     .await?;
+//! # let _ = (response, other);
+//! segment.end();
+//! recorder.flush(Duration::from_secs(1)).ok();
+//! # Ok(()) }
+//! ```
+//!
+//! ## What is recorded
+//!
+//! One subsegment per call (see [Retries](#retries) for what "call" means):
+//!
+//! - `name`: the host of the URL, without the port;
+//! - `namespace`: `remote`;
+//! - `http.request.method` in upper case and `http.request.url` as
+//!   `scheme://host[:port]/path`: the query, fragment and any user name or password are left out;
+//! - `http.response.status` and `http.response.content_length` (when known), with the flags
+//!   the status implies: 4xx `error`, 429 `throttle` (and `error`), 5xx `fault`;
+//! - `http.request.traced: true` when the response carries an `X-Amzn-Trace-Id` header, i.e.
+//!   the service that answered is itself traced;
+//! - for a transport error (connection refused, timeout, DNS failure, an error from an inner
+//!   middleware): `fault` and a `cause` with one exception for the
+//!   [`reqwest_middleware::Error`] and one for each error of its `source()` chain. URLs in the
+//!   messages are shortened the same way as `http.request.url`.
+//!
+//! The subsegment ends when the response headers arrive (the body is not wrapped). Whatever
+//! the inner middlewares and the client returned (response or error) is returned to the
+//! caller unchanged.
+//!
+//! ## The downstream header
+//!
+//! The request gets `X-Amzn-Trace-Id: Root=<trace>;Parent=<subsegment>;Sampled=<1|0>` followed
+//! by the extra keys (such as `Lineage`) that came in with the trace, exactly as
+//! [`xray_sdk::Context::downstream_header`] formats it. An unsampled request still sends its
+//! header, with its real `Root` and `Sampled=0`, so the service it calls does not sample
+//! either. A header the caller set on the request is kept by default
+//! ([`ExistingHeader::Keep`]); [`XRayMiddleware::existing_header`] can overwrite it instead.
+//! The subsegment is still recorded in either case.
+//!
+//! ## Where the context comes from
+//!
+//! First a [`xray_sdk::Context`] in the request's extensions
+//! (`RequestBuilder::with_extension(segment.context())`), else the current context
+//! ([`xray_sdk::Context::current`], set by [`xray_sdk::FutureExt::in_context`]). While the
+//! inner middlewares and the client run, the new subsegment is the current context, so
+//! instrumentation below this middleware nests under the call.
+//!
+//! Without any context the request goes out untouched (no header, nothing recorded) and the
+//! context-missing strategy decides what else happens: `LOG_ERROR` logs through `tracing`
+//! (rate-limited), `IGNORE_ERROR` stays silent, and `RUNTIME_ERROR` does not send the request
+//! and returns a [`reqwest_middleware::Error::Middleware`] wrapping
+//! [`xray_sdk::ContextMissingError`]. The strategy is the process-wide one
+//! ([`xray_sdk::Recorder::install_global`], else `AWS_XRAY_CONTEXT_MISSING`) unless
+//! [`XRayMiddleware::context_missing`] sets one. A request carrying [`DisableXRay`] in its
+//! extensions is passed through with no subsegment, no header and no context-missing check.
+//!
+//! ## Retries
+//!
+//! Middlewares run in the order they were attached; the first is outermost. With a retry
+//! middleware such as `reqwest-retry`:
+//!
+//! - **`XRayMiddleware` first, retry after it**: one subsegment covers the whole call, every
+//!   attempt and every back-off pause included. It shows the final outcome (the last attempt's
+//!   status, or its error); the failed attempts before it are not recorded. Every attempt
+//!   carries the same header, so the downstream segments of all attempts have this one
+//!   subsegment as their parent.
+//! - **Retry first, `XRayMiddleware` after it**: each attempt is its own subsegment, siblings
+//!   under the caller's segment, each with its own status or cause and its own `Parent` in the
+//!   header. The pauses between attempts are not covered by any subsegment.
+//!
+//! The second order shows which attempts failed and why; the first shows what the caller
+//! waited for. Both are valid; pick one per client.
+//!
+//! ## Cost
+//!
+//! Per traced call: one subsegment in the segment's arena (its name and URL strings), and one
+//! allocation for the header value, which is formatted on the stack first. Nothing is held
+//! across the `.await` that is not `Send`. See `docs/PERFORMANCE.md` in the repository for
+//! measurements.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+use std::borrow::Cow;
+
+use http::Extensions;
+use http::header::{HeaderName, HeaderValue};
+use reqwest::{Request, Response, Url};
+use reqwest_middleware::{Middleware, Next};
+use xray_sdk::context::{FutureExt, with_current};
+use xray_sdk::{Cause, Context, ContextMissing, HttpRequest, Namespace, Subsegment};
+
+/// `X-Amzn-Trace-Id`, as `http` stores header names (lower case).
+pub const TRACE_HEADER: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+/// The operation named by the context-missing message.
+const OPERATION: &str = "xray_sdk_reqwest::XRayMiddleware";
+
+/// The subsegment name used when a URL has no host (reqwest refuses to send those).
+const UNKNOWN_HOST: &str = "unknown-host";
+
+/// What to do when the request already carries an `X-Amzn-Trace-Id` header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExistingHeader {
+    /// Send the caller's header as it is (the default). The subsegment is still recorded, but
+    /// the called service continues whatever trace the caller's header names.
+    #[default]
+    Keep,
+    /// Replace it with this call's header.
+    Overwrite,
+}
+
+/// A marker for a request's extensions: this request is not traced at all (no subsegment, no
+/// header, no context-missing check).
+///
+/// ```
+/// # async fn call(client: &reqwest_middleware::ClientWithMiddleware) -> reqwest_middleware::Result<()> {
+/// client
+///     .get("http://127.0.0.1:2000/health")
+///     .with_extension(xray_sdk_reqwest::DisableXRay)
+///     .send()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct DisableXRay;
+
+/// A [`reqwest_middleware::Middleware`] that records each outgoing call as an X-Ray subsegment
+/// and sends the trace header downstream. See the [crate documentation](crate) for what is
+/// recorded and how it combines with retries.
+///
+/// ```
+/// use xray_sdk::ContextMissing;
+/// use xray_sdk_reqwest::{ExistingHeader, XRayMiddleware};
+///
+/// let middleware = XRayMiddleware::new()
+///     .context_missing(ContextMissing::IgnoreError)
+///     .existing_header(ExistingHeader::Overwrite);
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(middleware)
+///     .build();
+/// # let _ = client;
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct XRayMiddleware {
+    context_missing: Option<ContextMissing>,
+    existing_header: ExistingHeader,
+}
+
+impl XRayMiddleware {
+    /// A middleware with the defaults: the process-wide context-missing strategy, and a
+    /// caller's own `X-Amzn-Trace-Id` header kept.
+    pub fn new() -> Self {
+        XRayMiddleware::default()
+    }
+
+    /// Uses this context-missing strategy instead of the process-wide one (the installed
+    /// global recorder's, else `AWS_XRAY_CONTEXT_MISSING`, else `LOG_ERROR`). To follow a
+    /// particular recorder: `.context_missing(recorder.context_missing())`.
+    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
+        self.context_missing = Some(strategy);
+        self
+    }
+
+    /// What to do with an `X-Amzn-Trace-Id` header the caller already set (default: keep it).
+    pub fn existing_header(mut self, policy: ExistingHeader) -> Self {
+        self.existing_header = policy;
+        self
+    }
+
+    /// Applies the context-missing strategy.
+    fn on_missing_context(&self) -> Result<(), xray_sdk::ContextMissingError> {
+        match self.context_missing {
+            Some(strategy) => xray_sdk::recorder::context_missing_with(strategy, OPERATION),
+            None => xray_sdk::recorder::context_missing(OPERATION),
+        }
+    }
+
+    /// Begins the call's subsegment under the context of the request's extensions, else the
+    /// current one; `None` when there is neither.
+    fn begin(&self, req: &Request, ext: &Extensions) -> Option<Subsegment> {
+        match ext.get::<Context>() {
+            Some(parent) => Some(parent.begin_subsegment(subsegment_name(req.url()))),
+            None => with_current(|current| {
+                current.map(|parent| parent.begin_subsegment(subsegment_name(req.url())))
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for XRayMiddleware {
+    async fn handle(
+        &self,
+        mut req: Request,
+        ext: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        if ext.get::<DisableXRay>().is_some() {
+            return next.run(req, ext).await;
+        }
+        let Some(sub) = self.begin(&req, ext) else {
+            return match self.on_missing_context() {
+                Ok(()) => next.run(req, ext).await,
+                Err(e) => Err(reqwest_middleware::Error::middleware(e)),
+            };
+        };
+
+        let sampled = sub.is_sampled();
+        // Only a sampled subsegment records; an unsampled one just propagates its decision.
+        if sampled {
+            sub.set_namespace(Namespace::Remote);
+            sub.set_http_request(HttpRequest {
+                method: Some(request_method(req.method())),
+                url: Some(request_url(req.url())),
+                ..HttpRequest::default()
+            });
+        }
+
+        if self.existing_header == ExistingHeader::Overwrite
+            || !req.headers().contains_key(TRACE_HEADER)
+        {
+            if let Some(value) = header_value(&sub) {
+                req.headers_mut().insert(TRACE_HEADER, value);
+            }
+        }
+
+        // The subsegment guard is Send; nothing thread-bound lives across this await.
+        let outcome = next.run(req, ext).in_context(sub.context()).await;
+
+        if sampled {
+            match &outcome {
+                Ok(response) => {
+                    sub.set_http_response(response.status().as_u16(), response.content_length());
+                    if response.headers().contains_key(TRACE_HEADER) {
+                        sub.set_http_traced(true);
+                    }
+                }
+                Err(error) => {
+                    sub.add_cause(error_cause(error));
+                    sub.set_fault();
+                }
+            }
+        }
+        sub.end();
+        outcome
+    }
+}
+
+/// The subsegment name: the URL's host, without the port.
+fn subsegment_name(url: &Url) -> Cow<'static, str> {
+    match url.host_str() {
+        Some(host) if !host.is_empty() => Cow::Owned(host.to_owned()),
+        _ => Cow::Borrowed(UNKNOWN_HOST),
+    }
+}
+
+/// The method in upper case (standard methods already are).
+fn request_method(method: &http::Method) -> String {
+    let m = method.as_str();
+    if m.bytes().any(|b| b.is_ascii_lowercase()) {
+        m.to_ascii_uppercase()
+    } else {
+        m.to_owned()
+    }
+}
+
+/// `scheme://host[:port]/path`: no user name, password, query or fragment.
+fn request_url(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let path = url.path();
+    let mut out = String::with_capacity(url.scheme().len() + 3 + host.len() + 6 + path.len());
+    out.push_str(url.scheme());
+    out.push_str("://");
+    out.push_str(host);
+    if let Some(port) = url.port() {
+        out.push(':');
+        push_decimal(&mut out, port);
+    }
+    out.push_str(path);
+    out
+}
+
+/// Appends `n` in decimal without going through `core::fmt`.
+fn push_decimal(out: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        // n % 10 < 10, so the cast cannot truncate.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// The longest header value formatted on the stack: the fixed part (74 bytes) plus the extra
+/// keys, which the core keeps within 256 bytes of keys and values (plus their separators).
+const STACK_HEADER_LEN: usize = 768;
+
+/// Formats `Root=..;Parent=..;Sampled=..[;extra]` for `ctx` into a stack buffer and makes the
+/// header value from it (its one allocation). Same text as
+/// [`Context::downstream_header`]; falls back to it if the buffer is ever too small.
+fn header_value(ctx: &Context) -> Option<HeaderValue> {
+    let mut buf = StackBuf::<STACK_HEADER_LEN>::new();
+    buf.push(b"Root=");
+    buf.push(&ctx.trace_id().to_bytes());
+    buf.push(b";Parent=");
+    buf.push(&ctx.id().to_bytes());
+    buf.push(if ctx.is_sampled() {
+        b";Sampled=1"
+    } else {
+        b";Sampled=0"
+    });
+    if let Some(extra) = ctx.extra_header_fields() {
+        buf.push(b";");
+        buf.push(extra.as_bytes());
+    }
+    match buf.as_bytes() {
+        Some(bytes) => HeaderValue::from_bytes(bytes).ok(),
+        None => HeaderValue::try_from(ctx.downstream_header().to_header_value()).ok(),
+    }
+}
+
+/// A fixed-size byte buffer that records overflow instead of growing.
+struct StackBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    overflow: bool,
+}
+
+impl<const N: usize> StackBuf<N> {
+    fn new() -> Self {
+        StackBuf {
+            buf: [0; N],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        match self.buf.get_mut(self.len..end) {
+            Some(slot) if !self.overflow => {
+                slot.copy_from_slice(bytes);
+                self.len = end;
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        if self.overflow {
+            None
+        } else {
+            self.buf.get(..self.len)
+        }
+    }
+}
+
+/// The `cause` for an error returned by the inner middlewares or the client: one exception
+/// for the error (typed by its variant) and one per `source()`. The full URL that reqwest puts
+/// in its messages is replaced by the recorded one, so no query or credentials are recorded.
+fn error_cause(error: &reqwest_middleware::Error) -> Cause {
+    let mut cause = Cause::from_dyn_error(error);
+    if let Some(first) = cause.exceptions.first_mut() {
+        first.kind = Some(
+            match error {
+                reqwest_middleware::Error::Reqwest(_) => "reqwest_middleware::Error::Reqwest",
+                reqwest_middleware::Error::Middleware(_) => "reqwest_middleware::Error::Middleware",
+            }
+            .to_owned(),
+        );
+    }
+    if let Some(url) = error.url() {
+        let (full, recorded_url) = (url.as_str(), request_url(url));
+        if full != recorded_url {
+            for exception in &mut cause.exceptions {
+                if let Some(message) = &mut exception.message {
+                    if message.contains(full) {
+                        *message = message.replace(full, &recorded_url);
+                    }
+                }
+            }
+        }
+    }
+    cause
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xray_sdk::TraceHeader;
+
+    #[test]
+    fn url_drops_credentials_query_and_fragment() {
+        let url = Url::parse("http://user:pw@example.com:8080/a/b?token=1#frag").unwrap();
+        assert_eq!(request_url(&url), "http://example.com:8080/a/b");
+        assert_eq!(subsegment_name(&url), "example.com");
+        let url = Url::parse("https://example.com/").unwrap();
+        assert_eq!(request_url(&url), "https://example.com/");
+        let url = Url::parse("http://[::1]:3000/x").unwrap();
+        assert_eq!(request_url(&url), "http://[::1]:3000/x");
+        for port in [1u16, 9, 10, 80, 8080, 65535] {
+            let mut s = String::new();
+            push_decimal(&mut s, port);
+            assert_eq!(s, port.to_string());
+        }
+    }
+
+    #[test]
+    fn method_is_upper_case() {
+        assert_eq!(request_method(&http::Method::GET), "GET");
+        let custom = http::Method::from_bytes(b"purge").unwrap();
+        assert_eq!(request_method(&custom), "PURGE");
+    }
+
+    #[test]
+    fn header_matches_the_core_format() {
+        let recorder = xray_sdk::Recorder::builder()
+            .ignore_env()
+            .enabled(true)
+            .sampler(xray_sdk::sampling::AlwaysSample)
+            .centralized_sampling(false)
+            .daemon_address("127.0.0.1:9")
+            .build()
+            .unwrap();
+        for incoming in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1;Lineage=10:1234abcd:3;Foo=bar",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0;Lineage=10:1234abcd:3",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+        ] {
+            let h = TraceHeader::parse(incoming);
+            let segment = recorder.segment("t").header(&h).begin();
+            let sub = segment.begin_subsegment("call");
+            let value = header_value(&sub).unwrap();
+            assert_eq!(
+                value.to_str().unwrap(),
+                sub.downstream_header().to_string(),
+                "{incoming}"
+            );
+        }
+    }
+
+    #[test]
+    fn stack_buffer_reports_overflow() {
+        let mut b = StackBuf::<4>::new();
+        b.push(b"abc");
+        assert_eq!(b.as_bytes(), Some(&b"abc"[..]));
+        b.push(b"de");
+        assert_eq!(b.as_bytes(), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! The cost the middleware adds to a call, with a sampled segment current.
+//!
+//! - `loopback_http/*`: a GET to an axum server on 127.0.0.1 over a keep-alive connection,
+//!   through a `ClientWithMiddleware` without and with `XRayMiddleware`.
+//! - `middleware_only/*`: the same client stack ending in a middleware that answers at once
+//!   (no I/O), without and with `XRayMiddleware`: the middleware's own cost without network
+//!   noise.
+//!
+//! Every 100 calls the segment is ended (and handed to the emitter, which sends it to a UDP
+//! socket nobody reads) and a new one begins, in both variants alike.
+//!
+//! ```text
+//! cargo bench -p xray-sdk-reqwest --bench middleware -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+use std::hint::black_box;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Extensions;
+use reqwest::{Request, Response};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use xray_sdk::Recorder;
+use xray_sdk::context::FutureExt;
+use xray_sdk::plugins::Plugins;
+use xray_sdk::sampling::AlwaysSample;
+use xray_sdk_reqwest::XRayMiddleware;
+
+const CALLS_PER_SEGMENT: u64 = 100;
+
+/// Answers every request with `200 ok` without touching the network.
+struct Canned;
+
+#[async_trait::async_trait]
+impl Middleware for Canned {
+    async fn handle(
+        &self,
+        _req: Request,
+        _ext: &mut Extensions,
+        _next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let mut response = http::Response::new("ok");
+        response.headers_mut().insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("2"),
+        );
+        Ok(Response::from(response))
+    }
+}
+
+fn start_server() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).ok();
+            let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+            axum::serve(listener, app).await.ok();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("server started")
+}
+
+fn client(with_xray: bool, canned: bool) -> ClientWithMiddleware {
+    let mut builder = ClientBuilder::new(reqwest::Client::new());
+    if with_xray {
+        builder = builder.with(XRayMiddleware::new());
+    }
+    if canned {
+        builder = builder.with(Canned);
+    }
+    builder.build()
+}
+
+/// Runs `iters` calls in segments of `CALLS_PER_SEGMENT`, each segment current while its calls
+/// run, and returns the time they took.
+fn run(
+    rt: &tokio::runtime::Runtime,
+    recorder: &Recorder,
+    client: &ClientWithMiddleware,
+    url: &str,
+    iters: u64,
+) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(CALLS_PER_SEGMENT);
+            left -= n;
+            let segment = recorder.begin_segment("bench");
+            async {
+                for _ in 0..n {
+                    let response = client.get(url).send().await.expect("call");
+                    black_box(response.bytes().await.expect("body"));
+                }
+            }
+            .in_context(segment.context())
+            .await;
+            segment.end();
+        }
+        start.elapsed()
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    // The "daemon": a bound UDP socket that is never read (the kernel drops what overflows).
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("udp sink");
+    let recorder = Recorder::builder()
+        .ignore_env()
+        .service_name("bench")
+        .daemon_address(sink.local_addr().expect("udp addr").to_string())
+        .sampler(AlwaysSample)
+        .centralized_sampling(false)
+        .plugins(Plugins::none())
+        .build()
+        .expect("recorder");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let addr = start_server();
+    let url = format!("http://{addr}/");
+
+    let mut group = c.benchmark_group("loopback_http");
+    for (name, with_xray) in [("without_middleware", false), ("with_middleware", true)] {
+        let client = client(with_xray, false);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| run(&rt, &recorder, &client, &url, iters));
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("middleware_only");
+    for (name, with_xray) in [("without_middleware", false), ("with_middleware", true)] {
+        let client = client(with_xray, true);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| run(&rt, &recorder, &client, &url, iters));
+        });
+    }
+    group.finish();
+    drop(sink);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,56 @@
+//! Calls a URL inside a segment and reports the status and the trace ID.
+//!
+//! ```text
+//! cargo run -p xray-sdk-reqwest --example client -- http://127.0.0.1:8080/
+//! ```
+//!
+//! The recorder is configured from the environment (`AWS_XRAY_DAEMON_ADDRESS`, ...); run a
+//! daemon, or `xray-local`, to see the trace.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use xray_sdk::Recorder;
+use xray_sdk::context::FutureExt;
+use xray_sdk_reqwest::XRayMiddleware;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let Some(url) = std::env::args().nth(1) else {
+        eprintln!("usage: client URL");
+        return ExitCode::from(2);
+    };
+    let recorder = Recorder::from_env();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(XRayMiddleware::new())
+        .build();
+
+    let segment = recorder.begin_segment("xray-sdk-reqwest-example");
+    let trace_id = segment.trace_id();
+    let outcome = client
+        .get(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .in_context(segment.context())
+        .await;
+    let code = match &outcome {
+        Ok(response) => {
+            println!("status: {}", response.status());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            segment.set_fault();
+            ExitCode::FAILURE
+        }
+    };
+    println!("trace id: {trace_id}");
+    println!("sampled: {}", segment.is_sampled());
+    segment.end();
+    if let Err(e) = recorder.flush(Duration::from_secs(2)) {
+        eprintln!("flush: {e}");
+    }
+    code
+}
