@@ -225,6 +225,11 @@ impl RecorderBuilder {
         let sampler = match self.sampler {
             Some(s) => s,
             None => sampling::build_sampler(&SamplingSettings {
+                rules_setting: if env.sampling_rules.is_some() {
+                    crate::config::env::SAMPLING_RULES
+                } else {
+                    "sampling_rules_file"
+                },
                 rules_file: env.sampling_rules.or(self.sampling_rules),
                 centralized: self.centralized_sampling && config.enabled,
                 daemon: daemon.clone(),
@@ -265,13 +270,26 @@ impl Recorder {
         for e in &errors {
             tracing::error!(error = %e, "ignoring invalid X-Ray setting; using the default");
         }
-        match RecorderBuilder::default().build_with(env) {
+        Recorder::from_env_config(env)
+    }
+
+    pub(crate) fn from_env_config(env: EnvConfig) -> Recorder {
+        match RecorderBuilder::default().build_with(env.clone()) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "invalid X-Ray configuration; using the defaults");
+                // A bad rules file costs only the rules: keep the rest of the environment.
+                let without_rules = EnvConfig {
+                    sampling_rules: None,
+                    ..env
+                };
                 RecorderBuilder::default()
-                    .ignore_env()
-                    .build_with(EnvConfig::default())
+                    .build_with(without_rules)
+                    .or_else(|_| {
+                        RecorderBuilder::default()
+                            .ignore_env()
+                            .build_with(EnvConfig::default())
+                    })
                     .unwrap_or_else(|_| Recorder::disabled())
             }
         }
@@ -430,7 +448,7 @@ impl<'a> SegmentBuilder<'a> {
     pub fn begin(self) -> Segment {
         let recorder = &self.recorder.inner;
         let root = self.header.and_then(TraceHeader::root);
-        let trace_id = root.unwrap_or_else(TraceId::new);
+        let trace_id: TraceId = root.unwrap_or_default();
         let extra = self.header.and_then(TraceHeader::extra_shared);
         let decision = if !recorder.config.enabled {
             SamplingDecision::new(false)
@@ -442,6 +460,9 @@ impl<'a> SegmentBuilder<'a> {
             let mut req = self.request;
             if req.service_name.is_none() {
                 req.service_name = Some(&self.name);
+            }
+            if req.service_type.is_none() {
+                req.service_type = self.recorder.origin();
             }
             recorder.sampler.should_sample(&req)
         };

@@ -134,7 +134,12 @@ fn bad_files_say_where_and_what() {
         ),
         (
             "bad-rate.json",
-            &["bad-rate.json", "rules[1].rate", "a number from 0 to 1", "1.5"],
+            &[
+                "bad-rate.json",
+                "rules[1].rate",
+                "a number from 0 to 1",
+                "1.5",
+            ],
         ),
         (
             "v2-service-name.json",
@@ -146,7 +151,10 @@ fn bad_files_say_where_and_what() {
         ),
         (
             "default-with-path.json",
-            &["default.url_path", "only fixed_target, rate and description"],
+            &[
+                "default.url_path",
+                "only fixed_target, rate and description",
+            ],
         ),
         ("no-default.json", &["default: expected a default rule"]),
         ("version-3.json", &["version: expected 1 or 2, found 3"]),
@@ -154,7 +162,10 @@ fn bad_files_say_where_and_what() {
             "missing-url-path.json",
             &["rules[0].url_path", "a string pattern"],
         ),
-        ("does-not-exist.json", &["does-not-exist.json", "cannot read"]),
+        (
+            "does-not-exist.json",
+            &["does-not-exist.json", "cannot read"],
+        ),
     ];
     for (file, needles) in cases {
         let err = LocalRules::from_file(fixture(file)).expect_err(file);
@@ -171,15 +182,30 @@ fn bad_files_say_where_and_what() {
 
     for (json, needle) in [
         ("[]", "(top level): expected an object"),
-        (r#"{"version":2,"default":{"fixed_target":-1,"rate":0}}"#, "default.fixed_target"),
-        (r#"{"version":2,"default":{"fixed_target":1,"rate":"x"}}"#, "default.rate"),
-        (r#"{"version":2,"default":{"fixed_target":1,"rate":0},"rules":{}}"#, "rules: expected an array"),
-        (r#"{"version":2,"default":{"fixed_target":1,"rate":0},"extra":1}"#, "extra"),
+        (
+            r#"{"version":2,"default":{"fixed_target":-1,"rate":0}}"#,
+            "default.fixed_target",
+        ),
+        (
+            r#"{"version":2,"default":{"fixed_target":1,"rate":"x"}}"#,
+            "default.rate",
+        ),
+        (
+            r#"{"version":2,"default":{"fixed_target":1,"rate":0},"rules":{}}"#,
+            "rules: expected an array",
+        ),
+        (
+            r#"{"version":2,"default":{"fixed_target":1,"rate":0},"extra":1}"#,
+            "extra",
+        ),
         (
             r#"{"version":2,"default":{"fixed_target":1,"rate":0},"rules":[{"host":"*","http_method":"GET","url_path":"/","fixed_target":1,"rate":0,"hots":"x"}]}"#,
             "rules[0].hots",
         ),
-        (r#"{"version":2,"default":{"fixed_target":1,"rate":0"#, "line 1"),
+        (
+            r#"{"version":2,"default":{"fixed_target":1,"rate":0"#,
+            "line 1",
+        ),
     ] {
         let msg = LocalRules::from_json_str(json).expect_err(json).to_string();
         assert!(msg.contains(needle), "{json}: {msg:?} lacks {needle:?}");
@@ -249,10 +275,7 @@ fn reservoir_holds_across_threads() {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .sum()
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
     });
     assert_eq!(total, 50);
 }
@@ -309,7 +332,9 @@ fn default_rule_is_one_per_second_then_five_percent() {
         // The first request of each second is always sampled.
         assert!(sampler.should_sample(&any).sampled);
         total += 1;
-        total += (0..1_000).filter(|_| sampler.should_sample(&any).sampled).count();
+        total += (0..1_000)
+            .filter(|_| sampler.should_sample(&any).sampled)
+            .count();
         clock.advance(1);
     }
     // 10 from the reservoir plus ~5 % of 10 000.

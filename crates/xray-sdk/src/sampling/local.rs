@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::clock::{Clock, Random, Reservoir, SystemClock};
-use super::wildcard::wildcard_match;
+use super::wildcard::Pattern;
 use super::{Sampler, SamplingDecision, SamplingRequest};
 
 /// One local rule: what it matches and how much it samples.
@@ -24,9 +24,9 @@ use super::{Sampler, SamplingDecision, SamplingRequest};
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalRule {
     description: Option<String>,
-    host: Option<String>,
-    http_method: Option<String>,
-    url_path: Option<String>,
+    host: Option<Pattern>,
+    http_method: Option<Pattern>,
+    url_path: Option<Pattern>,
     fixed_target: u32,
     rate: f64,
 }
@@ -51,19 +51,19 @@ impl LocalRule {
 
     /// Matches the `Host` (wildcards allowed).
     pub fn host(mut self, pattern: impl Into<String>) -> Self {
-        self.host = Some(pattern.into());
+        self.host = Some(Pattern::new(pattern));
         self
     }
 
     /// Matches the HTTP method (wildcards allowed).
     pub fn http_method(mut self, pattern: impl Into<String>) -> Self {
-        self.http_method = Some(pattern.into());
+        self.http_method = Some(Pattern::new(pattern));
         self
     }
 
     /// Matches the URL path (wildcards allowed).
     pub fn url_path(mut self, pattern: impl Into<String>) -> Self {
-        self.url_path = Some(pattern.into());
+        self.url_path = Some(Pattern::new(pattern));
         self
     }
 
@@ -80,17 +80,17 @@ impl LocalRule {
 
     /// The host pattern, if any (`service_name` in a version 1 file).
     pub fn host_pattern(&self) -> Option<&str> {
-        self.host.as_deref()
+        self.host.as_ref().map(Pattern::as_str)
     }
 
     /// The HTTP method pattern, if any.
     pub fn http_method_pattern(&self) -> Option<&str> {
-        self.http_method.as_deref()
+        self.http_method.as_ref().map(Pattern::as_str)
     }
 
     /// The URL path pattern, if any.
     pub fn url_path_pattern(&self) -> Option<&str> {
-        self.url_path.as_deref()
+        self.url_path.as_ref().map(Pattern::as_str)
     }
 
     /// Requests sampled each second before `rate` applies.
@@ -105,16 +105,16 @@ impl LocalRule {
 
     /// True when the request matches every matcher of this rule.
     pub fn matches(&self, request: &SamplingRequest<'_>) -> bool {
-        field_matches(self.host.as_deref(), request.host)
-            && field_matches(self.http_method.as_deref(), request.method)
-            && field_matches(self.url_path.as_deref(), request.url_path)
+        field_matches(self.host.as_ref(), request.host)
+            && field_matches(self.url_path.as_ref(), request.url_path)
+            && field_matches(self.http_method.as_ref(), request.method)
     }
 }
 
 #[inline]
-fn field_matches(pattern: Option<&str>, value: Option<&str>) -> bool {
+fn field_matches(pattern: Option<&Pattern>, value: Option<&str>) -> bool {
     match (pattern, value) {
-        (Some(p), Some(v)) => wildcard_match(p, v),
+        (Some(p), Some(v)) => p.matches(v),
         // No matcher, or nothing to match against: implicit match.
         _ => true,
     }
@@ -385,9 +385,9 @@ fn parse_rule(
     let mut rule = LocalRule::new(fixed_target, rate);
     rule.description = text("description", false)?;
     if !is_default {
-        rule.host = text(host_key, true)?;
-        rule.http_method = text("http_method", true)?;
-        rule.url_path = text("url_path", true)?;
+        rule.host = text(host_key, true)?.map(Pattern::new);
+        rule.http_method = text("http_method", true)?.map(Pattern::new);
+        rule.url_path = text("url_path", true)?.map(Pattern::new);
     }
     Ok(rule)
 }
@@ -533,10 +533,6 @@ impl LocalSampler {
             return true;
         }
         rule.rate > 0.0 && self.random.next_f64() < rule.rate
-    }
-
-    pub(crate) fn clock(&self) -> &dyn Clock {
-        &*self.clock
     }
 }
 

@@ -57,6 +57,74 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&b| b == b'*')
 }
 
+/// A pattern classified once, so matching skips the work the general matcher would redo on
+/// every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    source: String,
+    ascii: bool,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `*`
+    Any,
+    /// No wildcard.
+    Literal,
+    /// ASCII text then one trailing `*`; holds the prefix length.
+    Prefix(usize),
+    /// Anything else.
+    Glob,
+}
+
+impl Pattern {
+    pub(crate) fn new(source: impl Into<String>) -> Self {
+        let source = source.into();
+        let wild = |c: char| c == '*' || c == '?';
+        let kind = if source == "*" {
+            Kind::Any
+        } else if !source.contains(wild) {
+            Kind::Literal
+        } else if let Some(prefix) = source.strip_suffix('*') {
+            if prefix.is_ascii() && !prefix.contains(wild) {
+                Kind::Prefix(prefix.len())
+            } else {
+                Kind::Glob
+            }
+        } else {
+            Kind::Glob
+        };
+        Pattern {
+            ascii: source.is_ascii(),
+            source,
+            kind,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    #[inline]
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        match self.kind {
+            Kind::Any => true,
+            Kind::Literal => {
+                let (p, t) = (self.source.as_bytes(), text.as_bytes());
+                // Byte-wise ASCII folding decides unless non-ASCII text could fold differently.
+                (p.len() == t.len() && p.eq_ignore_ascii_case(t))
+                    || (!(self.ascii && text.is_ascii()) && eq_ignore_case(&self.source, text))
+            }
+            Kind::Prefix(n) => text
+                .as_bytes()
+                .get(..n)
+                .is_some_and(|head| head.eq_ignore_ascii_case(&self.source.as_bytes()[..n])),
+            Kind::Glob => wildcard_match(&self.source, text),
+        }
+    }
+}
+
 /// The character starting at byte `i` (a char boundary) and its length in bytes.
 fn char_at(s: &str, i: usize) -> (char, usize) {
     let b = s.as_bytes()[i];
@@ -93,7 +161,7 @@ fn eq_ignore_case(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::wildcard_match;
+    use super::{Pattern, wildcard_match};
 
     #[test]
     fn table() {
@@ -131,7 +199,20 @@ mod tests {
             ("localhost:*", "localhost:8080", true),
         ];
         for &(pattern, text, want) in cases {
-            assert_eq!(wildcard_match(pattern, text), want, "{pattern:?} vs {text:?}");
+            assert_eq!(
+                wildcard_match(pattern, text),
+                want,
+                "{pattern:?} vs {text:?}"
+            );
+            let compiled = Pattern::new(pattern);
+            assert_eq!(
+                compiled.matches(text),
+                want,
+                "compiled {pattern:?} vs {text:?}"
+            );
         }
+        assert!(Pattern::new("/api/*").matches("/API/x"));
+        assert!(!Pattern::new("/api/*").matches("/ap"));
+        assert!(Pattern::new("é*").matches("É"));
     }
 }

@@ -1,0 +1,632 @@
+//! Centralized sampling: the rules and quotas set in the X-Ray console, fetched through the
+//! daemon's TCP proxy, with local rules as the fallback.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::clock::{Clock, Random, Reservoir, SystemClock};
+use super::local::{LocalRules, LocalSampler};
+use super::poller;
+use super::wildcard::Pattern;
+use super::{Sampler, SamplingDecision, SamplingRequest};
+use crate::config::DaemonAddress;
+
+/// How long fetched rules stay in use without a successful refresh.
+pub const RULE_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// Default period of `GetSamplingRules` (minus up to 1/60 of it as jitter).
+pub const DEFAULT_RULES_INTERVAL: Duration = Duration::from_secs(300);
+/// Default period of `SamplingTargets` (plus up to 1/100 of it as jitter).
+pub const DEFAULT_TARGETS_INTERVAL: Duration = Duration::from_secs(10);
+
+const NO_QUOTA: u64 = u64::MAX;
+const DEFAULT_INTERVAL_SECS: u64 = 10;
+
+/// A console rule as `GetSamplingRules` returns it (the accepted subset).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RuleDef {
+    pub(crate) name: Arc<str>,
+    pub(crate) priority: i64,
+    pub(crate) fixed_rate: f64,
+    pub(crate) reservoir_size: u64,
+    service_name: Pattern,
+    service_type: Pattern,
+    host: Pattern,
+    http_method: Pattern,
+    url_path: Pattern,
+}
+
+impl RuleDef {
+    fn matches(&self, r: &SamplingRequest<'_>) -> bool {
+        m(&self.host, r.host)
+            && m(&self.url_path, r.url_path)
+            && m(&self.http_method, r.method)
+            && m(&self.service_name, r.service_name)
+            && m(&self.service_type, r.service_type)
+    }
+}
+
+#[inline]
+fn m(pattern: &Pattern, value: Option<&str>) -> bool {
+    value.is_none_or(|v| pattern.matches(v))
+}
+
+/// The mutable side of a rule, kept across rule refreshes while the rule keeps its name.
+#[derive(Debug)]
+pub(crate) struct RuleState {
+    rate_bits: AtomicU64,
+    quota: AtomicU64,
+    quota_ttl: AtomicU64,
+    interval: AtomicU64,
+    targets_at: AtomicU64,
+    reservoir: Reservoir,
+    requests: AtomicU64,
+    sampled: AtomicU64,
+    borrows: AtomicU64,
+}
+
+impl RuleState {
+    fn new(rate: f64) -> Self {
+        RuleState {
+            rate_bits: AtomicU64::new(rate.to_bits()),
+            quota: AtomicU64::new(NO_QUOTA),
+            quota_ttl: AtomicU64::new(0),
+            interval: AtomicU64::new(DEFAULT_INTERVAL_SECS),
+            targets_at: AtomicU64::new(0),
+            reservoir: Reservoir::default(),
+            requests: AtomicU64::new(0),
+            sampled: AtomicU64::new(0),
+            borrows: AtomicU64::new(0),
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        f64::from_bits(self.rate_bits.load(Ordering::Relaxed))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub(crate) def: RuleDef,
+    pub(crate) state: Arc<RuleState>,
+}
+
+impl Rule {
+    fn sample(&self, now: u64, random: &Random) -> bool {
+        let s = &*self.state;
+        s.requests.fetch_add(1, Ordering::Relaxed);
+        let quota = s.quota.load(Ordering::Relaxed);
+        let quota_valid = quota != NO_QUOTA && now <= s.quota_ttl.load(Ordering::Relaxed);
+        if quota_valid {
+            if s.reservoir.take(now, quota) {
+                s.sampled.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        } else if self.def.reservoir_size != 0 && s.reservoir.take(now, 1) {
+            // No valid quota: borrow one request per second from the service's reservoir.
+            s.borrows.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let rate = s.rate();
+        if rate > 0.0 && random.next_f64() < rate {
+            s.sampled.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+/// The rules in force, sorted by (priority, name), and `Default` apart.
+#[derive(Debug, Default)]
+pub(crate) struct Manifest {
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) default: Option<Rule>,
+    /// Epoch second captured before the `GetSamplingRules` call that produced these rules.
+    pub(crate) refreshed_at: Option<u64>,
+}
+
+impl Manifest {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().chain(self.default.as_ref())
+    }
+
+    fn find(&self, name: &str) -> Option<&Rule> {
+        self.all().find(|r| &*r.def.name == name)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    manifest: RwLock<Arc<Manifest>>,
+    pub(crate) fallback: LocalSampler,
+    pub(crate) clock: Arc<dyn Clock>,
+    random: Random,
+    rule_ttl: u64,
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, Arc<Manifest>> {
+        self.manifest.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn manifest(&self) -> Arc<Manifest> {
+        Arc::clone(&self.read())
+    }
+
+    fn decide(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        let now = self.clock.epoch_seconds();
+        let manifest = self.read();
+        let fresh = manifest
+            .refreshed_at
+            .is_some_and(|at| now <= at.saturating_add(self.rule_ttl));
+        if fresh {
+            let rule = manifest
+                .rules
+                .iter()
+                .find(|r| r.def.matches(request))
+                .or(manifest.default.as_ref());
+            if let Some(rule) = rule {
+                return SamplingDecision {
+                    sampled: rule.sample(now, &self.random),
+                    rule_name: Some(Arc::clone(&rule.def.name)),
+                };
+            }
+        }
+        drop(manifest);
+        SamplingDecision::new(self.fallback.decide(request, now))
+    }
+
+    /// Replaces the rules, keeping the state of rules that keep their name.
+    pub(crate) fn apply_rules(&self, defs: Vec<RuleDef>, refreshed_at: u64) {
+        let old = self.manifest();
+        let mut rules = Vec::with_capacity(defs.len());
+        let mut default = None;
+        for def in defs {
+            let state = match old.find(&def.name) {
+                Some(prev) => {
+                    if prev.def.fixed_rate != def.fixed_rate {
+                        // The rule's rate was edited: it wins until the next targets.
+                        prev.state
+                            .rate_bits
+                            .store(def.fixed_rate.to_bits(), Ordering::Relaxed);
+                    }
+                    Arc::clone(&prev.state)
+                }
+                None => Arc::new(RuleState::new(def.fixed_rate)),
+            };
+            let rule = Rule { def, state };
+            if &*rule.def.name == "Default" {
+                default = Some(rule);
+            } else {
+                rules.push(rule);
+            }
+        }
+        rules.sort_by(|a, b| {
+            a.def
+                .priority
+                .cmp(&b.def.priority)
+                .then_with(|| a.def.name.cmp(&b.def.name))
+        });
+        let manifest = Arc::new(Manifest {
+            rules,
+            default,
+            refreshed_at: Some(refreshed_at),
+        });
+        *self
+            .manifest
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = manifest;
+    }
+
+    /// Takes the statistics of the rules due for a report at `now` (counters reset).
+    pub(crate) fn take_statistics(&self, now: u64) -> Vec<Statistics> {
+        let manifest = self.manifest();
+        manifest
+            .all()
+            .filter(|r| {
+                let s = &r.state;
+                s.requests.load(Ordering::Relaxed) > 0
+                    && now
+                        >= s.targets_at
+                            .load(Ordering::Relaxed)
+                            .saturating_add(s.interval.load(Ordering::Relaxed))
+            })
+            .map(|r| Statistics {
+                rule: Arc::clone(&r.def.name),
+                state: Arc::clone(&r.state),
+                requests: r.state.requests.swap(0, Ordering::Relaxed),
+                sampled: r.state.sampled.swap(0, Ordering::Relaxed),
+                borrows: r.state.borrows.swap(0, Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Applies one `SamplingTargetDocuments` entry received at `now`.
+    pub(crate) fn apply_target(&self, target: &Target, now: u64) -> bool {
+        let manifest = self.manifest();
+        let Some(rule) = manifest.find(&target.rule_name) else {
+            return false;
+        };
+        let s = &rule.state;
+        if let Some(rate) = target.fixed_rate.filter(|r| (0.0..=1.0).contains(r)) {
+            s.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
+        }
+        if let Some(quota) = target.reservoir_quota.and_then(whole) {
+            let ttl = target.reservoir_quota_ttl.and_then(whole).unwrap_or(0);
+            // TTL first, so a reader never pairs the new quota with the old TTL for long.
+            s.quota_ttl.store(ttl, Ordering::Relaxed);
+            s.quota.store(quota.min(NO_QUOTA - 1), Ordering::Relaxed);
+        } else if let Some(ttl) = target.reservoir_quota_ttl.and_then(whole) {
+            s.quota_ttl.store(ttl, Ordering::Relaxed);
+        }
+        if let Some(interval) = target.interval.and_then(whole) {
+            s.interval.store(interval, Ordering::Relaxed);
+        }
+        s.targets_at.store(now, Ordering::Relaxed);
+        true
+    }
+}
+
+/// A non-negative finite number, truncated to whole seconds/requests.
+fn whole(x: f64) -> Option<u64> {
+    (x.is_finite() && x >= 0.0).then_some(x as u64)
+}
+
+/// One rule's counters, taken for a `SamplingTargets` report.
+#[derive(Debug)]
+pub(crate) struct Statistics {
+    pub(crate) rule: Arc<str>,
+    state: Arc<RuleState>,
+    pub(crate) requests: u64,
+    pub(crate) sampled: u64,
+    pub(crate) borrows: u64,
+}
+
+impl Statistics {
+    /// Puts the counters back after a failed report, so the next one includes them.
+    pub(crate) fn restore(&self) {
+        self.state
+            .requests
+            .fetch_add(self.requests, Ordering::Relaxed);
+        self.state
+            .sampled
+            .fetch_add(self.sampled, Ordering::Relaxed);
+        self.state
+            .borrows
+            .fetch_add(self.borrows, Ordering::Relaxed);
+    }
+}
+
+/// A `SamplingTargetDocuments` entry.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Target {
+    #[serde(rename = "RuleName")]
+    pub(crate) rule_name: String,
+    #[serde(rename = "FixedRate", default)]
+    pub(crate) fixed_rate: Option<f64>,
+    #[serde(rename = "ReservoirQuota", default)]
+    pub(crate) reservoir_quota: Option<f64>,
+    #[serde(rename = "ReservoirQuotaTTL", default)]
+    pub(crate) reservoir_quota_ttl: Option<f64>,
+    #[serde(rename = "Interval", default)]
+    pub(crate) interval: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRule {
+    #[serde(rename = "RuleName")]
+    rule_name: Option<String>,
+    #[serde(rename = "Priority")]
+    priority: Option<f64>,
+    #[serde(rename = "FixedRate")]
+    fixed_rate: Option<f64>,
+    #[serde(rename = "ReservoirSize")]
+    reservoir_size: Option<f64>,
+    #[serde(rename = "ServiceName")]
+    service_name: Option<String>,
+    #[serde(rename = "ServiceType")]
+    service_type: Option<String>,
+    #[serde(rename = "Host")]
+    host: Option<String>,
+    #[serde(rename = "HTTPMethod")]
+    http_method: Option<String>,
+    #[serde(rename = "URLPath")]
+    url_path: Option<String>,
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    #[serde(rename = "Version")]
+    version: Option<f64>,
+    #[serde(rename = "Attributes")]
+    attributes: Option<Value>,
+}
+
+/// Why a rule record was skipped.
+fn accept(raw: RawRule) -> Result<RuleDef, &'static str> {
+    if raw.version != Some(1.0) {
+        return Err("Version is not 1");
+    }
+    if raw.resource_arn.as_deref() != Some("*") {
+        return Err("ResourceARN is not \"*\"");
+    }
+    match &raw.attributes {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(o)) if o.is_empty() => {}
+        Some(_) => return Err("Attributes are not empty"),
+    }
+    let name = raw
+        .rule_name
+        .filter(|n| !n.is_empty())
+        .ok_or("no RuleName")?;
+    let priority = raw
+        .priority
+        .filter(|p| p.is_finite() && p.fract() == 0.0)
+        .ok_or("no whole Priority")?;
+    let fixed_rate = raw
+        .fixed_rate
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or("no FixedRate from 0 to 1")?;
+    let reservoir_size = raw
+        .reservoir_size
+        .and_then(whole)
+        .ok_or("no ReservoirSize")?;
+    let need = |v: Option<String>, what: &'static str| v.map(Pattern::new).ok_or(what);
+    Ok(RuleDef {
+        name: Arc::from(name),
+        priority: priority as i64,
+        fixed_rate,
+        reservoir_size,
+        service_name: need(raw.service_name, "no ServiceName")?,
+        service_type: need(raw.service_type, "no ServiceType")?,
+        host: need(raw.host, "no Host")?,
+        http_method: need(raw.http_method, "no HTTPMethod")?,
+        url_path: need(raw.url_path, "no URLPath")?,
+    })
+}
+
+/// Parses a `GetSamplingRules` response: the accepted rules, or why the whole answer is
+/// unusable. Invalid records are skipped (and logged); valid ones still apply.
+pub(crate) fn parse_rules_response(body: &[u8]) -> Result<Vec<RuleDef>, String> {
+    #[derive(Deserialize)]
+    struct Output {
+        #[serde(rename = "SamplingRuleRecords")]
+        records: Vec<Value>,
+    }
+    let out: Output = serde_json::from_slice(body)
+        .map_err(|e| format!("invalid GetSamplingRules answer: {e}"))?;
+    let mut defs = Vec::with_capacity(out.records.len());
+    for record in out.records {
+        let raw = record
+            .get("SamplingRule")
+            .cloned()
+            .map(serde_json::from_value::<RawRule>);
+        match raw {
+            Some(Ok(raw)) => {
+                let name = raw.rule_name.clone().unwrap_or_default();
+                match accept(raw) {
+                    Ok(def) => defs.push(def),
+                    Err(why) => tracing::debug!(rule = %name, why, "skipping sampling rule"),
+                }
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "skipping malformed sampling rule"),
+            None => tracing::debug!("skipping sampling rule record without SamplingRule"),
+        }
+    }
+    Ok(defs)
+}
+
+/// Samples with the rules and quotas of the X-Ray console.
+///
+/// A background thread (`xray-sampling`, with its own single-threaded tokio runtime) calls
+/// the daemon's proxy: `POST /GetSamplingRules` at start and every 5 minutes (less up to
+/// 5 s of jitter), and `POST /SamplingTargets` about every 10 s with the counts of the rules
+/// that saw requests. Decisions never wait for it: they read the current rules under a
+/// read lock and update atomics.
+///
+/// Until rules arrive, and when none were fetched for an hour (daemon absent, or answering
+/// garbage), decisions come from the fallback [`LocalRules`]. The thread stops when the
+/// sampler is dropped.
+///
+/// ```no_run
+/// use xray_sdk::config::DaemonAddress;
+/// use xray_sdk::sampling::{CentralizedSampler, LocalRules};
+/// use xray_sdk::Recorder;
+///
+/// let sampler = CentralizedSampler::builder(&DaemonAddress::default())
+///     .fallback(LocalRules::default())
+///     .build();
+/// let recorder = Recorder::builder().sampler(sampler).build().unwrap();
+/// ```
+#[derive(Debug)]
+pub struct CentralizedSampler {
+    shared: Arc<Shared>,
+    // Dropping the sender wakes the poller thread, which then exits.
+    _stop: tokio::sync::watch::Sender<()>,
+    #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
+    alive: std::sync::Weak<()>,
+}
+
+impl CentralizedSampler {
+    /// A builder for a sampler that talks to the daemon's TCP endpoint.
+    pub fn builder(daemon: &DaemonAddress) -> CentralizedSamplerBuilder {
+        CentralizedSamplerBuilder {
+            base_url: format!("http://{}", daemon.tcp().to_host_port()),
+            fallback: LocalRules::default(),
+            rules_interval: DEFAULT_RULES_INTERVAL,
+            targets_interval: DEFAULT_TARGETS_INTERVAL,
+            rule_ttl: RULE_CACHE_TTL,
+            clock: Arc::new(SystemClock),
+            seed: None,
+            client_id: None,
+            polling: true,
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The names of the console rules in force, in the order they are tried (`Default`
+    /// last); empty before the first successful fetch.
+    pub fn rule_names(&self) -> Vec<Arc<str>> {
+        self.shared
+            .manifest()
+            .all()
+            .map(|r| Arc::clone(&r.def.name))
+            .collect()
+    }
+
+    /// True when decisions currently come from the fallback local rules (no rules fetched
+    /// yet, or the last fetch is more than an hour old).
+    pub fn is_using_fallback(&self) -> bool {
+        let now = self.shared.clock.epoch_seconds();
+        self.shared
+            .manifest()
+            .refreshed_at
+            .is_none_or(|at| now > at.saturating_add(self.shared.rule_ttl))
+    }
+
+    /// Replaces the rules with a `GetSamplingRules` answer, as the poller does (for tests and
+    /// benchmarks with polling off). Returns the number of rules accepted.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn apply_rules_response(&self, body: &str) -> Result<usize, String> {
+        let defs = parse_rules_response(body.as_bytes())?;
+        let n = defs.len();
+        self.shared
+            .apply_rules(defs, self.shared.clock.epoch_seconds());
+        Ok(n)
+    }
+
+    /// A handle whose `upgrade()` fails once the poller thread has exited.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn poller_liveness(&self) -> std::sync::Weak<()> {
+        self.alive.clone()
+    }
+}
+
+impl Sampler for CentralizedSampler {
+    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        self.shared.decide(request)
+    }
+}
+
+/// Configures a [`CentralizedSampler`].
+#[derive(Debug)]
+#[must_use]
+pub struct CentralizedSamplerBuilder {
+    base_url: String,
+    fallback: LocalRules,
+    rules_interval: Duration,
+    targets_interval: Duration,
+    rule_ttl: Duration,
+    clock: Arc<dyn Clock>,
+    seed: Option<u64>,
+    client_id: Option<String>,
+    polling: bool,
+    request_timeout: Duration,
+}
+
+impl CentralizedSamplerBuilder {
+    /// The local rules used until console rules arrive, and when they are an hour old
+    /// (default: the built-in rule, 1 per second and 5 %).
+    pub fn fallback(mut self, rules: LocalRules) -> Self {
+        self.fallback = rules;
+        self
+    }
+
+    /// Period of `GetSamplingRules` (default 300 s; a jitter of up to 1/60 is subtracted).
+    pub fn rules_interval(mut self, every: Duration) -> Self {
+        self.rules_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Period of `SamplingTargets` (default 10 s; a jitter of up to 1/100 is added).
+    pub fn targets_interval(mut self, every: Duration) -> Self {
+        self.targets_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long fetched rules stay in use without a refresh (default one hour).
+    pub fn rule_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.rule_ttl = ttl;
+        self
+    }
+
+    /// Timeout of each call to the daemon (default 2 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The clock for reservoirs, quota TTLs and the rule cache (for tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Draws from a seeded generator (for reproducible tests).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The `ClientID` sent with statistics (default: one random 24-hex-digit ID per process).
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
+    /// Turns the background poller off (for tests and benchmarks that feed rules in code).
+    pub fn polling(mut self, on: bool) -> Self {
+        self.polling = on;
+        self
+    }
+
+    /// Builds the sampler and starts its poller thread. If the thread cannot be started the
+    /// sampler logs it and uses the fallback rules.
+    pub fn build(self) -> CentralizedSampler {
+        let random = match self.seed {
+            Some(seed) => Random::seeded(seed),
+            None => Random::Thread,
+        };
+        let fallback = LocalSampler::new(self.fallback)
+            .with_clock(Arc::clone(&self.clock))
+            .with_random(random.fork(1));
+        let shared = Arc::new(Shared {
+            manifest: RwLock::new(Arc::new(Manifest::default())),
+            fallback,
+            clock: self.clock,
+            random,
+            rule_ttl: self.rule_ttl.as_secs(),
+        });
+        let (stop, stop_rx) = tokio::sync::watch::channel(());
+        let token = Arc::new(());
+        let alive = Arc::downgrade(&token);
+        if self.polling {
+            poller::spawn(
+                poller::PollerConfig {
+                    base_url: self.base_url,
+                    rules_interval: self.rules_interval,
+                    targets_interval: self.targets_interval,
+                    client_id: self
+                        .client_id
+                        .unwrap_or_else(|| process_client_id().to_owned()),
+                    request_timeout: self.request_timeout,
+                },
+                Arc::downgrade(&shared),
+                stop_rx,
+                token,
+            );
+        }
+        CentralizedSampler {
+            shared,
+            _stop: stop,
+            alive,
+        }
+    }
+}
+
+/// This process's `ClientID`.
+fn process_client_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(crate::id::new_client_id)
+}
