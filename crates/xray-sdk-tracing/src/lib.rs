@@ -1,1 +1,126 @@
-//! Placeholder.
+//! # xray-sdk-tracing
+//!
+//! Records the [`tracing`] spans of a traced request as AWS X-Ray subsegments, and puts the
+//! X-Ray trace ID into `tracing_subscriber::fmt` logs.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tracing_subscriber::{fmt, prelude::*};
+//! use xray_sdk::{Recorder, context::FutureExt};
+//! use xray_sdk_tracing::{XRayFormat, XRayLayer};
+//!
+//! #[tracing::instrument(fields(annotation.customer = %customer))]
+//! async fn load_cart(customer: &str) -> usize {
+//!     3
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! tracing_subscriber::registry()
+//!     .with(XRayLayer::new())
+//!     .with(fmt::layer().event_format(XRayFormat::new(fmt::format())))
+//!     .init();
+//!
+//! let recorder = Recorder::from_env();
+//! let segment = recorder.begin_segment("checkout");
+//! // `load_cart` becomes a subsegment of the segment, annotated `customer`.
+//! load_cart("c-42").in_context(segment.context()).await;
+//! segment.end();
+//! recorder.flush(Duration::from_secs(1)).ok();
+//! # }
+//! ```
+//!
+//! ## Which spans become subsegments
+//!
+//! A span becomes a subsegment when it is created inside a **sampled** X-Ray context (a
+//! segment or subsegment made current with `in_context`, `enter`, an adapter, or an
+//! enclosing span of this layer) and passes the filters. Its parent is the X-Ray context
+//! current when it is created, so spans nest as they nest in `tracing`, adapters' subsegments
+//! included; a span with an explicit `parent:` nests under that span's subsegment. The
+//! subsegment is named after the span (`#[instrument]`: the function name), **begins on the
+//! span's first enter and ends when the span closes**, so an `async fn` polled many times is
+//! one subsegment covering its whole life. A span that is never entered records nothing.
+//!
+//! While a recorded span is entered, its subsegment is the current X-Ray context
+//! ([`xray_sdk::context::replace_current`]), and the previous one is restored on exit: the
+//! reqwest middleware, the AWS SDK interceptor and [`xray_sdk::subsegment`] called inside the
+//! span nest under it.
+//!
+//! Outside any sampled X-Ray context the layer does nothing beyond one thread-local read per
+//! span (see `docs/PERFORMANCE.md`); spans of unsampled requests record nothing either.
+//!
+//! Spans run in another task nest correctly when the task carries the span
+//! (`tracing::Instrument`) or the context ([`xray_sdk::FutureExt::in_current_context`]), in
+//! either order of the two wrappers.
+//!
+//! ## Filters
+//!
+//! - **Level**: spans at `INFO` or more severe ([`XRayLayer::with_max_level`]), the level
+//!   `#[instrument]` uses. Filters of the subscriber apply first: a span the subscriber
+//!   disables never reaches the layer.
+//! - **Target**: [`DEFAULT_EXCLUDED_TARGETS`] (AWS SDK, reqwest, tower-http, hyper, h2,
+//!   tower, tokio, rustls, ...), changed with [`XRayLayer::exclude_target`],
+//!   [`XRayLayer::include_target`] and [`XRayLayer::without_default_exclusions`]; names with
+//!   [`XRayLayer::exclude_span_name`]; anything else with [`XRayLayer::with_span_filter`].
+//! - **Cap**: at most [`DEFAULT_MAX_SUBSEGMENTS`] subsegments from this layer per trace
+//!   segment ([`XRayLayer::max_subsegments_per_segment`]). Spans beyond it are left out and
+//!   counted in the metadata `tracing.omitted_subsegments` of the context the first span of
+//!   the trace nested under (normally the segment).
+//!
+//! A span that is left out is transparent: the spans and adapter calls inside it nest under
+//! its nearest recorded ancestor.
+//!
+//! ## Fields
+//!
+//! | Field | Recorded as |
+//! |---|---|
+//! | `xray.annotation.<key>` or `annotation.<key>` ([`XRayLayer::annotation_prefixes`]) | annotation `<key>` |
+//! | a name given to [`XRayLayer::annotate_field`] | annotation with that name |
+//! | any other field | metadata `tracing.<field name>` ([`XRayLayer::metadata_namespace`], [`XRayLayer::without_metadata`]) |
+//!
+//! Annotation keys are sanitized ([`xray_sdk::model::sanitize_annotation_key`]:
+//! `annotation.http.route` becomes `http_route`), strings, integers, floats and booleans keep
+//! their type, `%value`/`?value` fields become strings, and a value X-Ray would refuse (a
+//! non-finite float) goes to metadata instead. Nothing in the user's code ever fails.
+//! Fields recorded later with `Span::record` are added the same way.
+//!
+//! ## Errors
+//!
+//! An event at `ERROR` ([`XRayLayer::error_level`]) inside a recorded span adds an exception
+//! to the subsegment's `cause` and sets `fault`; outside any span of this layer, it goes to
+//! the current X-Ray context. The exception's message is the event's message and its
+//! `error` field's text (`error = %e`, `error = ?e` or `error = &e as &dyn Error`; the last
+//! also records the `source()` chain and the error's type); its type is the error type when
+//! known, else the event's target; its first stack frame is the event's file, line and
+//! target. `#[instrument(err)]` works as is.
+//!
+//! ## Log correlation
+//!
+//! [`XRayFormat`] wraps a `fmt` event formatter and writes the current
+//! `AWS-XRAY-TRACE-ID: <trace id>@<entity id>` on every line (as a prefix, or as a JSON
+//! member with [`XRayFormat::json`]); [`log_correlation_id`] returns the same value for
+//! other loggers.
+//!
+//! ## With the X-Ray adapters
+//!
+//! One unit of work is one subsegment. The adapters (`xray-sdk-tower`, `xray-sdk-reqwest`,
+//! `xray-sdk-aws`) record the calls they see with their own, richer subsegments (HTTP and
+//! AWS blocks, downstream headers), so the spans the same libraries emit for those calls are
+//! excluded by default: the AWS SDK's `DynamoDB.GetItem` and `try_attempt` spans
+//! (`aws_sdk_*`, `aws_smithy_*`), `reqwest-tracing`'s spans and `tower_http`'s `TraceLayer`
+//! `request` span. Since an excluded span is transparent, the adapter's subsegment nests
+//! under the user's enclosing span. To record such spans instead of using the adapter,
+//! remove the rule with [`XRayLayer::include_target`].
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod budget;
+mod correlation;
+mod fields;
+mod filter;
+mod layer;
+
+pub use budget::OMITTED_KEY;
+pub use correlation::{LOG_CORRELATION_KEY, XRayFormat, log_correlation_id};
+pub use fields::{DEFAULT_ANNOTATION_PREFIXES, DEFAULT_METADATA_NAMESPACE};
+pub use filter::DEFAULT_EXCLUDED_TARGETS;
+pub use layer::{DEFAULT_MAX_SUBSEGMENTS, XRayLayer};

@@ -1,0 +1,124 @@
+//! Level, target and name filters, and the cap on subsegments.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{harness, id_of, named, names, parent_of};
+use tracing::{Level, debug_span, info_span, instrument};
+use xray_sdk::FutureExt;
+use xray_sdk_tracing::XRayLayer;
+
+fn run_spans(
+    layer: XRayLayer,
+    f: impl FnOnce(),
+) -> Vec<(String, Option<String>, serde_json::Value)> {
+    let h = harness(layer);
+    let segment = h.recorder.begin_segment("svc");
+    h.run(|| segment.in_scope(f));
+    segment.end();
+    h.entities()
+}
+
+#[test]
+fn level_filter_defaults_to_info() {
+    let spans = || {
+        info_span!("kept").in_scope(|| {
+            // Left out, and transparent: its child nests under `kept`.
+            debug_span!("verbose").in_scope(|| info_span!("inner").in_scope(|| {}));
+        });
+    };
+    let e = run_spans(XRayLayer::new(), spans);
+    assert_eq!(names(&e), ["inner", "kept", "svc"]);
+    assert_eq!(parent_of(&e, "inner"), Some(id_of(&e, "kept")));
+
+    let e = run_spans(XRayLayer::new().with_max_level(Level::DEBUG), spans);
+    assert_eq!(names(&e), ["inner", "kept", "svc", "verbose"]);
+    assert_eq!(parent_of(&e, "inner"), Some(id_of(&e, "verbose")));
+}
+
+#[test]
+fn target_and_name_filters() {
+    let spans = || {
+        info_span!(target: "hyper::client::pool", "checkout").in_scope(|| {});
+        info_span!(target: "sqlx::query", "SELECT").in_scope(|| {});
+        info_span!(target: "my_app::db", "request").in_scope(|| {});
+        info_span!(target: "my_app::db", "query").in_scope(|| {});
+        info_span!(target: "my_app::noise", "tick").in_scope(|| {});
+    };
+    let e = run_spans(XRayLayer::new(), spans);
+    assert_eq!(names(&e), ["SELECT", "query", "request", "svc", "tick"]);
+
+    let layer = XRayLayer::new()
+        .exclude_target("sqlx")
+        .include_target("hyper")
+        .exclude_span_name("request")
+        .with_span_filter(|m| m.target() != "my_app::noise");
+    let e = run_spans(layer, spans);
+    assert_eq!(names(&e), ["checkout", "query", "svc"]);
+
+    let e = run_spans(XRayLayer::new().without_default_exclusions(), || {
+        info_span!(target: "aws_sdk_s3::operation::get_object", "S3.GetObject").in_scope(|| {});
+    });
+    assert_eq!(names(&e), ["S3.GetObject", "svc"]);
+}
+
+#[instrument]
+async fn step(i: u32) {
+    tokio::task::yield_now().await;
+}
+
+#[test]
+fn cap_limits_subsegments_per_segment_and_counts_the_rest() {
+    let h = harness(XRayLayer::new().max_subsegments_per_segment(3));
+    let segment = h.recorder.begin_segment("svc");
+    h.block_on(
+        async {
+            // Sequential top-level spans share one budget...
+            for i in 0..4 {
+                step(i).await;
+            }
+            // ...and so do nested ones.
+            async {
+                for i in 10..13 {
+                    step(i).await;
+                }
+            }
+            .instrument_outer()
+            .await;
+        }
+        .in_context(segment.context()),
+    );
+    segment.end();
+    let e = h.entities();
+    assert_eq!(e.len(), 4, "segment + 3 subsegments: {:?}", names(&e));
+    let doc = &named(&e, "svc").2;
+    // 4 + 1 (outer) + 3 spans, 3 recorded.
+    assert_eq!(doc["metadata"]["tracing"]["omitted_subsegments"], 5);
+}
+
+trait InstrumentOuter: std::future::Future + Sized {
+    fn instrument_outer(self) -> tracing::instrument::Instrumented<Self> {
+        tracing::Instrument::instrument(self, info_span!("outer"))
+    }
+}
+impl<F: std::future::Future> InstrumentOuter for F {}
+
+#[test]
+fn cap_is_per_segment() {
+    let h = harness(XRayLayer::new().max_subsegments_per_segment(2));
+    for _ in 0..2 {
+        let segment = h.recorder.begin_segment("svc");
+        h.block_on(
+            async {
+                for i in 0..3 {
+                    step(i).await;
+                }
+            }
+            .in_context(segment.context()),
+        );
+        segment.end();
+    }
+    let e = h.entities();
+    assert_eq!(e.iter().filter(|x| x.2["name"] == "step").count(), 4);
+}
