@@ -1,0 +1,239 @@
+//! The interceptor against an in-process replay HTTP client: no network, exact responses.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{Canned, ReplayClient, dynamodb, entities, header, named};
+use serde_json::json;
+use xray_sdk::FutureExt;
+use xray_sdk::testing::UdpCapture;
+
+const ENDPOINT: &str = "http://dynamodb.test";
+
+fn throttled(code: &str) -> Canned {
+    Canned::json(
+        400,
+        "req-throttled",
+        &format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"Rate exceeded"}}"#
+        ),
+    )
+}
+
+const GET_OK: &str =
+    r#"{"Item":{"id":{"S":"1"}},"ConsumedCapacity":{"TableName":"users","CapacityUnits":0.5}}"#;
+
+#[tokio::test]
+async fn throttled_then_ok_records_retries_and_throttle() {
+    for code in [
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+    ] {
+        let capture = UdpCapture::start().unwrap();
+        let recorder = capture.recorder("app");
+        let http = ReplayClient::new(vec![throttled(code), Canned::json(200, "req-ok", GET_OK)]);
+        let client = dynamodb(http.clone(), ENDPOINT);
+
+        let segment = recorder.begin_segment("app");
+        let out = client
+            .get_item()
+            .table_name("users")
+            .key("id", AttributeValue::S("1".into()))
+            .consistent_read(true)
+            .send()
+            .in_context(segment.context())
+            .await;
+        assert!(out.is_ok(), "{out:?}");
+        let segment_id = segment.id().to_string();
+        let trace_id = segment.trace_id().to_string();
+        segment.end();
+
+        let all = entities(&capture, &recorder, 1);
+        let subs = named(&all, "DynamoDB");
+        assert_eq!(subs.len(), 1, "{all:#?}");
+        let (_, parent, sub) = subs[0];
+        assert_eq!(parent.as_deref(), Some(segment_id.as_str()));
+        assert_eq!(sub["namespace"], "aws");
+        assert_eq!(sub["aws"]["operation"], "GetItem");
+        assert_eq!(sub["aws"]["region"], "us-west-2");
+        assert_eq!(sub["aws"]["retries"], 1, "{code}");
+        assert_eq!(sub["aws"]["request_id"], "req-ok");
+        assert_eq!(sub["aws"]["table_name"], "users");
+        assert_eq!(sub["aws"]["consistent_read"], true);
+        assert_eq!(
+            sub["aws"]["consumed_capacity"],
+            json!({"TableName":"users","CapacityUnits":0.5})
+        );
+        assert_eq!(sub["throttle"], true, "{code}: {sub}");
+        assert_eq!(sub["http"]["response"]["status"], 200);
+        assert_eq!(sub["http"]["response"]["content_length"], GET_OK.len());
+        assert!(sub.get("fault").is_none());
+
+        // Both attempts carried the trace header, with this subsegment as the parent.
+        let sent = http.requests();
+        assert_eq!(sent.len(), 2);
+        let expected = format!(
+            "Root={};Parent={};Sampled=1",
+            trace_id,
+            sub["id"].as_str().unwrap()
+        );
+        for h in &sent {
+            assert_eq!(header(h, "x-amzn-trace-id"), Some(expected.as_str()));
+            let auth = header(h, "authorization").expect("signed");
+            assert!(
+                !auth.to_ascii_lowercase().contains("x-amzn-trace-id"),
+                "{auth}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn throttled_to_the_end_is_an_error_with_remote_cause() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("app");
+    let http = ReplayClient::new(vec![throttled("ThrottlingException")]);
+    let client = dynamodb(http.clone(), ENDPOINT);
+    let segment = recorder.begin_segment("app");
+    let out = client
+        .get_item()
+        .table_name("users")
+        .key("id", AttributeValue::S("1".into()))
+        .send()
+        .in_context(segment.context())
+        .await;
+    assert!(out.is_err());
+    segment.end();
+    let all = entities(&capture, &recorder, 1);
+    let (_, _, sub) = named(&all, "DynamoDB")[0];
+    assert_eq!(sub["aws"]["retries"], 2, "{sub}");
+    assert_eq!(sub["throttle"], true);
+    assert_eq!(sub["error"], true);
+    assert_eq!(http.requests().len(), 3);
+    let ex = &sub["cause"]["exceptions"][0];
+    assert_eq!(ex["type"], "ThrottlingException");
+    assert_eq!(ex["message"], "Rate exceeded");
+    assert_eq!(ex["remote"], true);
+}
+
+#[tokio::test]
+async fn server_error_then_ok_and_5xx_to_the_end() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("app");
+    let fault = Canned::json(
+        500,
+        "req-500",
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"boom"}"#,
+    );
+    let http = ReplayClient::new(vec![fault.clone(), Canned::json(200, "req-ok", "{}")]);
+    let client = dynamodb(http, ENDPOINT);
+    let segment = recorder.begin_segment("app");
+    client
+        .describe_table()
+        .table_name("t")
+        .send()
+        .in_context(segment.context())
+        .await
+        .ok();
+    let client = dynamodb(ReplayClient::new(vec![fault]), ENDPOINT);
+    let out = client
+        .delete_table()
+        .table_name("t")
+        .send()
+        .in_context(segment.context())
+        .await;
+    assert!(out.is_err());
+    segment.end();
+    let all = entities(&capture, &recorder, 1);
+    let subs = named(&all, "DynamoDB");
+    assert_eq!(subs.len(), 2);
+    let ok = subs
+        .iter()
+        .find(|s| s.2["aws"]["operation"] == "DescribeTable")
+        .unwrap();
+    assert_eq!(ok.2["aws"]["retries"], 1);
+    assert!(
+        ok.2.get("fault").is_none() && ok.2.get("throttle").is_none(),
+        "{}",
+        ok.2
+    );
+    let bad = subs
+        .iter()
+        .find(|s| s.2["aws"]["operation"] == "DeleteTable")
+        .unwrap();
+    assert_eq!(bad.2["fault"], true, "{}", bad.2);
+    assert_eq!(bad.2["aws"]["retries"], 2);
+    assert_eq!(bad.2["aws"]["table_name"], "t");
+    assert_eq!(
+        bad.2["cause"]["exceptions"][0]["type"],
+        "InternalServerError"
+    );
+    assert_eq!(bad.2["cause"]["exceptions"][0]["remote"], true);
+}
+
+#[tokio::test]
+async fn transport_failure_is_a_fault() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("app");
+    // Nothing listens on port 1 of loopback: connection refused on every attempt.
+    let client = dynamodb(common::ReqwestClient::new(), "http://127.0.0.1:1");
+    let segment = recorder.begin_segment("app");
+    let out = client
+        .list_tables()
+        .send()
+        .in_context(segment.context())
+        .await;
+    assert!(out.is_err());
+    segment.end();
+    let all = entities(&capture, &recorder, 1);
+    let (_, _, sub) = named(&all, "DynamoDB")[0];
+    assert_eq!(sub["fault"], true, "{sub}");
+    assert!(sub.get("error").is_none());
+    let ex = &sub["cause"]["exceptions"][0];
+    assert_eq!(ex["type"], "ConnectorError", "{sub}");
+    assert!(ex.get("remote").is_none());
+}
+
+#[tokio::test]
+async fn outside_a_segment_nothing_is_recorded_or_sent() {
+    let http = ReplayClient::new(vec![Canned::json(200, "r", GET_OK)]);
+    let client = dynamodb(http.clone(), ENDPOINT);
+    client
+        .get_item()
+        .table_name("users")
+        .key("id", AttributeValue::S("1".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&http.requests()[0], "x-amzn-trace-id"), None);
+}
+
+#[tokio::test]
+async fn unsampled_traces_propagate_the_decision_only() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("app");
+    let http = ReplayClient::new(vec![Canned::json(200, "r", GET_OK)]);
+    let client = dynamodb(http.clone(), ENDPOINT);
+    let segment = recorder.segment("app").sampled(false).begin();
+    client
+        .get_item()
+        .table_name("users")
+        .key("id", AttributeValue::S("1".into()))
+        .send()
+        .in_context(segment.context())
+        .await
+        .unwrap();
+    let trace = segment.trace_id().to_string();
+    segment.end();
+    let h = header(&http.requests()[0], "x-amzn-trace-id")
+        .unwrap()
+        .to_owned();
+    assert!(h.starts_with(&format!("Root={trace};Parent=")), "{h}");
+    assert!(h.ends_with(";Sampled=0"), "{h}");
+    recorder.flush(Duration::from_secs(5)).unwrap();
+    assert!(capture.drain(Duration::from_millis(200)).is_empty());
+}
