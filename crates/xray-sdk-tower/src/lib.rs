@@ -1,1 +1,111 @@
-//! Placeholder.
+//! # xray-sdk-tower
+//!
+//! AWS X-Ray for [tower](https://docs.rs/tower) HTTP services and [axum](https://docs.rs/axum)
+//! routers: one layer turns every incoming request into a segment that continues the caller's
+//! trace.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, body::Body, routing::get};
+//! use http::Request;
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
+//! use xray_sdk_tower::{XRayContext, XRayLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! # let capture = xray_sdk::testing::UdpCapture::start().unwrap();
+//! # let recorder = capture.recorder("checkout");
+//! // let recorder = xray_sdk::Recorder::from_env();
+//! let app = Router::new()
+//!     .route("/cart", get(|segment: XRayContext| async move {
+//!         segment.annotate("items", 3);
+//!         "ok"
+//!     }))
+//!     .layer(XRayLayer::new(recorder.clone()));
+//!
+//! let request = Request::get("/cart")
+//!     .header("host", "shop.example.com")
+//!     .header("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+//!     .body(Body::empty())
+//!     .unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(
+//!     response.headers()["x-amzn-trace-id"],
+//!     "Root=1-5759e988-bd862e3fe1be46a994272793"
+//! );
+//! // The segment ends when the body has been sent.
+//! response.into_body().collect().await.unwrap();
+//!
+//! recorder.flush(Duration::from_secs(5)).unwrap();
+//! # let docs = capture.documents(1, Duration::from_secs(5));
+//! # let doc = &docs[0];
+//! # assert_eq!(doc["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
+//! # assert_eq!(doc["parent_id"], "53995c3f42cd8ad8");
+//! # assert_eq!(doc["http"]["request"]["url"], "http://shop.example.com/cart");
+//! # assert_eq!(doc["annotations"]["items"], 3);
+//! # }
+//! ```
+//!
+//! The layer works on an axum [`Router`](axum::Router) (`Router::layer`), on any
+//! `tower::Service<http::Request<B>, Response = http::Response<B2>>` (for example a plain
+//! hyper 1 server through `hyper_util::service::TowerToHyperService`), and together with
+//! tower-http layers on either side of it.
+//!
+//! ## What happens for each request
+//!
+//! 1. **The incoming `X-Amzn-Trace-Id`** is parsed leniently ([`xray_sdk::TraceHeader`]). Its
+//!    `Root` and `Parent` become the segment's `trace_id` and `parent_id`; `Sampled=1` and
+//!    `Sampled=0` are obeyed; with `Sampled=?` or no decision, the recorder's sampler decides,
+//!    matching on the host, method, URL path and segment name. Other keys (such as `Lineage`)
+//!    travel on to downstream calls; `Self` is dropped. A header without a valid `Root` starts
+//!    a new trace and is logged at debug level; the client never sees an error for it.
+//! 2. **The segment is named** by [`SegmentNaming`]: by default the recorder's service name
+//!    (which `AWS_XRAY_TRACING_NAME` overrides), or the `Host` header when it matches a
+//!    wildcard pattern, with a fallback.
+//! 3. **The segment is current** (see [`xray_sdk::context`]) while the inner service is called,
+//!    during every poll of its future and while the response body streams, so subsegments
+//!    and instrumented clients in the handler attach to it without extra code. It is also in
+//!    the request's extensions as an [`xray_sdk::Context`], and, with the `axum` feature, the
+//!    [`XRayContext`] extractor hands it to handlers.
+//! 4. **When sampled**, the `http` block records the method, the URL the client addressed
+//!    (`scheme://host/path`, the query left out as the Go and Java SDKs do; the scheme from
+//!    the request URI, else `X-Forwarded-Proto`, else `http`), the `User-Agent`, and the
+//!    client address: the first `X-Forwarded-For` entry (with `x_forwarded_for: true`), else
+//!    the peer address from axum's `ConnectInfo<SocketAddr>` or a `SocketAddr` request
+//!    extension. The response's status and length follow; 4xx sets `error`, 429 `throttle`,
+//!    5xx `fault`.
+//! 5. **The response** carries `X-Amzn-Trace-Id: Root=<trace id>`, plus `;Sampled=1|0` when the
+//!    caller asked with `Sampled=?` (turn it off with [`XRayLayer::response_header`]). A header
+//!    already set by the inner service is left alone.
+//! 6. **The segment ends** when the response body has finished streaming, fails (a fault), or
+//!    is dropped because the client went away; a response with an empty body ends it at
+//!    once. A panic in the handler is recorded as a fault with the panic message as its cause,
+//!    the segment is sent, and the panic continues to whatever handles it outside (a
+//!    `tower_http::catch_panic::CatchPanicLayer`, or the server).
+//!
+//! Unsampled requests do no more than the decision and the propagation: no name, URL or
+//! address is built and nothing is sent.
+//!
+//! ## Feature flags
+//!
+//! - `axum` (default): the [`XRayContext`] extractor, and the client address from
+//!   `axum::extract::ConnectInfo<SocketAddr>`.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+#[cfg(feature = "axum")]
+mod extract;
+mod future;
+mod layer;
+mod naming;
+mod record;
+mod service;
+
+pub use body::ResponseBody;
+#[cfg(feature = "axum")]
+pub use extract::{MissingXRayContext, XRayContext};
+pub use future::ResponseFuture;
+pub use layer::XRayLayer;
+pub use naming::SegmentNaming;
+pub use service::XRay;

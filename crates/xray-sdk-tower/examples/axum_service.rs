@@ -1,0 +1,105 @@
+//! An axum service traced with X-Ray.
+//!
+//! ```text
+//! # a daemon (or `xray-local`, or just `nc -ul 2000` to watch the datagrams)
+//! AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2000 PORT=3000 cargo run -p xray-sdk-tower --example axum_service
+//! curl -i localhost:3000/
+//! curl -i -H 'X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?' localhost:3000/orders/42
+//! curl -i localhost:3000/missing     # 404: error=true
+//! curl -N localhost:3000/stream      # the segment ends after the last chunk
+//! ```
+//!
+//! Settings come from the environment (`AWS_XRAY_DAEMON_ADDRESS`, `AWS_XRAY_TRACING_NAME`,
+//! `AWS_XRAY_SDK_ENABLED`, ...); `PORT` picks the port (default 3000).
+
+#![allow(clippy::print_stdout)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::routing::get;
+use bytes::Bytes;
+use http_body::Frame;
+use xray_sdk::Recorder;
+use xray_sdk_tower::{XRayContext, XRayLayer};
+
+async fn order(segment: XRayContext, Path(id): Path<u32>) -> String {
+    segment.annotate("order_id", id);
+    // A timed step: a subsegment of the request's segment, found through the current context.
+    let total = xray_sdk::subsegment("price-order", async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        u64::from(id) * 3
+    })
+    .await;
+    segment.put_metadata("total_cents", total);
+    format!("order {id}: {total} cents\n")
+}
+
+async fn stream() -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        for i in 0..5 {
+            if tx.send(Bytes::from(format!("chunk {i}\n"))).await.is_err() {
+                return; // the client went away; the segment was sent when the body dropped
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    Body::new(ChannelBody(rx))
+}
+
+/// A response body fed through a channel, one data frame per message.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let recorder = Recorder::from_env();
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+
+    let app = Router::new()
+        .route("/", get(|| async { "hello\n" }))
+        .route("/orders/{id}", get(order))
+        .route("/stream", get(stream))
+        .layer(XRayLayer::new(recorder.clone()));
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!(
+        "listening on http://{}; segments go to {:?} (service name {:?})",
+        listener.local_addr()?,
+        recorder.daemon_address(),
+        recorder.service_name(),
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        tokio::signal::ctrl_c().await.ok();
+    })
+    .await?;
+    recorder.flush(Duration::from_secs(2)).ok();
+    Ok(())
+}

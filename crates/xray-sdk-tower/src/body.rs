@@ -1,0 +1,104 @@
+//! [`ResponseBody`]: ends the segment when the body has been streamed.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+use xray_sdk::Exception;
+
+use crate::record::Recording;
+
+pin_project_lite::pin_project! {
+    /// The response body of [`XRay`](crate::XRay): the inner body, unchanged, plus the
+    /// request's segment, which ends when the body does.
+    ///
+    /// The segment ends at the first of: the last data frame (the inner body reports its end),
+    /// the trailers, the end of the stream, an error from the inner body (recorded as a fault),
+    /// or this body being dropped (a client that went away). The segment is the current X-Ray
+    /// context while the inner body produces frames, so work done while streaming attaches
+    /// to it.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        recording: Option<Recording>,
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn new(inner: B, recording: Option<Recording>) -> Self {
+        ResponseBody { inner, recording }
+    }
+
+    /// The wrapped body.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("recording", &self.recording)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let Some(recording) = this.recording.as_mut() else {
+            return this.inner.poll_frame(cx);
+        };
+        let polled = {
+            let _current = recording.enter();
+            let inner = this.inner.as_mut();
+            catch_unwind(AssertUnwindSafe(move || inner.poll_frame(cx)))
+        };
+        let frame = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(frame)) => frame,
+            Err(payload) => {
+                if let Some(recording) = this.recording.take() {
+                    recording.end_with_panic(&*payload);
+                }
+                resume_unwind(payload)
+            }
+        };
+        let done = match &frame {
+            None => true,
+            Some(Ok(f)) => f.is_trailers() || this.inner.is_end_stream(),
+            Some(Err(_)) => {
+                if recording.segment.is_sampled() {
+                    recording.segment.add_exception(Exception::new(
+                        "the response body failed while streaming",
+                        "BodyError",
+                    ));
+                    recording.segment.set_fault();
+                }
+                true
+            }
+        };
+        if done {
+            if let Some(recording) = this.recording.take() {
+                recording.segment.end();
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,86 @@
+//! [`XRayLayer`]: the tower layer and its settings.
+
+use std::sync::Arc;
+
+use tower_layer::Layer;
+use xray_sdk::Recorder;
+
+use crate::naming::SegmentNaming;
+use crate::service::XRay;
+
+/// Settings shared (behind one `Arc`) by every clone of the service.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) recorder: Recorder,
+    pub(crate) naming: SegmentNaming,
+    pub(crate) response_header: bool,
+}
+
+/// A [`Layer`] that records every request of the wrapped HTTP service as an X-Ray segment.
+///
+/// Built with [`XRayLayer::new`]; see the [crate docs](crate) for what is recorded and when.
+///
+/// ```
+/// use xray_sdk::Recorder;
+/// use xray_sdk_tower::{SegmentNaming, XRayLayer};
+///
+/// let recorder = Recorder::disabled();
+/// let layer = XRayLayer::new(recorder)
+///     .naming(SegmentNaming::dynamic("*.example.com", "storefront"))
+///     .response_header(false);
+/// let app: axum::Router = axum::Router::new().layer(layer);
+/// # let _ = app;
+/// ```
+#[derive(Clone, Debug)]
+pub struct XRayLayer {
+    config: Arc<Config>,
+}
+
+impl XRayLayer {
+    /// A layer that records into `recorder`, names segments after the recorder's service name
+    /// and returns `X-Amzn-Trace-Id` on every response.
+    pub fn new(recorder: Recorder) -> Self {
+        let naming = SegmentNaming::fixed(recorder.service_name().to_owned());
+        XRayLayer {
+            config: Arc::new(Config {
+                recorder,
+                naming,
+                response_header: true,
+            }),
+        }
+    }
+
+    /// Sets how segments are named (default: the recorder's service name).
+    #[must_use]
+    pub fn naming(self, naming: SegmentNaming) -> Self {
+        self.update(|c| c.naming = naming)
+    }
+
+    /// Whether responses carry an `X-Amzn-Trace-Id` header with the trace ID (and, when the
+    /// caller asked with `Sampled=?`, the decision). On by default.
+    #[must_use]
+    pub fn response_header(self, on: bool) -> Self {
+        self.update(|c| c.response_header = on)
+    }
+
+    /// The recorder segments go to.
+    pub fn recorder(&self) -> &Recorder {
+        &self.config.recorder
+    }
+
+    fn update(self, f: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Arc::unwrap_or_clone(self.config);
+        f(&mut config);
+        XRayLayer {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl<S> Layer<S> for XRayLayer {
+    type Service = XRay<S>;
+
+    fn layer(&self, inner: S) -> XRay<S> {
+        XRay::from_parts(inner, Arc::clone(&self.config))
+    }
+}

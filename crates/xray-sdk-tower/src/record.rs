@@ -1,0 +1,281 @@
+//! The per-request work shared by the service, the response future and the body: opening the
+//! segment, making it current, recording the request, the response and panics.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response};
+use xray_sdk::header::HEADER_NAME_LOWER;
+use xray_sdk::{
+    Context, Exception, HttpRequest, SamplingFlag, SamplingRequest, Segment, TraceHeader, TraceId,
+};
+
+use crate::layer::Config;
+
+pub(crate) const TRACE_HEADER: HeaderName = HeaderName::from_static(HEADER_NAME_LOWER);
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// An open segment and the slot its context is swapped through while it is current.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    pub(crate) segment: Segment,
+    /// Holds the segment's context while it is *not* current; while it is, holds whatever was
+    /// current before.
+    current: Option<Context>,
+}
+
+impl Recording {
+    /// Makes the segment current until the guard is dropped.
+    pub(crate) fn enter(&mut self) -> Entered<'_> {
+        swap_current(&mut self.current);
+        Entered {
+            slot: &mut self.current,
+        }
+    }
+
+    /// Records a caught panic (fault and a cause naming the panic message) and ends the
+    /// segment, before the panic is resumed.
+    pub(crate) fn end_with_panic(self, payload: &(dyn Any + Send)) {
+        if self.segment.is_sampled() {
+            let message = panic_message(payload);
+            self.segment.add_exception(Exception::new(message, "panic"));
+            self.segment.set_fault();
+        }
+        self.segment.end();
+    }
+}
+
+fn swap_current(slot: &mut Option<Context>) {
+    *slot = xray_sdk::context::replace_current(slot.take());
+}
+
+/// Restores the previous current context when dropped (also while unwinding).
+pub(crate) struct Entered<'a> {
+    slot: &'a mut Option<Context>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        swap_current(self.slot);
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// What the response future needs to know besides the segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResponseHeaderMode {
+    /// Add the header at all.
+    pub(crate) enabled: bool,
+    /// The caller sent `Sampled=?`: tell it the decision.
+    pub(crate) echo_decision: bool,
+}
+
+/// Opens the segment for a request: continues the incoming trace, asks the sampler when the
+/// caller left the decision to us, and records the request when sampled.
+pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, ResponseHeaderMode) {
+    let headers = req.headers();
+    let incoming = headers.get(TRACE_HEADER).map(parse_incoming);
+    let host = host(req);
+    let name = config.naming.name_for(host);
+    let sampling = SamplingRequest {
+        service_name: Some(name),
+        service_type: config.recorder.origin(),
+        host,
+        method: Some(req.method().as_str()),
+        url_path: Some(req.uri().path()),
+        ..SamplingRequest::default()
+    };
+    // The name is set once the segment is known to be sampled, so that unsampled requests
+    // never copy it; the sampler gets it through the sampling request.
+    let mut builder = config
+        .recorder
+        .segment(Cow::Borrowed(""))
+        .sampling_request(sampling);
+    if let Some(h) = &incoming {
+        builder = builder.header(h);
+    }
+    let segment = builder.begin();
+    if segment.is_sampled() {
+        segment.set_name(config.naming.owned_name(name));
+        segment.set_http_request(request_block(req, host));
+    }
+    let mode = ResponseHeaderMode {
+        enabled: config.response_header,
+        echo_decision: incoming
+            .as_ref()
+            .is_some_and(|h| h.sampled() == SamplingFlag::Requested),
+    };
+    let current = Some(segment.context());
+    (Recording { segment, current }, mode)
+}
+
+fn parse_incoming(value: &HeaderValue) -> TraceHeader {
+    let header = match value.to_str() {
+        Ok(s) => TraceHeader::parse(s),
+        Err(_) => TraceHeader::default(),
+    };
+    if header.root().is_none() {
+        // Never an error for the client: the request starts a new trace. Logged at debug
+        // level, rate-limited (1st, 2nd, 4th, 8th, ... occurrence).
+        static INVALID: AtomicU64 = AtomicU64::new(0);
+        let n = INVALID.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::debug!(
+                value = ?value,
+                occurrences = n,
+                "X-Amzn-Trace-Id has no valid Root; starting a new trace"
+            );
+        }
+    }
+    header
+}
+
+/// The host the client addressed: the `Host` header, or the URI's authority (HTTP/2, or an
+/// absolute-form request line).
+fn host<B>(req: &Request<B>) -> Option<&str> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .filter(|h| !h.is_empty())
+}
+
+fn first_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    let v = headers.get(name)?.to_str().ok()?;
+    let first = v.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
+/// The `http.request` block: method, URL without the query, user agent and client address.
+fn request_block<B>(req: &Request<B>, host: Option<&str>) -> HttpRequest {
+    let headers = req.headers();
+    let scheme = req
+        .uri()
+        .scheme_str()
+        .or_else(|| {
+            first_value(headers, &X_FORWARDED_PROTO)
+                .filter(|p| p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http"))
+        })
+        .unwrap_or("http")
+        .to_ascii_lowercase();
+    let path = req.uri().path();
+    let url = match host {
+        Some(host) => format!("{scheme}://{host}{path}"),
+        None => path.to_owned(),
+    };
+    let (client_ip, x_forwarded_for) = match first_value(headers, &X_FORWARDED_FOR) {
+        Some(ip) => (Some(ip.to_owned()), true),
+        None => (peer_address(req).map(|a| a.ip().to_string()), false),
+    };
+    HttpRequest {
+        method: Some(req.method().as_str().to_owned()),
+        url: Some(url),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        client_ip,
+        x_forwarded_for,
+        ..HttpRequest::default()
+    }
+}
+
+/// The peer address, from axum's `ConnectInfo<SocketAddr>` or a plain `SocketAddr` request
+/// extension (which a hyper server can insert).
+fn peer_address<B>(req: &Request<B>) -> Option<SocketAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(info.0);
+    }
+    req.extensions().get::<SocketAddr>().copied()
+}
+
+/// Records the response status and length, and adds the response trace header.
+pub(crate) fn record_response<B: http_body::Body>(
+    recording: &Recording,
+    mode: ResponseHeaderMode,
+    res: &mut Response<B>,
+) {
+    let segment = &recording.segment;
+    if segment.is_sampled() {
+        let length = res
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .or_else(|| res.body().size_hint().exact());
+        segment.set_http_response(res.status().as_u16(), length);
+    }
+    if mode.enabled {
+        if let header::Entry::Vacant(slot) = res.headers_mut().entry(TRACE_HEADER) {
+            let sampled = mode.echo_decision.then(|| segment.is_sampled());
+            if let Some(value) = response_header_value(segment.trace_id(), sampled) {
+                slot.insert(value);
+            }
+        }
+    }
+}
+
+/// `Root=<trace id>` and, when asked, `;Sampled=<1|0>`, formatted on the stack.
+fn response_header_value(trace_id: TraceId, sampled: Option<bool>) -> Option<HeaderValue> {
+    const ROOT: &[u8] = b"Root=";
+    const SAMPLED: &[u8] = b";Sampled=";
+    let mut buf = [0u8; ROOT.len() + TraceId::LEN + SAMPLED.len() + 1];
+    let mut len = 0;
+    for part in [ROOT, &trace_id.to_bytes()[..]] {
+        buf[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    if let Some(sampled) = sampled {
+        buf[len..len + SAMPLED.len()].copy_from_slice(SAMPLED);
+        len += SAMPLED.len();
+        buf[len] = if sampled { b'1' } else { b'0' };
+        len += 1;
+    }
+    HeaderValue::from_bytes(&buf[..len]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_header_values() {
+        let id = TraceId::parse("1-5759e988-bd862e3fe1be46a994272793").unwrap();
+        assert_eq!(
+            response_header_value(id, None).unwrap(),
+            "Root=1-5759e988-bd862e3fe1be46a994272793"
+        );
+        assert_eq!(
+            response_header_value(id, Some(true)).unwrap(),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+        );
+        assert_eq!(
+            response_header_value(id, Some(false)).unwrap(),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"
+        );
+    }
+
+    #[test]
+    fn panic_messages() {
+        assert_eq!(panic_message(&"boom"), "boom");
+        assert_eq!(panic_message(&String::from("bang")), "bang");
+        assert_eq!(panic_message(&42u8), "panic with a non-string payload");
+    }
+}
