@@ -96,6 +96,56 @@ fn request_path(c: &mut Criterion) {
     g.finish();
 }
 
+fn recording(c: &mut Criterion) {
+    let (addr, _count) = sink();
+    let rec = recorder(&addr, true);
+    let mut g = c.benchmark_group("recording");
+    g.bench_function("subsegment + 10 aws fields", |b| {
+        b.iter_custom(|iters| {
+            let seg = rec.begin_segment("api");
+            let start = Instant::now();
+            for _ in 0..iters {
+                let sub = seg.begin_subsegment("DynamoDB");
+                for (k, v) in [
+                    ("operation", "GetItem"),
+                    ("region", "us-east-1"),
+                    ("request_id", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+                    ("table_name", "items"),
+                    ("a", "1"),
+                    ("b", "2"),
+                    ("c", "3"),
+                    ("d", "4"),
+                    ("e", "5"),
+                    ("f", "6"),
+                ] {
+                    sub.set_aws_field(k, v);
+                }
+                sub.end();
+            }
+            let elapsed = start.elapsed();
+            drop(seg);
+            rec.flush(Duration::from_secs(10)).ok();
+            elapsed
+        })
+    });
+    g.bench_function("subsegment + metadata", |b| {
+        b.iter_custom(|iters| {
+            let seg = rec.begin_segment("api");
+            let start = Instant::now();
+            for i in 0..iters {
+                let sub = seg.begin_subsegment("work");
+                sub.put_metadata_in("tracing", "field", i);
+                sub.end();
+            }
+            let elapsed = start.elapsed();
+            drop(seg);
+            rec.flush(Duration::from_secs(10)).ok();
+            elapsed
+        })
+    });
+    g.finish();
+}
+
 fn serialization(c: &mut Criterion) {
     let batch = SampleBatch::new(3);
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -158,6 +208,7 @@ criterion_group!(
     benches,
     header,
     request_path,
+    recording,
     serialization,
     emitter_throughput
 );

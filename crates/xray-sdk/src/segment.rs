@@ -88,6 +88,13 @@ pub(crate) struct EntityData {
     pub(crate) namespace: Option<Namespace>,
     pub(crate) state: EntityState,
     pub(crate) ext: Option<Box<EntityExt>>,
+    /// Tree links inside the arena ([`NO_PARENT`] when absent), so a subtree can be moved
+    /// out without scanning the whole arena.
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+    /// Descendants not yet ended.
+    open_descendants: u32,
 }
 
 impl EntityData {
@@ -108,6 +115,10 @@ impl EntityData {
             namespace: None,
             state: EntityState::Open,
             ext: None,
+            first_child: NO_PARENT,
+            last_child: NO_PARENT,
+            next_sibling: NO_PARENT,
+            open_descendants: 0,
         }
     }
 
@@ -149,6 +160,10 @@ impl EntityData {
             namespace: self.namespace,
             state: EntityState::Ended,
             ext: self.ext.take(),
+            first_child: NO_PARENT,
+            last_child: NO_PARENT,
+            next_sibling: NO_PARENT,
+            open_descendants: 0,
         };
         self.state = EntityState::Streamed;
         taken
@@ -170,8 +185,48 @@ pub(crate) struct Batch {
 pub(crate) struct TraceState {
     pub(crate) entities: Vec<EntityData>,
     open: u32,
-    completed_in_arena: u32,
+    /// Ended subsegments still held in the arena (candidates for streaming).
+    completed: Vec<u32>,
     sent: bool,
+}
+
+impl TraceState {
+    /// Adds `delta` (+1 or -1) to the open-descendant count of every ancestor of `index`.
+    fn adjust_ancestors(&mut self, index: usize, increment: bool) {
+        let mut p = self.entities.get(index).map_or(NO_PARENT, |e| e.parent);
+        while let Some(e) = self.entities.get_mut(p as usize) {
+            e.open_descendants = if increment {
+                e.open_descendants + 1
+            } else {
+                e.open_descendants.saturating_sub(1)
+            };
+            p = e.parent;
+        }
+    }
+
+    fn link_child(&mut self, parent: usize, child: u32) {
+        let last = match self.entities.get_mut(parent) {
+            Some(p) => {
+                let last = p.last_child;
+                p.last_child = child;
+                if last == NO_PARENT {
+                    p.first_child = child;
+                }
+                last
+            }
+            None => return,
+        };
+        if let Some(prev) = self.entities.get_mut(last as usize) {
+            prev.next_sibling = child;
+        }
+    }
+
+    /// Ended, with every descendant ended, and not streamed yet.
+    fn is_complete(&self, index: usize) -> bool {
+        self.entities
+            .get(index)
+            .is_some_and(|e| e.state == EntityState::Ended && e.open_descendants == 0)
+    }
 }
 
 pub(crate) struct TraceShared {
@@ -260,7 +315,7 @@ impl Context {
             state: Mutex::new(TraceState {
                 entities,
                 open: 1,
-                completed_in_arena: 0,
+                completed: Vec::new(),
                 sent: false,
             }),
         });
@@ -382,6 +437,8 @@ impl Context {
                         sanitize_name(name),
                     ));
                     state.open += 1;
+                    state.link_child(*index as usize, new_index);
+                    state.adjust_ancestors(new_index as usize, true);
                     drop(state);
                     Context {
                         inner: Inner::Sampled {
@@ -631,8 +688,9 @@ fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Op
     entity.state = EntityState::Ended;
     entity.end_us = Some(now_micros());
     state.open = state.open.saturating_sub(1);
+    state.adjust_ancestors(index, false);
     if index != 0 {
-        state.completed_in_arena += 1;
+        state.completed.push(index as u32);
     }
     let root_ended = state.entities[0].state != EntityState::Open;
     if root_ended && state.open == 0 {
@@ -640,7 +698,7 @@ fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Op
         return Some(take_segment(state, trace));
     }
     let threshold = trace.recorder.config.streaming_threshold;
-    if index != 0 && state.completed_in_arena > threshold {
+    if index != 0 && state.completed.len() > threshold as usize {
         return stream_completed(state, trace);
     }
     None
@@ -676,49 +734,65 @@ fn take_segment(state: &mut TraceState, trace: &TraceShared) -> Batch {
 }
 
 /// Streams every maximal completed subtree (an ended subsegment whose descendants have all
-/// ended) out of the arena as independent subsegments.
+/// ended, under a parent that is still open or is the segment) out of the arena as independent
+/// subsegments. Only the candidates and the subtrees moved out are visited, so the cost does
+/// not grow with the number of subsegments already streamed.
 fn stream_completed(state: &mut TraceState, trace: &TraceShared) -> Option<Batch> {
-    let n = state.entities.len();
-    // Children always come after their parent, so one backward pass finds, for every entity,
-    // whether its whole subtree has ended.
-    let mut complete = vec![true; n];
-    for i in (0..n).rev() {
-        let e = &state.entities[i];
-        let done = complete[i] && e.state != EntityState::Open;
-        complete[i] = done;
-        if e.parent != NO_PARENT && !done && e.state != EntityState::Streamed {
-            complete[e.parent as usize] = false;
-        }
-    }
-    // A subtree root is a complete, not yet streamed subsegment whose parent is not complete
-    // (or is the segment itself).
-    let mut map = vec![NO_PARENT; n];
+    let candidates = std::mem::take(&mut state.completed);
     let mut out: Vec<EntityData> = Vec::new();
-    for i in 1..n {
-        let (parent, st) = (state.entities[i].parent, state.entities[i].state);
-        if st == EntityState::Streamed || !complete[i] {
+    let mut keep: Vec<u32> = Vec::new();
+    let mut queue: std::collections::VecDeque<(u32, u32)> = std::collections::VecDeque::new();
+    for &c in &candidates {
+        let i = c as usize;
+        let Some(e) = state.entities.get(i) else {
             continue;
-        }
-        let parent_taken = parent != NO_PARENT && map[parent as usize] != NO_PARENT;
-        let is_root = !parent_taken && (parent == 0 || !complete[parent as usize]);
-        if !(is_root || parent_taken) {
-            continue;
-        }
-        map[i] = u32::try_from(out.len()).unwrap_or(NO_PARENT);
-        let mut taken = state.entities[i].tombstone();
-        taken.parent = if parent_taken {
-            map[parent as usize]
-        } else {
-            NO_PARENT
         };
-        out.push(taken);
+        if e.state == EntityState::Streamed {
+            continue;
+        }
+        let parent = e.parent as usize;
+        if !state.is_complete(i) {
+            keep.push(c);
+            continue;
+        }
+        if parent != 0 && state.is_complete(parent) {
+            // Goes out with its parent's subtree.
+            keep.push(c);
+            continue;
+        }
+        // Breadth-first copy of the subtree (siblings keep their order), re-indexed into `out`.
+        queue.push_back((c, NO_PARENT));
+        while let Some((node, new_parent)) = queue.pop_front() {
+            let n = node as usize;
+            let (first, state_now) = match state.entities.get(n) {
+                Some(d) => (d.first_child, d.state),
+                None => continue,
+            };
+            if state_now == EntityState::Streamed {
+                continue;
+            }
+            let new_index = u32::try_from(out.len()).unwrap_or(NO_PARENT);
+            let mut taken = state.entities[n].tombstone();
+            taken.parent = new_parent;
+            out.push(taken);
+            let mut child = first;
+            while let Some(ch) = state.entities.get(child as usize) {
+                queue.push_back((child, new_index));
+                child = ch.next_sibling;
+            }
+        }
     }
+    // Whatever was moved out with a parent is no longer a candidate.
+    keep.retain(|&k| {
+        state
+            .entities
+            .get(k as usize)
+            .is_some_and(|e| e.state != EntityState::Streamed)
+    });
+    state.completed = keep;
     if out.is_empty() {
         return None;
     }
-    state.completed_in_arena = state
-        .completed_in_arena
-        .saturating_sub(u32::try_from(out.len()).unwrap_or(u32::MAX));
     Some(Batch {
         trace_id: trace.trace_id,
         entities: out,

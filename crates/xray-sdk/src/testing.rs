@@ -66,7 +66,16 @@ impl UdpCapture {
 
     /// Binds the given address and starts collecting (used to reopen a closed port).
     pub fn bind(addr: SocketAddr) -> io::Result<UdpCapture> {
-        let socket = UdpSocket::bind(addr)?;
+        // A large receive buffer, so bursts are not lost in the kernel while the reader thread
+        // waits for a core (the kernel caps it at net.core.rmem_max).
+        let raw = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        let _ = raw.set_recv_buffer_size(8 * 1024 * 1024);
+        raw.bind(&addr.into())?;
+        let socket: UdpSocket = raw.into();
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let addr = socket.local_addr()?;
         let (tx, rx) = mpsc::channel();

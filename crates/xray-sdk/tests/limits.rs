@@ -199,3 +199,61 @@ fn streaming_threshold_zero_sends_each_subsegment_as_it_completes() {
     assert_eq!(names.iter().filter(|n| **n == "outer").count(), 1);
     assert_eq!(names.iter().filter(|n| **n == "eager").count(), 1);
 }
+
+#[test]
+fn long_lived_segment_streams_every_subsegment_exactly_once_in_order() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture
+        .recorder_builder("batch-job")
+        .streaming_threshold(50)
+        .queue_capacity(100_000)
+        .build()
+        .unwrap();
+    let segment = recorder.begin_segment("batch-job");
+    // An open subsegment whose children complete while it stays open.
+    let open_parent = segment.begin_subsegment("open-parent");
+    let mut grams = Vec::new();
+    let mut busy = Duration::ZERO;
+    for i in 0..20_000u32 {
+        let started = Instant::now();
+        let parent = if i % 2 == 0 { &*segment } else { &*open_parent };
+        let step = parent.begin_subsegment(format!("step-{i}"));
+        step.begin_subsegment("a").end();
+        step.begin_subsegment("b").end();
+        step.end();
+        busy += started.elapsed();
+        if i % 100 == 99 {
+            // Pace the sender to what a plain socket reader keeps up with (untimed).
+            recorder.flush(WAIT).unwrap();
+            grams.extend(capture.drain(Duration::from_millis(20)));
+        }
+    }
+    // Streaming cost does not grow with what was already streamed.
+    assert!(busy < Duration::from_secs(20), "{busy:?}");
+    open_parent.end();
+    segment.end();
+    recorder.flush(Duration::from_secs(30)).unwrap();
+    grams.extend(capture.drain(Duration::from_millis(200)));
+    let stats = recorder.stats();
+    assert_eq!(stats.dropped_queue_full, 0);
+    assert_eq!(grams.len() as u64, stats.sent);
+    let docs: Vec<Value> = grams.iter().map(|g| g.document()).collect();
+    let all = flatten(&docs);
+    // 1 segment + 1 open parent + 20 000 steps with 2 children each.
+    assert_eq!(all.len(), 2 + 60_000);
+    let mut ids: Vec<&String> = all.iter().map(|(id, _, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2 + 60_000, "every entity exactly once");
+    for (_, _, d) in &all {
+        if d["name"].as_str().unwrap().starts_with("step-") {
+            let kids: Vec<&str> = d["subsegments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(kids, ["a", "b"], "children keep their order");
+        }
+    }
+}
