@@ -37,11 +37,13 @@ thread_local! {
 
 /// The current context of this thread (set by [`WithContext`], [`Context::enter`] or
 /// [`Context::in_scope`]).
+#[inline]
 pub fn current() -> Option<Context> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
 /// Runs `f` with a borrow of the current context, without cloning it.
+#[inline]
 pub fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     CURRENT.with(|c| match c.try_borrow() {
         Ok(cur) => f(cur.as_ref()),
@@ -53,12 +55,14 @@ pub fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
 /// building block for integrations (such as a `tracing` layer entering and leaving spans)
 /// that cannot hold an [`EnterGuard`]; every call must be paired with one that restores
 /// what it returned.
+#[inline]
 pub fn replace_current(context: Option<Context>) -> Option<Context> {
     let mut slot = context;
     swap(&mut slot);
     slot
 }
 
+#[inline]
 fn swap(slot: &mut Option<Context>) {
     CURRENT.with(|c| {
         if let Ok(mut cur) = c.try_borrow_mut() {
@@ -77,6 +81,7 @@ pub struct EnterGuard {
 }
 
 impl Drop for EnterGuard {
+    #[inline]
     fn drop(&mut self) {
         swap(&mut self.previous);
     }
@@ -85,6 +90,7 @@ impl Drop for EnterGuard {
 impl Context {
     /// Makes this context current on this thread until the guard is dropped. Do not hold the
     /// guard across an `.await`; wrap the future with [`FutureExt::in_context`] instead.
+    #[inline]
     pub fn enter(&self) -> EnterGuard {
         let mut previous = Some(self.clone());
         swap(&mut previous);

@@ -344,6 +344,7 @@ impl Context {
     }
 
     /// The trace ID.
+    #[inline]
     pub fn trace_id(&self) -> TraceId {
         match &self.inner {
             Inner::Sampled { trace, .. } => trace.trace_id,
@@ -352,6 +353,7 @@ impl Context {
     }
 
     /// The ID of this segment or subsegment.
+    #[inline]
     pub fn id(&self) -> EntityId {
         match &self.inner {
             Inner::Sampled { id, .. } | Inner::Unsampled { id, .. } => *id,
@@ -359,6 +361,7 @@ impl Context {
     }
 
     /// True when this trace is sampled (its documents are sent).
+    #[inline]
     pub fn is_sampled(&self) -> bool {
         matches!(self.inner, Inner::Sampled { .. })
     }
@@ -524,13 +527,11 @@ impl Context {
         };
         let key = key.into();
         self.with_entity(|e| {
-            let ns = e
-                .ext()
-                .metadata
-                .get_or_insert_with(Map::new)
-                .entry(namespace.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(map) = ns {
+            let all = e.ext().metadata.get_or_insert_with(Map::new);
+            if !all.contains_key(namespace) {
+                all.insert(namespace.to_owned(), Value::Object(Map::new()));
+            }
+            if let Some(Value::Object(map)) = all.get_mut(namespace) {
                 map.insert(key, value);
             }
         });
