@@ -35,6 +35,30 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
+/// `GET /debug/xray-stats` of every service: this process's emitter counters
+/// ([`xray_sdk::Recorder::stats`]) as JSON, read by `scripts/loadtest.sh` to account for every
+/// document produced. Mounted outside the X-Ray layer (never traced); counters only, no data.
+pub fn with_xray_stats(app: Router, recorder: xray_sdk::Recorder) -> Router {
+    app.route(
+        "/debug/xray-stats",
+        axum::routing::get(move || async move {
+            let s = recorder.stats();
+            axum::Json(serde_json::json!({
+                "service": recorder.service_name(),
+                "enabled": recorder.is_enabled(),
+                "queued": s.queued,
+                "dropped_queue_full": s.dropped_queue_full,
+                "sent": s.sent,
+                "dropped_too_large": s.dropped_too_large,
+                "truncated": s.truncated,
+                "send_errors": s.send_errors,
+                "processed": s.processed,
+                "pending": s.pending(),
+            }))
+        }),
+    )
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then flushes `recorder`.
 pub async fn serve(
     listener: TcpListener,
@@ -127,6 +151,7 @@ pub fn main_for(role: Role) -> ExitCode {
             }
         };
         recorder.install_global();
+        let app = with_xray_stats(app, recorder.clone());
         let listener = match TcpListener::bind(bind).await {
             Ok(l) => l,
             Err(e) => {
