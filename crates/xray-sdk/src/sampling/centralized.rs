@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::clock::{Clock, Random, Reservoir, SystemClock};
+use super::clock::{Clock, Random, Reservoir, Time};
 use super::local::{LocalRules, LocalSampler};
 use super::poller;
-use super::wildcard::Pattern;
+use super::wildcard::{Field, Fields, Matchers, Pattern};
 use super::{Sampler, SamplingDecision, SamplingRequest};
 use crate::config::DaemonAddress;
 
@@ -37,21 +37,15 @@ pub(crate) struct RuleDef {
     host: Pattern,
     http_method: Pattern,
     url_path: Pattern,
+    // The five above, cheapest first, without `*`.
+    matchers: Matchers,
 }
 
 impl RuleDef {
-    fn matches(&self, r: &SamplingRequest<'_>) -> bool {
-        m(&self.host, r.host)
-            && m(&self.url_path, r.url_path)
-            && m(&self.http_method, r.method)
-            && m(&self.service_name, r.service_name)
-            && m(&self.service_type, r.service_type)
+    #[inline]
+    fn matches(&self, fields: &Fields<'_>) -> bool {
+        self.matchers.matches(fields)
     }
-}
-
-#[inline]
-fn m(pattern: &Pattern, value: Option<&str>) -> bool {
-    value.is_none_or(|v| pattern.matches(v))
 }
 
 /// The mutable side of a rule, kept across rule refreshes while the rule keeps its name.
@@ -142,7 +136,7 @@ impl Manifest {
 pub(crate) struct Shared {
     manifest: RwLock<Arc<Manifest>>,
     pub(crate) fallback: LocalSampler,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) time: Time,
     random: Random,
     rule_ttl: u64,
 }
@@ -157,16 +151,17 @@ impl Shared {
     }
 
     fn decide(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
-        let now = self.clock.epoch_seconds();
+        let now = self.time.now();
         let manifest = self.read();
         let fresh = manifest
             .refreshed_at
             .is_some_and(|at| now <= at.saturating_add(self.rule_ttl));
         if fresh {
+            let fields = Fields::all(request);
             let rule = manifest
                 .rules
                 .iter()
-                .find(|r| r.def.matches(request))
+                .find(|r| r.def.matches(&fields))
                 .or(manifest.default.as_ref());
             if let Some(rule) = rule {
                 return SamplingDecision {
@@ -373,16 +368,29 @@ fn accept(raw: RawRule) -> Result<RuleDef, &'static str> {
         .and_then(whole)
         .ok_or("no ReservoirSize")?;
     let need = |v: Option<String>, what: &'static str| v.map(Pattern::new).ok_or(what);
+    let service_name = need(raw.service_name, "no ServiceName")?;
+    let service_type = need(raw.service_type, "no ServiceType")?;
+    let host = need(raw.host, "no Host")?;
+    let http_method = need(raw.http_method, "no HTTPMethod")?;
+    let url_path = need(raw.url_path, "no URLPath")?;
+    let matchers = Matchers::new([
+        (Field::Method, Some(&http_method)),
+        (Field::UrlPath, Some(&url_path)),
+        (Field::Host, Some(&host)),
+        (Field::ServiceName, Some(&service_name)),
+        (Field::ServiceType, Some(&service_type)),
+    ]);
     Ok(RuleDef {
         name: Arc::from(name),
         priority: priority as i64,
         fixed_rate,
         reservoir_size,
-        service_name: need(raw.service_name, "no ServiceName")?,
-        service_type: need(raw.service_type, "no ServiceType")?,
-        host: need(raw.host, "no Host")?,
-        http_method: need(raw.http_method, "no HTTPMethod")?,
-        url_path: need(raw.url_path, "no URLPath")?,
+        service_name,
+        service_type,
+        host,
+        http_method,
+        url_path,
+        matchers,
     })
 }
 
@@ -457,7 +465,7 @@ impl CentralizedSampler {
             rules_interval: DEFAULT_RULES_INTERVAL,
             targets_interval: DEFAULT_TARGETS_INTERVAL,
             rule_ttl: RULE_CACHE_TTL,
-            clock: Arc::new(SystemClock),
+            time: Time::System,
             seed: None,
             client_id: None,
             polling: true,
@@ -478,7 +486,7 @@ impl CentralizedSampler {
     /// True when decisions currently come from the fallback local rules (no rules fetched
     /// yet, or the last fetch is more than an hour old).
     pub fn is_using_fallback(&self) -> bool {
-        let now = self.shared.clock.epoch_seconds();
+        let now = self.shared.time.now();
         self.shared
             .manifest()
             .refreshed_at
@@ -491,8 +499,7 @@ impl CentralizedSampler {
     pub fn apply_rules_response(&self, body: &str) -> Result<usize, String> {
         let defs = parse_rules_response(body.as_bytes())?;
         let n = defs.len();
-        self.shared
-            .apply_rules(defs, self.shared.clock.epoch_seconds());
+        self.shared.apply_rules(defs, self.shared.time.exact());
         Ok(n)
     }
 
@@ -518,7 +525,7 @@ pub struct CentralizedSamplerBuilder {
     rules_interval: Duration,
     targets_interval: Duration,
     rule_ttl: Duration,
-    clock: Arc<dyn Clock>,
+    time: Time,
     seed: Option<u64>,
     client_id: Option<String>,
     polling: bool,
@@ -559,7 +566,7 @@ impl CentralizedSamplerBuilder {
 
     /// The clock for reservoirs, quota TTLs and the rule cache (for tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.time = Time::Custom(clock);
         self
     }
 
@@ -589,12 +596,12 @@ impl CentralizedSamplerBuilder {
             None => Random::Thread,
         };
         let fallback = LocalSampler::new(self.fallback)
-            .with_clock(Arc::clone(&self.clock))
+            .with_time(self.time.clone())
             .with_random(random.fork(1));
         let shared = Arc::new(Shared {
             manifest: RwLock::new(Arc::new(Manifest::default())),
             fallback,
-            clock: self.clock,
+            time: self.time,
             random,
             rule_ttl: self.rule_ttl.as_secs(),
         });

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::clock::{Clock, Random, Reservoir, SystemClock};
-use super::wildcard::Pattern;
+use super::clock::{Clock, Random, Reservoir, Time};
+use super::wildcard::{Field, Fields, Matchers, Pattern};
 use super::{Sampler, SamplingDecision, SamplingRequest};
 
 /// One local rule: what it matches and how much it samples.
@@ -27,6 +27,8 @@ pub struct LocalRule {
     host: Option<Pattern>,
     http_method: Option<Pattern>,
     url_path: Option<Pattern>,
+    // The three above, cheapest first, without `*`.
+    matchers: Matchers,
     fixed_target: u32,
     rate: f64,
 }
@@ -40,6 +42,7 @@ impl LocalRule {
             host: None,
             http_method: None,
             url_path: None,
+            matchers: Matchers::default(),
             fixed_target,
             rate: if rate.is_nan() {
                 0.0
@@ -52,18 +55,28 @@ impl LocalRule {
     /// Matches the `Host` (wildcards allowed).
     pub fn host(mut self, pattern: impl Into<String>) -> Self {
         self.host = Some(Pattern::new(pattern));
-        self
+        self.plan()
     }
 
     /// Matches the HTTP method (wildcards allowed).
     pub fn http_method(mut self, pattern: impl Into<String>) -> Self {
         self.http_method = Some(Pattern::new(pattern));
-        self
+        self.plan()
     }
 
     /// Matches the URL path (wildcards allowed).
     pub fn url_path(mut self, pattern: impl Into<String>) -> Self {
         self.url_path = Some(Pattern::new(pattern));
+        self.plan()
+    }
+
+    /// Orders the matchers after a pattern changed.
+    fn plan(mut self) -> Self {
+        self.matchers = Matchers::new([
+            (Field::Method, self.http_method.as_ref()),
+            (Field::UrlPath, self.url_path.as_ref()),
+            (Field::Host, self.host.as_ref()),
+        ]);
         self
     }
 
@@ -105,18 +118,12 @@ impl LocalRule {
 
     /// True when the request matches every matcher of this rule.
     pub fn matches(&self, request: &SamplingRequest<'_>) -> bool {
-        field_matches(self.host.as_ref(), request.host)
-            && field_matches(self.url_path.as_ref(), request.url_path)
-            && field_matches(self.http_method.as_ref(), request.method)
+        self.matches_fields(&Fields::local(request))
     }
-}
 
-#[inline]
-fn field_matches(pattern: Option<&Pattern>, value: Option<&str>) -> bool {
-    match (pattern, value) {
-        (Some(p), Some(v)) => p.matches(v),
-        // No matcher, or nothing to match against: implicit match.
-        _ => true,
+    #[inline]
+    fn matches_fields(&self, fields: &Fields<'_>) -> bool {
+        self.matchers.matches(fields)
     }
 }
 
@@ -186,7 +193,8 @@ impl LocalRules {
 
     /// The index of the first rule that matches, or `None` when the default applies.
     pub fn find(&self, request: &SamplingRequest<'_>) -> Option<usize> {
-        self.rules.iter().position(|r| r.matches(request))
+        let fields = Fields::local(request);
+        self.rules.iter().position(|r| r.matches_fields(&fields))
     }
 
     /// Reads a rules file.
@@ -389,7 +397,7 @@ fn parse_rule(
         rule.http_method = text("http_method", true)?.map(Pattern::new);
         rule.url_path = text("url_path", true)?.map(Pattern::new);
     }
-    Ok(rule)
+    Ok(rule.plan())
 }
 
 /// A rules file that could not be read or parsed: the file, where (line and column for
@@ -483,7 +491,7 @@ pub struct LocalSampler {
     rules: LocalRules,
     // One per rule, then one for the default.
     reservoirs: Box<[Reservoir]>,
-    clock: Arc<dyn Clock>,
+    time: Time,
     random: Random,
 }
 
@@ -496,14 +504,19 @@ impl LocalSampler {
         LocalSampler {
             rules,
             reservoirs,
-            clock: Arc::new(SystemClock),
+            time: Time::System,
             random: Random::Thread,
         }
     }
 
     /// Reads the time from `clock` (for tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.time = Time::Custom(clock);
+        self
+    }
+
+    pub(crate) fn with_time(mut self, time: Time) -> Self {
+        self.time = time;
         self
     }
 
@@ -538,6 +551,6 @@ impl LocalSampler {
 
 impl Sampler for LocalSampler {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
-        SamplingDecision::new(self.decide(request, self.clock.epoch_seconds()))
+        SamplingDecision::new(self.decide(request, self.time.now()))
     }
 }

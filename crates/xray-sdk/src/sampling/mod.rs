@@ -50,7 +50,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use local::{LocalRule, LocalRules, LocalSampler, RulesError};
 pub use wildcard::wildcard_match;
 
-use clock::{Random, Reservoir};
+use clock::{Random, Reservoir, coarse_epoch_seconds};
 
 /// The facts a sampling rule matches on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -164,7 +164,7 @@ impl Default for DefaultSampler {
 
 impl Sampler for DefaultSampler {
     fn should_sample(&self, _request: &SamplingRequest<'_>) -> SamplingDecision {
-        let now = SystemClock.epoch_seconds();
+        let now = coarse_epoch_seconds();
         let sampled = self.reservoir.take(now, self.fixed_target)
             || (self.rate > 0.0 && Random::Thread.next_f64() < self.rate);
         SamplingDecision::new(sampled)

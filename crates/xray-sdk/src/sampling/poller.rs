@@ -165,7 +165,7 @@ async fn refresh_rules(
     shared: &Shared,
     health: &mut Health,
 ) {
-    let started = shared.clock.epoch_seconds();
+    let started = shared.time.exact();
     let url = format!("{}/GetSamplingRules", config.base_url);
     let result = post(client, &url, &serde_json::json!({}))
         .await
@@ -221,7 +221,7 @@ async fn report_targets(
     shared: &Shared,
     health: &mut Health,
 ) -> bool {
-    let now = shared.clock.epoch_seconds();
+    let now = shared.time.exact();
     let stats = shared.take_statistics(now);
     if stats.is_empty() {
         return false;
@@ -260,7 +260,7 @@ async fn report_targets(
             }
         };
         health.ok(&config.base_url);
-        let applied_at = shared.clock.epoch_seconds();
+        let applied_at = shared.time.exact();
         for target in response.targets.unwrap_or_default() {
             match serde_json::from_value::<Target>(target) {
                 Ok(t) => {

@@ -1,5 +1,7 @@
 //! The wildcard patterns of sampling rules.
 
+use super::SamplingRequest;
+
 /// Matches `text` against a sampling-rule `pattern`, ignoring case.
 ///
 /// `*` stands for any run of characters (possibly none) and `?` for exactly one character;
@@ -57,72 +59,371 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&b| b == b'*')
 }
 
+/// A request attribute a rule matches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Field {
+    // Declaration order breaks the remaining ties between matchers (see `Pattern::rank`).
+    Method,
+    UrlPath,
+    Host,
+    ServiceName,
+    ServiceType,
+}
+
+/// The attributes of one request, each prepared once per decision (not once per rule).
+#[derive(Debug)]
+pub(crate) struct Fields<'a>([Option<Text<'a>>; 5]);
+
+impl<'a> Fields<'a> {
+    /// The method, URL path and host (what local rules match).
+    #[inline]
+    pub(crate) fn local(r: &SamplingRequest<'a>) -> Self {
+        Fields([
+            r.method.map(Text::new),
+            r.url_path.map(Text::new),
+            r.host.map(Text::new),
+            None,
+            None,
+        ])
+    }
+
+    /// All five attributes console rules match.
+    #[inline]
+    pub(crate) fn all(r: &SamplingRequest<'a>) -> Self {
+        Fields([
+            r.method.map(Text::new),
+            r.url_path.map(Text::new),
+            r.host.map(Text::new),
+            r.service_name.map(Text::new),
+            r.service_type.map(Text::new),
+        ])
+    }
+}
+
+/// A rule's matchers, cheapest first, without the `*` ones (they match everything).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Matchers {
+    /// The first matcher's word check, inline so most rules are rejected without following a
+    /// pointer.
+    first: Option<Quick>,
+    all: Box<[(Field, Pattern)]>,
+}
+
+/// The one-word check of a literal or prefix pattern on ASCII text: length, then the first
+/// eight bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Quick {
+    field: Field,
+    exact: bool,
+    len: usize,
+    head: u64,
+    mask: u64,
+}
+
+impl Quick {
+    /// False when the text certainly does not match; true when the full match must decide.
+    #[inline(always)]
+    fn may_match(&self, fields: &Fields<'_>) -> bool {
+        match &fields.0[self.field as usize] {
+            Some(t) if t.ascii => {
+                let n = t.text.len();
+                (if self.exact {
+                    n == self.len
+                } else {
+                    n >= self.len
+                }) && t.head & self.mask == self.head
+            }
+            _ => true,
+        }
+    }
+}
+
+impl Matchers {
+    pub(crate) fn new<'p>(
+        patterns: impl IntoIterator<Item = (Field, Option<&'p Pattern>)>,
+    ) -> Self {
+        let mut m: Vec<(Field, Pattern)> = patterns
+            .into_iter()
+            .filter_map(|(f, p)| p.filter(|p| !p.is_any()).map(|p| (f, p.clone())))
+            .collect();
+        m.sort_by_key(|(f, p)| (p.rank(), *f));
+        let first = m.first().and_then(|(field, p)| match &p.kind {
+            Kind::Literal(l) => Some(Quick {
+                field: *field,
+                exact: l.exact,
+                len: l.lower.len(),
+                head: l.head,
+                mask: l.mask,
+            }),
+            _ => None,
+        });
+        Matchers {
+            first,
+            all: m.into_boxed_slice(),
+        }
+    }
+
+    /// True when every matcher matches; an attribute the request lacks matches implicitly.
+    #[inline(always)]
+    pub(crate) fn matches(&self, fields: &Fields<'_>) -> bool {
+        self.first.as_ref().is_none_or(|q| q.may_match(fields)) && self.matches_all(fields)
+    }
+
+    #[inline(never)]
+    fn matches_all(&self, fields: &Fields<'_>) -> bool {
+        for (field, pattern) in &*self.all {
+            if let Some(text) = &fields.0[*field as usize] {
+                if !pattern.matches_text(text) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// A request attribute prepared once per decision: the text, whether it is all ASCII, and
+/// its first eight bytes in ASCII lower case (zero-padded), so most patterns accept or reject
+/// it with one word comparison.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Text<'a> {
+    text: &'a str,
+    ascii: bool,
+    head: u64,
+}
+
+impl<'a> Text<'a> {
+    #[inline]
+    pub(crate) fn new(text: &'a str) -> Self {
+        let ascii = text.is_ascii();
+        Text {
+            text,
+            ascii,
+            head: if ascii {
+                lower8(head(text.as_bytes()))
+            } else {
+                0
+            },
+        }
+    }
+}
+
 /// A pattern classified once, so matching skips the work the general matcher would redo on
 /// every request.
+///
+/// Invariant: `Pattern::new(p).matches(t) == wildcard_match(p, t)` for every `p` and `t`. The
+/// byte-wise kinds hold the pattern lower-cased at load time and apply only to ASCII text
+/// (where per-character folding is ASCII folding); non-ASCII text, or a non-ASCII pattern,
+/// goes to [`wildcard_match`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pattern {
     source: String,
-    ascii: bool,
     kind: Kind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     /// `*`
     Any,
-    /// No wildcard.
-    Literal,
-    /// ASCII text then one trailing `*`; holds the prefix length.
-    Prefix(usize),
-    /// Anything else.
+    /// ASCII without wildcards (`exact`), or ASCII then one trailing `*`.
+    Literal(Literal),
+    /// One leading `*` then ASCII text.
+    Suffix(Box<[u8]>),
+    /// Anything else (more wildcards, `?`, non-ASCII).
     Glob,
+}
+
+/// The literal part of a pattern in ASCII lower case, and its first eight bytes as a word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Literal {
+    /// The whole text (not a prefix of it) must match.
+    exact: bool,
+    /// `lower`'s first eight bytes, zero-padded, and the mask of the bytes that count.
+    head: u64,
+    mask: u64,
+    lower: Box<[u8]>,
+}
+
+impl Literal {
+    fn new(literal: &str, exact: bool) -> Self {
+        let lower = lower_box(literal);
+        let n = lower.len().min(8);
+        Literal {
+            exact,
+            head: head(&lower),
+            mask: if n == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * n)) - 1
+            },
+            lower,
+        }
+    }
+
+    /// `text` is ASCII.
+    #[inline(always)]
+    fn matches(&self, text: &Text<'_>) -> bool {
+        let (t, n) = (text.text.as_bytes(), self.lower.len());
+        let len_ok = if self.exact {
+            t.len() == n
+        } else {
+            t.len() >= n
+        };
+        len_ok
+            && text.head & self.mask == self.head
+            && (n <= 8
+                || t.get(8..n)
+                    .zip(self.lower.get(8..))
+                    .is_some_and(|(t, l)| eq_lower(t, l)))
+    }
+}
+
+fn lower_box(s: &str) -> Box<[u8]> {
+    s.to_ascii_lowercase().into_bytes().into_boxed_slice()
+}
+
+impl Kind {
+    /// Rough cost of a match, cheapest first.
+    fn cost(&self) -> u8 {
+        match self {
+            Kind::Any => 0,
+            Kind::Literal(_) => 1,
+            Kind::Suffix(_) => 2,
+            Kind::Glob => 3,
+        }
+    }
 }
 
 impl Pattern {
     pub(crate) fn new(source: impl Into<String>) -> Self {
         let source = source.into();
         let wild = |c: char| c == '*' || c == '?';
+        let plain = |s: &str| s.is_ascii() && !s.contains(wild);
         let kind = if source == "*" {
             Kind::Any
-        } else if !source.contains(wild) {
-            Kind::Literal
-        } else if let Some(prefix) = source.strip_suffix('*') {
-            if prefix.is_ascii() && !prefix.contains(wild) {
-                Kind::Prefix(prefix.len())
-            } else {
-                Kind::Glob
-            }
+        } else if plain(&source) {
+            Kind::Literal(Literal::new(&source, true))
+        } else if let Some(prefix) = source.strip_suffix('*').filter(|p| plain(p)) {
+            Kind::Literal(Literal::new(prefix, false))
+        } else if let Some(suffix) = source.strip_prefix('*').filter(|s| plain(s)) {
+            Kind::Suffix(lower_box(suffix))
         } else {
             Kind::Glob
         };
-        Pattern {
-            ascii: source.is_ascii(),
-            source,
-            kind,
-        }
+        Pattern { source, kind }
     }
 
     pub(crate) fn as_str(&self) -> &str {
         &self.source
     }
 
-    #[inline]
+    /// True for `*`, which matches everything and need not be tried.
+    pub(crate) fn is_any(&self) -> bool {
+        self.kind == Kind::Any
+    }
+
+    /// The order a rule tries its matchers in: cheaper kinds first, then longer literals
+    /// (a longer literal is likelier to tell rules apart, and costs the same: one word
+    /// comparison decides unless the first eight bytes match).
+    fn rank(&self) -> (u8, std::cmp::Reverse<usize>) {
+        let len = match &self.kind {
+            Kind::Literal(l) => l.lower.len(),
+            Kind::Suffix(s) => s.len(),
+            Kind::Any | Kind::Glob => 0,
+        };
+        (self.kind.cost(), std::cmp::Reverse(len))
+    }
+
+    #[cfg(test)]
     pub(crate) fn matches(&self, text: &str) -> bool {
-        match self.kind {
+        self.matches_text(&Text::new(text))
+    }
+
+    #[inline(always)]
+    pub(crate) fn matches_text(&self, text: &Text<'_>) -> bool {
+        match &self.kind {
+            Kind::Literal(l) if text.ascii => l.matches(text),
             Kind::Any => true,
-            Kind::Literal => {
-                let (p, t) = (self.source.as_bytes(), text.as_bytes());
-                // Byte-wise ASCII folding decides unless non-ASCII text could fold differently.
-                (p.len() == t.len() && p.eq_ignore_ascii_case(t))
-                    || (!(self.ascii && text.is_ascii()) && eq_ignore_case(&self.source, text))
+            Kind::Suffix(s) if text.ascii => {
+                let t = text.text.as_bytes();
+                t.len()
+                    .checked_sub(s.len())
+                    .and_then(|start| t.get(start..))
+                    .is_some_and(|tail| eq_lower(tail, s))
             }
-            Kind::Prefix(n) => text
-                .as_bytes()
-                .get(..n)
-                .is_some_and(|head| head.eq_ignore_ascii_case(&self.source.as_bytes()[..n])),
-            Kind::Glob => wildcard_match(&self.source, text),
+            _ => general(&self.source, text.text),
         }
     }
+}
+
+/// [`wildcard_match`], kept out of line so the fast paths stay small.
+#[inline(never)]
+fn general(pattern: &str, text: &str) -> bool {
+    wildcard_match(pattern, text)
+}
+
+/// The first eight bytes of `b` as a little-endian word, zero-padded.
+#[inline]
+fn head(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n >= 8 {
+        return word(b, 0);
+    }
+    let byte = |i: usize| u64::from(b[i]) << (8 * i);
+    if n >= 4 {
+        // Two overlapping four-byte reads; the bytes they share are the same.
+        let quad = |i: usize| {
+            b.get(i..)
+                .and_then(<[u8]>::first_chunk::<4>)
+                .map_or(0, |w| u64::from(u32::from_le_bytes(*w)))
+                << (8 * i)
+        };
+        quad(0) | quad(n - 4)
+    } else if n > 0 {
+        byte(0) | byte(n / 2) | byte(n - 1)
+    } else {
+        0
+    }
+}
+
+/// `text` (ASCII) equals `lower` (ASCII, lower case) ignoring ASCII case.
+#[inline]
+fn eq_lower(text: &[u8], lower: &[u8]) -> bool {
+    let n = text.len();
+    if n != lower.len() {
+        return false;
+    }
+    if n < 8 {
+        return lower8(head(text)) == head(lower);
+    }
+    // Eight bytes at a time; the last word overlaps the one before it when `n % 8 != 0`.
+    let mut i = 0;
+    while i + 8 < n {
+        if lower8(word(text, i)) != word(lower, i) {
+            return false;
+        }
+        i += 8;
+    }
+    lower8(word(text, n - 8)) == word(lower, n - 8)
+}
+
+/// The eight bytes of `b` at `at` (zero when out of range, which callers rule out).
+#[inline(always)]
+fn word(b: &[u8], at: usize) -> u64 {
+    b.get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+/// ASCII lower case of eight bytes at once: `0x20` is added to each byte in `A..=Z`. Exact
+/// for bytes below `0x80` (the only ones it is given).
+#[inline(always)]
+fn lower8(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // A byte b < 0x80 plus 0x3f has its top bit set when b >= b'A'; plus 0x25, when b > b'Z'.
+    // Neither sum carries into the next byte.
+    let upper = x.wrapping_add(0x3f * ONES) & !x.wrapping_add(0x25 * ONES) & (0x80 * ONES);
+    x | (upper >> 2)
 }
 
 /// The character starting at byte `i` (a char boundary) and its length in bytes.
@@ -214,5 +515,77 @@ mod tests {
         assert!(Pattern::new("/api/*").matches("/API/x"));
         assert!(!Pattern::new("/api/*").matches("/ap"));
         assert!(Pattern::new("é*").matches("É"));
+    }
+
+    /// The classified kinds agree with the general matcher on every pair, including text
+    /// whose Unicode lower case is ASCII (the Kelvin sign folds to `k`).
+    #[test]
+    fn compiled_agrees_with_general_matcher() {
+        let patterns = [
+            "",
+            "*",
+            "**",
+            "?",
+            "k",
+            "K",
+            "get",
+            "GET",
+            "k*",
+            "*k",
+            "*K",
+            "/api/*",
+            "*/API",
+            "*.example.com",
+            "svc9.example.com",
+            "a*b",
+            "*a*",
+            "é",
+            "É*",
+            "*é",
+            "x?y",
+            "\u{212a}",
+            "\u{212a}*",
+            "*\u{212a}",
+            "ab*",
+            "*ab",
+        ];
+        let texts = [
+            "",
+            "k",
+            "K",
+            "\u{212a}",
+            "\u{212a}k",
+            "k\u{212a}",
+            "get",
+            "Get",
+            "GETS",
+            "/api/",
+            "/API/x",
+            "/ap",
+            "x/api",
+            "X/Api",
+            "a.example.com",
+            "SVC9.Example.COM",
+            "ab",
+            "AB",
+            "aXb",
+            "é",
+            "É",
+            "éa",
+            "aé",
+            "xzy",
+            "xéy",
+            "abab",
+        ];
+        for pattern in patterns {
+            let compiled = Pattern::new(pattern);
+            for text in texts {
+                assert_eq!(
+                    compiled.matches(text),
+                    wildcard_match(pattern, text),
+                    "{pattern:?} vs {text:?}"
+                );
+            }
+        }
     }
 }
