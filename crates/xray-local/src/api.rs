@@ -154,10 +154,10 @@ async fn batch_get_traces(State(app): Shared, RawQuery(q): RawQuery) -> Response
         docs.sort_by(|a, b| a.id.cmp(&b.id));
         let segments: Vec<Value> = docs
             .iter()
-            .map(|d| json!({"Id": d.id, "Document": d.raw}))
+            .map(|d| json!({"Id": d.id, "Document": &*d.raw}))
             .collect();
         traces.push(json!({
-            "Id": t.id,
+            "Id": &*t.id,
             "Duration": end - start,
             "LimitExceeded": false,
             "Segments": segments,
@@ -261,7 +261,7 @@ pub fn validation_json(app: &App, raw: &str) -> Result<Value, QueryError> {
     let store = app.store();
     let mut traces: Vec<_> = store
         .traces()
-        .filter(|t| only.is_none_or(|id| t.id == id))
+        .filter(|t| only.is_none_or(|id| *t.id == *id))
         .filter(|t| t.problem_count() > 0)
         .collect();
     traces.sort_by(|a, b| b.first_seen.total_cmp(&a.first_seen));
@@ -270,7 +270,7 @@ pub fn validation_json(app: &App, raw: &str) -> Result<Value, QueryError> {
         let mut docs: Vec<_> = t.docs.values().collect();
         docs.sort_by(|a, b| a.id.cmp(&b.id));
         let doc_problems = docs.iter().flat_map(|d| {
-            let name = d.value.get("name").cloned().unwrap_or(Value::Null);
+            let name = d.node.name.to_value();
             d.problems
                 .iter()
                 .map(move |p| (d.id.as_str(), name.clone(), p, "document"))
@@ -284,7 +284,7 @@ pub fn validation_json(app: &App, raw: &str) -> Result<Value, QueryError> {
                 break 'outer;
             }
             problems.push(json!({
-                "TraceId": t.id, "DocumentId": doc_id, "Name": name,
+                "TraceId": &*t.id, "DocumentId": doc_id, "Name": name,
                 "Scope": scope, "Code": p.code, "Message": p.message,
             }));
         }

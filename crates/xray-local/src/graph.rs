@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 
-use crate::store::{Entity, Trace, f64_of};
+use crate::document::Node;
+use crate::store::{Entity, Trace, end_of, start_of};
 
 /// Request counts and timings, in X-Ray's `SummaryStatistics` shape.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -52,20 +52,19 @@ pub struct FaultStats {
 }
 
 impl Stats {
-    fn record(&mut self, e: &Map<String, Value>) {
-        let flag = |k: &str| e.get(k).and_then(Value::as_bool) == Some(true);
-        let duration = f64_of(e, "end_time") - f64_of(e, "start_time");
+    fn record(&mut self, e: &Node) {
+        let duration = end_of(e) - start_of(e);
         self.total_count += 1;
         if duration.is_finite() && duration >= 0.0 {
             self.total_response_time += duration;
         }
-        if flag("fault") {
+        if e.fault {
             self.fault_statistics.total_count += 1;
             self.fault_statistics.other_count += 1;
-        } else if flag("throttle") {
+        } else if e.throttle {
             self.error_statistics.total_count += 1;
             self.error_statistics.throttle_count += 1;
-        } else if flag("error") {
+        } else if e.error {
             self.error_statistics.total_count += 1;
             self.error_statistics.other_count += 1;
         } else {
@@ -162,7 +161,7 @@ fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key
     let segment_parents: HashSet<&str> = entities
         .iter()
         .filter(|e| e.is_segment)
-        .filter_map(|e| e.value.get("parent_id").and_then(Value::as_str))
+        .filter_map(|e| e.node.parent_id.as_str())
         .collect();
     // The service that owns each entity: walk up structural parents to the
     // segment (bounded, since streamed parent_ids can form cycles).
@@ -170,7 +169,7 @@ fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key
         let mut cur = *e;
         for _ in 0..128 {
             if cur.is_segment {
-                return Some(service_key(cur.value));
+                return Some(service_key(cur.node));
             }
             cur = **by_id.get(cur.parent?)?;
         }
@@ -178,24 +177,24 @@ fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key
     };
     let client: Key = ("client".into(), "client".into());
     for e in &entities {
-        if e.value.get("in_progress").and_then(Value::as_bool) == Some(true) {
+        if e.node.in_progress {
             continue;
         }
         if e.is_segment {
-            let to = service_key(e.value);
+            let to = service_key(e.node);
             let from = e
-                .value
-                .get("parent_id")
-                .and_then(Value::as_str)
+                .node
+                .parent_id
+                .as_str()
                 .and_then(|p| by_id.get(p))
                 .and_then(|p| owner(p))
                 .unwrap_or_else(|| client.clone());
             nodes.insert(from.clone(), ());
             nodes.insert(to.clone(), ());
-            edges.entry((from, to)).or_default().record(e.value);
+            edges.entry((from, to)).or_default().record(e.node);
             continue;
         }
-        let Some(to) = resource_key(e.value) else {
+        let Some(to) = resource_key(e.node) else {
             continue;
         };
         if segment_parents.contains(e.id) || inside_resource_call(e, &by_id) {
@@ -204,7 +203,7 @@ fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key
         let Some(from) = owner(e) else { continue };
         nodes.insert(from.clone(), ());
         nodes.insert(to.clone(), ());
-        edges.entry((from, to)).or_default().record(e.value);
+        edges.entry((from, to)).or_default().record(e.node);
     }
 }
 
@@ -219,7 +218,7 @@ fn inside_resource_call(e: &Entity<'_>, by_id: &HashMap<&str, &Entity<'_>>) -> b
         if p.is_segment {
             return false;
         }
-        if resource_key(p.value).is_some() {
+        if resource_key(p.node).is_some() {
             return true;
         }
         cur = p.parent;
@@ -227,15 +226,15 @@ fn inside_resource_call(e: &Entity<'_>, by_id: &HashMap<&str, &Entity<'_>>) -> b
     false
 }
 
-fn service_key(v: &Map<String, Value>) -> Key {
-    let name = v.get("name").and_then(Value::as_str).unwrap_or("(unnamed)");
-    let kind = v.get("origin").and_then(Value::as_str).unwrap_or("service");
+fn service_key(v: &Node) -> Key {
+    let name = v.name.as_str().unwrap_or("(unnamed)");
+    let kind = v.origin.as_str().unwrap_or("service");
     (name.to_string(), kind.to_string())
 }
 
-fn resource_key(v: &Map<String, Value>) -> Option<Key> {
-    let name = v.get("name").and_then(Value::as_str).unwrap_or("(unnamed)");
-    match v.get("namespace").and_then(Value::as_str) {
+fn resource_key(v: &Node) -> Option<Key> {
+    let name = v.name.as_str().unwrap_or("(unnamed)");
+    match v.namespace.as_str() {
         Some("aws") => Some((name.to_string(), aws_type(name))),
         Some("remote") => Some((name.to_string(), "remote".to_string())),
         _ => None,

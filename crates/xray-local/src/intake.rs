@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 
+use crate::document::{self, Node, ParseError};
+
 /// Largest datagram the daemon reads (`Socket.BufferSizeKB = 64`).
 pub const MAX_DATAGRAM: usize = 64 * 1024;
 
@@ -81,6 +83,12 @@ pub fn split_datagram(datagram: &[u8]) -> Result<&[u8], Reject> {
 /// `true` for a header the daemon accepts. Like Go's `encoding/json`, keys
 /// match case-insensitively and the last duplicate wins.
 pub fn header_is_valid(header: &[u8]) -> bool {
+    // The spellings SDKs send, without building a JSON tree.
+    if header == br#"{"format":"json","version":1}"#
+        || header == br#"{"format": "json", "version": 1}"#
+    {
+        return true;
+    }
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(header) else {
         return false;
     };
@@ -98,13 +106,21 @@ pub fn header_is_valid(header: &[u8]) -> bool {
     format_ok && version_ok
 }
 
-/// Parses a datagram body into a JSON object.
-pub fn parse_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, Reject> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Reject::NotAnObject),
-        Err(e) if e.is_eof() => Err(Reject::TruncatedBody),
-        Err(_) => Err(Reject::InvalidJson),
+/// Parses a datagram body (a JSON object) into its typed form.
+pub fn parse_body(body: &[u8]) -> Result<Node, Reject> {
+    document::parse(body).map_err(reason)
+}
+
+/// [`parse_body`] for a body already known to be UTF-8.
+pub fn parse_str(body: &str) -> Result<Node, Reject> {
+    document::parse_str(body).map_err(reason)
+}
+
+fn reason(e: ParseError) -> Reject {
+    match e {
+        ParseError::Truncated => Reject::TruncatedBody,
+        ParseError::Invalid => Reject::InvalidJson,
+        ParseError::NotAnObject => Reject::NotAnObject,
     }
 }
 

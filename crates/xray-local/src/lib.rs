@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod config;
+pub mod document;
 pub mod graph;
 pub mod intake;
 pub mod query;

@@ -3,26 +3,37 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::document::Node;
 use crate::intake::{self, IntakeCounters, Reject};
 use crate::sampling::{self, Sampler};
 use crate::store::{Outcome, Store};
-use crate::validate;
+use crate::validate::{self, Problem};
 
 /// Receive buffer requested for the UDP socket (the kernel may cap it).
 const UDP_RECV_BUFFER: usize = 8 * 1024 * 1024;
-/// Datagrams waiting between the receive task and the store.
-const QUEUE_CAPACITY: usize = 32 * 1024;
-/// Datagrams moved into the store under one lock.
-const INGEST_BATCH: usize = 512;
+/// Bytes of datagram bodies that may wait between the receive task and the
+/// ingest thread; beyond this, datagrams are counted as `queue_full`.
+const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+/// Batches that may wait (a bound for many tiny batches at low rates).
+const QUEUE_BATCHES: usize = 4096;
+/// A batch is handed over once it holds this many datagrams or bytes, or
+/// when the socket has nothing more to read.
+const BATCH_DATAGRAMS: usize = 256;
+const BATCH_BYTES: usize = 256 * 1024;
+/// Empty batch buffers kept for reuse.
+const SPARE_BATCHES: usize = 8;
+/// Pause between reads while datagrams keep arriving.
+const BUSY_NAP: Duration = Duration::from_millis(1);
 
 /// Shared state: the store, the sampler and the counters.
 #[derive(Debug)]
@@ -89,10 +100,11 @@ impl App {
     pub fn ingest_datagram(&self, datagram: &[u8]) -> Result<Outcome, Reject> {
         self.intake.record_received(datagram.len());
         let result = intake::split_datagram(datagram).and_then(|body| {
-            let doc = self.prepare(body)?;
+            let epoch = unix_now();
+            let (node, raw, problems) = prepare(body, epoch as i64)?;
             Ok(self
                 .store()
-                .ingest(doc.0, doc.1, doc.2, unix_now(), Instant::now()))
+                .ingest(node, raw, problems, epoch, Instant::now()))
         });
         match &result {
             Ok(_) => self.intake.record_accepted(),
@@ -101,20 +113,12 @@ impl App {
         result
     }
 
-    /// Parses and validates a body; counts nothing.
-    fn prepare(&self, body: &[u8]) -> Result<Prepared, Reject> {
-        let map = intake::parse_body(body)?;
-        let problems = validate::check_document(&map, body.len(), unix_now() as i64);
-        // The body parsed as JSON, so it is UTF-8.
-        let raw = String::from_utf8_lossy(body).into_owned();
-        Ok((map, raw, problems))
-    }
-
-    /// Parses and stores a batch of bodies under one lock.
-    fn ingest_bodies(&self, bodies: &[Vec<u8>]) {
-        let mut ready = Vec::with_capacity(bodies.len());
+    /// Parses and validates a batch of bodies, then stores them under one
+    /// lock. `ready` is scratch space, empty on return.
+    fn ingest_bodies<'b>(&self, bodies: impl Iterator<Item = &'b [u8]>, ready: &mut Vec<Prepared>) {
+        let epoch = unix_now();
         for body in bodies {
-            match self.prepare(body) {
+            match prepare(body, epoch as i64) {
                 Ok(doc) => ready.push(doc),
                 Err(r) => self.intake.record_rejected(r),
             }
@@ -122,16 +126,89 @@ impl App {
         if ready.is_empty() {
             return;
         }
-        let (epoch, now) = (unix_now(), Instant::now());
+        let now = Instant::now();
         let mut store = self.store();
-        for (map, raw, problems) in ready {
-            store.ingest(map, raw, problems, epoch, now);
+        for (node, raw, problems) in ready.drain(..) {
+            store.ingest(node, raw, problems, epoch, now);
             self.intake.record_accepted();
         }
     }
 }
 
-type Prepared = (Map<String, Value>, String, Vec<validate::Problem>);
+type Prepared = (Node, Arc<str>, Vec<Problem>);
+
+/// Parses and validates a body; counts nothing.
+fn prepare(body: &[u8], now: i64) -> Result<Prepared, Reject> {
+    let Ok(raw) = std::str::from_utf8(body) else {
+        // Not JSON text either way; parse_body finds out why.
+        return Err(intake::parse_body(body)
+            .err()
+            .unwrap_or(Reject::InvalidJson));
+    };
+    let node = intake::parse_str(raw)?;
+    let problems = validate::check_node(&node, body.len(), now);
+    Ok((node, Arc::from(raw), problems))
+}
+
+/// Datagram bodies handed from the receive task to the ingest thread in one
+/// piece: one buffer for all bodies, plus where each ends.
+#[derive(Debug, Default)]
+struct Batch {
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn push(&mut self, body: &[u8]) {
+        self.data.extend_from_slice(body);
+        self.ends.push(self.data.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_full(&self) -> bool {
+        self.ends.len() >= BATCH_DATAGRAMS || self.data.len() >= BATCH_BYTES
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
+    fn bodies(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, end)| &self.data[start..*end])
+    }
+}
+
+/// The bounded hand-over between the receive task and the ingest thread.
+#[derive(Debug)]
+struct Queue {
+    /// Body bytes sent and not yet stored.
+    pending: AtomicUsize,
+    /// Emptied batches, for reuse.
+    spare: Mutex<Vec<Batch>>,
+}
+
+impl Queue {
+    fn take_spare(&self) -> Batch {
+        // New batches grow as needed, so a trickle of datagrams (many small
+        // batches) does not pin large buffers.
+        lock(&self.spare).pop().unwrap_or_default()
+    }
+
+    fn give_back(&self, mut batch: Batch) {
+        batch.clear();
+        let mut spare = lock(&self.spare);
+        if spare.len() < SPARE_BATCHES {
+            spare.push(batch);
+        }
+    }
+}
 
 /// A listener that could not be started.
 #[derive(Debug)]
@@ -168,6 +245,7 @@ pub struct Server {
     ui_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    ingest_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -215,10 +293,20 @@ impl Server {
         app.udp_recv_buffer = granted;
         let app = Arc::new(app);
         let (stop, stopped) = watch::channel(false);
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
+        let queue = Arc::new(Queue {
+            pending: AtomicUsize::new(0),
+            spare: Mutex::new(Vec::new()),
+        });
+        let ingest_thread = {
+            let (app, queue) = (app.clone(), queue.clone());
+            std::thread::Builder::new()
+                .name("xray-local-ingest".into())
+                .spawn(move || ingest(rx, &app, &queue))
+                .map_err(err("ingest thread"))?
+        };
         let tasks = vec![
-            tokio::spawn(receive(udp, forward, app.clone(), tx)),
-            tokio::spawn(ingest(rx, app.clone())),
+            tokio::spawn(receive(udp, forward, app.clone(), tx, queue)),
             tokio::spawn(settle(app.clone())),
             tokio::spawn(serve(
                 tcp,
@@ -234,6 +322,7 @@ impl Server {
             ui_addr: addrs.2,
             stop,
             tasks,
+            ingest_thread: Some(ingest_thread),
         })
     }
 
@@ -258,13 +347,18 @@ impl Server {
     }
 
     /// Stops every task.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for t in &self.tasks {
             t.abort();
         }
         for t in self.tasks {
             let _ = t.await;
+        }
+        // The receive task is gone, so the ingest thread sees its channel
+        // close once it has stored what was queued.
+        if let Some(t) = self.ingest_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
 }
@@ -281,24 +375,75 @@ fn bind_udp(addr: SocketAddr) -> io::Result<(UdpSocket, usize)> {
     Ok((UdpSocket::from_std(std_sock)?, granted))
 }
 
-/// Drains the socket as fast as possible; parsing happens in [`ingest`].
+/// Drains the socket as fast as possible and hands the bodies over in
+/// batches; parsing happens on the ingest thread.
 async fn receive(
     udp: UdpSocket,
     forward: Option<(UdpSocket, SocketAddr)>,
     app: Arc<App>,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: SyncSender<Batch>,
+    queue: Arc<Queue>,
 ) {
     // One byte more than the daemon reads, to tell "oversized" apart.
     let mut buf = vec![0u8; intake::MAX_DATAGRAM + 1];
+    let mut batch = queue.take_spare();
     loop {
-        let n = match udp.recv_from(&mut buf).await {
-            Ok((n, _)) => n,
-            // ICMP errors and the like: keep reading, without spinning.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
+        if udp.readable().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        // While datagrams keep coming, read what is there, hand it over and
+        // nap briefly instead of waking up for every single datagram (the
+        // socket buffer holds far more than a nap's worth); once a read
+        // finds nothing, go back to waiting for readiness.
+        loop {
+            let (read, drained) = drain(&udp, &mut buf, &mut batch, forward.as_ref(), &app, &queue);
+            if batch.len() > 0 {
+                let next = queue.take_spare();
+                hand_over(std::mem::replace(&mut batch, next), &tx, &queue, &app);
             }
+            match drained {
+                Drained::Full => tokio::task::yield_now().await,
+                Drained::Empty if read > 0 => tokio::time::sleep(BUSY_NAP).await,
+                Drained::Empty => break,
+                // ICMP errors and the like: keep reading, without spinning.
+                Drained::Failed => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Why [`drain`] stopped.
+enum Drained {
+    /// The batch is full.
+    Full,
+    /// The socket has nothing more to read.
+    Empty,
+    /// Reading failed.
+    Failed,
+}
+
+/// Reads datagrams until the socket is empty or the batch is full; returns
+/// how many were read and why it stopped.
+fn drain(
+    udp: &UdpSocket,
+    buf: &mut [u8],
+    batch: &mut Batch,
+    forward: Option<&(UdpSocket, SocketAddr)>,
+    app: &App,
+    queue: &Queue,
+) -> (usize, Drained) {
+    let mut read = 0;
+    while !batch.is_full() {
+        let n = match udp.try_recv_from(buf) {
+            Ok((n, _)) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (read, Drained::Empty),
+            Err(_) => return (read, Drained::Failed),
         };
+        read += 1;
         let datagram = &buf[..n];
         app.intake.record_received(n);
         let body = match intake::split_datagram(datagram) {
@@ -308,24 +453,43 @@ async fn receive(
                 continue;
             }
         };
-        if let Some((sock, to)) = &forward {
+        if let Some((sock, to)) = forward {
             app.intake
                 .record_forward(sock.try_send_to(datagram, *to).is_ok());
         }
-        if tx.try_send(body.to_vec()).is_err() {
+        let queued = queue.pending.load(Ordering::Relaxed) + batch.data.len();
+        if queued + body.len() > QUEUE_BYTES {
             app.intake.record_rejected(Reject::QueueFull);
+            continue;
+        }
+        batch.push(body);
+    }
+    (read, Drained::Full)
+}
+
+fn hand_over(batch: Batch, tx: &SyncSender<Batch>, queue: &Queue, app: &App) {
+    let bytes = batch.data.len();
+    queue.pending.fetch_add(bytes, Ordering::Relaxed);
+    match tx.try_send(batch) {
+        Ok(()) => {}
+        Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
+            queue.pending.fetch_sub(bytes, Ordering::Relaxed);
+            for _ in 0..batch.len() {
+                app.intake.record_rejected(Reject::QueueFull);
+            }
+            queue.give_back(batch);
         }
     }
 }
 
-async fn ingest(mut rx: mpsc::Receiver<Vec<u8>>, app: Arc<App>) {
-    let mut batch = Vec::with_capacity(INGEST_BATCH);
-    while rx.recv_many(&mut batch, INGEST_BATCH).await > 0 {
-        let app2 = app.clone();
-        let bodies = std::mem::take(&mut batch);
-        // JSON parsing is CPU work; keep it off the receive task's thread.
-        let _ = tokio::task::spawn_blocking(move || app2.ingest_bodies(&bodies)).await;
-        batch = Vec::with_capacity(INGEST_BATCH);
+/// The ingest thread: parses, validates and stores batches until the receive
+/// task goes away.
+fn ingest(rx: Receiver<Batch>, app: &App, queue: &Queue) {
+    let mut ready = Vec::with_capacity(BATCH_DATAGRAMS);
+    while let Ok(batch) = rx.recv() {
+        app.ingest_bodies(batch.bodies(), &mut ready);
+        queue.pending.fetch_sub(batch.data.len(), Ordering::Relaxed);
+        queue.give_back(batch);
     }
 }
 

@@ -8,17 +8,37 @@
 //! evicts the oldest trace (by first arrival) first.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::mem::size_of;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 
+use crate::document::{Field, Node, SmallStr, Sub};
 use crate::validate::Problem;
 
-/// Approximate heap cost of one stored document beyond its raw text: the
-/// parsed `serde_json::Value` tree typically takes about twice the text.
-fn document_cost(raw_len: usize) -> usize {
-    raw_len * 3 + 256
+/// Approximate bookkeeping cost of one heap allocation.
+const ALLOC_OVERHEAD: usize = 16;
+
+/// Approximate cost of a trace beyond its documents: the `Trace` itself and
+/// its slots in the store's maps (its id is the first document's).
+const TRACE_OVERHEAD: usize = size_of::<Trace>() + 96;
+
+/// Approximate heap cost of one stored document: its text, its typed form,
+/// its problems and its slot in the trace's map.
+fn document_cost(doc: &Document) -> usize {
+    let problems: usize = doc
+        .problems
+        .iter()
+        .map(|p| size_of::<Problem>() + p.message.len() + ALLOC_OVERHEAD)
+        .sum();
+    size_of::<Document>()
+        + 2 * doc.id.heap_bytes()
+        + doc.raw.len()
+        + 2 * ALLOC_OVERHEAD
+        + doc.node.heap_bytes()
+        + problems
+        + 32
 }
 
 /// How many documents without a usable `trace_id` are kept for display.
@@ -28,11 +48,11 @@ const UNFILED_KEPT: usize = 100;
 #[derive(Debug, Clone)]
 pub struct Document {
     /// The document's `id` (or a placeholder when it has none).
-    pub id: String,
+    pub id: SmallStr,
     /// The JSON text as received.
-    pub raw: String,
-    /// The parsed document.
-    pub value: Map<String, Value>,
+    pub raw: Arc<str>,
+    /// The fields of the document this crate reads.
+    pub node: Node,
     /// `true` for an independently sent subsegment (`"type":"subsegment"`).
     pub streamed: bool,
     /// `true` while the document is an in-progress fragment.
@@ -41,15 +61,17 @@ pub struct Document {
     pub problems: Vec<Problem>,
     /// Arrival time, Unix seconds.
     pub received_at: f64,
+    /// Bytes charged against the memory cap.
+    cost: usize,
 }
 
 /// All documents of one trace.
 #[derive(Debug, Clone)]
 pub struct Trace {
     /// The trace ID.
-    pub id: String,
+    pub id: Arc<str>,
     /// Documents keyed by their `id`.
-    pub docs: HashMap<String, Document>,
+    pub docs: HashMap<SmallStr, Document>,
     /// When the first document arrived, Unix seconds.
     pub first_seen: f64,
     /// Trace-level problems found when the trace settled, with the id of the
@@ -69,8 +91,8 @@ pub struct Entity<'a> {
     /// Structural parent: the enclosing entity for embedded subsegments, the
     /// `parent_id` for streamed subsegments, `None` for segments.
     pub parent: Option<&'a str>,
-    /// The entity's JSON object.
-    pub value: &'a Map<String, Value>,
+    /// The entity's fields.
+    pub node: &'a Node,
     /// `true` for segments (top-level documents that are not subsegments).
     pub is_segment: bool,
     /// Id of the top-level document that holds this entity.
@@ -81,22 +103,27 @@ impl Trace {
     /// Every segment and subsegment of the trace, documents in start order,
     /// each followed by its embedded subsegments.
     pub fn entities(&self) -> Vec<Entity<'_>> {
-        let mut docs: Vec<&Document> = self.docs.values().collect();
-        docs.sort_by(|a, b| {
-            f64_of(&a.value, "start_time")
-                .total_cmp(&f64_of(&b.value, "start_time"))
-                .then_with(|| a.id.cmp(&b.id))
-        });
         let mut out = Vec::new();
-        for d in docs {
+        for d in self.documents_in_order() {
             let parent = if d.streamed {
-                d.value.get("parent_id").and_then(Value::as_str)
+                d.node.parent_id.as_str()
             } else {
                 None
             };
-            walk(&d.value, parent, !d.streamed, &d.id, 0, &mut out);
+            walk(&d.node, parent, !d.streamed, &d.id, 0, &mut out);
         }
         out
+    }
+
+    /// The top-level documents in the order [`Trace::entities`] visits them.
+    pub fn documents_in_order(&self) -> Vec<&Document> {
+        let mut docs: Vec<&Document> = self.docs.values().collect();
+        docs.sort_by(|a, b| {
+            start_of(&a.node)
+                .total_cmp(&start_of(&b.node))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        docs
     }
 
     /// Earliest start and latest end (or start, for unfinished entities) over
@@ -105,11 +132,11 @@ impl Trace {
         let mut start = f64::INFINITY;
         let mut end = f64::NEG_INFINITY;
         for d in self.docs.values() {
-            let Some(s) = d.value.get("start_time").and_then(Value::as_f64) else {
+            let Some(s) = d.node.start_time.as_f64() else {
                 continue;
             };
             start = start.min(s);
-            end = end.max(d.value.get("end_time").and_then(Value::as_f64).unwrap_or(s));
+            end = end.max(d.node.end_time.as_f64().unwrap_or(s));
         }
         if start.is_finite() {
             (start, end.max(start))
@@ -129,37 +156,45 @@ impl Trace {
     }
 }
 
+/// Embedded subsegments deeper than this are not visited.
+pub const MAX_WALK_DEPTH: usize = 64;
+
 fn walk<'a>(
-    v: &'a Map<String, Value>,
+    v: &'a Node,
     parent: Option<&'a str>,
     is_segment: bool,
     doc_id: &'a str,
     depth: usize,
     out: &mut Vec<Entity<'a>>,
 ) {
-    let id = v.get("id").and_then(Value::as_str).unwrap_or("");
+    let id = v.id.as_str().unwrap_or("");
     out.push(Entity {
         id,
         parent,
-        value: v,
+        node: v,
         is_segment,
         doc_id,
     });
-    if depth >= 64 {
+    if depth >= MAX_WALK_DEPTH {
         return;
     }
-    if let Some(Value::Array(subs)) = v.get("subsegments") {
+    if let Field::Ok(subs) = &v.subsegments {
         for s in subs {
-            if let Value::Object(m) = s {
+            if let Sub::Node(m) = s {
                 walk(m, Some(id), false, doc_id, depth + 1, out);
             }
         }
     }
 }
 
-/// Reads a number field as `f64`, `NaN` when absent.
-pub fn f64_of(v: &Map<String, Value>, key: &str) -> f64 {
-    v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
+/// `start_time` as `f64`, `NaN` when absent or not a number.
+pub fn start_of(v: &Node) -> f64 {
+    v.start_time.as_f64().unwrap_or(f64::NAN)
+}
+
+/// `end_time` as `f64`, `NaN` when absent or not a number.
+pub fn end_of(v: &Node) -> f64 {
+    v.end_time.as_f64().unwrap_or(f64::NAN)
 }
 
 /// A document that could not be filed under a trace.
@@ -224,8 +259,8 @@ pub struct StoreCounters {
 /// The trace store.
 #[derive(Debug)]
 pub struct Store {
-    traces: HashMap<String, Trace>,
-    order: VecDeque<String>,
+    traces: HashMap<Arc<str>, Trace>,
+    order: VecDeque<Arc<str>>,
     bytes: usize,
     max_traces: usize,
     max_bytes: usize,
@@ -249,11 +284,12 @@ impl Store {
         }
     }
 
-    /// Adds a parsed, already validated document.
+    /// Adds a parsed, already validated document: its typed form and its
+    /// text.
     pub fn ingest(
         &mut self,
-        value: Map<String, Value>,
-        raw: String,
+        node: Node,
+        raw: Arc<str>,
         problems: Vec<Problem>,
         received_at: f64,
         now: Instant,
@@ -265,7 +301,7 @@ impl Store {
         for p in &problems {
             *self.validation.by_code.entry(p.code).or_default() += 1;
         }
-        let Some(trace_id) = value.get("trace_id").and_then(Value::as_str) else {
+        let Field::Ok(trace_id) = &node.trace_id else {
             self.counters.unfiled += 1;
             if self.unfiled.len() >= UNFILED_KEPT {
                 self.unfiled.pop_front();
@@ -277,40 +313,55 @@ impl Store {
             });
             return Outcome::Unfiled;
         };
-        let trace_id = trace_id.to_string();
-        let id = match value.get("id").and_then(Value::as_str) {
-            Some(id) => id.to_string(),
-            None => format!("(no id #{})", self.counters.stored),
+        let trace_id = match self.traces.get(&**trace_id) {
+            Some(t) => t.id.clone(),
+            None => {
+                let key = trace_id.clone();
+                self.bytes += TRACE_OVERHEAD;
+                self.order.push_back(key.clone());
+                self.traces.insert(
+                    key.clone(),
+                    Trace {
+                        id: key.clone(),
+                        docs: HashMap::new(),
+                        first_seen: received_at,
+                        trace_problems: Vec::new(),
+                        settled: false,
+                        last_update: now,
+                        bytes: TRACE_OVERHEAD,
+                    },
+                );
+                key
+            }
         };
-        let in_progress = value.get("in_progress").and_then(Value::as_bool) == Some(true);
-        let streamed = value.get("type").and_then(Value::as_str) == Some("subsegment");
-        let cost = document_cost(raw.len());
-
-        if !self.traces.contains_key(&trace_id) {
-            self.order.push_back(trace_id.clone());
-            self.traces.insert(
-                trace_id.clone(),
-                Trace {
-                    id: trace_id.clone(),
-                    docs: HashMap::new(),
-                    first_seen: received_at,
-                    trace_problems: Vec::new(),
-                    settled: false,
-                    last_update: now,
-                    bytes: 0,
-                },
-            );
-        }
         let Some(trace) = self.traces.get_mut(&trace_id) else {
             return Outcome::Unfiled;
         };
+        let id = match node.id.as_str() {
+            Some(id) => SmallStr::new(id),
+            None => SmallStr::new(&format!("(no id #{})", self.counters.stored)),
+        };
+        let in_progress = node.in_progress;
+        let streamed = node.kind.as_str() == Some("subsegment");
+        let mut doc = Document {
+            id,
+            raw,
+            node,
+            streamed,
+            in_progress,
+            problems,
+            received_at,
+            cost: 0,
+        };
+        doc.cost = document_cost(&doc);
+        let cost = doc.cost;
         let mut outcome = Outcome::Stored;
-        if let Some(old) = trace.docs.get(&id) {
+        if let Some(old) = trace.docs.get(&doc.id) {
             if in_progress && !old.in_progress {
                 self.counters.stale_in_progress += 1;
                 return Outcome::StaleInProgress;
             }
-            let old_cost = document_cost(old.raw.len());
+            let old_cost = old.cost;
             trace.bytes -= old_cost;
             self.bytes -= old_cost;
             outcome = Outcome::Replaced;
@@ -327,18 +378,7 @@ impl Store {
         trace.last_update = now;
         trace.bytes += cost;
         self.bytes += cost;
-        trace.docs.insert(
-            id.clone(),
-            Document {
-                id,
-                raw,
-                value,
-                streamed,
-                in_progress,
-                problems,
-                received_at,
-            },
-        );
+        trace.docs.insert(doc.id.clone(), doc);
         self.counters.stored += 1;
         self.evict(&trace_id);
         outcome
@@ -356,7 +396,7 @@ impl Store {
             let Some(oldest) = self.order.pop_front() else {
                 return;
             };
-            if oldest == keep && self.traces.len() > 1 {
+            if *oldest == *keep && self.traces.len() > 1 {
                 // The trace being written may be the oldest; keep it and
                 // evict the next one instead.
                 self.order.push_back(oldest);
@@ -442,10 +482,10 @@ fn trace_level_problems(trace: &Trace) -> Vec<(String, Problem)> {
     let mut out = Vec::new();
     for d in trace.docs.values() {
         if d.streamed {
-            if let Some(parent) = d.value.get("parent_id").and_then(Value::as_str) {
+            if let Some(parent) = d.node.parent_id.as_str() {
                 if !ids.contains(parent) {
                     out.push((
-                        d.id.clone(),
+                        d.id.to_string(),
                         Problem {
                             code: "orphan_subsegment",
                             message: format!(
@@ -459,8 +499,8 @@ fn trace_level_problems(trace: &Trace) -> Vec<(String, Problem)> {
         }
     }
     for e in &entities {
-        if e.value.get("in_progress").and_then(Value::as_bool) == Some(true) {
-            let name = e.value.get("name").and_then(Value::as_str).unwrap_or("?");
+        if e.node.in_progress {
+            let name = e.node.name.as_str().unwrap_or("?");
             out.push((
                 e.doc_id.to_string(),
                 Problem {
@@ -480,14 +520,14 @@ fn trace_level_problems(trace: &Trace) -> Vec<(String, Problem)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn doc(v: Value) -> (Map<String, Value>, String) {
+    fn doc(v: Value) -> (Node, Arc<str>) {
         let raw = v.to_string();
-        match v {
-            Value::Object(m) => (m, raw),
-            _ => (Map::new(), raw),
-        }
+        (
+            crate::document::parse(raw.as_bytes()).unwrap_or_default(),
+            raw.into(),
+        )
     }
 
     #[test]

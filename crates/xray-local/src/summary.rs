@@ -1,11 +1,13 @@
 //! Trace summaries (the `GetTraceSummaries` shape) and their filters.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::document::{self, Field, Scalar};
 use crate::query::{Params, QueryError};
-use crate::store::{Entity, Trace, f64_of};
+use crate::store::{Entity, Trace, start_of};
 
 /// Status filter values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +119,10 @@ pub struct Summary {
     /// Any document still in progress.
     pub is_partial: bool,
     services: Vec<(String, String)>,
-    annotations: BTreeMap<String, Vec<(Value, String)>>,
-    http: Option<Value>,
+    annotations: BTreeMap<String, Vec<(Scalar, String)>>,
+    /// Text of the root segment's document, for its `http` block (read only
+    /// when the summary is rendered).
+    root_raw: Option<Arc<str>>,
     root_name: Option<String>,
     documents: usize,
     problems: usize,
@@ -129,25 +133,17 @@ impl Summary {
     pub fn of(t: &Trace) -> Self {
         let entities = t.entities();
         let root = root_segment(&entities);
-        let flag =
-            |k: &str| root.is_some_and(|r| r.value.get(k).and_then(Value::as_bool) == Some(true));
         let (start, end) = t.time_range();
         let mut services: Vec<(String, String)> = Vec::new();
-        let mut annotations: BTreeMap<String, Vec<(Value, String)>> = BTreeMap::new();
+        let mut annotations: BTreeMap<String, Vec<(Scalar, String)>> = BTreeMap::new();
         let mut current_service = String::new();
         for e in &entities {
-            let name = e.value.get("name").and_then(Value::as_str).unwrap_or("");
+            let name = e.node.name.as_str().unwrap_or("");
             let kind = if e.is_segment {
                 current_service = name.to_string();
-                Some(
-                    e.value
-                        .get("origin")
-                        .and_then(Value::as_str)
-                        .unwrap_or("service")
-                        .to_string(),
-                )
+                Some(e.node.origin.as_str().unwrap_or("service").to_string())
             } else {
-                match e.value.get("namespace").and_then(Value::as_str) {
+                match e.node.namespace.as_str() {
                     Some("aws") => Some(crate::graph::aws_type(name)),
                     Some("remote") => Some("remote".to_string()),
                     _ => None,
@@ -159,9 +155,12 @@ impl Summary {
                     services.push(key);
                 }
             }
-            if let Some(Value::Object(a)) = e.value.get("annotations") {
+            if let Field::Ok(a) = &e.node.annotations {
                 for (k, v) in a {
-                    let list = annotations.entry(k.clone()).or_default();
+                    let list = match annotations.get_mut(&**k) {
+                        Some(list) => list,
+                        None => annotations.entry(k.to_string()).or_default(),
+                    };
                     if list.len() < 20 && !list.iter().any(|(seen, _)| seen == v) {
                         list.push((v.clone(), current_service.clone()));
                     }
@@ -170,28 +169,28 @@ impl Summary {
         }
         let response_time = root
             .map(|r| {
-                let s = f64_of(r.value, "start_time");
-                let e = r.value.get("end_time").and_then(Value::as_f64).unwrap_or(s);
+                let s = start_of(r.node);
+                let e = r.node.end_time.as_f64().unwrap_or(s);
                 e - s
             })
             .filter(|d| d.is_finite())
             .unwrap_or(0.0);
         Summary {
-            id: t.id.clone(),
+            id: t.id.to_string(),
             start,
             duration: end - start,
             response_time,
-            has_error: flag("error") || flag("throttle"),
-            has_fault: flag("fault"),
-            has_throttle: flag("throttle"),
+            has_error: root.is_some_and(|r| r.node.error || r.node.throttle),
+            has_fault: root.is_some_and(|r| r.node.fault),
+            has_throttle: root.is_some_and(|r| r.node.throttle),
             is_partial: t.docs.values().any(|d| d.in_progress),
             services,
             annotations,
-            http: root.and_then(|r| r.value.get("http")).cloned(),
-            root_name: root
-                .and_then(|r| r.value.get("name"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            // The root is always a top-level document (see root_segment).
+            root_raw: root
+                .and_then(|r| t.docs.get(r.doc_id))
+                .map(|d| d.raw.clone()),
+            root_name: root.and_then(|r| r.node.name.as_str()).map(str::to_string),
             documents: t.docs.len(),
             problems: t.problem_count(),
         }
@@ -246,17 +245,21 @@ impl Summary {
                 .iter()
                 .map(|(v, svc)| {
                     let av = match v {
-                        Value::Bool(b) => json!({"BooleanValue": b}),
-                        Value::Number(n) => json!({"NumberValue": n}),
-                        Value::String(s) => json!({"StringValue": s}),
-                        other => json!({"StringValue": other.to_string()}),
+                        Scalar::Bool(b) => json!({"BooleanValue": b}),
+                        Scalar::Num(n) => json!({"NumberValue": n}),
+                        Scalar::Str(s) => json!({"StringValue": s}),
+                        Scalar::Other(other) => json!({"StringValue": other.to_string()}),
                     };
                     json!({"AnnotationValue": av, "ServiceIds": [{"Name": svc}]})
                 })
                 .collect();
             annotations.insert(k.clone(), Value::Array(list));
         }
-        let http = self.http.as_ref().map(|h| {
+        let http = self
+            .root_raw
+            .as_deref()
+            .and_then(|raw| document::top_level_field(raw, "http"));
+        let http = http.as_ref().map(|h| {
             json!({
                 "HttpURL": h.pointer("/request/url"),
                 "HttpMethod": h.pointer("/request/method"),
@@ -284,11 +287,11 @@ impl Summary {
     }
 }
 
-fn annotation_eq(v: &Value, want: &str) -> bool {
+fn annotation_eq(v: &Scalar, want: &str) -> bool {
     match v {
-        Value::String(s) => s == want,
-        Value::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
-        Value::Number(n) => want
+        Scalar::Str(s) => &**s == want,
+        Scalar::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+        Scalar::Num(n) => want
             .parse::<f64>()
             .ok()
             .zip(n.as_f64())
@@ -302,7 +305,7 @@ fn annotation_eq(v: &Value, want: &str) -> bool {
 pub fn root_segment<'a>(entities: &[Entity<'a>]) -> Option<Entity<'a>> {
     let segments = || entities.iter().filter(|e| e.is_segment);
     segments()
-        .find(|e| !e.value.contains_key("parent_id"))
+        .find(|e| !e.node.parent_id.is_present())
         .or_else(|| segments().next())
         .or_else(|| entities.first())
         .copied()

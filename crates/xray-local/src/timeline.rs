@@ -3,13 +3,25 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::store::{Entity, Trace, f64_of};
+use crate::store::{Entity, MAX_WALK_DEPTH, Trace, start_of};
 
 /// Builds `{Id, StartTime, Duration, Rows[...], Problems[...]}` for a trace.
 pub fn build(t: &Trace) -> Value {
     let entities = t.entities();
+    // The rows show whole JSON values (http, aws, metadata, ...), which the
+    // typed form does not keep: re-read each document's text and walk it the
+    // way Trace::entities walks the typed form, so entity i is value i.
+    let parsed: Vec<Map<String, Value>> = t
+        .documents_in_order()
+        .iter()
+        .map(|d| serde_json::from_str(&d.raw).unwrap_or_default())
+        .collect();
+    let mut values = Vec::with_capacity(entities.len());
+    for m in &parsed {
+        walk_values(m, 0, &mut values);
+    }
     let (start, end) = t.time_range();
     let ids: HashSet<&str> = entities.iter().map(|e| e.id).collect();
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -22,10 +34,8 @@ pub fn build(t: &Trace) -> Value {
             _ => roots.push(i),
         }
     }
-    let by_start = |a: &usize, b: &usize| {
-        f64_of(entities[*a].value, "start_time")
-            .total_cmp(&f64_of(entities[*b].value, "start_time"))
-    };
+    let by_start =
+        |a: &usize, b: &usize| start_of(entities[*a].node).total_cmp(&start_of(entities[*b].node));
     roots.sort_by(by_start);
     for list in children.values_mut() {
         list.sort_by(by_start);
@@ -38,7 +48,7 @@ pub fn build(t: &Trace) -> Value {
             continue;
         }
         let e = &entities[i];
-        rows.push(row(t, e, depth));
+        rows.push(row(t, e, values.get(i).copied(), depth));
         if let Some(kids) = children.get(e.id) {
             stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
         }
@@ -49,7 +59,7 @@ pub fn build(t: &Trace) -> Value {
         .map(|(doc, p)| json!({"DocumentId": doc, "Code": p.code, "Message": p.message}))
         .collect();
     json!({
-        "Id": t.id,
+        "Id": &*t.id,
         "StartTime": start,
         "Duration": end - start,
         "Settled": t.settled,
@@ -58,11 +68,25 @@ pub fn build(t: &Trace) -> Value {
     })
 }
 
-fn row(t: &Trace, e: &Entity<'_>, depth: usize) -> Value {
-    let v = e.value;
-    let get = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+/// The JSON objects of a document's entities, in [`Trace::entities`] order.
+fn walk_values<'a>(v: &'a Map<String, Value>, depth: usize, out: &mut Vec<&'a Map<String, Value>>) {
+    out.push(v);
+    if depth >= MAX_WALK_DEPTH {
+        return;
+    }
+    if let Some(Value::Array(subs)) = v.get("subsegments") {
+        for s in subs {
+            if let Value::Object(m) = s {
+                walk_values(m, depth + 1, out);
+            }
+        }
+    }
+}
+
+fn row(t: &Trace, e: &Entity<'_>, v: Option<&Map<String, Value>>, depth: usize) -> Value {
+    let get = |k: &str| v.and_then(|v| v.get(k)).cloned().unwrap_or(Value::Null);
     let doc = t.docs.get(e.doc_id);
-    let is_top = doc.is_some_and(|d| d.value.get("id").and_then(Value::as_str) == Some(e.id));
+    let is_top = doc.is_some_and(|d| d.node.id.as_str() == Some(e.id));
     let problems: Vec<Value> = match doc {
         Some(d) if is_top => d
             .problems
@@ -80,12 +104,12 @@ fn row(t: &Trace, e: &Entity<'_>, depth: usize) -> Value {
         "Depth": depth,
         "StartTime": get("start_time"),
         "EndTime": get("end_time"),
-        "InProgress": v.get("in_progress").and_then(Value::as_bool).unwrap_or(false),
+        "InProgress": e.node.in_progress,
         "Namespace": get("namespace"),
         "Origin": get("origin"),
-        "Error": v.get("error").and_then(Value::as_bool).unwrap_or(false),
-        "Fault": v.get("fault").and_then(Value::as_bool).unwrap_or(false),
-        "Throttle": v.get("throttle").and_then(Value::as_bool).unwrap_or(false),
+        "Error": e.node.error,
+        "Fault": e.node.fault,
+        "Throttle": e.node.throttle,
         "Http": get("http"),
         "Aws": get("aws"),
         "Sql": get("sql"),

@@ -5,8 +5,12 @@
 //! in-progress documents) run once a trace has been quiet for the settle
 //! time, in [`crate::store`].
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::document::{self, Field, Node, Scalar, SmallStr, Sub};
 
 /// The service's document size limit.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -93,8 +97,16 @@ pub fn is_valid_name_char(c: char) -> bool {
 }
 
 /// Checks one top-level document (a segment or an independently sent
-/// subsegment). `now` is the current Unix time in seconds.
+/// subsegment) held as a JSON object. `now` is the current Unix time in
+/// seconds. Intake uses [`check_node`] on the typed form instead; both give
+/// the same result.
 pub fn check_document(doc: &Map<String, Value>, raw_len: usize, now: i64) -> Vec<Problem> {
+    check_node(&document::from_map(doc), raw_len, now)
+}
+
+/// Checks the typed form of one top-level document. `now` is the current
+/// Unix time in seconds.
+pub fn check_node(doc: &Node, raw_len: usize, now: i64) -> Vec<Problem> {
     let mut out = Vec::new();
     if raw_len > MAX_DOCUMENT_BYTES {
         out.push(Problem::new(
@@ -102,35 +114,35 @@ pub fn check_document(doc: &Map<String, Value>, raw_len: usize, now: i64) -> Vec
             format!("document is {raw_len} bytes; the limit is {MAX_DOCUMENT_BYTES}"),
         ));
     }
-    let streamed = match doc.get("type") {
-        None => false,
-        Some(Value::String(t)) if t == "subsegment" => true,
-        Some(other) => {
+    let streamed = match &doc.kind {
+        Field::Absent => false,
+        Field::Ok(t) if &**t == "subsegment" => true,
+        other => {
             out.push(Problem::new(
                 "invalid_type",
                 format!(
                     "type must be \"subsegment\" when present, got {}",
-                    short(other)
+                    short_str(other)
                 ),
             ));
             false
         }
     };
-    match doc.get("trace_id") {
-        None if streamed => out.push(Problem::new(
+    match &doc.trace_id {
+        Field::Absent if streamed => out.push(Problem::new(
             "streamed_subsegment_missing_trace_id",
             "an independently sent subsegment needs trace_id",
         )),
-        None => out.push(Problem::new("missing_trace_id", "trace_id is required")),
-        Some(v) => check_trace_id(v, now, &mut out),
+        Field::Absent => out.push(Problem::new("missing_trace_id", "trace_id is required")),
+        v => check_trace_id(v, now, &mut out),
     }
-    if streamed && !doc.contains_key("parent_id") {
+    if streamed && !doc.parent_id.is_present() {
         out.push(Problem::new(
             "streamed_subsegment_missing_parent_id",
             "an independently sent subsegment needs parent_id",
         ));
     }
-    if !streamed && doc.contains_key("namespace") {
+    if !streamed && doc.namespace.is_present() {
         out.push(Problem::new(
             "streamed_subsegment_missing_type",
             "document has a namespace (a subsegment field) but no \"type\":\"subsegment\"; \
@@ -141,13 +153,13 @@ pub fn check_document(doc: &Map<String, Value>, raw_len: usize, now: i64) -> Vec
     out
 }
 
-fn check_trace_id(v: &Value, now: i64, out: &mut Vec<Problem>) {
+fn check_trace_id(v: &Field<Arc<str>>, now: i64, out: &mut Vec<Problem>) {
     let Some(s) = v.as_str().filter(|s| is_valid_trace_id(s)) else {
         out.push(Problem::new(
             "invalid_trace_id",
             format!(
                 "trace_id {} is not 1-<8 lowercase hex>-<24 lowercase hex>",
-                short(v)
+                short_str(v)
             ),
         ));
         return;
@@ -166,8 +178,8 @@ fn check_trace_id(v: &Value, now: i64, out: &mut Vec<Problem>) {
     }
 }
 
-fn check_entity(e: &Map<String, Value>, path: &str, depth: usize, out: &mut Vec<Problem>) {
-    let name = e.get("name").and_then(Value::as_str);
+fn check_entity(e: &Node, path: &str, depth: usize, out: &mut Vec<Problem>) {
+    let name = e.name.as_str();
     let at = |what: &str| -> String {
         match (path.is_empty(), name) {
             (true, _) => what.to_string(),
@@ -175,10 +187,15 @@ fn check_entity(e: &Map<String, Value>, path: &str, depth: usize, out: &mut Vec<
             (false, None) => format!("{path}: {what}"),
         }
     };
-    match e.get("name") {
-        None => out.push(Problem::new("missing_name", at("name is required"))),
-        Some(Value::String(n)) => {
-            let len = n.chars().count();
+    match &e.name {
+        Field::Absent => out.push(Problem::new("missing_name", at("name is required"))),
+        Field::Ok(n) => {
+            // Counting is only needed when the byte length could exceed it.
+            let len = if n.len() > MAX_NAME_CHARS {
+                n.chars().count()
+            } else {
+                n.len()
+            };
             if len > MAX_NAME_CHARS {
                 out.push(Problem::new(
                     "name_too_long",
@@ -196,37 +213,38 @@ fn check_entity(e: &Map<String, Value>, path: &str, depth: usize, out: &mut Vec<
                 ));
             }
         }
-        Some(other) => out.push(Problem::new(
+        Field::Other(other) => out.push(Problem::new(
             "missing_name",
             at(&format!("name must be a string, got {}", short(other))),
         )),
     }
-    match e.get("id") {
-        None => out.push(Problem::new("missing_id", at("id is required"))),
-        Some(v) if v.as_str().is_some_and(is_valid_entity_id) => {}
-        Some(v) => out.push(Problem::new(
+    match &e.id {
+        Field::Absent => out.push(Problem::new("missing_id", at("id is required"))),
+        Field::Ok(v) if is_valid_entity_id(v) => {}
+        v => out.push(Problem::new(
             "invalid_id",
-            at(&format!("id {} is not 16 hex digits", short(v))),
+            at(&format!("id {} is not 16 hex digits", short_str(v))),
         )),
     }
-    if let Some(v) = e.get("parent_id") {
-        if !v.as_str().is_some_and(is_valid_entity_id) {
-            out.push(Problem::new(
-                "invalid_parent_id",
-                at(&format!("parent_id {} is not 16 hex digits", short(v))),
-            ));
-        }
+    if e.parent_id.is_present() && !e.parent_id.as_str().is_some_and(is_valid_entity_id) {
+        out.push(Problem::new(
+            "invalid_parent_id",
+            at(&format!(
+                "parent_id {} is not 16 hex digits",
+                short_str(&e.parent_id)
+            )),
+        ));
     }
-    let start = match e.get("start_time") {
-        None => {
+    let start = match &e.start_time {
+        Field::Absent => {
             out.push(Problem::new(
                 "missing_start_time",
                 at("start_time is required"),
             ));
             None
         }
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(other) => {
+        Field::Ok(n) => Some(*n),
+        Field::Other(other) => {
             out.push(Problem::new(
                 "start_time_not_number",
                 at(&format!(
@@ -237,16 +255,15 @@ fn check_entity(e: &Map<String, Value>, path: &str, depth: usize, out: &mut Vec<
             None
         }
     };
-    let in_progress = e.get("in_progress").and_then(Value::as_bool) == Some(true);
-    match e.get("end_time") {
-        None if !in_progress => out.push(Problem::new(
+    match &e.end_time {
+        Field::Absent if !e.in_progress => out.push(Problem::new(
             "missing_end_time",
             at("end_time is required unless in_progress is true"),
         )),
-        None => {}
-        Some(Value::Number(n)) => {
-            if let (Some(s), Some(end)) = (start, n.as_f64()) {
-                if end < s {
+        Field::Absent => {}
+        Field::Ok(end) => {
+            if let Some(s) = start {
+                if *end < s {
                     out.push(Problem::new(
                         "end_before_start",
                         at(&format!("end_time {end} is before start_time {s}")),
@@ -254,15 +271,15 @@ fn check_entity(e: &Map<String, Value>, path: &str, depth: usize, out: &mut Vec<
                 }
             }
         }
-        Some(other) => out.push(Problem::new(
+        Field::Other(other) => out.push(Problem::new(
             "end_time_not_number",
             at(&format!("end_time must be a number, got {}", short(other))),
         )),
     }
-    check_annotations(e.get("annotations"), &at, out);
-    match e.get("subsegments") {
-        None => {}
-        Some(Value::Array(subs)) => {
+    check_annotations(&e.annotations, &at, out);
+    match &e.subsegments {
+        Field::Absent => {}
+        Field::Ok(subs) => {
             if depth >= MAX_DEPTH {
                 return;
             }
@@ -273,15 +290,15 @@ fn check_entity(e: &Map<String, Value>, path: &str, depth: usize, out: &mut Vec<
                     format!("{path}.subsegments[{i}]")
                 };
                 match sub {
-                    Value::Object(m) => check_entity(m, &sub_path, depth + 1, out),
-                    other => out.push(Problem::new(
+                    Sub::Node(m) => check_entity(m, &sub_path, depth + 1, out),
+                    Sub::Other(other) => out.push(Problem::new(
                         "invalid_subsegments",
                         format!("{sub_path}: must be an object, got {}", short(other)),
                     )),
                 }
             }
         }
-        Some(other) => out.push(Problem::new(
+        Field::Other(other) => out.push(Problem::new(
             "invalid_subsegments",
             at(&format!(
                 "subsegments must be an array, got {}",
@@ -291,16 +308,26 @@ fn check_entity(e: &Map<String, Value>, path: &str, depth: usize, out: &mut Vec<
     }
 }
 
-fn check_annotations(v: Option<&Value>, at: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
-    let Some(v) = v else { return };
-    let Value::Object(map) = v else {
-        out.push(Problem::new(
-            "invalid_annotations",
-            at(&format!("annotations must be an object, got {}", short(v))),
-        ));
-        return;
+fn check_annotations(
+    v: &Field<Vec<(SmallStr, Scalar)>>,
+    at: &dyn Fn(&str) -> String,
+    out: &mut Vec<Problem>,
+) {
+    let list = match v {
+        Field::Absent => return,
+        Field::Other(other) => {
+            out.push(Problem::new(
+                "invalid_annotations",
+                at(&format!(
+                    "annotations must be an object, got {}",
+                    short(other)
+                )),
+            ));
+            return;
+        }
+        Field::Ok(list) => list,
     };
-    for (key, value) in map {
+    for (key, value) in list {
         let key_ok = !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
         if !key_ok {
             out.push(Problem::new(
@@ -311,17 +338,22 @@ fn check_annotations(v: Option<&Value>, at: &dyn Fn(&str) -> String, out: &mut V
                 )),
             ));
         }
-        if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+        if let Scalar::Other(other) = value {
             out.push(Problem::new(
                 "invalid_annotation_value",
                 at(&format!(
                     "annotation {:?} must be a string, number or boolean, got {}",
                     truncate(key, 60),
-                    short(value)
+                    short(other)
                 )),
             ));
         }
     }
+}
+
+/// [`short`] for a string field (absent renders as `null`).
+fn short_str<S: std::ops::Deref<Target = str>>(v: &Field<S>) -> String {
+    short(&v.to_value())
 }
 
 /// A short rendering of a JSON value for messages.
