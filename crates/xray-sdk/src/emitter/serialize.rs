@@ -39,6 +39,7 @@ pub(crate) struct Scratch {
     /// For entity i, its children are `children[offsets[i]..offsets[i + 1]]`.
     offsets: Vec<u32>,
     children: Vec<u32>,
+    fill: Vec<u32>,
     pub(crate) out: Vec<Outcome>,
 }
 
@@ -59,10 +60,11 @@ impl Scratch {
         }
         self.children.clear();
         self.children.resize(self.offsets[n] as usize, 0);
-        let mut fill: Vec<u32> = self.offsets[..n].to_vec();
+        self.fill.clear();
+        self.fill.extend_from_slice(&self.offsets[..n]);
         for (i, e) in entities.iter().enumerate() {
             if e.parent != NO_PARENT {
-                if let Some(pos) = fill.get_mut(e.parent as usize) {
+                if let Some(pos) = self.fill.get_mut(e.parent as usize) {
                     self.children[*pos as usize] = i as u32;
                     *pos += 1;
                 }
