@@ -161,22 +161,29 @@ impl TraceHeader {
             }
         }
         if !extras.is_empty() {
-            let mut out = String::new();
+            // Keep the pairs that fit the budget, then build the string in one allocation.
             let mut budget = MAX_EXTRA_LEN;
-            for (k, v) in extras {
+            let mut kept = 0;
+            let mut len = 0;
+            for (k, v) in &extras {
                 let cost = k.len() + v.len();
                 if cost > budget {
                     break;
                 }
                 budget -= cost;
-                if !out.is_empty() {
-                    out.push(';');
-                }
-                out.push_str(k);
-                out.push('=');
-                out.push_str(v);
+                kept += 1;
+                len += cost + 2;
             }
-            if !out.is_empty() {
+            if kept > 0 {
+                let mut out = String::with_capacity(len);
+                for (k, v) in &extras[..kept] {
+                    if !out.is_empty() {
+                        out.push(';');
+                    }
+                    out.push_str(k);
+                    out.push('=');
+                    out.push_str(v);
+                }
                 header.extra = Some(Arc::from(out));
             }
         }

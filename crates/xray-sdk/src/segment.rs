@@ -95,6 +95,8 @@ pub(crate) struct EntityData {
     next_sibling: u32,
     /// Descendants not yet ended.
     open_descendants: u32,
+    /// Next entry of the list of ended subsegments still in the arena.
+    next_completed: u32,
 }
 
 impl EntityData {
@@ -119,6 +121,7 @@ impl EntityData {
             last_child: NO_PARENT,
             next_sibling: NO_PARENT,
             open_descendants: 0,
+            next_completed: NO_PARENT,
         }
     }
 
@@ -164,6 +167,7 @@ impl EntityData {
             last_child: NO_PARENT,
             next_sibling: NO_PARENT,
             open_descendants: 0,
+            next_completed: NO_PARENT,
         };
         self.state = EntityState::Streamed;
         taken
@@ -185,8 +189,10 @@ pub(crate) struct Batch {
 pub(crate) struct TraceState {
     pub(crate) entities: Vec<EntityData>,
     open: u32,
-    /// Ended subsegments still held in the arena (candidates for streaming).
-    completed: Vec<u32>,
+    /// Ended subsegments still held in the arena (candidates for streaming), as a list linked
+    /// through the entities, so ending a subsegment never allocates.
+    completed_head: u32,
+    completed_len: u32,
     sent: bool,
 }
 
@@ -315,7 +321,8 @@ impl Context {
             state: Mutex::new(TraceState {
                 entities,
                 open: 1,
-                completed: Vec::new(),
+                completed_head: NO_PARENT,
+                completed_len: 0,
                 sent: false,
             }),
         });
@@ -691,7 +698,12 @@ fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Op
     state.open = state.open.saturating_sub(1);
     state.adjust_ancestors(index, false);
     if index != 0 {
-        state.completed.push(index as u32);
+        let head = state.completed_head;
+        if let Some(e) = state.entities.get_mut(index) {
+            e.next_completed = head;
+        }
+        state.completed_head = index as u32;
+        state.completed_len += 1;
     }
     let root_ended = state.entities[0].state != EntityState::Open;
     if root_ended && state.open == 0 {
@@ -699,7 +711,7 @@ fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Op
         return Some(take_segment(state, trace));
     }
     let threshold = trace.recorder.config.streaming_threshold;
-    if index != 0 && state.completed.len() > threshold as usize {
+    if index != 0 && state.completed_len > threshold {
         return stream_completed(state, trace);
     }
     None
@@ -739,7 +751,14 @@ fn take_segment(state: &mut TraceState, trace: &TraceShared) -> Batch {
 /// subsegments. Only the candidates and the subtrees moved out are visited, so the cost does
 /// not grow with the number of subsegments already streamed.
 fn stream_completed(state: &mut TraceState, trace: &TraceShared) -> Option<Batch> {
-    let candidates = std::mem::take(&mut state.completed);
+    // Oldest first, so subtrees go out in the order they completed.
+    let mut candidates = Vec::with_capacity(state.completed_len as usize);
+    let mut next = state.completed_head;
+    while let Some(e) = state.entities.get(next as usize) {
+        candidates.push(next);
+        next = e.next_completed;
+    }
+    candidates.reverse();
     let mut out: Vec<EntityData> = Vec::new();
     let mut keep: Vec<u32> = Vec::new();
     let mut queue: std::collections::VecDeque<(u32, u32)> = std::collections::VecDeque::new();
@@ -790,7 +809,16 @@ fn stream_completed(state: &mut TraceState, trace: &TraceShared) -> Option<Batch
             .get(k as usize)
             .is_some_and(|e| e.state != EntityState::Streamed)
     });
-    state.completed = keep;
+    state.completed_head = NO_PARENT;
+    state.completed_len = 0;
+    for k in keep {
+        let head = state.completed_head;
+        if let Some(e) = state.entities.get_mut(k as usize) {
+            e.next_completed = head;
+        }
+        state.completed_head = k;
+        state.completed_len += 1;
+    }
     if out.is_empty() {
         return None;
     }
