@@ -172,26 +172,55 @@ fn serialization(c: &mut Criterion) {
     });
 }
 
-/// CPU time (user + system) used so far by the threads named `xray-emitter`, from
-/// /proc/self/task/*/stat (in clock ticks of 10 ms, the Linux default).
+/// CPU time (user + system) of one thread from its /proc stat file (clock ticks of 10 ms, the
+/// Linux default).
+fn thread_cpu(stat_path: &std::path::Path) -> Duration {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis((field(11) + field(12)) * 10)
+}
+
+/// CPU time used so far by the threads named `xray-emitter`.
 fn emitter_cpu() -> Duration {
-    let mut ticks = 0u64;
+    let mut total = Duration::ZERO;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim() != "xray-emitter" {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
-            if let Some(rest) = stat.rsplit(')').next() {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-                ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            if comm.trim() == "xray-emitter" {
+                total += thread_cpu(&task.path().join("stat"));
             }
         }
     }
-    Duration::from_millis(ticks * 10)
+    total
+}
+
+/// The machine's own ceiling: a bare loop of `send` calls of one segment-sized datagram to the
+/// same kind of receiver, in CPU time of the sending thread.
+fn bare_send_ceiling(addr: &str, count: &AtomicU64) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(addr).unwrap();
+    let datagram = vec![b'x'; 420];
+    let n = 300_000u64;
+    let before = count.load(Ordering::Relaxed);
+    let cpu0 = thread_cpu(std::path::Path::new("/proc/thread-self/stat"));
+    for i in 0..n {
+        let _ = sock.send(&datagram);
+        if i % 4096 == 0 {
+            // Same pacing as the emitter bench, so the receiver keeps up.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let cpu = thread_cpu(std::path::Path::new("/proc/thread-self/stat")).saturating_sub(cpu0);
+    std::thread::sleep(Duration::from_millis(500));
+    eprintln!(
+        "bare send loop: {:.2} µs of CPU per datagram, i.e. {:.0} datagrams per second of one core; receiver counted {} of {n}",
+        cpu.as_secs_f64() * 1e6 / n as f64,
+        n as f64 / cpu.as_secs_f64().max(1e-9),
+        count.load(Ordering::Relaxed) - before
+    );
 }
 
 fn emitter_throughput(c: &mut Criterion) {
@@ -242,6 +271,7 @@ fn emitter_throughput(c: &mut Criterion) {
             s.sent as f64 / cpu.as_secs_f64()
         );
     }
+    bare_send_ceiling(&addr, &count);
     eprintln!(
         "emitter totals: queued {} sent {} dropped(queue) {} send errors {}; receiver counted {}",
         s.queued,

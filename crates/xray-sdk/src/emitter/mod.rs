@@ -7,7 +7,8 @@
 //! drops the new segment and counts it. The worker turns each segment into datagrams of at
 //! most [`MAX_DATAGRAM_SIZE`] bytes (the header line plus one document), streaming children
 //! as independent subsegments when a document is too large. Send failures (no daemon, an
-//! unresolvable name, a full socket buffer) are counted and never stop later sends.
+//! unresolvable name, ECONNREFUSED from an ICMP "port unreachable", a full socket buffer) are
+//! counted and never stop later sends.
 
 mod serialize;
 
@@ -396,7 +397,10 @@ impl Worker {
                 } else {
                     SocketAddr::from(([0u16; 8], 0))
                 };
-                match UdpSocket::bind(bind) {
+                // A connected socket skips the route lookup on every send. The kernel then
+                // reports an ICMP "port unreachable" as ECONNREFUSED on a later send, which
+                // is counted like any send error and does not stop the sends after it.
+                match UdpSocket::bind(bind).and_then(|sock| sock.connect(addr).map(|()| sock)) {
                     Ok(sock) => {
                         let _ = sock.set_write_timeout(Some(Duration::from_millis(200)));
                         self.socket = Some(sock);
@@ -417,10 +421,10 @@ impl Worker {
     }
 
     fn send(&mut self, range: std::ops::Range<usize>) {
-        let Some(target) = self.resolve() else {
+        if self.resolve().is_none() {
             self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
             return;
-        };
+        }
         let Some(sock) = &self.socket else {
             self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
             return;
@@ -428,7 +432,7 @@ impl Worker {
         let Some(data) = self.buf.get(range) else {
             return;
         };
-        match sock.send_to(data, target) {
+        match sock.send(data) {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -437,8 +441,11 @@ impl Worker {
                 if n.is_power_of_two() {
                     tracing::warn!(error = %e, errors = n, "sending to the X-Ray daemon failed");
                 }
-                // A host name may now point elsewhere: resolve again on a later send.
-                if self.endpoint.host.parse::<std::net::IpAddr>().is_err() {
+                // A host name may now point elsewhere: resolve (and connect) again later. A
+                // refused port is reported once per ICMP message; the next send goes out.
+                if e.kind() != std::io::ErrorKind::ConnectionRefused
+                    && self.endpoint.host.parse::<std::net::IpAddr>().is_err()
+                {
                     self.target = None;
                 }
             }
