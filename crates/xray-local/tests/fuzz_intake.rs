@@ -223,14 +223,8 @@ fn fuzz_datagrams_and_ingestion() {
     assert!(n > 0);
 }
 
-const QUERY_TOKENS: &[&str] = &[
-    "start",
-    "end",
-    "service",
-    "status",
-    "annotation",
-    "min_duration",
-    "limit",
+/// Tokens beyond the filter keys themselves (`summary::FILTER_KEYS`, drawn first).
+const OTHER_QUERY_TOKENS: &[&str] = &[
     "=",
     "&",
     "%",
@@ -260,7 +254,12 @@ fn random_query(rng: &mut Rng) -> String {
             if rng.below(10) == 0 {
                 char::from(rng.below(128) as u8).to_string()
             } else {
-                QUERY_TOKENS[rng.below(QUERY_TOKENS.len())].to_string()
+                let keys = &summary::FILTER_KEYS;
+                let i = rng.below(keys.len() + OTHER_QUERY_TOKENS.len());
+                keys.get(i)
+                    .copied()
+                    .unwrap_or_else(|| OTHER_QUERY_TOKENS[i - keys.len()])
+                    .to_string()
             }
         })
         .collect()

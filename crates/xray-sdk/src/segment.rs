@@ -188,7 +188,6 @@ pub(crate) struct Batch {
 #[derive(Debug)]
 pub(crate) struct TraceState {
     pub(crate) entities: Vec<EntityData>,
-    open: u32,
     /// Ended subsegments still held in the arena (candidates for streaming), as a list linked
     /// through the entities, so ending a subsegment never allocates.
     completed_head: u32,
@@ -320,7 +319,6 @@ impl Context {
             recorder,
             state: Mutex::new(TraceState {
                 entities,
-                open: 1,
                 completed_head: NO_PARENT,
                 completed_len: 0,
                 sent: false,
@@ -446,7 +444,6 @@ impl Context {
                         Some(*id),
                         sanitize_name(name),
                     ));
-                    state.open += 1;
                     state.link_child(*index as usize, new_index);
                     state.adjust_ancestors(new_index as usize, true);
                     drop(state);
@@ -695,7 +692,6 @@ fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Op
     }
     entity.state = EntityState::Ended;
     entity.end_us = Some(now_micros());
-    state.open = state.open.saturating_sub(1);
     state.adjust_ancestors(index, false);
     if index != 0 {
         let head = state.completed_head;
@@ -705,8 +701,8 @@ fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Op
         state.completed_head = index as u32;
         state.completed_len += 1;
     }
-    let root_ended = state.entities[0].state != EntityState::Open;
-    if root_ended && state.open == 0 {
+    // The segment goes out once it and every subsegment have ended.
+    if state.is_complete(0) {
         state.sent = true;
         return Some(take_segment(state, trace));
     }
