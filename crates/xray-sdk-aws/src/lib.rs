@@ -183,22 +183,26 @@ fn ensure_begun(cfg: &mut ConfigBag) {
     let name = meta
         .as_ref()
         .map_or(Cow::Borrowed("AWS"), |m| segment_name(m.service()));
-    let sub = state.parent.begin_subsegment(name);
-    if sub.is_sampled() {
-        sub.set_namespace(Namespace::Aws);
+    let sub = state.parent.begin_subsegment_with(name, |e| {
+        e.set_namespace(Namespace::Aws);
         if let Some(meta) = &meta {
-            sub.set_aws_field("operation", meta.name().to_owned());
-            state.params = params::lookup(meta.service(), meta.name());
+            e.set_aws_field("operation", meta.name().to_owned());
         }
         if let Some(region) = region {
-            sub.set_aws_field("region", region);
+            e.set_aws_field("region", region);
         }
+    });
+    if sub.is_sampled() {
+        state.params = meta
+            .as_ref()
+            .and_then(|m| params::lookup(m.service(), m.name()));
     }
     state.header = sub.downstream_header().to_header_value();
     state.subsegment = Some(sub);
 }
 
-/// Records what the final response and result say, then ends the subsegment.
+/// Records what the final response and result say, then ends the subsegment. Everything is
+/// read and built first, then written and the subsegment ended under one lock.
 fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
     let attempts = cfg.load::<RequestAttempts>().map(RequestAttempts::attempts);
     let Some(state) = cfg.get_mut_from_interceptor_state::<CallState>() else {
@@ -210,35 +214,36 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
     if !sub.is_sampled() {
         return;
     }
-    if let Some(attempts) = attempts {
-        sub.set_aws_field("retries", attempts.saturating_sub(1));
-    }
     let response = ctx.response();
+    let mut fields: Vec<(&'static str, serde_json::Value)> = Vec::with_capacity(4);
+    if let Some(attempts) = attempts {
+        fields.push(("retries", attempts.saturating_sub(1).into()));
+    }
+    let mut http = None;
     if let Some(resp) = response {
         let headers = resp.headers();
         if let Some(id) = headers
             .get("x-amzn-requestid")
             .or_else(|| headers.get("x-amz-request-id"))
         {
-            sub.set_aws_field("request_id", id.to_owned());
+            fields.push(("request_id", id.into()));
         }
         if let Some(id2) = headers.get("x-amz-id-2") {
-            sub.set_aws_field("id_2", id2.to_owned());
+            fields.push(("id_2", id2.into()));
         }
-        let status = resp.status().as_u16();
         let length = headers
             .get("content-length")
             .and_then(|l| l.trim().parse::<u64>().ok())
             .or_else(|| resp.body().content_length());
-        sub.set_http_response(status, length);
+        http = Some((resp.status().as_u16(), length));
     }
+    let mut exception = None;
+    let mut flag = None;
     match ctx.output_or_error() {
         Some(Ok(_)) => {
             if let (Some(op), Some(body)) = (state.params, response.and_then(|r| r.body().bytes()))
             {
-                for (key, value) in params::pick(body, op.response) {
-                    sub.set_aws_field(key, value);
-                }
+                fields.extend(params::pick(body, op.response));
             }
         }
         Some(Err(err)) => {
@@ -256,18 +261,16 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
                     state.throttled = true;
                 }
                 let message = remote.message.unwrap_or(display);
-                sub.add_cause(Cause::from_exception(
-                    Exception::new(message, code).remote(true),
-                ));
+                exception = Some(Exception::new(message, code).remote(true));
                 match response.map(|r| r.status().as_u16()) {
                     Some(400..=599) => {}
                     // No HTTP status says which side failed: a modeled error is the caller's.
-                    _ => sub.set_error(),
+                    _ => flag = Some(Flag::Error),
                 }
             } else {
                 // Transport failure, timeout, or a response that could not be read: a fault
                 // on the way to the service, recorded as a local error.
-                sub.set_fault();
+                flag = Some(Flag::Fault);
                 let kind = if err.is_timeout_error() {
                     "TimeoutError"
                 } else if err.is_connector_error() {
@@ -281,15 +284,39 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
                     Some(source) => format!("{err}: {source}"),
                     None => err.to_string(),
                 };
-                sub.add_exception(Exception::new(message, kind));
+                exception = Some(Exception::new(message, kind));
             }
         }
         None => {}
     }
-    if state.throttled {
-        sub.set_throttle();
-    }
-    sub.end();
+    let cause = exception.map(Cause::from_exception);
+    let throttled = state.throttled;
+    sub.end_with(|e| {
+        for (key, value) in fields {
+            e.set_aws_field(key, value);
+        }
+        if let Some((status, length)) = http {
+            e.set_http_response(status, length);
+        }
+        if let Some(cause) = cause {
+            e.add_cause(cause);
+        }
+        match flag {
+            Some(Flag::Error) => e.set_error(),
+            Some(Flag::Fault) => e.set_fault(),
+            None => {}
+        }
+        if throttled {
+            e.set_throttle();
+        }
+    });
+}
+
+/// A flag that the outcome of a call sets, besides those its HTTP status implies.
+#[derive(Debug, Clone, Copy)]
+enum Flag {
+    Error,
+    Fault,
 }
 
 /// Whether an attempt's response was throttled (status 429 or a throttling error code).
@@ -358,8 +385,13 @@ impl Intercept for XRayInterceptor {
         if let (Some(op), Some(sub)) = (state.params, &state.subsegment)
             && let Some(body) = ctx.request().body().bytes()
         {
-            for (key, value) in params::pick(body, op.request) {
-                sub.set_aws_field(key, value);
+            let fields = params::pick(body, op.request);
+            if !fields.is_empty() {
+                sub.update(|e| {
+                    for (key, value) in fields {
+                        e.set_aws_field(key, value);
+                    }
+                });
             }
         }
         Ok(())

@@ -191,7 +191,7 @@ pub(crate) fn lookup(service: &str, operation: &str) -> Option<&'static Operatio
 /// skipped without being built.
 pub(crate) fn pick(body: &[u8], params: &'static [Param]) -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
-    if params.is_empty() || body.is_empty() {
+    if params.is_empty() || body.is_empty() || !may_contain_any(body, params) {
         return out;
     }
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -204,6 +204,21 @@ pub(crate) fn pick(body: &[u8], params: &'static [Param]) -> Vec<(&'static str, 
         tracing::debug!(error = %e, "AWS body is not the JSON object expected; parameters skipped");
     }
     out
+}
+
+/// False when no whitelisted field can be in `body`: none of the names appears between
+/// quotes, and no `\u` escape could spell one. Most responses (a `GetItem` without
+/// `ReturnConsumedCapacity`, say) are then not parsed at all.
+fn may_contain_any(body: &[u8], params: &[Param]) -> bool {
+    if body.windows(2).any(|w| w == b"\\u") {
+        return true;
+    }
+    params.iter().any(|p| {
+        let name = p.field.as_bytes();
+        body.windows(name.len() + 2).any(|w| {
+            w.first() == Some(&b'"') && w.last() == Some(&b'"') && &w[1..=name.len()] == name
+        })
+    })
 }
 
 struct Picker<'a> {
@@ -303,6 +318,31 @@ mod tests {
         let op = lookup("DynamoDB", "ListTables").unwrap();
         let got = pick(br#"{"TableNames":["a","b","c"]}"#, op.response);
         assert_eq!(got, vec![("table_count", json!(3))]);
+    }
+
+    #[test]
+    fn bodies_without_the_fields_are_not_parsed() {
+        let op = lookup("DynamoDB", "GetItem").unwrap();
+        let body = br#"{"Item":{"id":{"S":"1"},"note":{"S":"no ConsumedCapacity here"}}}"#;
+        assert!(!may_contain_any(body, op.response));
+        assert!(pick(body, op.response).is_empty());
+        // A value that looks like the name only costs a parse; the result is the same.
+        let body = br#"{"Item":{"note":{"S":"ConsumedCapacity"}}}"#;
+        assert!(may_contain_any(body, op.response));
+        assert!(pick(body, op.response).is_empty());
+        let body = br#"{"Item":{},"ConsumedCapacity":{"CapacityUnits":0.5,"TableName":"t"}}"#;
+        assert!(may_contain_any(body, op.response));
+        assert_eq!(
+            pick(body, op.response),
+            vec![(
+                "consumed_capacity",
+                json!({"CapacityUnits": 0.5, "TableName": "t"})
+            )]
+        );
+        // A key spelled with an escape is still found.
+        let body = br#"{"Consumed\u0043apacity":{"CapacityUnits":1}}"#;
+        assert!(may_contain_any(body, op.response));
+        assert_eq!(pick(body, op.response).len(), 1);
     }
 
     #[test]

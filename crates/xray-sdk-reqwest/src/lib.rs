@@ -210,11 +210,21 @@ impl XRayMiddleware {
     /// Begins the call's subsegment under the context of the request's extensions, else the
     /// current one; `None` when there is neither.
     fn begin(&self, req: &Request, ext: &Extensions) -> Option<Subsegment> {
+        // The subsegment is opened and its request recorded under one lock; the strings are
+        // only built when the call is sampled.
+        let open = |parent: &Context| {
+            parent.begin_subsegment_with(subsegment_name(req.url()), |e| {
+                e.set_namespace(Namespace::Remote);
+                e.set_http_request(HttpRequest {
+                    method: Some(request_method(req.method())),
+                    url: Some(request_url(req.url())),
+                    ..HttpRequest::default()
+                });
+            })
+        };
         match ext.get::<Context>() {
-            Some(parent) => Some(parent.begin_subsegment(subsegment_name(req.url()))),
-            None => with_current(|current| {
-                current.map(|parent| parent.begin_subsegment(subsegment_name(req.url())))
-            }),
+            Some(parent) => Some(open(parent)),
+            None => with_current(|current| current.map(open)),
         }
     }
 }
@@ -238,15 +248,6 @@ impl Middleware for XRayMiddleware {
         };
 
         let sampled = sub.is_sampled();
-        // Only a sampled subsegment records; an unsampled one just propagates its decision.
-        if sampled {
-            sub.set_namespace(Namespace::Remote);
-            sub.set_http_request(HttpRequest {
-                method: Some(request_method(req.method())),
-                url: Some(request_url(req.url())),
-                ..HttpRequest::default()
-            });
-        }
 
         if self.existing_header == ExistingHeader::Overwrite
             || !req.headers().contains_key(TRACE_HEADER)
@@ -259,21 +260,24 @@ impl Middleware for XRayMiddleware {
         // The subsegment guard is Send; nothing thread-bound lives across this await.
         let outcome = next.run(req, ext).in_context(sub.context()).await;
 
-        if sampled {
-            match &outcome {
-                Ok(response) => {
-                    sub.set_http_response(response.status().as_u16(), response.content_length());
-                    if response.headers().contains_key(TRACE_HEADER) {
-                        sub.set_http_traced(true);
-                    }
+        // Only a sampled subsegment records; an unsampled one just propagated its decision.
+        match &outcome {
+            Ok(response) if sampled => sub.end_with(|e| {
+                e.set_http_response(response.status().as_u16(), response.content_length());
+                if response.headers().contains_key(TRACE_HEADER) {
+                    e.set_http_traced(true);
                 }
-                Err(error) => {
-                    sub.add_cause(error_cause(error));
-                    sub.set_fault();
-                }
+            }),
+            Err(error) if sampled => {
+                // Built before the lock is taken: it walks the error chain.
+                let cause = error_cause(error);
+                sub.end_with(|e| {
+                    e.add_cause(cause);
+                    e.set_fault();
+                });
             }
+            _ => sub.end(),
         }
-        sub.end();
         outcome
     }
 }

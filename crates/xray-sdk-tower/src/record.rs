@@ -107,11 +107,11 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
     if let Some(h) = &incoming {
         builder = builder.header(h);
     }
-    let segment = builder.begin();
-    if segment.is_sampled() {
-        segment.set_name(config.naming.owned_name(name));
-        segment.set_http_request(request_block(req, host));
-    }
+    // Runs only when sampled, before the segment is shared: no lock, no copies otherwise.
+    let segment = builder.begin_with(|e| {
+        e.set_name(config.naming.owned_name(name));
+        e.set_http_request(request_block(req, host));
+    });
     let mode = ResponseHeaderMode {
         enabled: config.response_header,
         echo_decision: incoming

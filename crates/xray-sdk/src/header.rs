@@ -110,6 +110,45 @@ impl TraceHeader {
 
     /// Parses a header value. Never fails; see the module docs for the rules.
     pub fn parse(value: &str) -> Self {
+        match Self::parse_canonical(value.as_bytes()) {
+            Some(header) => header,
+            None => Self::parse_lenient(value),
+        }
+    }
+
+    /// The form every SDK sends, `Root=<id>[;Parent=<id>][;Sampled=<c>]` with nothing else,
+    /// read without splitting; anything else (extra keys, spaces, other order or case, bad
+    /// IDs) returns `None` and goes through the lenient parser.
+    fn parse_canonical(v: &[u8]) -> Option<Self> {
+        let rest = v.strip_prefix(b"Root=")?;
+        let root = TraceId::parse_bytes(rest.get(..TraceId::LEN)?).ok()?;
+        let mut rest = rest.get(TraceId::LEN..)?;
+        let mut parent = None;
+        if let Some(p) = rest.strip_prefix(b";Parent=") {
+            parent = Some(EntityId::parse_bytes(p.get(..EntityId::LEN)?).ok()?);
+            rest = p.get(EntityId::LEN..)?;
+        }
+        let mut sampled = SamplingFlag::Unknown;
+        if let Some(flag) = rest.strip_prefix(b";Sampled=") {
+            sampled = match flag {
+                b"1" | b"1;" => SamplingFlag::Sampled,
+                b"0" | b"0;" => SamplingFlag::NotSampled,
+                b"?" | b"?;" => SamplingFlag::Requested,
+                _ => return None,
+            };
+        } else if !rest.is_empty() && rest != b";" {
+            return None;
+        }
+        Some(TraceHeader {
+            root: Some(root),
+            parent,
+            sampled,
+            extra: None,
+            invalid_root: false,
+        })
+    }
+
+    fn parse_lenient(value: &str) -> Self {
         let value = if value.len() > MAX_HEADER_LEN {
             let cut = value
                 .get(..MAX_HEADER_LEN)
@@ -243,43 +282,55 @@ impl TraceHeader {
         self
     }
 
-    /// Formats the header value (same as `to_string()`).
+    /// Formats the header value (same as `to_string()`), in one allocation of the exact size.
     pub fn to_header_value(&self) -> String {
-        let mut s = String::with_capacity(80 + self.extra.as_ref().map_or(0, |e| e.len() + 1));
-        // Writing into a String cannot fail.
-        let _ = fmt::Write::write_fmt(&mut s, format_args!("{self}"));
-        s
+        let mut len = 0;
+        self.write_parts(|part| len += part.len());
+        let mut out = String::with_capacity(len);
+        self.write_parts(|part| out.push_str(part));
+        out
+    }
+
+    /// Calls `out` with each piece of the formatted value, in order.
+    fn write_parts(&self, mut out: impl FnMut(&str)) {
+        let mut first = true;
+        let mut key = |out: &mut dyn FnMut(&str), k: &str| {
+            if !first {
+                out(";");
+            }
+            first = false;
+            out(k);
+        };
+        if let Some(root) = self.root {
+            key(&mut out, "Root=");
+            let bytes = root.to_bytes();
+            // Hex digits and dashes only, so always UTF-8.
+            out(std::str::from_utf8(&bytes).unwrap_or_default());
+        }
+        if let Some(parent) = self.parent {
+            key(&mut out, "Parent=");
+            let bytes = parent.to_bytes();
+            out(std::str::from_utf8(&bytes).unwrap_or_default());
+        }
+        if let Some(s) = self.sampled.as_str() {
+            key(&mut out, "Sampled=");
+            out(s);
+        }
+        if let Some(extra) = &self.extra {
+            key(&mut out, extra);
+        }
     }
 }
 
 impl fmt::Display for TraceHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        let mut sep = |f: &mut fmt::Formatter<'_>| {
-            if first {
-                first = false;
-                Ok(())
-            } else {
-                f.write_str(";")
+        let mut result = Ok(());
+        self.write_parts(|part| {
+            if result.is_ok() {
+                result = f.write_str(part);
             }
-        };
-        if let Some(root) = self.root {
-            sep(f)?;
-            write!(f, "Root={root}")?;
-        }
-        if let Some(parent) = self.parent {
-            sep(f)?;
-            write!(f, "Parent={parent}")?;
-        }
-        if let Some(s) = self.sampled.as_str() {
-            sep(f)?;
-            write!(f, "Sampled={s}")?;
-        }
-        if let Some(extra) = &self.extra {
-            sep(f)?;
-            f.write_str(extra)?;
-        }
-        Ok(())
+        });
+        result
     }
 }
 
@@ -458,9 +509,50 @@ mod tests {
     ];
 
     #[test]
+    fn canonical_fast_path() {
+        let full = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        for input in [
+            full,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0;",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-5759E988-BD862E3FE1BE46A994272793;Parent=53995C3F42CD8AD8",
+        ] {
+            let fast = TraceHeader::parse_canonical(input.as_bytes());
+            assert!(fast.is_some(), "{input:?} takes the fast path");
+            assert_eq!(fast, Some(TraceHeader::parse_lenient(input)), "{input:?}");
+        }
+        // Everything else is left to the lenient parser.
+        for input in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a:1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=x",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=",
+            "Root=1-5759e988-bd862e3fe1be46a994272793; Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a99427279;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;;",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Self=1-5759e988-bd862e3fe1be46a994272793",
+            "root=1-5759e988-bd862e3fe1be46a994272793",
+            &full[..full.len() - 1],
+        ] {
+            assert_eq!(
+                TraceHeader::parse_canonical(input.as_bytes()),
+                None,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
     fn parse_and_format_table() {
         for (input, has_root, parent, sampled, extra, formatted) in CASES {
             let h = TraceHeader::parse(input);
+            // The fast path for the canonical form agrees with the lenient parser.
+            assert_eq!(
+                h,
+                TraceHeader::parse_lenient(input),
+                "fast path on {input:?}"
+            );
             assert_eq!(h.root().is_some(), *has_root, "root of {input:?}");
             if *has_root {
                 assert_eq!(h.root(), Some(root()), "root of {input:?}");

@@ -77,4 +77,4 @@ pub use recorder::{
     ContextMissingError, Recorder, RecorderBuilder, SegmentBuilder, begin_subsegment,
 };
 pub use sampling::{Sampler, SamplingDecision, SamplingRequest};
-pub use segment::{Context, Segment, Subsegment};
+pub use segment::{Context, EntityMut, Segment, Subsegment};

@@ -13,7 +13,7 @@ use crate::header::TraceHeader;
 use crate::id::TraceId;
 use crate::plugins::{Plugins, Resources};
 use crate::sampling::{self, Sampler, SamplingDecision, SamplingRequest, SamplingSettings};
-use crate::segment::{Context, Segment, Subsegment};
+use crate::segment::{Context, EntityMut, Segment, Subsegment};
 
 /// Default number of completed subsegments a segment holds before they are streamed as
 /// separate documents (the Java and Node SDKs' default).
@@ -446,6 +446,26 @@ impl<'a> SegmentBuilder<'a> {
 
     /// Begins the segment.
     pub fn begin(self) -> Segment {
+        self.begin_with(|_| {})
+    }
+
+    /// Begins the segment and, when it is sampled, records into it before it is shared:
+    /// cheaper than [`SegmentBuilder::begin`] followed by setters, and `init` never runs for
+    /// an unsampled request.
+    ///
+    /// ```
+    /// use xray_sdk::HttpRequest;
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// let segment = recorder.segment("orders").begin_with(|e| {
+    ///     e.set_http_request(HttpRequest {
+    ///         method: Some("GET".into()),
+    ///         url: Some("https://orders.example.com/orders/7".into()),
+    ///         ..HttpRequest::default()
+    ///     });
+    /// });
+    /// segment.end();
+    /// ```
+    pub fn begin_with(self, init: impl FnOnce(&mut EntityMut<'_>)) -> Segment {
         let recorder = &self.recorder.inner;
         let root = self.header.and_then(TraceHeader::root);
         let trace_id: TraceId = root.unwrap_or_default();
@@ -476,6 +496,7 @@ impl<'a> SegmentBuilder<'a> {
                 parent,
                 extra,
                 decision.rule_name,
+                init,
             )
         } else {
             Context::new_unsampled(trace_id, extra)

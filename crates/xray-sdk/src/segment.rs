@@ -61,7 +61,8 @@ pub(crate) enum EntityState {
 #[derive(Debug, Default)]
 pub(crate) struct EntityExt {
     pub(crate) http: Option<Http>,
-    pub(crate) aws: Option<Map<String, Value>>,
+    /// Fields of the subsegment's `aws` block, in the order they were first set.
+    pub(crate) aws: Vec<(Cow<'static, str>, Value)>,
     pub(crate) annotations: Vec<(Cow<'static, str>, AnnotationValue)>,
     pub(crate) metadata: Option<Map<String, Value>>,
     pub(crate) cause: Option<Cause>,
@@ -303,15 +304,13 @@ impl Context {
         parent_id: Option<EntityId>,
         extra: Option<Arc<str>>,
         rule_name: Option<Arc<str>>,
+        init: impl FnOnce(&mut EntityMut<'_>),
     ) -> Context {
         let id = EntityId::new();
         let mut entities = Vec::with_capacity(4);
-        entities.push(EntityData::new(
-            id,
-            NO_PARENT,
-            parent_id,
-            sanitize_name(name),
-        ));
+        let mut segment = EntityData::new(id, NO_PARENT, parent_id, sanitize_name(name));
+        init(&mut EntityMut::new(&mut segment));
+        entities.push(segment);
         let trace = Arc::new(TraceShared {
             trace_id,
             extra,
@@ -417,8 +416,53 @@ impl Context {
         Some(f(entity))
     }
 
+    /// Makes several changes to this entity under one lock, which is cheaper than calling
+    /// the setters one by one. Returns `None` without calling `f` when nothing is recorded:
+    /// the trace is not sampled, or the entity was already sent.
+    ///
+    /// ```
+    /// use xray_sdk::Namespace;
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// # let segment = recorder.begin_segment("svc");
+    /// let call = segment.begin_subsegment("DynamoDB");
+    /// call.update(|e| {
+    ///     e.set_namespace(Namespace::Aws);
+    ///     e.set_aws_field("operation", "GetItem");
+    ///     e.set_aws_field("table_name", "orders");
+    /// });
+    /// ```
+    pub fn update<R>(&self, f: impl FnOnce(&mut EntityMut<'_>) -> R) -> Option<R> {
+        self.with_entity(|entity| f(&mut EntityMut::new(entity)))
+    }
+
     /// Begins a subsegment under this entity. The returned guard ends it when dropped.
     pub fn begin_subsegment(&self, name: impl Into<Cow<'static, str>>) -> Subsegment {
+        self.begin_subsegment_with(name, |_| {})
+    }
+
+    /// Begins a subsegment and records into it under the same lock: cheaper than
+    /// [`Context::begin_subsegment`] followed by several setters. `init` runs only when the
+    /// subsegment is recorded (sampled).
+    ///
+    /// ```
+    /// use xray_sdk::{HttpRequest, Namespace};
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// let segment = recorder.begin_segment("svc");
+    /// let call = segment.begin_subsegment_with("inventory.internal", |e| {
+    ///     e.set_namespace(Namespace::Remote);
+    ///     e.set_http_request(HttpRequest {
+    ///         method: Some("GET".into()),
+    ///         url: Some("http://inventory.internal/items/42".into()),
+    ///         ..HttpRequest::default()
+    ///     });
+    /// });
+    /// call.end_with(|e| e.set_http_response(200, Some(512)));
+    /// ```
+    pub fn begin_subsegment_with(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        init: impl FnOnce(&mut EntityMut<'_>),
+    ) -> Subsegment {
         let ctx = match &self.inner {
             Inner::Unsampled {
                 trace_id, extra, ..
@@ -446,6 +490,9 @@ impl Context {
                     ));
                     state.link_child(*index as usize, new_index);
                     state.adjust_ancestors(new_index as usize, true);
+                    if let Some(entity) = state.entities.get_mut(new_index as usize) {
+                        init(&mut EntityMut::new(entity));
+                    }
                     drop(state);
                     Context {
                         inner: Inner::Sampled {
@@ -478,28 +525,8 @@ impl Context {
         if !self.is_sampled() {
             return Ok(());
         }
-        let key = key.into();
-        validate_annotation_key(&key)?;
-        let mut value = value.into();
-        match &mut value {
-            AnnotationValue::Float(f) if !f.is_finite() => {
-                return Err(AnnotationError::NonFiniteNumber(key.into_owned()));
-            }
-            AnnotationValue::String(s) => {
-                if let Some((cut, _)) = s.char_indices().nth(MAX_ANNOTATION_VALUE_LEN) {
-                    *s = Cow::Owned(s[..cut].to_owned());
-                }
-            }
-            _ => {}
-        }
-        self.with_entity(|e| {
-            let anns = &mut e.ext().annotations;
-            if let Some(slot) = anns.iter_mut().find(|(k, _)| *k == key) {
-                slot.1 = value;
-            } else {
-                anns.push((key, value));
-            }
-        });
+        let (key, value) = checked_annotation(key.into(), value.into())?;
+        self.with_entity(|e| insert_annotation(e, key, value));
         Ok(())
     }
 
@@ -515,149 +542,120 @@ impl Context {
         if !self.is_sampled() {
             return;
         }
-        if namespace.starts_with("AWS.") || namespace.is_empty() {
-            tracing::debug!(
-                namespace,
-                "metadata namespace is reserved or empty; dropped"
-            );
-            return;
+        // Converted before taking the lock: serialization can be slow.
+        if let Some(value) = metadata_value(namespace, value) {
+            let key = key.into();
+            self.with_entity(|e| insert_metadata(e, namespace, key, value));
         }
-        let value = match serde_json::to_value(value) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::debug!(error = %e, "metadata value is not serializable; dropped");
-                return;
-            }
-        };
-        let key = key.into();
-        self.with_entity(|e| {
-            let all = e.ext().metadata.get_or_insert_with(Map::new);
-            if !all.contains_key(namespace) {
-                all.insert(namespace.to_owned(), Value::Object(Map::new()));
-            }
-            if let Some(Value::Object(map)) = all.get_mut(namespace) {
-                map.insert(key, value);
-            }
-        });
     }
 
     /// Sets the `http.request` block.
     pub fn set_http_request(&self, request: HttpRequest) {
-        self.with_entity(|e| e.ext().http.get_or_insert_with(Http::default).request = request);
+        self.update(|e| e.set_http_request(request));
     }
 
     /// Marks the downstream service of this subsegment as traced (`http.request.traced`).
     pub fn set_http_traced(&self, traced: bool) {
-        self.with_entity(|e| {
-            e.ext()
-                .http
-                .get_or_insert_with(Http::default)
-                .request
-                .traced = traced;
-        });
+        self.update(|e| e.set_http_traced(traced));
     }
 
     /// Sets the `http.response` block and the error/throttle/fault flags the status implies:
     /// 4xx error, 429 throttle (and error), 5xx fault.
     pub fn set_http_response(&self, status: u16, content_length: Option<u64>) {
-        self.with_entity(|e| {
-            e.flags |= status_flags(status);
-            let http = e.ext().http.get_or_insert_with(Http::default);
-            http.response.status = Some(status);
-            http.response.content_length = content_length;
-        });
+        self.update(|e| e.set_http_response(status, content_length));
     }
 
     /// Sets the `error` flag (a client error, 4xx-like).
     pub fn set_error(&self) {
-        self.with_entity(|e| e.flags |= FLAG_ERROR);
+        self.update(|e| e.set_error());
     }
 
     /// Sets the `fault` flag (a server error, 5xx-like).
     pub fn set_fault(&self) {
-        self.with_entity(|e| e.flags |= FLAG_FAULT);
+        self.update(|e| e.set_fault());
     }
 
     /// Sets the `throttle` and `error` flags.
     pub fn set_throttle(&self) {
-        self.with_entity(|e| e.flags |= FLAG_THROTTLE | FLAG_ERROR);
+        self.update(|e| e.set_throttle());
     }
 
     /// Records an error and its `source()` chain as the `cause`, and sets `fault`.
     pub fn record_error<E: std::error::Error + 'static>(&self, error: &E) {
         if self.is_sampled() {
-            self.add_cause(Cause::from_error(error));
-            self.set_fault();
+            let cause = Cause::from_error(error);
+            self.update(|e| {
+                e.add_cause(cause);
+                e.set_fault();
+            });
         }
     }
 
     /// Records an error given as a trait object, and sets `fault`.
     pub fn record_dyn_error(&self, error: &(dyn std::error::Error + 'static)) {
         if self.is_sampled() {
-            self.add_cause(Cause::from_dyn_error(error));
-            self.set_fault();
+            let cause = Cause::from_dyn_error(error);
+            self.update(|e| {
+                e.add_cause(cause);
+                e.set_fault();
+            });
         }
     }
 
     /// Adds the exceptions of `cause` to this entity's `cause` block without changing flags.
     pub fn add_cause(&self, cause: Cause) {
-        self.with_entity(|e| match &mut e.ext().cause {
-            Some(existing) => existing.exceptions.extend(cause.exceptions),
-            slot @ None => *slot = Some(cause),
-        });
+        self.update(|e| e.add_cause(cause));
     }
 
     /// Adds one exception to the `cause` block without changing flags.
     pub fn add_exception(&self, exception: Exception) {
-        self.add_cause(Cause::from_exception(exception));
+        self.update(|e| e.add_exception(exception));
     }
 
     /// Sets the subsegment's namespace (`aws` or `remote`).
     pub fn set_namespace(&self, namespace: Namespace) {
-        self.with_entity(|e| e.namespace = Some(namespace));
+        self.update(|e| e.set_namespace(namespace));
     }
 
     /// Sets one field of the `aws` block (subsegments: `operation`, `region`, `request_id`,
-    /// `retries`, `table_name`, ...).
-    pub fn set_aws_field(&self, key: impl Into<String>, value: impl Into<Value>) {
+    /// `retries`, `table_name`, ...). Setting a key again replaces its value.
+    pub fn set_aws_field(&self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         let (key, value) = (key.into(), value.into());
-        self.with_entity(|e| {
-            e.ext().aws.get_or_insert_with(Map::new).insert(key, value);
-        });
+        self.update(|e| e.set_aws_field(key, value));
     }
 
     /// Sets the `sql` block.
     pub fn set_sql(&self, sql: Sql) {
-        self.with_entity(|e| e.ext().sql = Some(sql));
+        self.update(|e| e.set_sql(sql));
     }
 
     /// Sets the `user` field (segments).
     pub fn set_user(&self, user: impl Into<String>) {
         let user = user.into();
-        self.with_entity(|e| e.ext().user = Some(user));
+        self.update(|e| e.set_user(user));
     }
 
     /// Sets the `origin` field (segments), e.g. `AWS::ECS::Container`. Overrides the plugins'.
     pub fn set_origin(&self, origin: impl Into<String>) {
         let origin = origin.into();
-        self.with_entity(|e| e.ext().origin = Some(origin));
+        self.update(|e| e.set_origin(origin));
     }
 
     /// Sets `resource_arn`.
     pub fn set_resource_arn(&self, arn: impl Into<String>) {
         let arn = arn.into();
-        self.with_entity(|e| e.ext().resource_arn = Some(arn));
+        self.update(|e| e.set_resource_arn(arn));
     }
 
     /// Sets `service.version` (segments).
     pub fn set_service_version(&self, version: impl Into<String>) {
         let v = version.into();
-        self.with_entity(|e| e.ext().service_version = Some(v));
+        self.update(|e| e.set_service_version(v));
     }
 
     /// Adds a `precursor_ids` entry: a sibling subsegment that completed before this one began.
     pub fn add_precursor_id(&self, id: EntityId) {
-        self.with_entity(|e| e.ext().precursor_ids.push(id));
+        self.update(|e| e.add_precursor_id(id));
     }
 
     /// Renames the entity (sanitized like every name).
@@ -668,16 +666,247 @@ impl Context {
 
     /// Ends the entity this context points to. Used by the guards.
     fn end(&self) {
+        self.end_with(|_| {});
+    }
+
+    /// Applies `last` (when the entity is recorded and still open), then ends the entity,
+    /// all under one lock.
+    fn end_with(&self, last: impl FnOnce(&mut EntityMut<'_>)) {
         let Inner::Sampled { trace, index, .. } = &self.inner else {
             return;
         };
         let batch = {
             let mut state = trace.lock();
+            if !state.sent
+                && let Some(entity) = state.entities.get_mut(*index as usize)
+                && entity.state == EntityState::Open
+            {
+                last(&mut EntityMut::new(entity));
+            }
             end_in_arena(&mut state, trace, *index as usize)
         };
         if let Some(batch) = batch {
             trace.recorder.emitter.submit(batch);
         }
+    }
+}
+
+/// Validates an annotation and cuts a long string value.
+fn checked_annotation(
+    key: Cow<'static, str>,
+    mut value: AnnotationValue,
+) -> Result<(Cow<'static, str>, AnnotationValue), AnnotationError> {
+    validate_annotation_key(&key)?;
+    match &mut value {
+        AnnotationValue::Float(f) if !f.is_finite() => {
+            return Err(AnnotationError::NonFiniteNumber(key.into_owned()));
+        }
+        AnnotationValue::String(s) => {
+            if let Some((cut, _)) = s.char_indices().nth(MAX_ANNOTATION_VALUE_LEN) {
+                *s = Cow::Owned(s[..cut].to_owned());
+            }
+        }
+        _ => {}
+    }
+    Ok((key, value))
+}
+
+fn insert_annotation(e: &mut EntityData, key: Cow<'static, str>, value: AnnotationValue) {
+    let anns = &mut e.ext().annotations;
+    if let Some(slot) = anns.iter_mut().find(|(k, _)| *k == key) {
+        slot.1 = value;
+    } else {
+        anns.push((key, value));
+    }
+}
+
+/// The JSON form of a metadata value, or `None` (logged) when the namespace is reserved or
+/// the value cannot be serialized.
+fn metadata_value(namespace: &str, value: impl Serialize) -> Option<Value> {
+    if namespace.starts_with("AWS.") || namespace.is_empty() {
+        tracing::debug!(
+            namespace,
+            "metadata namespace is reserved or empty; dropped"
+        );
+        return None;
+    }
+    match serde_json::to_value(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::debug!(error = %e, "metadata value is not serializable; dropped");
+            None
+        }
+    }
+}
+
+fn insert_metadata(e: &mut EntityData, namespace: &str, key: String, value: Value) {
+    let all = e.ext().metadata.get_or_insert_with(Map::new);
+    if !all.contains_key(namespace) {
+        all.insert(namespace.to_owned(), Value::Object(Map::new()));
+    }
+    if let Some(Value::Object(map)) = all.get_mut(namespace) {
+        map.insert(key, value);
+    }
+}
+
+/// Write access to one open segment or subsegment, for several changes under one lock. Get
+/// one from [`Context::update`], [`Context::begin_subsegment_with`],
+/// [`Subsegment::end_with`], [`Segment::end_with`] or
+/// [`SegmentBuilder::begin_with`](crate::recorder::SegmentBuilder::begin_with).
+///
+/// The methods are those of [`Context`] with the same names. Keep the closures short: the
+/// segment's lock is held while they run.
+pub struct EntityMut<'a> {
+    entity: &'a mut EntityData,
+}
+
+impl fmt::Debug for EntityMut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntityMut")
+            .field("id", &self.entity.id)
+            .field("name", &self.entity.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> EntityMut<'a> {
+    pub(crate) fn new(entity: &'a mut EntityData) -> Self {
+        EntityMut { entity }
+    }
+
+    /// The entity's ID.
+    pub fn id(&self) -> EntityId {
+        self.entity.id
+    }
+
+    /// Renames the entity (sanitized like every name).
+    pub fn set_name(&mut self, name: impl Into<Cow<'static, str>>) {
+        self.entity.name = sanitize_name(name);
+    }
+
+    /// Sets the subsegment's namespace (`aws` or `remote`).
+    pub fn set_namespace(&mut self, namespace: Namespace) {
+        self.entity.namespace = Some(namespace);
+    }
+
+    /// Sets the `http.request` block.
+    pub fn set_http_request(&mut self, request: HttpRequest) {
+        self.entity
+            .ext()
+            .http
+            .get_or_insert_with(Http::default)
+            .request = request;
+    }
+
+    /// Marks the downstream service as traced (`http.request.traced`).
+    pub fn set_http_traced(&mut self, traced: bool) {
+        self.entity
+            .ext()
+            .http
+            .get_or_insert_with(Http::default)
+            .request
+            .traced = traced;
+    }
+
+    /// Sets the `http.response` block and the flags the status implies: 4xx error, 429
+    /// throttle (and error), 5xx fault.
+    pub fn set_http_response(&mut self, status: u16, content_length: Option<u64>) {
+        self.entity.flags |= status_flags(status);
+        let http = self.entity.ext().http.get_or_insert_with(Http::default);
+        http.response.status = Some(status);
+        http.response.content_length = content_length;
+    }
+
+    /// Sets one field of the `aws` block; setting a key again replaces its value.
+    pub fn set_aws_field(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+        let (key, value) = (key.into(), value.into());
+        let aws = &mut self.entity.ext().aws;
+        match aws.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => aws.push((key, value)),
+        }
+    }
+
+    /// Sets the `error` flag.
+    pub fn set_error(&mut self) {
+        self.entity.flags |= FLAG_ERROR;
+    }
+
+    /// Sets the `fault` flag.
+    pub fn set_fault(&mut self) {
+        self.entity.flags |= FLAG_FAULT;
+    }
+
+    /// Sets the `throttle` and `error` flags.
+    pub fn set_throttle(&mut self) {
+        self.entity.flags |= FLAG_THROTTLE | FLAG_ERROR;
+    }
+
+    /// Adds the exceptions of `cause` to the `cause` block without changing flags.
+    pub fn add_cause(&mut self, cause: Cause) {
+        match &mut self.entity.ext().cause {
+            Some(existing) => existing.exceptions.extend(cause.exceptions),
+            slot @ None => *slot = Some(cause),
+        }
+    }
+
+    /// Adds one exception to the `cause` block without changing flags.
+    pub fn add_exception(&mut self, exception: Exception) {
+        self.add_cause(Cause::from_exception(exception));
+    }
+
+    /// Adds an annotation, or says why it cannot be added (see [`Context::try_annotate`]).
+    pub fn annotate(
+        &mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<AnnotationValue>,
+    ) -> Result<(), AnnotationError> {
+        let (key, value) = checked_annotation(key.into(), value.into())?;
+        insert_annotation(self.entity, key, value);
+        Ok(())
+    }
+
+    /// Adds metadata under a namespace (see [`Context::put_metadata_in`]); the value is
+    /// serialized while the lock is held.
+    pub fn put_metadata_in(
+        &mut self,
+        namespace: &str,
+        key: impl Into<String>,
+        value: impl Serialize,
+    ) {
+        if let Some(value) = metadata_value(namespace, value) {
+            insert_metadata(self.entity, namespace, key.into(), value);
+        }
+    }
+
+    /// Sets the `sql` block.
+    pub fn set_sql(&mut self, sql: Sql) {
+        self.entity.ext().sql = Some(sql);
+    }
+
+    /// Sets the `user` field (segments).
+    pub fn set_user(&mut self, user: impl Into<String>) {
+        self.entity.ext().user = Some(user.into());
+    }
+
+    /// Sets the `origin` field (segments).
+    pub fn set_origin(&mut self, origin: impl Into<String>) {
+        self.entity.ext().origin = Some(origin.into());
+    }
+
+    /// Sets `resource_arn`.
+    pub fn set_resource_arn(&mut self, arn: impl Into<String>) {
+        self.entity.ext().resource_arn = Some(arn.into());
+    }
+
+    /// Sets `service.version` (segments).
+    pub fn set_service_version(&mut self, version: impl Into<String>) {
+        self.entity.ext().service_version = Some(version.into());
+    }
+
+    /// Adds a `precursor_ids` entry.
+    pub fn add_precursor_id(&mut self, id: EntityId) {
+        self.entity.ext().precursor_ids.push(id);
     }
 }
 
@@ -851,6 +1080,12 @@ impl Segment {
         self.ended = true;
         self.ctx.end();
     }
+
+    /// Records the last changes and ends the segment, under one lock.
+    pub fn end_with(mut self, last: impl FnOnce(&mut EntityMut<'_>)) {
+        self.ended = true;
+        self.ctx.end_with(last);
+    }
 }
 
 impl std::ops::Deref for Segment {
@@ -902,6 +1137,23 @@ impl Subsegment {
     pub fn end(mut self) {
         self.ended = true;
         self.ctx.end();
+    }
+
+    /// Records the last changes and ends the subsegment, under one lock (`last` runs only
+    /// when the subsegment is recorded).
+    ///
+    /// ```
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// # let segment = recorder.begin_segment("svc");
+    /// let call = segment.begin_subsegment("payments.internal");
+    /// call.end_with(|e| {
+    ///     e.set_http_response(503, None);
+    ///     e.set_http_traced(true);
+    /// });
+    /// ```
+    pub fn end_with(mut self, last: impl FnOnce(&mut EntityMut<'_>)) {
+        self.ended = true;
+        self.ctx.end_with(last);
     }
 }
 

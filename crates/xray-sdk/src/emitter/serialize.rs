@@ -169,8 +169,8 @@ impl Serialize for Doc<'_> {
                 m.serialize_entry("http", http)?;
             }
             if self.kind != Kind::Segment {
-                if let Some(aws) = &x.aws {
-                    m.serialize_entry("aws", aws)?;
+                if !x.aws.is_empty() {
+                    m.serialize_entry("aws", &AwsFields(&x.aws))?;
                 }
             }
             if let Some(user) = &x.user {
@@ -234,6 +234,18 @@ impl Serialize for Children<'_> {
             })?;
         }
         seq.end()
+    }
+}
+
+struct AwsFields<'a>(&'a [(std::borrow::Cow<'static, str>, serde_json::Value)]);
+
+impl Serialize for AwsFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
     }
 }
 

@@ -238,8 +238,22 @@ fn field_err(field: impl Into<String>, expected: impl Into<String>) -> FieldErro
     (field.into(), expected.into())
 }
 
+/// A value as an error message shows it: JSON, cut after about 40 bytes, with the control
+/// characters JSON leaves as they are (DEL, C1) escaped too.
 fn found(v: &Value) -> String {
     let mut s = v.to_string();
+    if s.contains(char::is_control) {
+        s = s
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+    }
     if s.len() > 40 {
         let mut cut = 37;
         while !s.is_char_boundary(cut) {
@@ -249,6 +263,17 @@ fn found(v: &Value) -> String {
         s.push_str("...");
     }
     s
+}
+
+/// An unknown key as a field path shows it: as written when it is short and printable, else
+/// quoted and escaped and cut like a value, so an error message never carries control
+/// characters or a whole megabyte key.
+fn key_name(key: &str) -> String {
+    if !key.is_empty() && key.len() <= 40 && !key.contains(char::is_control) {
+        key.to_owned()
+    } else {
+        found(&Value::String(key.to_owned()))
+    }
 }
 
 fn parse_document(v: &Value) -> Result<LocalRules, FieldError> {
@@ -264,7 +289,7 @@ fn parse_document(v: &Value) -> Result<LocalRules, FieldError> {
     for key in obj.keys() {
         if !matches!(key.as_str(), "version" | "default" | "rules") {
             return Err(field_err(
-                key.clone(),
+                key_name(key),
                 "only \"version\", \"default\" and \"rules\" at the top level",
             ));
         }
@@ -339,7 +364,7 @@ fn parse_rule(
                     "only {host_key}, http_method, url_path, fixed_target, rate and description"
                 )
             };
-            return Err(field_err(format!("{at}.{key}"), expected));
+            return Err(field_err(format!("{at}.{}", key_name(key)), expected));
         }
     }
     let fixed_target = match obj.get("fixed_target") {
@@ -552,5 +577,58 @@ impl LocalSampler {
 impl Sampler for LocalSampler {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
         SamplingDecision::new(self.decide(request, self.time.now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LocalRules;
+
+    /// Found by `tests/fuzz_sampling_rules.rs`: an unknown key was copied into the message
+    /// as is, so a key with control characters reached the log line, an empty key gave
+    /// ": expected ...", and a huge key made a huge message.
+    #[test]
+    fn odd_unknown_keys_are_quoted_and_cut_in_errors() {
+        let doc = |key: &str, in_rule: bool| {
+            let key = serde_json::to_string(key).unwrap_or_default();
+            if in_rule {
+                format!(
+                    r#"{{"version":2,"default":{{"fixed_target":1,"rate":0}},"rules":[{{"host":"*","http_method":"*","url_path":"*","fixed_target":1,"rate":0,{key}:1}}]}}"#
+                )
+            } else {
+                format!(r#"{{"version":2,"default":{{"fixed_target":1,"rate":0}},{key}:1}}"#)
+            }
+        };
+        let long = "k".repeat(100_000);
+        for (key, field) in [
+            ("hots", "hots"),
+            ("é", "é"),
+            ("", r#""""#),
+            ("\u{1b}[2J\nfake", r#""\u001b[2J\nfake""#),
+            ("del\u{7f}nel\u{85}", r#""del\u{7f}nel\u{85}""#),
+            (long.as_str(), r#""kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk..."#),
+        ] {
+            for in_rule in [false, true] {
+                let err = LocalRules::from_json_str(&doc(key, in_rule)).expect_err("unknown key");
+                let want = if in_rule {
+                    format!("rules[0].{field}")
+                } else {
+                    field.to_owned()
+                };
+                assert_eq!(err.field(), Some(want.as_str()));
+                let msg = err.to_string();
+                assert!(!msg.contains(char::is_control), "{msg:?}");
+                assert!(msg.len() < 300, "{} bytes", msg.len());
+            }
+        }
+        // Values found where a number or a string was expected are escaped the same way.
+        let err = LocalRules::from_json_str(
+            "{\"version\":2,\"default\":{\"fixed_target\":1,\"rate\":\"\u{85}\\u001b\"}}",
+        )
+        .expect_err("rate");
+        assert_eq!(
+            err.detail(),
+            r#"default.rate: expected a number from 0 to 1, found "\u{85}\u001b""#
+        );
     }
 }

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use crate::config::{ConfigError, DaemonAddress};
 
 mod centralized;
-mod clock;
+pub(crate) mod clock;
 mod local;
 mod poller;
 mod wildcard;
