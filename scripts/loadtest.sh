@@ -24,6 +24,10 @@
 #   LOADTEST_ROUNDS=1          repeat on/off pairs to see the noise (default 1; even rounds run
 #                              tracing off first); the ratio uses the mean of each arm's req/s
 #   LOADTEST_SCENARIOS="demo stub"
+#   LOADTEST_SAMPLING=all      all: every /api/* request sampled (the demo's rules, the worst
+#                              case); default: the SDK's default rule (1 request per second,
+#                              then 5 %), locally and in xray-local's centralized rules, which
+#                              is what a service runs with unless it configures sampling
 #   LOADTEST_OUT=target/loadtest/<time>   results, logs, RSS series, the binaries used
 #   LOADTEST_NO_BUILD=1        use the release binaries already in target/release
 # Needs: cargo, curl, python3 (moto; scripts/ensure-moto.sh installs it), wrk (installed with
@@ -56,6 +60,9 @@ THREADS="$(int_setting LOADTEST_THREADS 1 1 64)"
 CONNECTIONS="$(int_setting LOADTEST_CONNECTIONS 32 1 10000)"
 ROUNDS="$(int_setting LOADTEST_ROUNDS 1 1 20)"
 SCENARIOS="${LOADTEST_SCENARIOS:-demo stub}"
+SAMPLING="${LOADTEST_SAMPLING:-all}"
+[[ "${SAMPLING}" == all || "${SAMPLING}" == default ]] \
+    || fail "LOADTEST_SAMPLING: unknown value \`${SAMPLING}\` (all, default)"
 for s in ${SCENARIOS}; do
     [[ "${s}" == demo || "${s}" == stub ]] || fail "LOADTEST_SCENARIOS: unknown scenario \`${s}\` (demo, stub)"
 done
@@ -196,6 +203,31 @@ for b in bff backend1 backend2 xray-local; do
         || fail "${TARGET_DIR}/release/${b} is missing (build: cargo build --release -p xray-demo --bins -p xray-local)"
 done
 CONFIG="${ROOT}/examples/reference/config"
+SDK_RULES="${CONFIG}/sampling-rules.json"
+COLLECTOR_RULES="${CONFIG}/xray-local-rules.json"
+if [[ "${SAMPLING}" == default ]]; then
+    # The SDK's default rule, and /health never sampled, as in the demo's own rules.
+    SDK_RULES="${OUT}/sampling-rules-default.json"
+    COLLECTOR_RULES="${OUT}/xray-local-rules-default.json"
+    cat >"${SDK_RULES}" <<'EOF'
+{
+  "version": 2,
+  "default": { "fixed_target": 1, "rate": 0.05 },
+  "rules": [
+    { "description": "health", "host": "*", "http_method": "GET", "url_path": "/health", "fixed_target": 0, "rate": 0 }
+  ]
+}
+EOF
+    cat >"${COLLECTOR_RULES}" <<'EOF'
+{
+  "rules": [
+    { "RuleName": "health", "Priority": 1, "FixedRate": 0, "ReservoirSize": 0, "HTTPMethod": "GET", "URLPath": "/health" },
+    { "RuleName": "Default", "Priority": 10000, "FixedRate": 0.05, "ReservoirSize": 1 }
+  ]
+}
+EOF
+fi
+say "==> Sampling: ${SAMPLING} (SDK rules ${SDK_RULES}, collector rules ${COLLECTOR_RULES})"
 
 # ---------------------------------------------------------------------------------------------
 # Shared infrastructure: xray-local (the daemon), moto (demo scenario), stubs (stub scenario)
@@ -205,7 +237,7 @@ XRAY_UI="http://127.0.0.1:${XRAY_UI_PORT}"
 
 say "==> xray-local (daemon 127.0.0.1:${XRAY_PORT}, UI ${XRAY_UI})"
 start xray-local "${BIN}/xray-local" --udp "127.0.0.1:${XRAY_PORT}" --tcp "127.0.0.1:${XRAY_PORT}" \
-    --ui "127.0.0.1:${XRAY_UI_PORT}" --rules "${CONFIG}/xray-local-rules.json" --settle-secs 5
+    --ui "127.0.0.1:${XRAY_UI_PORT}" --rules "${COLLECTOR_RULES}" --settle-secs 5
 XRAY_PID="${STARTED_PID}"
 wait_http "${XRAY_UI}/api/stats" 30 "${XRAY_PID}" xray-local
 
@@ -308,7 +340,7 @@ run_arm() {
     rejected0="$(json_get "${OUT}/${tag}.xray-before.json" Intake RejectedTotal)"
 
     local common=(env BIND_ADDRESS=127.0.0.1 "AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:${XRAY_PORT}"
-        "AWS_XRAY_SAMPLING_RULES=${CONFIG}/sampling-rules.json" "AWS_XRAY_SDK_ENABLED=${enabled}"
+        "AWS_XRAY_SAMPLING_RULES=${SDK_RULES}" "AWS_XRAY_SDK_ENABLED=${enabled}"
         AWS_REGION=us-east-1 TABLE_NAME=xray-demo "DYNAMODB_ENDPOINT=http://127.0.0.1:${MOTO_PORT:-8000}"
         "BACKEND1_URL=${b1_url}" "BACKEND2_URL=${b2_url}" "RUST_LOG=${LOADTEST_RUST_LOG:-warn}")
     if [[ "${scenario}" == demo ]]; then

@@ -282,42 +282,41 @@ impl TraceHeader {
         self
     }
 
-    /// Formats the header value (same as `to_string()`), in one allocation of the exact size.
+    /// Formats the header value (same as `to_string()`), in one allocation.
     pub fn to_header_value(&self) -> String {
-        let mut len = 0;
-        self.write_parts(|part| len += part.len());
-        let mut out = String::with_capacity(len);
+        // Root, Parent and Sampled with their separators take at most 76 bytes.
+        let mut out = String::with_capacity(76 + self.extra.as_ref().map_or(0, |e| e.len() + 1));
         self.write_parts(|part| out.push_str(part));
         out
     }
 
     /// Calls `out` with each piece of the formatted value, in order.
+    #[inline]
     fn write_parts(&self, mut out: impl FnMut(&str)) {
-        let mut first = true;
-        let mut key = |out: &mut dyn FnMut(&str), k: &str| {
-            if !first {
-                out(";");
-            }
-            first = false;
-            out(k);
-        };
+        let mut sep = "";
         if let Some(root) = self.root {
-            key(&mut out, "Root=");
+            out("Root=");
             let bytes = root.to_bytes();
             // Hex digits and dashes only, so always UTF-8.
             out(std::str::from_utf8(&bytes).unwrap_or_default());
+            sep = ";";
         }
         if let Some(parent) = self.parent {
-            key(&mut out, "Parent=");
+            out(sep);
+            out("Parent=");
             let bytes = parent.to_bytes();
             out(std::str::from_utf8(&bytes).unwrap_or_default());
+            sep = ";";
         }
         if let Some(s) = self.sampled.as_str() {
-            key(&mut out, "Sampled=");
+            out(sep);
+            out("Sampled=");
             out(s);
+            sep = ";";
         }
         if let Some(extra) = &self.extra {
-            key(&mut out, extra);
+            out(sep);
+            out(extra);
         }
     }
 }
