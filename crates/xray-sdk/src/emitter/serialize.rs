@@ -5,8 +5,11 @@
 //! children, recursively; a single document that still does not fit loses its metadata, and
 //! is dropped (and counted) only if even that is not enough.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
 
 use super::{DAEMON_HEADER, MAX_DATAGRAM_SIZE};
 use crate::plugins::Resources;
@@ -41,6 +44,61 @@ pub(crate) struct Scratch {
     children: Vec<u32>,
     fill: Vec<u32>,
     pub(crate) out: Vec<Outcome>,
+    /// The segment-level blocks that are the same for every segment of the process, already
+    /// serialized: see [`ConstantBlocks`].
+    constant: ConstantBlocks,
+}
+
+/// Most services use a handful of sampling rules; more are serialized each time.
+const MAX_CACHED_AWS_BLOCKS: usize = 16;
+
+/// The segment `aws` block (SDK name and version, plugin data, sampling rule name) and the
+/// `service` block only change with the rule name and once the plugins have answered, so
+/// they are serialized once per variant and copied into each document as they are.
+#[derive(Default)]
+struct ConstantBlocks {
+    /// Keyed by (plugin data present, rule name).
+    aws: Vec<(bool, Option<Arc<str>>, Box<RawValue>)>,
+    /// Keyed by the service version.
+    service: Option<(Option<String>, Box<RawValue>)>,
+}
+
+impl ConstantBlocks {
+    /// Serializes the `aws` block for this rule name, unless cached or the cache is full.
+    fn prepare_aws(&mut self, env: &Env<'_>, rule_name: Option<&Arc<str>>) {
+        if self.aws.len() >= MAX_CACHED_AWS_BLOCKS || self.find_aws(env, rule_name).is_some() {
+            return;
+        }
+        let res = env.resources.get();
+        let block = SegmentAws {
+            rule_name: rule_name.map(|n| &**n),
+            resources: res,
+        };
+        if let Ok(raw) = serde_json::value::to_raw_value(&block) {
+            self.aws.push((res.is_some(), rule_name.cloned(), raw));
+        }
+    }
+
+    fn find_aws(&self, env: &Env<'_>, rule_name: Option<&Arc<str>>) -> Option<&RawValue> {
+        let ready = env.resources.get().is_some();
+        self.aws
+            .iter()
+            .find(|(r, name, _)| *r == ready && name.as_deref() == rule_name.map(|n| &**n))
+            .map(|(_, _, raw)| &**raw)
+    }
+
+    /// Serializes the `service` block for this version, unless cached.
+    fn prepare_service(&mut self, version: Option<&str>) {
+        if self
+            .service
+            .as_ref()
+            .is_none_or(|(v, _)| v.as_deref() != version)
+        {
+            self.service = serde_json::value::to_raw_value(&Service { version })
+                .ok()
+                .map(|raw| (version.map(str::to_owned), raw));
+        }
+    }
 }
 
 impl Scratch {
@@ -91,6 +149,10 @@ struct Ctx<'a> {
     batch: &'a Batch,
     scratch: &'a Scratch,
     env: &'a Env<'a>,
+    /// The segment's `aws` block, when cached.
+    aws: Option<&'a RawValue>,
+    /// The `service` block for the process-wide version, when cached.
+    service: Option<&'a RawValue>,
 }
 
 struct Doc<'a> {
@@ -142,36 +204,39 @@ impl Serialize for Doc<'_> {
         }
         if self.kind == Kind::Segment {
             let res = self.ctx.env.resources.get();
-            m.serialize_entry(
-                "aws",
-                &SegmentAws {
-                    rule_name: self.ctx.batch.rule_name.as_deref(),
-                    resources: res,
-                },
-            )?;
+            match self.ctx.aws {
+                Some(raw) => m.serialize_entry("aws", raw)?,
+                None => m.serialize_entry(
+                    "aws",
+                    &SegmentAws {
+                        rule_name: self.ctx.batch.rule_name.as_deref(),
+                        resources: res,
+                    },
+                )?,
+            }
             let origin = ext
                 .and_then(|x| x.origin.as_deref())
                 .or_else(|| res.and_then(|r| r.origin));
             if let Some(origin) = origin {
                 m.serialize_entry("origin", origin)?;
             }
-            m.serialize_entry(
-                "service",
-                &Service {
-                    version: ext
-                        .and_then(|x| x.service_version.as_deref())
-                        .or(self.ctx.env.service_version),
-                },
-            )?;
+            let own_version = ext.and_then(|x| x.service_version.as_deref());
+            match (own_version, self.ctx.service) {
+                (None, Some(raw)) => m.serialize_entry("service", raw)?,
+                _ => m.serialize_entry(
+                    "service",
+                    &Service {
+                        version: own_version.or(self.ctx.env.service_version),
+                    },
+                )?,
+            }
         }
         if let Some(x) = ext {
             if let Some(http) = &x.http {
                 m.serialize_entry("http", http)?;
             }
-            if self.kind != Kind::Segment {
-                if !x.aws.is_empty() {
-                    m.serialize_entry("aws", &AwsFields(&x.aws))?;
-                }
+            if self.kind != Kind::Segment && !x.aws.is_empty() {
+                m.serialize_entry("aws", &AwsFields(&x.aws))?;
             }
             if let Some(user) = &x.user {
                 m.serialize_entry("user", user)?;
@@ -396,10 +461,23 @@ pub(crate) fn documents(
     sink: &mut dyn FnMut(Outcome),
 ) {
     scratch.index(&batch.entities);
+    let mut constant = std::mem::take(&mut scratch.constant);
+    let (aws, service) = if batch.is_segment {
+        constant.prepare_aws(env, batch.rule_name.as_ref());
+        constant.prepare_service(env.service_version);
+        (
+            constant.find_aws(env, batch.rule_name.as_ref()),
+            constant.service.as_ref().map(|(_, raw)| &**raw),
+        )
+    } else {
+        (None, None)
+    };
     let ctx = Ctx {
         batch,
         scratch,
         env,
+        aws,
+        service,
     };
     if batch.is_segment {
         if !batch.entities.is_empty() {
@@ -412,4 +490,5 @@ pub(crate) fn documents(
             }
         }
     }
+    scratch.constant = constant;
 }
