@@ -394,17 +394,43 @@ fn accept(raw: RawRule) -> Result<RuleDef, &'static str> {
     })
 }
 
+/// Why an answer of the daemon is unusable, in about 200 bytes at most: serde quotes an
+/// offending string in full, so a long one is cut in the middle, keeping its position.
+pub(crate) fn answer_error(call: &str, e: &serde_json::Error) -> String {
+    const HEAD: usize = 150;
+    const TAIL: usize = 40;
+    let full = e.to_string();
+    if full.len() <= HEAD + TAIL + 5 {
+        return format!("invalid {call} answer: {full}");
+    }
+    let mut head = HEAD;
+    while !full.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = full.len() - TAIL;
+    while !full.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "invalid {call} answer: {} ... {}",
+        &full[..head],
+        &full[tail..]
+    )
+}
+
 /// Parses a `GetSamplingRules` response: the accepted rules, or why the whole answer is
-/// unusable. Invalid records are skipped (and logged); valid ones still apply.
+/// unusable. Invalid records are skipped (and logged); valid ones still apply. Rule names
+/// are unique: a name seen again is skipped (the state of a rule is found by its name).
 pub(crate) fn parse_rules_response(body: &[u8]) -> Result<Vec<RuleDef>, String> {
     #[derive(Deserialize)]
     struct Output {
         #[serde(rename = "SamplingRuleRecords")]
         records: Vec<Value>,
     }
-    let out: Output = serde_json::from_slice(body)
-        .map_err(|e| format!("invalid GetSamplingRules answer: {e}"))?;
+    let out: Output =
+        serde_json::from_slice(body).map_err(|e| answer_error("GetSamplingRules", &e))?;
     let mut defs = Vec::with_capacity(out.records.len());
+    let mut names = std::collections::HashSet::new();
     for record in out.records {
         let raw = record
             .get("SamplingRule")
@@ -414,6 +440,9 @@ pub(crate) fn parse_rules_response(body: &[u8]) -> Result<Vec<RuleDef>, String> 
             Some(Ok(raw)) => {
                 let name = raw.rule_name.clone().unwrap_or_default();
                 match accept(raw) {
+                    Ok(def) if !names.insert(Arc::clone(&def.name)) => {
+                        tracing::debug!(rule = %name, "skipping sampling rule with a duplicate RuleName");
+                    }
                     Ok(def) => defs.push(def),
                     Err(why) => tracing::debug!(rule = %name, why, "skipping sampling rule"),
                 }
@@ -636,4 +665,85 @@ impl CentralizedSamplerBuilder {
 fn process_client_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(crate::id::new_client_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampling::ManualClock;
+
+    fn answer(rules: &[(&str, i64, f64)]) -> String {
+        let records: Vec<Value> = rules
+            .iter()
+            .map(|(name, priority, rate)| {
+                serde_json::json!({ "SamplingRule": {
+                    "RuleName": name, "ResourceARN": "*", "Priority": priority,
+                    "FixedRate": rate, "ReservoirSize": 0, "ServiceName": "*",
+                    "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": "/x",
+                    "Version": 1, "Attributes": {}
+                }})
+            })
+            .collect();
+        serde_json::json!({ "SamplingRuleRecords": records }).to_string()
+    }
+
+    /// Found by `tests/fuzz_sampling_answers.rs`: an answer naming a rule twice kept both
+    /// copies, which could share one state, so the next valid answer's `FixedRate` was not
+    /// applied (the rule kept sampling at the other copy's rate).
+    #[test]
+    fn a_rule_named_twice_is_kept_once() {
+        let clock = Arc::new(ManualClock::new(1_700_000_000));
+        let s = CentralizedSampler::builder(&DaemonAddress::default())
+            .polling(false)
+            .clock(clock)
+            .seed(1)
+            .build();
+        let req = SamplingRequest {
+            url_path: Some("/x"),
+            ..Default::default()
+        };
+        let sampled =
+            |s: &CentralizedSampler| (0..50).filter(|_| s.should_sample(&req).sampled).count();
+        assert_eq!(s.apply_rules_response(&answer(&[("x", 1, 1.0)])), Ok(1));
+        assert_eq!(sampled(&s), 50);
+        // The first of the two wins.
+        let twice = answer(&[
+            ("x", 2, 0.0),
+            ("x", 1, 1.0),
+            ("Default", 3, 1.0),
+            ("Default", 4, 0.0),
+        ]);
+        assert_eq!(s.apply_rules_response(&twice), Ok(2));
+        let names: Vec<String> = s.rule_names().iter().map(|n| n.to_string()).collect();
+        assert_eq!(names, ["x", "Default"]);
+        assert_eq!(sampled(&s), 0);
+        // A valid answer afterwards applies in full.
+        assert_eq!(s.apply_rules_response(&answer(&[("x", 1, 1.0)])), Ok(1));
+        assert_eq!(sampled(&s), 50);
+    }
+
+    /// Found by `tests/fuzz_sampling_answers.rs`: serde quotes an offending string in full,
+    /// so a garbage answer made an error (and a log line) as long as itself.
+    #[test]
+    fn errors_about_an_answer_are_short_and_keep_the_position() {
+        let long = "é".repeat(100_000);
+        let body = format!(r#"{{"SamplingRuleRecords":"{long}"}}"#);
+        let err = parse_rules_response(body.as_bytes()).expect_err("a string is no array");
+        assert!(err.len() <= 250, "{} bytes", err.len());
+        assert!(
+            err.starts_with("invalid GetSamplingRules answer: invalid type: string \"éé"),
+            "{err}"
+        );
+        assert!(err.contains(" ... "), "{err}");
+        assert!(
+            err.ends_with(&format!("at line 1 column {}", body.len() - 1)),
+            "{err}"
+        );
+        // Short ones are left alone.
+        let err = parse_rules_response(b"{").expect_err("truncated");
+        assert_eq!(
+            err,
+            "invalid GetSamplingRules answer: EOF while parsing an object at line 1 column 1"
+        );
+    }
 }

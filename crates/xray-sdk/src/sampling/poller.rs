@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::centralized::{Shared, Target, parse_rules_response};
+use super::centralized::{Shared, Target, answer_error, parse_rules_response};
 
 /// At most this many statistics documents per `SamplingTargets` call (an API limit).
 pub(crate) const MAX_STATISTICS_PER_CALL: usize = 25;
@@ -246,7 +246,7 @@ async fn report_targets(
         };
         let result = post(client, &url, &request).await.and_then(|body| {
             serde_json::from_slice::<TargetsResponse>(&body)
-                .map_err(|e| format!("invalid SamplingTargets answer: {e}"))
+                .map_err(|e| answer_error("SamplingTargets", &e))
         });
         let response = match result {
             Ok(r) => r,
