@@ -8,10 +8,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
 use super::{DAEMON_HEADER, MAX_DATAGRAM_SIZE};
+use crate::model::{AnnotationValue, Http, HttpRequest, HttpResponse};
 use crate::plugins::Resources;
 use crate::segment::{Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, NO_PARENT};
 
@@ -163,172 +164,306 @@ struct Doc<'a> {
     drop_metadata: bool,
 }
 
-fn seconds(us: u64) -> f64 {
-    us as f64 / 1_000_000.0
+// The document is written by hand rather than through `serde`: every key is a constant, IDs
+// and times are written from their integers, and only strings that came from users go
+// through JSON escaping (and only when they need it). Nested values of open shape (metadata,
+// `aws` values, `cause`, `sql`) still go through `serde_json`.
+
+type WriteResult = Result<(), serde_json::Error>;
+
+/// Appends `s` as a JSON string: copied as it is when nothing needs escaping (the usual
+/// case), else escaped by `serde_json`.
+fn write_str(out: &mut Vec<u8>, s: &str) -> WriteResult {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *out, s)
+    }
 }
 
-impl Serialize for Doc<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let e = &self.ctx.batch.entities[self.index];
-        let ext = e.ext.as_deref();
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("name", &e.name)?;
-        m.serialize_entry("id", &e.id)?;
-        if self.kind != Kind::Embedded {
-            m.serialize_entry("trace_id", &self.ctx.batch.trace_id)?;
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        // n % 10 < 10, so the cast cannot truncate.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        m.serialize_entry("start_time", &seconds(e.start_us))?;
-        match e.end_us {
-            Some(end) => m.serialize_entry("end_time", &seconds(end))?,
-            None => m.serialize_entry("in_progress", &true)?,
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Epoch microseconds as seconds with up to six decimals (`1732290000.1234`): the same
+/// number a float formatter prints for `us / 1e6`, without going through a float.
+fn write_seconds(out: &mut Vec<u8>, us: u64) {
+    write_u64(out, us / 1_000_000);
+    let mut frac = us % 1_000_000;
+    out.push(b'.');
+    if frac == 0 {
+        out.push(b'0');
+        return;
+    }
+    let mut digits = [0u8; 6];
+    for d in digits.iter_mut().rev() {
+        // frac % 10 < 10, so the cast cannot truncate.
+        *d = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    let len = digits.iter().rposition(|&d| d != b'0').map_or(1, |p| p + 1);
+    out.extend_from_slice(&digits[..len]);
+}
+
+/// `,"key":` (keys are constants without anything to escape).
+fn key(out: &mut Vec<u8>, k: &str) {
+    out.reserve(k.len() + 4);
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn write_hex_str(out: &mut Vec<u8>, hex: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(hex);
+    out.push(b'"');
+}
+
+fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
+    let Some(e) = d.ctx.batch.entities.get(d.index) else {
+        return Ok(());
+    };
+    let ext = e.ext.as_deref();
+    out.extend_from_slice(b"{\"name\":");
+    write_str(out, &e.name)?;
+    key(out, "id");
+    write_hex_str(out, &e.id.to_bytes());
+    if d.kind != Kind::Embedded {
+        key(out, "trace_id");
+        write_hex_str(out, &d.ctx.batch.trace_id.to_bytes());
+    }
+    key(out, "start_time");
+    write_seconds(out, e.start_us);
+    match e.end_us {
+        Some(end) => {
+            key(out, "end_time");
+            write_seconds(out, end);
         }
-        if self.kind == Kind::Independent {
-            m.serialize_entry("type", "subsegment")?;
+        None => out.extend_from_slice(b",\"in_progress\":true"),
+    }
+    if d.kind == Kind::Independent {
+        out.extend_from_slice(b",\"type\":\"subsegment\"");
+    }
+    if d.kind != Kind::Embedded {
+        if let Some(p) = &e.parent_id {
+            key(out, "parent_id");
+            write_hex_str(out, &p.to_bytes());
         }
-        if self.kind != Kind::Embedded {
-            if let Some(p) = &e.parent_id {
-                m.serialize_entry("parent_id", p)?;
+    }
+    if let Some(ns) = e.namespace {
+        key(out, "namespace");
+        write_str(out, ns.as_str())?;
+    }
+    if e.flags & FLAG_ERROR != 0 {
+        out.extend_from_slice(b",\"error\":true");
+    }
+    if e.flags & FLAG_THROTTLE != 0 {
+        out.extend_from_slice(b",\"throttle\":true");
+    }
+    if e.flags & FLAG_FAULT != 0 {
+        out.extend_from_slice(b",\"fault\":true");
+    }
+    if d.kind == Kind::Segment {
+        let res = d.ctx.env.resources.get();
+        key(out, "aws");
+        match d.ctx.aws {
+            Some(raw) => out.extend_from_slice(raw.get().as_bytes()),
+            None => serde_json::to_writer(
+                &mut *out,
+                &SegmentAws {
+                    rule_name: d.ctx.batch.rule_name.as_deref(),
+                    resources: res,
+                },
+            )?,
+        }
+        let origin = ext
+            .and_then(|x| x.origin.as_deref())
+            .or_else(|| res.and_then(|r| r.origin));
+        if let Some(origin) = origin {
+            key(out, "origin");
+            write_str(out, origin)?;
+        }
+        key(out, "service");
+        let own_version = ext.and_then(|x| x.service_version.as_deref());
+        match (own_version, d.ctx.service) {
+            (None, Some(raw)) => out.extend_from_slice(raw.get().as_bytes()),
+            _ => serde_json::to_writer(
+                &mut *out,
+                &Service {
+                    version: own_version.or(d.ctx.env.service_version),
+                },
+            )?,
+        }
+    }
+    if let Some(x) = ext {
+        if let Some(http) = &x.http {
+            key(out, "http");
+            write_http(out, http)?;
+        }
+        if d.kind != Kind::Segment && !x.aws.is_empty() {
+            key(out, "aws");
+            let mut sep = b'{';
+            for (k, v) in &x.aws {
+                out.push(sep);
+                sep = b',';
+                write_str(out, k)?;
+                out.push(b':');
+                serde_json::to_writer(&mut *out, v)?;
             }
+            out.push(b'}');
         }
-        if let Some(ns) = e.namespace {
-            m.serialize_entry("namespace", ns.as_str())?;
+        if let Some(user) = &x.user {
+            key(out, "user");
+            write_str(out, user)?;
         }
-        if e.flags & FLAG_ERROR != 0 {
-            m.serialize_entry("error", &true)?;
+        if let Some(arn) = &x.resource_arn {
+            key(out, "resource_arn");
+            write_str(out, arn)?;
         }
-        if e.flags & FLAG_THROTTLE != 0 {
-            m.serialize_entry("throttle", &true)?;
+        if let Some(sql) = &x.sql {
+            key(out, "sql");
+            serde_json::to_writer(&mut *out, sql)?;
         }
-        if e.flags & FLAG_FAULT != 0 {
-            m.serialize_entry("fault", &true)?;
+        if let Some(cause) = &x.cause {
+            key(out, "cause");
+            serde_json::to_writer(&mut *out, cause)?;
         }
-        if self.kind == Kind::Segment {
-            let res = self.ctx.env.resources.get();
-            match self.ctx.aws {
-                Some(raw) => m.serialize_entry("aws", raw)?,
-                None => m.serialize_entry(
-                    "aws",
-                    &SegmentAws {
-                        rule_name: self.ctx.batch.rule_name.as_deref(),
-                        resources: res,
+        if !x.annotations.is_empty() {
+            key(out, "annotations");
+            let mut sep = b'{';
+            for (k, v) in &x.annotations {
+                out.push(sep);
+                sep = b',';
+                write_str(out, k)?;
+                out.push(b':');
+                match v {
+                    AnnotationValue::String(s) => write_str(out, s)?,
+                    AnnotationValue::Int(i) => serde_json::to_writer(&mut *out, i)?,
+                    AnnotationValue::Float(f) => serde_json::to_writer(&mut *out, f)?,
+                    AnnotationValue::Bool(b) => {
+                        out.extend_from_slice(if *b { b"true" } else { b"false" })
+                    }
+                }
+            }
+            out.push(b'}');
+        }
+        if d.drop_metadata {
+            out.extend_from_slice(
+                b",\"metadata\":{\"xray_sdk\":{\"truncated\":\"metadata removed: document over 64 KiB\"}}",
+            );
+        } else if let Some(meta) = &x.metadata {
+            key(out, "metadata");
+            serde_json::to_writer(&mut *out, meta)?;
+        }
+        if !x.precursor_ids.is_empty() {
+            key(out, "precursor_ids");
+            let mut sep = b'[';
+            for id in &x.precursor_ids {
+                out.push(sep);
+                sep = b',';
+                write_hex_str(out, &id.to_bytes());
+            }
+            out.push(b']');
+        }
+    }
+    if d.with_children {
+        let kids = d.ctx.scratch.children_of(d.index);
+        if !kids.is_empty() {
+            key(out, "subsegments");
+            let mut sep = b'[';
+            for &k in kids {
+                out.push(sep);
+                sep = b',';
+                write_doc(
+                    out,
+                    &Doc {
+                        ctx: d.ctx,
+                        index: k as usize,
+                        kind: Kind::Embedded,
+                        with_children: true,
+                        drop_metadata: false,
                     },
-                )?,
-            }
-            let origin = ext
-                .and_then(|x| x.origin.as_deref())
-                .or_else(|| res.and_then(|r| r.origin));
-            if let Some(origin) = origin {
-                m.serialize_entry("origin", origin)?;
-            }
-            let own_version = ext.and_then(|x| x.service_version.as_deref());
-            match (own_version, self.ctx.service) {
-                (None, Some(raw)) => m.serialize_entry("service", raw)?,
-                _ => m.serialize_entry(
-                    "service",
-                    &Service {
-                        version: own_version.or(self.ctx.env.service_version),
-                    },
-                )?,
-            }
-        }
-        if let Some(x) = ext {
-            if let Some(http) = &x.http {
-                m.serialize_entry("http", http)?;
-            }
-            if self.kind != Kind::Segment && !x.aws.is_empty() {
-                m.serialize_entry("aws", &AwsFields(&x.aws))?;
-            }
-            if let Some(user) = &x.user {
-                m.serialize_entry("user", user)?;
-            }
-            if let Some(arn) = &x.resource_arn {
-                m.serialize_entry("resource_arn", arn)?;
-            }
-            if let Some(sql) = &x.sql {
-                m.serialize_entry("sql", sql)?;
-            }
-            if let Some(cause) = &x.cause {
-                m.serialize_entry("cause", cause)?;
-            }
-            if !x.annotations.is_empty() {
-                m.serialize_entry("annotations", &Annotations(&x.annotations))?;
-            }
-            if self.drop_metadata {
-                m.serialize_entry(
-                    "metadata",
-                    &serde_json::json!({"xray_sdk": {"truncated": "metadata removed: document over 64 KiB"}}),
                 )?;
-            } else if let Some(meta) = &x.metadata {
-                m.serialize_entry("metadata", meta)?;
             }
-            if !x.precursor_ids.is_empty() {
-                m.serialize_entry("precursor_ids", &x.precursor_ids)?;
+            out.push(b']');
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// The `http` block, leaving out what is unset as the model's `serde` attributes do.
+fn write_http(out: &mut Vec<u8>, http: &Http) -> WriteResult {
+    let mut outer = b'{';
+    let r = &http.request;
+    if *r != HttpRequest::default() {
+        out.push(outer);
+        outer = b',';
+        out.extend_from_slice(b"\"request\":");
+        let mut sep = b'{';
+        for (k, v) in [
+            ("method", &r.method),
+            ("url", &r.url),
+            ("user_agent", &r.user_agent),
+            ("client_ip", &r.client_ip),
+        ] {
+            if let Some(v) = v {
+                out.push(sep);
+                sep = b',';
+                write_str(out, k)?;
+                out.push(b':');
+                write_str(out, v)?;
             }
         }
-        if self.with_children {
-            let kids = self.ctx.scratch.children_of(self.index);
-            if !kids.is_empty() {
-                m.serialize_entry(
-                    "subsegments",
-                    &Children {
-                        ctx: self.ctx,
-                        kids,
-                    },
-                )?;
+        for (k, v) in [("x_forwarded_for", r.x_forwarded_for), ("traced", r.traced)] {
+            if v {
+                out.push(sep);
+                sep = b',';
+                write_str(out, k)?;
+                out.extend_from_slice(b":true");
             }
         }
-        m.end()
+        out.push(b'}');
     }
-}
-
-struct Children<'a> {
-    ctx: &'a Ctx<'a>,
-    kids: &'a [u32],
-}
-
-impl Serialize for Children<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.kids.len()))?;
-        for &k in self.kids {
-            seq.serialize_element(&Doc {
-                ctx: self.ctx,
-                index: k as usize,
-                kind: Kind::Embedded,
-                with_children: true,
-                drop_metadata: false,
-            })?;
+    let resp = &http.response;
+    if *resp != HttpResponse::default() {
+        out.push(outer);
+        outer = b',';
+        out.extend_from_slice(b"\"response\":");
+        let mut sep = b'{';
+        if let Some(status) = resp.status {
+            out.push(sep);
+            sep = b',';
+            out.extend_from_slice(b"\"status\":");
+            write_u64(out, u64::from(status));
         }
-        seq.end()
-    }
-}
-
-struct AwsFields<'a>(&'a [(std::borrow::Cow<'static, str>, serde_json::Value)]);
-
-impl Serialize for AwsFields<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(k, v)?;
+        if let Some(len) = resp.content_length {
+            out.push(sep);
+            out.extend_from_slice(b"\"content_length\":");
+            write_u64(out, len);
         }
-        m.end()
+        out.push(b'}');
     }
-}
-
-struct Annotations<'a>(
-    &'a [(
-        std::borrow::Cow<'static, str>,
-        crate::model::AnnotationValue,
-    )],
-);
-
-impl Serialize for Annotations<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
+    if outer == b'{' {
+        out.push(b'{');
     }
+    out.push(b'}');
+    Ok(())
 }
 
 struct SegmentAws<'a> {
@@ -395,7 +530,7 @@ impl Serialize for Service<'_> {
 fn write(buf: &mut Vec<u8>, doc: &Doc<'_>) -> Option<(usize, usize)> {
     let start = buf.len();
     buf.extend_from_slice(DAEMON_HEADER);
-    let ok = serde_json::to_writer(&mut *buf, doc).is_ok();
+    let ok = write_doc(buf, doc).is_ok();
     let end = buf.len();
     if ok && end - start <= MAX_DATAGRAM_SIZE {
         Some((start, end))
@@ -491,4 +626,104 @@ pub(crate) fn documents(
         }
     }
     scratch.constant = constant;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_the_same_numbers_as_the_float_form() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut cases = vec![
+            0,
+            1,
+            10,
+            999_999,
+            1_000_000,
+            1_732_290_000_000_000,
+            1_732_290_000_100_000,
+        ];
+        for _ in 0..10_000 {
+            // xorshift: spread over plausible epoch microseconds.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push(1_600_000_000_000_000 + x % 400_000_000_000_000);
+        }
+        for us in cases {
+            let mut out = Vec::new();
+            write_seconds(&mut out, us);
+            let text = std::str::from_utf8(&out).unwrap();
+            let parsed: f64 = serde_json::from_str(text).unwrap();
+            assert_eq!(parsed, us as f64 / 1_000_000.0, "{us} written as {text}");
+            assert!(!text.ends_with("0") || text.ends_with(".0"), "{text}");
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_like_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "quote\"",
+            "back\\slash",
+            "ctl\u{1}\n\t",
+            "é 日本",
+            "\u{7f}",
+            "a\"b\\c\u{0}",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn integers() {
+        for n in [0, 7, 10, 429, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            write_u64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn http_blocks_leave_out_what_is_unset() {
+        let cases = [
+            (Http::default(), "{}"),
+            (
+                Http {
+                    request: HttpRequest {
+                        method: Some("GET".into()),
+                        url: Some("http://a/b?c=\"d\"".into()),
+                        x_forwarded_for: true,
+                        ..HttpRequest::default()
+                    },
+                    response: HttpResponse::default(),
+                },
+                r#"{"request":{"method":"GET","url":"http://a/b?c=\"d\"","x_forwarded_for":true}}"#,
+            ),
+            (
+                Http {
+                    request: HttpRequest::default(),
+                    response: HttpResponse {
+                        status: Some(503),
+                        content_length: None,
+                    },
+                },
+                r#"{"response":{"status":503}}"#,
+            ),
+        ];
+        for (http, expected) in cases {
+            let mut out = Vec::new();
+            write_http(&mut out, &http).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+            // The same JSON as the model's own serde form.
+            assert_eq!(serde_json::to_string(&http).unwrap(), expected);
+        }
+    }
 }
