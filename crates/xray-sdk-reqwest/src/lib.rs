@@ -216,7 +216,7 @@ impl XRayMiddleware {
             parent.begin_subsegment_with(subsegment_name(req.url()), |e| {
                 e.set_namespace(Namespace::Remote);
                 e.set_http_request(HttpRequest {
-                    method: Some(request_method(req.method())),
+                    method: Some(xray_sdk::model::http_method(req.method().as_str())),
                     url: Some(request_url(req.url())),
                     ..HttpRequest::default()
                 });
@@ -287,16 +287,6 @@ fn subsegment_name(url: &Url) -> Cow<'static, str> {
     match url.host_str() {
         Some(host) if !host.is_empty() => Cow::Owned(host.to_owned()),
         _ => Cow::Borrowed(UNKNOWN_HOST),
-    }
-}
-
-/// The method in upper case (standard methods already are).
-fn request_method(method: &http::Method) -> String {
-    let m = method.as_str();
-    if m.bytes().any(|b| b.is_ascii_lowercase()) {
-        m.to_ascii_uppercase()
-    } else {
-        m.to_owned()
     }
 }
 
@@ -451,9 +441,10 @@ mod tests {
 
     #[test]
     fn method_is_upper_case() {
-        assert_eq!(request_method(&http::Method::GET), "GET");
+        let method = |m: &http::Method| xray_sdk::model::http_method(m.as_str());
+        assert_eq!(method(&http::Method::GET), "GET");
         let custom = http::Method::from_bytes(b"purge").unwrap();
-        assert_eq!(request_method(&custom), "PURGE");
+        assert_eq!(method(&custom), "PURGE");
     }
 
     #[test]

@@ -181,7 +181,7 @@ fn request_block<B>(req: &Request<B>, host: Option<&str>) -> HttpRequest {
         None => (peer_address(req).map(|a| a.ip().to_string()), false),
     };
     HttpRequest {
-        method: Some(req.method().as_str().to_owned()),
+        method: Some(xray_sdk::model::http_method(req.method().as_str())),
         url: Some(url),
         user_agent: headers
             .get(header::USER_AGENT)

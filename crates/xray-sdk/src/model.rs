@@ -230,9 +230,9 @@ impl Namespace {
 /// The `http.request` block.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HttpRequest {
-    /// The request method (`GET`, `POST`, ...).
+    /// The request method (`GET`, `POST`, ...); see [`http_method`] for a copy-free value.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
+    pub method: Option<Cow<'static, str>>,
     /// The full URL: scheme, host, port, path (and query if the caller keeps it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -248,6 +248,25 @@ pub struct HttpRequest {
     /// True when the downstream service is known to be traced (subsegments).
     #[serde(skip_serializing_if = "is_false")]
     pub traced: bool,
+}
+
+/// A request method as the `http.request.method` value: upper case, and borrowed without
+/// copying for the standard methods.
+///
+/// ```
+/// use xray_sdk::model::http_method;
+/// assert_eq!(http_method("GET"), "GET");
+/// assert!(matches!(http_method("GET"), std::borrow::Cow::Borrowed(_)));
+/// assert_eq!(http_method("purge"), "PURGE");
+/// ```
+pub fn http_method(method: &str) -> Cow<'static, str> {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().find(|m| **m == method) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(method.to_ascii_uppercase()),
+    }
 }
 
 /// The `http.response` block.

@@ -310,11 +310,11 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
             )?,
         }
     }
+    if let Some(http) = &e.http {
+        key(out, "http");
+        write_http(out, http)?;
+    }
     if let Some(x) = ext {
-        if let Some(http) = &x.http {
-            key(out, "http");
-            write_http(out, http)?;
-        }
         if d.kind != Kind::Segment && !x.aws.is_empty() {
             key(out, "aws");
             let mut sep = b'{';
@@ -417,10 +417,10 @@ fn write_http(out: &mut Vec<u8>, http: &Http) -> WriteResult {
         out.extend_from_slice(b"\"request\":");
         let mut sep = b'{';
         for (k, v) in [
-            ("method", &r.method),
-            ("url", &r.url),
-            ("user_agent", &r.user_agent),
-            ("client_ip", &r.client_ip),
+            ("method", r.method.as_deref()),
+            ("url", r.url.as_deref()),
+            ("user_agent", r.user_agent.as_deref()),
+            ("client_ip", r.client_ip.as_deref()),
         ] {
             if let Some(v) = v {
                 out.push(sep);
