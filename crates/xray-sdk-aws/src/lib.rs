@@ -215,9 +215,12 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
         return;
     }
     let response = ctx.response();
-    let mut fields: Vec<(&'static str, serde_json::Value)> = Vec::with_capacity(4);
+    let mut fields: Vec<(&'static str, params::Picked)> = Vec::with_capacity(4);
     if let Some(attempts) = attempts {
-        fields.push(("retries", attempts.saturating_sub(1).into()));
+        fields.push((
+            "retries",
+            serde_json::Value::from(attempts.saturating_sub(1)).into(),
+        ));
     }
     let mut http = None;
     if let Some(resp) = response {
@@ -226,10 +229,10 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
             .get("x-amzn-requestid")
             .or_else(|| headers.get("x-amz-request-id"))
         {
-            fields.push(("request_id", id.into()));
+            fields.push(("request_id", serde_json::Value::from(id).into()));
         }
         if let Some(id2) = headers.get("x-amz-id-2") {
-            fields.push(("id_2", id2.into()));
+            fields.push(("id_2", serde_json::Value::from(id2).into()));
         }
         let length = headers
             .get("content-length")
@@ -293,7 +296,7 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
     let throttled = state.throttled;
     sub.end_with(|e| {
         for (key, value) in fields {
-            e.set_aws_field(key, value);
+            set_picked(e, key, value);
         }
         if let Some((status, length)) = http {
             e.set_http_response(status, length);
@@ -320,6 +323,14 @@ enum Flag {
 }
 
 /// Whether an attempt's response was throttled (status 429 or a throttling error code).
+/// Sets a captured field on the subsegment: raw JSON text is copied, a built value is set.
+fn set_picked(e: &mut xray_sdk::EntityMut<'_>, key: &'static str, value: params::Picked) {
+    match value {
+        params::Picked::Value(v) => e.set_aws_field(key, v),
+        params::Picked::Raw(raw) => e.set_aws_field_json(key, raw),
+    }
+}
+
 fn attempt_throttled(resp: &HttpResponse) -> bool {
     let status = resp.status().as_u16();
     if status == 429 {
@@ -389,7 +400,7 @@ impl Intercept for XRayInterceptor {
             if !fields.is_empty() {
                 sub.update(|e| {
                     for (key, value) in fields {
-                        e.set_aws_field(key, value);
+                        set_picked(e, key, value);
                     }
                 });
             }

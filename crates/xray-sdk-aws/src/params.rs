@@ -8,8 +8,23 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A captured `aws` value: built (a count, a list of keys, a value the adapter computed) or
+/// the JSON text of the body, copied as it is.
+#[derive(Debug)]
+pub(crate) enum Picked {
+    Value(Value),
+    Raw(Box<RawValue>),
+}
+
+impl From<Value> for Picked {
+    fn from(v: Value) -> Self {
+        Picked::Value(v)
+    }
+}
 
 /// How a whitelisted field becomes an `aws` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +204,7 @@ pub(crate) fn lookup(service: &str, operation: &str) -> Option<&'static Operatio
 /// Picks the whitelisted top-level fields out of a JSON object body. Fields that are absent,
 /// and bodies that are not a JSON object, yield nothing. Fields that are not whitelisted are
 /// skipped without being built.
-pub(crate) fn pick(body: &[u8], params: &'static [Param]) -> Vec<(&'static str, Value)> {
+pub(crate) fn pick(body: &[u8], params: &'static [Param]) -> Vec<(&'static str, Picked)> {
     let mut out = Vec::new();
     if params.is_empty() || body.is_empty() || !may_contain_any(body, params) {
         return out;
@@ -223,7 +238,7 @@ fn may_contain_any(body: &[u8], params: &[Param]) -> bool {
 
 struct Picker<'a> {
     params: &'static [Param],
-    out: &'a mut Vec<(&'static str, Value)>,
+    out: &'a mut Vec<(&'static str, Picked)>,
 }
 
 impl<'de> DeserializeSeed<'de> for Picker<'_> {
@@ -248,21 +263,81 @@ impl<'de> Visitor<'de> for Picker<'_> {
                 continue;
             };
             let value = match param.capture {
-                Capture::Value => map.next_value::<Value>()?,
-                Capture::Count => match map.next_value::<Value>()? {
-                    Value::Array(items) => Value::from(items.len()),
-                    _ => continue,
+                Capture::Value => Picked::Raw(map.next_value::<Box<RawValue>>()?),
+                Capture::Count => match map.next_value_seed(Shape::Count)? {
+                    Some(count) => count.into(),
+                    None => continue,
                 },
-                Capture::Keys => match map.next_value::<Value>()? {
-                    Value::Object(m) => {
-                        Value::Array(m.into_iter().map(|(k, _)| k.into()).collect())
-                    }
-                    _ => continue,
+                Capture::Keys => match map.next_value_seed(Shape::Keys)? {
+                    Some(keys) => keys.into(),
+                    None => continue,
                 },
             };
             self.out.push((param.key, value));
         }
         Ok(())
+    }
+}
+
+/// Reads a value for [`Capture::Count`] (the length of a list) or [`Capture::Keys`] (the keys
+/// of a map) without building the elements; a value of another shape yields `None`.
+#[derive(Clone, Copy)]
+enum Shape {
+    Count,
+    Keys,
+}
+
+impl<'de> DeserializeSeed<'de> for Shape {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Shape {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut count = 0_usize;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            count += 1;
+        }
+        Ok(matches!(self, Shape::Count).then(|| count.into()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut keys = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<IgnoredAny>()?;
+            if matches!(self, Shape::Keys) {
+                keys.push(Value::String(key));
+            }
+        }
+        Ok(matches!(self, Shape::Keys).then(|| Value::Array(keys)))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 
@@ -295,11 +370,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `pick`, with raw values parsed back so they compare as JSON.
+    fn pick_values(body: &[u8], params: &'static [Param]) -> Vec<(&'static str, Value)> {
+        super::pick(body, params)
+            .into_iter()
+            .map(|(k, v)| match v {
+                Picked::Value(v) => (k, v),
+                Picked::Raw(raw) => (k, serde_json::from_str(raw.get()).unwrap()),
+            })
+            .collect()
+    }
+
     #[test]
     fn picks_whitelisted_fields_only() {
         let op = lookup("DynamoDB", "GetItem").unwrap();
         let body = br#"{"TableName":"users","Key":{"id":{"S":"1"}},"ConsistentRead":true,"ProjectionExpression":"a, b"}"#;
-        let got = pick(body, op.request);
+        let got = pick_values(body, op.request);
         assert_eq!(
             got,
             vec![
@@ -313,10 +399,10 @@ mod tests {
     #[test]
     fn counts_and_keys() {
         let op = lookup("dynamodb", "BatchWriteItem").unwrap();
-        let got = pick(br#"{"RequestItems":{"t1":[],"t\u0032":[]}}"#, op.request);
+        let got = pick_values(br#"{"RequestItems":{"t1":[],"t\u0032":[]}}"#, op.request);
         assert_eq!(got, vec![("table_names", json!(["t1", "t2"]))]);
         let op = lookup("DynamoDB", "ListTables").unwrap();
-        let got = pick(br#"{"TableNames":["a","b","c"]}"#, op.response);
+        let got = pick_values(br#"{"TableNames":["a","b","c"]}"#, op.response);
         assert_eq!(got, vec![("table_count", json!(3))]);
     }
 
@@ -325,15 +411,15 @@ mod tests {
         let op = lookup("DynamoDB", "GetItem").unwrap();
         let body = br#"{"Item":{"id":{"S":"1"},"note":{"S":"no ConsumedCapacity here"}}}"#;
         assert!(!may_contain_any(body, op.response));
-        assert!(pick(body, op.response).is_empty());
+        assert!(pick_values(body, op.response).is_empty());
         // A value that looks like the name only costs a parse; the result is the same.
         let body = br#"{"Item":{"note":{"S":"ConsumedCapacity"}}}"#;
         assert!(may_contain_any(body, op.response));
-        assert!(pick(body, op.response).is_empty());
+        assert!(pick_values(body, op.response).is_empty());
         let body = br#"{"Item":{},"ConsumedCapacity":{"CapacityUnits":0.5,"TableName":"t"}}"#;
         assert!(may_contain_any(body, op.response));
         assert_eq!(
-            pick(body, op.response),
+            pick_values(body, op.response),
             vec![(
                 "consumed_capacity",
                 json!({"CapacityUnits": 0.5, "TableName": "t"})
@@ -342,15 +428,21 @@ mod tests {
         // A key spelled with an escape is still found.
         let body = br#"{"Consumed\u0043apacity":{"CapacityUnits":1}}"#;
         assert!(may_contain_any(body, op.response));
-        assert_eq!(pick(body, op.response).len(), 1);
+        assert_eq!(pick_values(body, op.response).len(), 1);
     }
 
     #[test]
     fn garbage_yields_nothing() {
         let op = lookup("DynamoDB", "GetItem").unwrap();
-        assert!(pick(b"", op.request).is_empty());
-        assert!(pick(b"[1,2]", op.request).is_empty());
-        assert!(pick(b"{\"TableName\":", op.request).is_empty());
+        assert!(pick_values(b"", op.request).is_empty());
+        assert!(pick_values(b"[1,2]", op.request).is_empty());
+        assert!(pick_values(b"{\"TableName\":", op.request).is_empty());
+        // A count of something that is not a list, keys of something that is not a map.
+        let op = lookup("DynamoDB", "ListTables").unwrap();
+        assert!(pick_values(br#"{"TableNames":{"a":1}}"#, op.response).is_empty());
+        let op = lookup("dynamodb", "BatchWriteItem").unwrap();
+        assert!(pick_values(br#"{"RequestItems":["t1"]}"#, op.request).is_empty());
+        assert!(pick_values(br#"{"RequestItems":"t1"}"#, op.request).is_empty());
         assert!(lookup("S3", "GetObject").is_none());
         assert!(lookup("DynamoDB", "TransactWriteItems").is_none());
     }

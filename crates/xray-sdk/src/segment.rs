@@ -57,11 +57,18 @@ pub(crate) enum EntityState {
     Streamed,
 }
 
+/// A value of the `aws` block: built JSON, or JSON text copied as it is.
+#[derive(Debug)]
+pub(crate) enum AwsValue {
+    Value(Value),
+    Raw(Box<serde_json::value::RawValue>),
+}
+
 /// Everything beyond the few fields every entity has; boxed so the common entity stays small.
 #[derive(Debug, Default)]
 pub(crate) struct EntityExt {
     /// Fields of the subsegment's `aws` block, in the order they were first set.
-    pub(crate) aws: Vec<(Cow<'static, str>, Value)>,
+    pub(crate) aws: Vec<(Cow<'static, str>, AwsValue)>,
     pub(crate) annotations: Vec<(Cow<'static, str>, AnnotationValue)>,
     pub(crate) metadata: Option<Map<String, Value>>,
     pub(crate) cause: Option<Cause>,
@@ -818,7 +825,28 @@ impl<'a> EntityMut<'a> {
 
     /// Sets one field of the `aws` block; setting a key again replaces its value.
     pub fn set_aws_field(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
-        let (key, value) = (key.into(), value.into());
+        self.set_aws(key.into(), AwsValue::Value(value.into()));
+    }
+
+    /// Sets one field of the `aws` block to a value that is already JSON text, such as a
+    /// field copied out of a service's response body, without building it as a [`Value`].
+    ///
+    /// ```
+    /// use serde_json::value::RawValue;
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// # let segment = recorder.begin_segment("svc");
+    /// let raw = RawValue::from_string(r#"{"CapacityUnits":0.5}"#.to_owned()).unwrap();
+    /// segment.begin_subsegment("DynamoDB").end_with(|e| e.set_aws_field_json("consumed_capacity", raw));
+    /// ```
+    pub fn set_aws_field_json(
+        &mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: Box<serde_json::value::RawValue>,
+    ) {
+        self.set_aws(key.into(), AwsValue::Raw(value));
+    }
+
+    fn set_aws(&mut self, key: Cow<'static, str>, value: AwsValue) {
         let aws = &mut self.entity.ext().aws;
         match aws.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,

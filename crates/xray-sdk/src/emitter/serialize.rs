@@ -14,7 +14,9 @@ use serde_json::value::RawValue;
 use super::{DAEMON_HEADER, MAX_DATAGRAM_SIZE};
 use crate::model::{AnnotationValue, Http, HttpRequest, HttpResponse};
 use crate::plugins::Resources;
-use crate::segment::{Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, NO_PARENT};
+use crate::segment::{
+    AwsValue, Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, NO_PARENT,
+};
 
 /// The SDK name written in `aws.xray.sdk`.
 pub(crate) const SDK_NAME: &str = "X-Ray for Rust";
@@ -323,7 +325,10 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
                 sep = b',';
                 write_str(out, k)?;
                 out.push(b':');
-                serde_json::to_writer(&mut *out, v)?;
+                match v {
+                    AwsValue::Value(v) => serde_json::to_writer(&mut *out, v)?,
+                    AwsValue::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
+                }
             }
             out.push(b'}');
         }
