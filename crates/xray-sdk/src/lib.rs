@@ -63,6 +63,7 @@ pub mod plugins;
 pub mod recorder;
 pub mod sampling;
 mod segment;
+mod timestamp;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

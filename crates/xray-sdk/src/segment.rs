@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -30,13 +29,7 @@ pub(crate) const FLAG_ERROR: u8 = 1;
 pub(crate) const FLAG_FAULT: u8 = 2;
 pub(crate) const FLAG_THROTTLE: u8 = 4;
 
-/// Microseconds since the Unix epoch.
-pub(crate) fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() * 1_000_000 + u64::from(d.subsec_micros()))
-        .unwrap_or(0)
-}
+pub(crate) use crate::timestamp::now_micros;
 
 /// Flags for an HTTP status, as all official SDKs set them: 4xx error, 429 also throttle,
 /// 5xx fault.
@@ -947,7 +940,8 @@ fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Op
         return None;
     }
     entity.state = EntityState::Ended;
-    entity.end_us = Some(now_micros());
+    // Never before the start (see `timestamp`: anchors of two threads may differ slightly).
+    entity.end_us = Some(now_micros().max(entity.start_us));
     state.adjust_ancestors(index, false);
     if index != 0 {
         let head = state.completed_head;
