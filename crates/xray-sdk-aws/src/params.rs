@@ -205,10 +205,10 @@ pub(crate) fn lookup(service: &str, operation: &str) -> Option<&'static Operatio
 /// and bodies that are not a JSON object, yield nothing. Fields that are not whitelisted are
 /// skipped without being built.
 pub(crate) fn pick(body: &[u8], params: &'static [Param]) -> Vec<(&'static str, Picked)> {
-    let mut out = Vec::new();
     if params.is_empty() || body.is_empty() || !may_contain_any(body, params) {
-        return out;
+        return Vec::new();
     }
+    let mut out = Vec::with_capacity(params.len());
     let mut de = serde_json::Deserializer::from_slice(body);
     if let Err(e) = (Picker {
         params,

@@ -25,6 +25,9 @@ use crate::recorder::RecorderInner;
 
 pub(crate) const NO_PARENT: u32 = u32::MAX;
 
+/// Room made in an entity's `aws` block when its first field is set.
+const AWS_FIELDS_HINT: usize = 12;
+
 pub(crate) const FLAG_ERROR: u8 = 1;
 pub(crate) const FLAG_FAULT: u8 = 2;
 pub(crate) const FLAG_THROTTLE: u8 = 4;
@@ -843,7 +846,13 @@ impl<'a> EntityMut<'a> {
         let aws = &mut self.entity.ext().aws;
         match aws.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => aws.push((key, value)),
+            None => {
+                if aws.capacity() == 0 {
+                    // An AWS call sets about ten fields: one allocation instead of three.
+                    aws.reserve_exact(AWS_FIELDS_HINT);
+                }
+                aws.push((key, value));
+            }
         }
     }
 
