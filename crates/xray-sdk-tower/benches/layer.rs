@@ -4,8 +4,14 @@
 //! Every variant is measured twice: in wall-clock time (`axum_hello_oneshot`), and in CPU
 //! time of the benchmark thread only (`axum_hello_oneshot_thread_cpu`). The runtime is
 //! single-threaded, so the second figure is all the work a request does on the thread that
-//! serves it, and leaves out the emitter thread (which serializes and sends the documents on
-//! another core) and whatever else the machine is running.
+//! serves it.
+//!
+//! Requests are timed in chunks of [`CHUNK`], and the emitter's queue is flushed between
+//! chunks outside the timed part, as in the core's request-path benchmark: a chunk takes less
+//! than the emitter's shortest idle sleep, so the emitter thread (which serializes, sends and
+//! frees the documents) does not run beside the timed requests, and nothing is dropped.
+//! Without this, a sampled variant floods the emitter, which then competes with the benchmark
+//! thread for the allocator and makes identical runs differ by 2x.
 //!
 //! `cargo bench -p xray-sdk-tower --bench layer -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
@@ -13,7 +19,7 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::UdpSocket;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -34,6 +40,33 @@ const CONTINUED: &str =
     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 const NOT_SAMPLED: &str =
     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+
+/// Requests timed back to back before the queue is flushed (untimed).
+const CHUNK: u64 = 128;
+
+/// A clock for `iter_custom`: wall time or the calling thread's CPU time.
+trait Stopwatch {
+    fn start() -> Self;
+    fn elapsed(&self) -> Duration;
+}
+
+impl Stopwatch for Instant {
+    fn start() -> Self {
+        Instant::now()
+    }
+    fn elapsed(&self) -> Duration {
+        Instant::elapsed(self)
+    }
+}
+
+impl Stopwatch for ThreadTime {
+    fn start() -> Self {
+        ThreadTime::now()
+    }
+    fn elapsed(&self) -> Duration {
+        ThreadTime::elapsed(self)
+    }
+}
 
 /// CPU time consumed by the calling thread.
 struct ThreadCpu {
@@ -94,7 +127,11 @@ fn recorder(sink: &UdpSocket, sample: bool) -> Recorder {
     builder.build().unwrap()
 }
 
-fn run<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
+fn run<M, S>(c: &mut Criterion<M>, group: &str)
+where
+    M: Measurement<Value = Duration> + 'static,
+    S: Stopwatch,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -135,11 +172,24 @@ fn run<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
     let mut g = c.benchmark_group(group);
     for (name, app, header) in variants {
         g.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| {
+            b.to_async(&rt).iter_custom(|iters| {
                 let app = app.clone();
+                let sampled = sampled.clone();
                 async move {
-                    let res = app.oneshot(request(header)).await.unwrap();
-                    black_box(res.into_body().collect().await.unwrap());
+                    let mut total = Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let n = CHUNK.min(iters - done);
+                        let watch = S::start();
+                        for _ in 0..n {
+                            let res = app.clone().oneshot(request(header)).await.unwrap();
+                            black_box(res.into_body().collect().await.unwrap());
+                        }
+                        total += watch.elapsed();
+                        done += n;
+                        sampled.flush(Duration::from_secs(5)).unwrap();
+                    }
+                    total
                 }
             });
         });
@@ -158,26 +208,50 @@ fn run<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
         ("service_fn_layer_sampled", Some(sampled.clone())),
     ];
     for (name, rec) in plain_variants {
-        match rec {
-            None => g.bench_function(name, |b| {
-                b.to_async(&rt).iter(|| async {
-                    let res = plain.oneshot(request(None)).await.unwrap();
-                    black_box(res.into_body().collect().await.unwrap());
-                });
-            }),
-            Some(rec) => {
-                let svc = XRay::new(plain, rec);
-                g.bench_function(name, |b| {
-                    b.to_async(&rt).iter(|| {
-                        let svc = svc.clone();
-                        async move {
-                            let res = svc.oneshot(request(None)).await.unwrap();
-                            black_box(res.into_body().collect().await.unwrap());
+        let svc = rec.clone().map(|rec| XRay::new(plain, rec));
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let svc = svc.clone();
+                let rec = rec.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let n = CHUNK.min(iters - done);
+                        let watch = S::start();
+                        for _ in 0..n {
+                            let body = match &svc {
+                                Some(svc) => {
+                                    svc.clone()
+                                        .oneshot(request(None))
+                                        .await
+                                        .unwrap()
+                                        .into_body()
+                                        .collect()
+                                        .await
+                                }
+                                None => {
+                                    plain
+                                        .oneshot(request(None))
+                                        .await
+                                        .unwrap()
+                                        .into_body()
+                                        .collect()
+                                        .await
+                                }
+                            };
+                            black_box(body.unwrap());
                         }
-                    });
-                })
-            }
-        };
+                        total += watch.elapsed();
+                        done += n;
+                        if let Some(rec) = &rec {
+                            rec.flush(Duration::from_secs(5)).unwrap();
+                        }
+                    }
+                    total
+                }
+            });
+        });
     }
     g.finish();
     let s = sampled.stats();
@@ -185,14 +259,18 @@ fn run<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
         "{group}: emitter queued {} dropped_queue_full {} sent {}",
         s.queued, s.dropped_queue_full, s.sent
     );
+    assert_eq!(
+        s.dropped_queue_full, 0,
+        "the queue is flushed between chunks"
+    );
 }
 
 fn wall(c: &mut Criterion) {
-    run(c, "axum_hello_oneshot");
+    run::<_, Instant>(c, "axum_hello_oneshot");
 }
 
 fn thread_cpu(c: &mut Criterion<ThreadCpu>) {
-    run(c, "axum_hello_oneshot_thread_cpu");
+    run::<_, ThreadTime>(c, "axum_hello_oneshot_thread_cpu");
 }
 
 criterion_group!(wall_clock, wall);

@@ -162,18 +162,26 @@ fn first_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str>
 /// The `http.request` block: method, URL without the query, user agent and client address.
 fn request_block<B>(req: &Request<B>, host: Option<&str>) -> HttpRequest {
     let headers = req.headers();
-    let scheme = req
-        .uri()
-        .scheme_str()
-        .or_else(|| {
-            first_value(headers, &X_FORWARDED_PROTO)
-                .filter(|p| p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http"))
-        })
-        .unwrap_or("http")
-        .to_ascii_lowercase();
+    let scheme = match req.uri().scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => Cow::Borrowed("https"),
+        Some(s) if s.eq_ignore_ascii_case("http") => Cow::Borrowed("http"),
+        Some(s) => Cow::Owned(s.to_ascii_lowercase()),
+        None => Cow::Borrowed(match first_value(headers, &X_FORWARDED_PROTO) {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        }),
+    };
     let path = req.uri().path();
     let url = match host {
-        Some(host) => format!("{scheme}://{host}{path}"),
+        // Sized once and filled by hand: `format!` costs more than the rest of the block.
+        Some(host) => {
+            let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
+            url.push_str(&scheme);
+            url.push_str("://");
+            url.push_str(host);
+            url.push_str(path);
+            url
+        }
         None => path.to_owned(),
     };
     let (client_ip, x_forwarded_for) = match first_value(headers, &X_FORWARDED_FOR) {
@@ -270,6 +278,43 @@ mod tests {
             response_header_value(id, Some(false)).unwrap(),
             "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"
         );
+    }
+
+    #[test]
+    fn request_urls() {
+        let url = |req: Request<()>| {
+            let host = host(&req);
+            request_block(&req, host).url.unwrap()
+        };
+        let get = |uri: &str| Request::get(uri);
+        assert_eq!(
+            url(get("/a?q=1")
+                .header("host", "api.example.com")
+                .body(())
+                .unwrap()),
+            "http://api.example.com/a"
+        );
+        assert_eq!(
+            url(get("/a")
+                .header("host", "api.example.com")
+                .header("x-forwarded-proto", "HTTPS, http")
+                .body(())
+                .unwrap()),
+            "https://api.example.com/a"
+        );
+        assert_eq!(
+            url(get("/a")
+                .header("host", "api.example.com")
+                .header("x-forwarded-proto", "gopher")
+                .body(())
+                .unwrap()),
+            "http://api.example.com/a"
+        );
+        assert_eq!(
+            url(get("HTTPS://svc.internal:8443/b").body(()).unwrap()),
+            "https://svc.internal:8443/b"
+        );
+        assert_eq!(url(get("/c").body(()).unwrap()), "/c");
     }
 
     #[test]
