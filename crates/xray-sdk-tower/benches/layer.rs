@@ -13,12 +13,22 @@
 //! Without this, a sampled variant floods the emitter, which then competes with the benchmark
 //! thread for the allocator and makes identical runs differ by 2x.
 //!
+//! Every layered variant is also paired with its baseline (the bare router, or the bare
+//! `service_fn`): after each timed chunk the same number of baseline requests runs, timed on
+//! the side, and the bench prints, per variant, the median over criterion's samples of the
+//! difference (`paired ... added`). Both halves of a pair see the same moment of the machine,
+//! so this figure is much steadier than the difference of two criterion medians taken
+//! seconds apart.
+//!
 //! `cargo bench -p xray-sdk-tower --bench layer -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
+use std::cell::RefCell;
 use std::convert::Infallible;
+use std::future::{Ready, ready};
 use std::hint::black_box;
 use std::net::UdpSocket;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -127,6 +137,58 @@ fn recorder(sink: &UdpSocket, sample: bool) -> Recorder {
     builder.build().unwrap()
 }
 
+/// The plain `service_fn` the `service_fn_*` variants call.
+type Plain = tower::util::ServiceFn<fn(Request<Body>) -> Ready<Result<PlainResponse, Infallible>>>;
+type PlainResponse = http::Response<Full<Bytes>>;
+
+fn plain_hello(_req: Request<Body>) -> Ready<Result<PlainResponse, Infallible>> {
+    ready(Ok(http::Response::new(Full::new(Bytes::from_static(
+        b"Hello, World!",
+    )))))
+}
+
+/// What a variant calls.
+#[derive(Clone)]
+enum Target {
+    Router(Router),
+    Plain(Plain),
+    Layered(XRay<Plain>),
+}
+
+impl Target {
+    /// One request, body collected.
+    async fn call(&self, header: Option<&'static str>) {
+        let req = request(header);
+        match self {
+            Target::Router(app) => {
+                let res = app.clone().oneshot(req).await.unwrap();
+                black_box(res.into_body().collect().await.unwrap());
+            }
+            Target::Plain(svc) => {
+                let res = (*svc).oneshot(req).await.unwrap();
+                black_box(res.into_body().collect().await.unwrap());
+            }
+            Target::Layered(svc) => {
+                let res = svc.clone().oneshot(req).await.unwrap();
+                black_box(res.into_body().collect().await.unwrap());
+            }
+        }
+    }
+}
+
+struct Variant {
+    name: &'static str,
+    target: Target,
+    header: Option<&'static str>,
+    /// Run in turn with `target` (same header), timed on the side: the paired baseline.
+    baseline: Option<Target>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn run<M, S>(c: &mut Criterion<M>, group: &str)
 where
     M: Measurement<Value = Duration> + 'static,
@@ -139,121 +201,124 @@ where
     let sampled = recorder(&sink, true);
     let unsampled = recorder(&sink, false);
     let noop = tower::util::MapResponseLayer::new(|r: axum::response::Response| r);
+    let bare = Target::Router(hello());
+    let layered = |rec: &Recorder| Target::Router(hello().layer(XRayLayer::new(rec.clone())));
+    // The same request to a bare `service_fn` (no router): the layer's own work, without
+    // the boxing and routing that every axum layer brings.
+    let plain: Plain = tower::service_fn(plain_hello as fn(_) -> _);
+    let plain_layered = |rec: &Recorder| Target::Layered(XRay::new(plain, rec.clone()));
+    let v = |name, target, header, baseline| Variant {
+        name,
+        target,
+        header,
+        baseline,
+    };
 
-    let variants: [(&str, Router, Option<&'static str>); 7] = [
-        ("bare", hello(), None),
-        ("bare_with_header", hello(), Some(CONTINUED)),
-        ("noop_layer", hello().layer(noop), None),
-        (
+    // Unsampled variants run before sampled ones.
+    let variants = [
+        v("bare", bare.clone(), None, None),
+        v("bare_with_header", bare.clone(), Some(CONTINUED), None),
+        v(
+            "noop_layer",
+            Target::Router(hello().layer(noop)),
+            None,
+            Some(bare.clone()),
+        ),
+        v(
             "layer_unsampled_by_sampler",
-            hello().layer(XRayLayer::new(unsampled.clone())),
+            layered(&unsampled),
             None,
+            Some(bare.clone()),
         ),
-        (
+        v(
             "layer_unsampled_by_header",
-            hello().layer(XRayLayer::new(sampled.clone())),
+            layered(&sampled),
             Some(NOT_SAMPLED),
+            Some(bare.clone()),
         ),
-        (
+        v(
             "layer_sampled_new_trace",
-            hello().layer(XRayLayer::new(sampled.clone())),
+            layered(&sampled),
             None,
+            Some(bare.clone()),
         ),
-        (
+        v(
             "layer_sampled_continued",
-            hello().layer(XRayLayer::new(sampled.clone())),
+            layered(&sampled),
             Some(CONTINUED),
+            Some(bare.clone()),
+        ),
+        v("service_fn_bare", Target::Plain(plain), None, None),
+        v(
+            "service_fn_layer_unsampled",
+            plain_layered(&unsampled),
+            None,
+            Some(Target::Plain(plain)),
+        ),
+        v(
+            "service_fn_layer_sampled",
+            plain_layered(&sampled),
+            None,
+            Some(Target::Plain(plain)),
         ),
     ];
 
-    // Unsampled variants run before sampled ones: after a sampled variant the emitter thread
-    // is still freeing that variant's documents for a while, which slows the allocator of
-    // whatever runs next.
     let mut g = c.benchmark_group(group);
-    for (name, app, header) in variants {
-        g.bench_function(name, |b| {
+    let mut paired = Vec::new();
+    for variant in &variants {
+        // Per criterion sample, ns per request: the variant and its interleaved baseline.
+        let samples: Rc<RefCell<Vec<(f64, f64)>>> = Rc::default();
+        g.bench_function(variant.name, |b| {
             b.to_async(&rt).iter_custom(|iters| {
-                let app = app.clone();
+                let samples = Rc::clone(&samples);
                 let sampled = sampled.clone();
                 async move {
                     let mut total = Duration::ZERO;
+                    let mut base = Duration::ZERO;
                     let mut done = 0;
                     while done < iters {
                         let n = CHUNK.min(iters - done);
                         let watch = S::start();
                         for _ in 0..n {
-                            let res = app.clone().oneshot(request(header)).await.unwrap();
-                            black_box(res.into_body().collect().await.unwrap());
+                            variant.target.call(variant.header).await;
                         }
                         total += watch.elapsed();
+                        if let Some(baseline) = &variant.baseline {
+                            let watch = S::start();
+                            for _ in 0..n {
+                                baseline.call(variant.header).await;
+                            }
+                            base += watch.elapsed();
+                        }
                         done += n;
+                        // Not timed: the emitter sends what the chunk produced.
                         sampled.flush(Duration::from_secs(5)).unwrap();
                     }
+                    let per = |d: Duration| d.as_nanos() as f64 / iters.max(1) as f64;
+                    samples.borrow_mut().push((per(total), per(base)));
                     total
                 }
             });
         });
-    }
-
-    // The same request to a bare `service_fn` (no router): the layer's own work, without
-    // the boxing and routing that every axum layer brings.
-    let plain = tower::service_fn(|_req: Request<Body>| async {
-        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
-            b"Hello, World!",
-        ))))
-    });
-    let plain_variants = [
-        ("service_fn_bare", None),
-        ("service_fn_layer_unsampled", Some(unsampled.clone())),
-        ("service_fn_layer_sampled", Some(sampled.clone())),
-    ];
-    for (name, rec) in plain_variants {
-        let svc = rec.clone().map(|rec| XRay::new(plain, rec));
-        g.bench_function(name, |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let svc = svc.clone();
-                let rec = rec.clone();
-                async move {
-                    let mut total = Duration::ZERO;
-                    let mut done = 0;
-                    while done < iters {
-                        let n = CHUNK.min(iters - done);
-                        let watch = S::start();
-                        for _ in 0..n {
-                            let body = match &svc {
-                                Some(svc) => {
-                                    svc.clone()
-                                        .oneshot(request(None))
-                                        .await
-                                        .unwrap()
-                                        .into_body()
-                                        .collect()
-                                        .await
-                                }
-                                None => {
-                                    plain
-                                        .oneshot(request(None))
-                                        .await
-                                        .unwrap()
-                                        .into_body()
-                                        .collect()
-                                        .await
-                                }
-                            };
-                            black_box(body.unwrap());
-                        }
-                        total += watch.elapsed();
-                        done += n;
-                        if let Some(rec) = &rec {
-                            rec.flush(Duration::from_secs(5)).unwrap();
-                        }
-                    }
-                    total
-                }
-            });
-        });
+        if variant.baseline.is_some() {
+            let samples = samples.borrow();
+            let mut with: Vec<f64> = samples.iter().map(|s| s.0).collect();
+            let mut without: Vec<f64> = samples.iter().map(|s| s.1).collect();
+            let mut added: Vec<f64> = samples.iter().map(|s| s.0 - s.1).collect();
+            paired.push(format!(
+                "paired {group}/{}: median of {} samples, ns per request: with {:.0}, interleaved baseline {:.0}, added {:.0}",
+                variant.name,
+                added.len(),
+                median(&mut with),
+                median(&mut without),
+                median(&mut added),
+            ));
+        }
     }
     g.finish();
+    for line in paired {
+        println!("{line}");
+    }
     let s = sampled.stats();
     println!(
         "{group}: emitter queued {} dropped_queue_full {} sent {}",
