@@ -9,9 +9,16 @@
 //! Every 100 calls the segment is ended (and handed to the emitter, which sends it to a UDP
 //! socket nobody reads) and a new one begins, in both variants alike.
 //!
+//! `with_middleware` is paired: each chunk of 100 calls with the middleware is followed by 100
+//! calls without it, timed on the side, and the bench prints the median over criterion's
+//! samples of the per-call difference (`paired ...`), a figure that sees both variants at the
+//! same moment of the machine.
+//!
 //! ```text
 //! cargo bench -p xray-sdk-reqwest --bench middleware -- --warm-up-time 1 --measurement-time 3
 //! ```
+
+#![allow(clippy::print_stdout)]
 
 use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
@@ -129,23 +136,43 @@ fn bench(c: &mut Criterion) {
     let addr = start_server();
     let url = format!("http://{addr}/");
 
-    let mut group = c.benchmark_group("loopback_http");
-    for (name, with_xray) in [("without_middleware", false), ("with_middleware", true)] {
-        let client = client(with_xray, false);
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| run(&rt, &recorder, &client, &url, iters));
+    for group_name in ["loopback_http", "middleware_only"] {
+        let canned = group_name == "middleware_only";
+        let without = client(false, canned);
+        let with = client(true, canned);
+        let mut group = c.benchmark_group(group_name);
+        group.bench_function("without_middleware", |b| {
+            b.iter_custom(|iters| run(&rt, &recorder, &without, &url, iters));
         });
-    }
-    group.finish();
-
-    let mut group = c.benchmark_group("middleware_only");
-    for (name, with_xray) in [("without_middleware", false), ("with_middleware", true)] {
-        let client = client(with_xray, true);
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| run(&rt, &recorder, &client, &url, iters));
+        // Paired: every chunk of calls with the middleware is followed by as many calls
+        // without it, timed on the side; per criterion sample, the difference.
+        let mut added = Vec::new();
+        group.bench_function("with_middleware", |b| {
+            b.iter_custom(|iters| {
+                let (mut total, mut base) = (Duration::ZERO, Duration::ZERO);
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(CALLS_PER_SEGMENT);
+                    left -= n;
+                    total += run(&rt, &recorder, &with, &url, n);
+                    base += run(&rt, &recorder, &without, &url, n);
+                    // Not timed: the emitter sends the ended segment now, not during the
+                    // next chunk.
+                    recorder.flush(Duration::from_secs(5)).expect("flush");
+                }
+                let per = |d: Duration| d.as_nanos() as f64 / iters.max(1) as f64;
+                added.push(per(total) - per(base));
+                total
+            });
         });
+        group.finish();
+        added.sort_by(f64::total_cmp);
+        println!(
+            "paired {group_name}: median of {} samples, ns added per call by the middleware: {:.0}",
+            added.len(),
+            added.get(added.len() / 2).copied().unwrap_or(f64::NAN),
+        );
     }
-    group.finish();
     drop(sink);
 }
 
