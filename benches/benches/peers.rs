@@ -7,6 +7,8 @@
 //! Groups:
 //! - `request_path`: what one request costs the thread that serves it. Background queues are
 //!   drained between chunks of 256 requests, outside the timed part, so nothing is dropped.
+//! - `request_path_paired`: each peer and xray-sdk in turn within the same samples; prints the
+//!   median ratio of their request-path costs.
 //! - `delivered`: bursts of 1,000 requests, then a flush; the time is divided by the requests
 //!   that actually **arrived** at the receiver (elapsed × produced / delivered), so a library
 //!   that drops does not look faster. The delivered/produced ratio is printed.
@@ -94,6 +96,54 @@ fn request_path(c: &mut Criterion, header: &str) {
     g.finish();
 }
 
+/// Each peer against xray-sdk in the same samples: per chunk, `CHUNK` requests of the peer,
+/// then `CHUNK` of xray-sdk, each timed, queues drained after both (untimed). Per criterion
+/// sample the ratio of the two; prints the median ratio, which both sides measure at the
+/// same moment of the machine.
+fn request_path_paired(c: &mut Criterion, header: &str) {
+    let mut g = c.benchmark_group("request_path_paired");
+    g.throughput(Throughput::Elements(1));
+    let mut all = peers(header, false);
+    let (ours, others) = all.split_at_mut(1);
+    let ours = &mut ours[0].0;
+    for (peer, _sink) in others.iter_mut() {
+        let mut ratios = Vec::new();
+        g.bench_function(format!("{} vs xray-sdk", peer.name()), |b| {
+            b.iter_custom(|iters| {
+                let (mut theirs, mut mine) = (Duration::ZERO, Duration::ZERO);
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        peer.request();
+                    }
+                    theirs += start.elapsed();
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        ours.request();
+                    }
+                    mine += start.elapsed();
+                    peer.flush();
+                    ours.flush();
+                    left -= n;
+                }
+                ratios.push(theirs.as_secs_f64() / mine.as_secs_f64().max(1e-12));
+                theirs
+            })
+        });
+        ratios.sort_by(f64::total_cmp);
+        eprintln!(
+            "paired request_path {}: median of {} samples, {} / xray-sdk = {:.2}",
+            peer.name(),
+            ratios.len(),
+            peer.name(),
+            ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN),
+        );
+    }
+    g.finish();
+}
+
 fn delivered(c: &mut Criterion, header: &str) {
     let mut g = c.benchmark_group("delivered");
     g.throughput(Throughput::Elements(BURST));
@@ -156,6 +206,7 @@ fn main() {
     set_lambda_trace_env(&header);
     let mut c = Criterion::default().configure_from_args();
     request_path(&mut c, &header);
+    request_path_paired(&mut c, &header);
     delivered(&mut c, &header);
     flush_per_request(&mut c, &header);
     c.final_summary();
