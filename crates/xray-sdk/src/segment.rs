@@ -22,6 +22,7 @@ use crate::model::{
     MAX_ANNOTATION_VALUE_LEN, Namespace, Sql, sanitize_name, validate_annotation_key,
 };
 use crate::recorder::RecorderInner;
+use crate::timestamp::now_micros;
 
 pub(crate) const NO_PARENT: u32 = u32::MAX;
 
@@ -31,8 +32,6 @@ const AWS_FIELDS_HINT: usize = 12;
 pub(crate) const FLAG_ERROR: u8 = 1;
 pub(crate) const FLAG_FAULT: u8 = 2;
 pub(crate) const FLAG_THROTTLE: u8 = 4;
-
-pub(crate) use crate::timestamp::now_micros;
 
 /// Flags for an HTTP status, as all official SDKs set them: 4xx error, 429 also throttle,
 /// 5xx fault.
