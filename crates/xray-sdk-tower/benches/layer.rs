@@ -300,7 +300,8 @@ where
                 }
             });
         });
-        if variant.baseline.is_some() {
+        // Variants left out by a filter have no samples: nothing to print.
+        if variant.baseline.is_some() && !samples.borrow().is_empty() {
             let samples = samples.borrow();
             let mut with: Vec<f64> = samples.iter().map(|s| s.0).collect();
             let mut without: Vec<f64> = samples.iter().map(|s| s.1).collect();
