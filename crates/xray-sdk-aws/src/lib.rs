@@ -76,14 +76,17 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::region::Region;
+use xray_sdk::aws_fields::{AwsFieldWriter, DeferredAwsFields};
 use xray_sdk::{Cause, Context, Exception, Namespace, Subsegment};
 
 use crate::params::OperationParams;
 
-/// The name of the header that carries the trace.
-const TRACE_HEADER: &str = "x-amzn-trace-id";
+/// The name of the header that carries the trace (as a `HeaderName`, which the SDK's
+/// headers take without parsing).
+const TRACE_HEADER: http::HeaderName = http::HeaderName::from_static("x-amzn-trace-id");
 
 /// An interceptor for AWS SDK clients that records each call as an X-Ray subsegment and
 /// propagates the trace header. See the [crate documentation](crate).
@@ -110,10 +113,88 @@ struct CallState {
     subsegment: Option<Subsegment>,
     /// The `X-Amzn-Trace-Id` value for this call's requests.
     header: String,
-    /// The whitelist entry of the operation, if any.
-    params: Option<&'static OperationParams>,
+    /// What the subsegment's `aws` block is written from (sampled calls only).
+    facts: Option<CallFacts>,
     /// Whether any attempt was throttled.
     throttled: bool,
+}
+
+impl Drop for CallState {
+    /// A call dropped before it finished (its future was cancelled) still records what it
+    /// was.
+    fn drop(&mut self) {
+        if let Some(sub) = self.subsegment.take() {
+            let facts = self.facts.take();
+            sub.end_with(|e| {
+                if let Some(facts) = facts {
+                    e.add_deferred_aws_fields(facts);
+                }
+            });
+        }
+    }
+}
+
+/// Bodies larger than this are read for parameters while the call runs rather than kept
+/// until the segment is sent, so that tracing never holds on to large payloads.
+const DEFERRED_BODY_LIMIT: usize = 64 * 1024;
+
+/// The facts of one call, kept as they are (reference-counted bodies, the SDK's own
+/// metadata) and turned into the `aws` block on the emitter's thread when the subsegment
+/// is written: operation, region, request IDs, retries and the whitelisted parameters.
+#[derive(Debug, Default)]
+struct CallFacts {
+    metadata: Option<Metadata>,
+    region: Option<Region>,
+    params: Option<&'static OperationParams>,
+    /// The serialized request, for the request parameters.
+    request: Option<SdkBody>,
+    /// The final response's body, for the response parameters (successful calls only).
+    response: Option<SdkBody>,
+    request_id: Option<String>,
+    id_2: Option<String>,
+    retries: Option<u32>,
+}
+
+impl DeferredAwsFields for CallFacts {
+    fn write(&self, out: &mut AwsFieldWriter<'_>) {
+        if let Some(meta) = &self.metadata {
+            out.str("operation", meta.name());
+        }
+        if let Some(region) = &self.region {
+            out.str("region", region.as_ref());
+        }
+        if let Some(id) = &self.request_id {
+            out.str("request_id", id);
+        }
+        if let Some(id2) = &self.id_2 {
+            out.str("id_2", id2);
+        }
+        if let Some(retries) = self.retries {
+            out.u64("retries", u64::from(retries));
+        }
+        let Some(op) = self.params else {
+            return;
+        };
+        for (body, wanted) in [(&self.request, op.request), (&self.response, op.response)] {
+            if let Some(bytes) = body.as_ref().and_then(SdkBody::bytes) {
+                for (key, value) in params::pick(bytes, wanted) {
+                    match value {
+                        params::Picked::Value(v) => out.value(key, &v),
+                        params::Picked::Raw(raw) => out.json(key, &raw),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A body to read parameters from later: a cheap clone of an in-memory body up to
+/// [`DEFERRED_BODY_LIMIT`]; `None` (read it now) otherwise.
+fn keep_body(body: &SdkBody) -> Option<SdkBody> {
+    if body.bytes()?.len() > DEFERRED_BODY_LIMIT {
+        return None;
+    }
+    body.try_clone()
 }
 
 impl Storable for CallState {
@@ -176,26 +257,25 @@ fn ensure_begun(cfg: &mut ConfigBag) {
         cfg.interceptor_state().unset::<CallState>();
         return;
     }
-    let region = cfg.load::<Region>().map(|r| r.as_ref().to_owned());
+    let region = cfg.load::<Region>().cloned();
     let Some(state) = cfg.get_mut_from_interceptor_state::<CallState>() else {
         return;
     };
     let name = meta
         .as_ref()
         .map_or(Cow::Borrowed("AWS"), |m| segment_name(m.service()));
-    let sub = state.parent.begin_subsegment_with(name, |e| {
-        e.set_namespace(Namespace::Aws);
-        if let Some(meta) = &meta {
-            e.set_aws_field("operation", meta.name().to_owned());
-        }
-        if let Some(region) = region {
-            e.set_aws_field("region", region);
-        }
-    });
+    let sub = state
+        .parent
+        .begin_subsegment_with(name, |e| e.set_namespace(Namespace::Aws));
     if sub.is_sampled() {
-        state.params = meta
-            .as_ref()
-            .and_then(|m| params::lookup(m.service(), m.name()));
+        state.facts = Some(CallFacts {
+            params: meta
+                .as_ref()
+                .and_then(|m| params::lookup(m.service(), m.name())),
+            metadata: meta,
+            region,
+            ..CallFacts::default()
+        });
     }
     state.header = sub.downstream_header().to_header_value();
     state.subsegment = Some(sub);
@@ -211,42 +291,44 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
     let Some(sub) = state.subsegment.take() else {
         return;
     };
-    if !sub.is_sampled() {
+    let Some(mut facts) = state.facts.take() else {
+        // Not sampled: nothing to record.
         return;
-    }
+    };
     let response = ctx.response();
-    let mut fields: Vec<(&'static str, params::Picked)> = Vec::with_capacity(4);
-    if let Some(attempts) = attempts {
-        fields.push((
-            "retries",
-            serde_json::Value::from(attempts.saturating_sub(1)).into(),
-        ));
-    }
+    facts.retries = attempts.map(|a| a.saturating_sub(1));
+    // Parameters of bodies too large to keep, read now.
+    let mut picked_now = Vec::new();
     let mut http = None;
     if let Some(resp) = response {
-        let headers = resp.headers();
-        if let Some(id) = headers
-            .get("x-amzn-requestid")
-            .or_else(|| headers.get("x-amz-request-id"))
-        {
-            fields.push(("request_id", serde_json::Value::from(id).into()));
+        // One pass over the few response headers (names are lowercase) rather than a
+        // hashed lookup per name.
+        let (mut amzn_id, mut amz_id, mut id_2, mut length) = (None, None, None, None);
+        for (name, value) in resp.headers().iter() {
+            match name {
+                "x-amzn-requestid" => amzn_id = Some(value),
+                "x-amz-request-id" => amz_id = Some(value),
+                "x-amz-id-2" => id_2 = Some(value),
+                "content-length" => length = value.trim().parse::<u64>().ok(),
+                _ => {}
+            }
         }
-        if let Some(id2) = headers.get("x-amz-id-2") {
-            fields.push(("id_2", serde_json::Value::from(id2).into()));
-        }
-        let length = headers
-            .get("content-length")
-            .and_then(|l| l.trim().parse::<u64>().ok())
-            .or_else(|| resp.body().content_length());
+        facts.request_id = amzn_id.or(amz_id).map(str::to_owned);
+        facts.id_2 = id_2.map(str::to_owned);
+        let length = length.or_else(|| resp.body().content_length());
         http = Some((resp.status().as_u16(), length));
     }
     let mut exception = None;
     let mut flag = None;
     match ctx.output_or_error() {
         Some(Ok(_)) => {
-            if let (Some(op), Some(body)) = (state.params, response.and_then(|r| r.body().bytes()))
-            {
-                fields.extend(params::pick(body, op.response));
+            if let (Some(op), Some(resp)) = (facts.params, response) {
+                facts.response = keep_body(resp.body());
+                if facts.response.is_none()
+                    && let Some(body) = resp.body().bytes()
+                {
+                    picked_now = params::pick(body, op.response);
+                }
             }
         }
         Some(Err(err)) => {
@@ -295,9 +377,10 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
     let cause = exception.map(Cause::from_exception);
     let throttled = state.throttled;
     sub.end_with(|e| {
-        for (key, value) in fields {
+        for (key, value) in picked_now {
             set_picked(e, key, value);
         }
+        e.add_deferred_aws_fields(facts);
         if let Some((status, length)) = http {
             e.set_http_response(status, length);
         }
@@ -360,7 +443,7 @@ impl Intercept for XRayInterceptor {
                     parent,
                     subsegment: None,
                     header: String::new(),
-                    params: None,
+                    facts: None,
                     throttled: false,
                 });
             }
@@ -390,13 +473,22 @@ impl Intercept for XRayInterceptor {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(state) = cfg.load::<CallState>() else {
+        let Some(state) = cfg.get_mut_from_interceptor_state::<CallState>() else {
             return Ok(());
         };
-        if let (Some(op), Some(sub)) = (state.params, &state.subsegment)
-            && let Some(body) = ctx.request().body().bytes()
+        let (Some(facts), Some(sub)) = (&mut state.facts, &state.subsegment) else {
+            return Ok(());
+        };
+        let Some(op) = facts.params.filter(|op| !op.request.is_empty()) else {
+            return Ok(());
+        };
+        let body = ctx.request().body();
+        facts.request = keep_body(body);
+        if facts.request.is_none()
+            && let Some(bytes) = body.bytes()
         {
-            let fields = params::pick(body, op.request);
+            // Too large to keep until the segment is sent: read now.
+            let fields = params::pick(bytes, op.request);
             if !fields.is_empty() {
                 sub.update(|e| {
                     for (key, value) in fields {

@@ -237,3 +237,90 @@ async fn unsampled_traces_propagate_the_decision_only() {
     recorder.flush(Duration::from_secs(5)).unwrap();
     assert!(capture.drain(Duration::from_millis(200)).is_empty());
 }
+
+#[tokio::test]
+async fn large_bodies_are_read_during_the_call() {
+    // Past the size up to which bodies are kept for the emitter: the parameters are read
+    // while the call runs, with the same result.
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("app");
+    let big = "x".repeat(100 * 1024);
+    let response = format!(
+        r#"{{"ConsumedCapacity":{{"TableName":"users","CapacityUnits":1.0}},"Attributes":{{"blob":{{"S":"{big}"}}}}}}"#
+    );
+    let http = ReplayClient::new(vec![Canned::json(200, "req-big", &response)]);
+    let client = dynamodb(http, ENDPOINT);
+    let segment = recorder.begin_segment("app");
+    client
+        .put_item()
+        .table_name("users")
+        .item("id", AttributeValue::S("1".into()))
+        .item("blob", AttributeValue::S(big))
+        .send()
+        .in_context(segment.context())
+        .await
+        .unwrap();
+    segment.end();
+    let all = entities(&capture, &recorder, 1);
+    let subs = named(&all, "DynamoDB");
+    assert_eq!(subs.len(), 1, "{all:#?}");
+    let aws = &subs[0].2["aws"];
+    assert_eq!(aws["operation"], "PutItem");
+    assert_eq!(aws["table_name"], "users");
+    assert_eq!(aws["request_id"], "req-big");
+    assert_eq!(
+        aws["consumed_capacity"],
+        json!({"TableName":"users","CapacityUnits":1.0})
+    );
+}
+
+/// An HTTP client whose responses never come.
+#[derive(Debug, Clone)]
+struct Hanging;
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for Hanging {
+    fn call(
+        &self,
+        _request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(std::future::pending())
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for Hanging {
+    fn http_connector(
+        &self,
+        _settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_call_still_records_what_it_was() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("app");
+    let client = dynamodb(Hanging, ENDPOINT);
+    let segment = recorder.begin_segment("app");
+    let call = client
+        .get_item()
+        .table_name("users")
+        .key("id", AttributeValue::S("1".into()))
+        .send()
+        .in_context(segment.context());
+    let out = tokio::time::timeout(Duration::from_millis(100), call).await;
+    assert!(out.is_err(), "the call cannot complete");
+    segment.end();
+    let all = entities(&capture, &recorder, 1);
+    let subs = named(&all, "DynamoDB");
+    assert_eq!(subs.len(), 1, "{all:#?}");
+    let sub = &subs[0].2;
+    assert_eq!(sub["aws"]["operation"], "GetItem");
+    assert_eq!(sub["aws"]["region"], "us-west-2");
+    assert_eq!(sub["aws"]["table_name"], "users");
+    assert!(
+        sub.get("in_progress").is_none(),
+        "ended when dropped: {sub}"
+    );
+}

@@ -53,6 +53,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod aws_fields;
 pub mod config;
 pub mod context;
 pub mod emitter;

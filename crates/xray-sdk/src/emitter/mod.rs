@@ -10,7 +10,7 @@
 //! unresolvable name, ECONNREFUSED from an ICMP "port unreachable", a full socket buffer) are
 //! counted and never stop later sends.
 
-mod serialize;
+pub(crate) mod serialize;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};

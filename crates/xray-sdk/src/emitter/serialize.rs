@@ -12,11 +12,10 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
 use super::{DAEMON_HEADER, MAX_DATAGRAM_SIZE};
+use crate::aws_fields::AwsFieldWriter;
 use crate::model::{AnnotationValue, Http, HttpRequest, HttpResponse};
 use crate::plugins::Resources;
-use crate::segment::{
-    AwsValue, Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, NO_PARENT,
-};
+use crate::segment::{Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, NO_PARENT};
 
 /// The SDK name written in `aws.xray.sdk`.
 pub(crate) const SDK_NAME: &str = "X-Ray for Rust";
@@ -175,7 +174,7 @@ type WriteResult = Result<(), serde_json::Error>;
 
 /// Appends `s` as a JSON string: copied as it is when nothing needs escaping (the usual
 /// case), else escaped by `serde_json`.
-fn write_str(out: &mut Vec<u8>, s: &str) -> WriteResult {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) -> WriteResult {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.reserve(s.len() + 2);
         out.push(b'"');
@@ -187,7 +186,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) -> WriteResult {
     }
 }
 
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -316,22 +315,18 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
         key(out, "http");
         write_http(out, http)?;
     }
-    if let Some(x) = ext {
-        if d.kind != Kind::Segment && !x.aws.is_empty() {
-            key(out, "aws");
-            let mut sep = b'{';
-            for (k, v) in &x.aws {
-                out.push(sep);
-                sep = b',';
-                write_str(out, k)?;
-                out.push(b':');
-                match v {
-                    AwsValue::Value(v) => serde_json::to_writer(&mut *out, v)?,
-                    AwsValue::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
-                }
+    if d.kind != Kind::Segment {
+        let direct = ext.map_or(&[][..], |x| &x.aws[..]);
+        let more = ext.map_or(&[][..], |x| &x.aws_deferred[..]);
+        if !direct.is_empty() || e.aws_deferred.is_some() || !more.is_empty() {
+            let mut w = AwsFieldWriter::begin(out, direct);
+            for fields in e.aws_deferred.iter().chain(more) {
+                fields.write(&mut w);
             }
-            out.push(b'}');
+            w.finish()?;
         }
+    }
+    if let Some(x) = ext {
         if let Some(user) = &x.user {
             key(out, "user");
             write_str(out, user)?;

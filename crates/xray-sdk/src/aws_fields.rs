@@ -1,0 +1,280 @@
+//! `aws` block fields worked out when the document is written, off the request path.
+//!
+//! An adapter that records an AWS call knows, when the call ends, everything its subsegment's
+//! `aws` block will hold, but turning it into JSON (picking whitelisted parameters out of
+//! a serialized request and response, formatting the operation and region) takes time the
+//! caller would wait for. [`EntityMut::add_deferred_aws_fields`] hands that work over in one
+//! value instead, usually holding cheap clones (reference-counted bodies, `'static`
+//! names); the emitter's thread calls [`DeferredAwsFields::write`] when it writes the
+//! document.
+//!
+//! [`EntityMut::add_deferred_aws_fields`]: crate::EntityMut::add_deferred_aws_fields
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::emitter::serialize::{write_str, write_u64};
+use crate::segment::AwsValue;
+
+/// Fields of a subsegment's `aws` block produced when its document is written, on the
+/// emitter's thread.
+///
+/// `write` can run more than once for one subsegment (a document over the size limit is
+/// written again in parts) and must give the same fields each time. Fields set directly
+/// with [`EntityMut::set_aws_field`](crate::EntityMut::set_aws_field) win over deferred
+/// ones with the same key, and the first deferred value of a key wins over later ones.
+///
+/// ```
+/// use std::sync::Arc;
+/// use xray_sdk::aws_fields::{AwsFieldWriter, DeferredAwsFields};
+///
+/// /// The table name, read from a request body only if the subsegment is ever written.
+/// #[derive(Debug)]
+/// struct TableFromBody(Arc<[u8]>);
+///
+/// impl DeferredAwsFields for TableFromBody {
+///     fn write(&self, out: &mut AwsFieldWriter<'_>) {
+///         if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&self.0) {
+///             if let Some(table) = body.get("TableName").and_then(|t| t.as_str()) {
+///                 out.str("table_name", table);
+///             }
+///         }
+///     }
+/// }
+///
+/// # let recorder = xray_sdk::Recorder::disabled();
+/// # let segment = recorder.begin_segment("svc");
+/// let body: Arc<[u8]> = Arc::from(&br#"{"TableName":"orders"}"#[..]);
+/// segment.begin_subsegment("DynamoDB").end_with(|e| {
+///     e.set_aws_field("operation", "GetItem");
+///     e.add_deferred_aws_fields(TableFromBody(body));
+/// });
+/// ```
+pub trait DeferredAwsFields: fmt::Debug + Send + 'static {
+    /// Writes the fields through `out`.
+    fn write(&self, out: &mut AwsFieldWriter<'_>);
+}
+
+/// Where [`DeferredAwsFields::write`] puts its fields: straight into the document being
+/// written.
+pub struct AwsFieldWriter<'a> {
+    out: &'a mut Vec<u8>,
+    /// Fields set directly on the entity (written first, and win over deferred ones).
+    direct: &'a [(Cow<'static, str>, AwsValue)],
+    /// Keys written by deferred fields so far.
+    deferred: Vec<&'static str>,
+    /// Whether `"aws":{` has been written.
+    opened: bool,
+    error: Option<serde_json::Error>,
+}
+
+impl fmt::Debug for AwsFieldWriter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsFieldWriter")
+            .field("deferred", &self.deferred)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> AwsFieldWriter<'a> {
+    /// Writes the entity's directly set fields, ready for deferred ones.
+    pub(crate) fn begin(out: &'a mut Vec<u8>, direct: &'a [(Cow<'static, str>, AwsValue)]) -> Self {
+        let mut w = AwsFieldWriter {
+            out,
+            direct,
+            deferred: Vec::new(),
+            opened: false,
+            error: None,
+        };
+        for (k, v) in direct {
+            w.open_field(k);
+            let result = match v {
+                AwsValue::Value(v) => serde_json::to_writer(&mut *w.out, v),
+                AwsValue::Raw(raw) => {
+                    w.out.extend_from_slice(raw.get().as_bytes());
+                    Ok(())
+                }
+            };
+            w.note(result);
+        }
+        w
+    }
+
+    /// Closes the block (if anything was written) and reports the first error.
+    pub(crate) fn finish(self) -> Result<(), serde_json::Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.opened {
+            self.out.push(b'}');
+        }
+        Ok(())
+    }
+
+    /// Writes a field's value, built.
+    pub fn value(&mut self, key: &'static str, value: &Value) {
+        if self.claim(key) {
+            let result = serde_json::to_writer(&mut *self.out, value);
+            self.note(result);
+        }
+    }
+
+    /// Writes a field whose value is already JSON text (copied as it is).
+    pub fn json(&mut self, key: &'static str, value: &RawValue) {
+        if self.claim(key) {
+            self.out.extend_from_slice(value.get().as_bytes());
+        }
+    }
+
+    /// Writes a string field.
+    pub fn str(&mut self, key: &'static str, value: &str) {
+        if self.claim(key) {
+            let result = write_str(self.out, value);
+            self.note(result);
+        }
+    }
+
+    /// Writes an integer field.
+    pub fn u64(&mut self, key: &'static str, value: u64) {
+        if self.claim(key) {
+            write_u64(self.out, value);
+        }
+    }
+
+    /// True (and the key written) if `key` is not taken yet.
+    fn claim(&mut self, key: &'static str) -> bool {
+        if self.error.is_some()
+            || self.direct.iter().any(|(k, _)| k == key)
+            || self.deferred.contains(&key)
+        {
+            return false;
+        }
+        self.deferred.push(key);
+        self.open_field(key);
+        // Keys are written by `open_field`; an escaping error is noted there.
+        self.error.is_none()
+    }
+
+    fn open_field(&mut self, key: &str) {
+        self.out
+            .extend_from_slice(if self.opened { b"," } else { b",\"aws\":{" });
+        self.opened = true;
+        let result = write_str(self.out, key);
+        self.note(result);
+        self.out.push(b':');
+    }
+
+    fn note(&mut self, result: Result<(), serde_json::Error>) {
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{UdpCapture, flatten};
+
+    #[derive(Debug)]
+    struct Fields {
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl DeferredAwsFields for Fields {
+        fn write(&self, out: &mut AwsFieldWriter<'_>) {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            out.str("operation", "Deferred");
+            out.str("table_name", "quote\"d");
+            out.u64("retries", 2);
+            out.u64("retries", 3);
+            out.json(
+                "consumed_capacity",
+                &RawValue::from_string(r#"{"CapacityUnits":0.5}"#.to_owned()).unwrap(),
+            );
+            out.value("table_names", &json!(["a", "b"]));
+        }
+    }
+
+    #[derive(Debug)]
+    struct Nothing;
+
+    /// A second source: its `retries` loses to the first source's, its own key is kept.
+    #[derive(Debug)]
+    struct More;
+
+    impl DeferredAwsFields for More {
+        fn write(&self, out: &mut AwsFieldWriter<'_>) {
+            out.u64("retries", 9);
+            out.str("queue_url", "https://sqs.example/q");
+        }
+    }
+
+    impl DeferredAwsFields for Nothing {
+        fn write(&self, _out: &mut AwsFieldWriter<'_>) {}
+    }
+
+    fn subsegments(capture: &UdpCapture) -> Vec<serde_json::Value> {
+        let docs = capture.documents(1, Duration::from_secs(5));
+        flatten(&docs)
+            .into_iter()
+            .map(|(_, _, d)| d)
+            .filter(|d| d["name"] != "svc")
+            .collect()
+    }
+
+    #[test]
+    fn deferred_fields_are_written_on_the_emitter_thread_after_direct_ones() {
+        let capture = UdpCapture::start().unwrap();
+        let recorder = capture.recorder("svc");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let segment = recorder.begin_segment("svc");
+        segment.begin_subsegment("DynamoDB").end_with(|e| {
+            e.set_aws_field("operation", "GetItem");
+            e.add_deferred_aws_fields(Fields {
+                calls: Arc::clone(&calls),
+            });
+            e.add_deferred_aws_fields(Nothing);
+            e.add_deferred_aws_fields(More);
+        });
+        assert_eq!(calls.load(Ordering::Relaxed), 0, "not on the request path");
+        segment.end();
+        let subs = subsegments(&capture);
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            subs[0]["aws"],
+            json!({
+                "operation": "GetItem",
+                "table_name": "quote\"d",
+                "retries": 2,
+                "consumed_capacity": {"CapacityUnits": 0.5},
+                "table_names": ["a", "b"],
+                "queue_url": "https://sqs.example/q",
+            })
+        );
+    }
+
+    #[test]
+    fn no_fields_no_block() {
+        let capture = UdpCapture::start().unwrap();
+        let recorder = capture.recorder("svc");
+        let segment = recorder.begin_segment("svc");
+        segment
+            .begin_subsegment("empty")
+            .end_with(|e| e.add_deferred_aws_fields(Nothing));
+        segment.end();
+        let subs = subsegments(&capture);
+        assert_eq!(subs.len(), 1);
+        assert!(subs[0].get("aws").is_none(), "{}", subs[0]);
+    }
+}
