@@ -79,7 +79,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::region::Region;
-use xray_sdk::aws_fields::{AwsFieldWriter, DeferredAwsFields};
+use xray_sdk::deferred::{AwsFieldWriter, DeferredFields};
 use xray_sdk::{Cause, Context, Exception, Namespace, Subsegment};
 
 use crate::params::OperationParams;
@@ -111,10 +111,9 @@ struct CallState {
     parent: Context,
     /// The call's subsegment, once its name is known.
     subsegment: Option<Subsegment>,
-    /// The `X-Amzn-Trace-Id` value for this call's requests.
-    header: String,
-    /// What the subsegment's `aws` block is written from (sampled calls only).
-    facts: Option<CallFacts>,
+    /// What the subsegment's `aws` block is written from (sampled calls only); boxed once,
+    /// when the subsegment begins, and handed over as it is when it ends.
+    facts: Option<Box<CallFacts>>,
     /// Whether any attempt was throttled.
     throttled: bool,
 }
@@ -127,7 +126,7 @@ impl Drop for CallState {
             let facts = self.facts.take();
             sub.end_with(|e| {
                 if let Some(facts) = facts {
-                    e.add_deferred_aws_fields(facts);
+                    e.add_deferred_fields(facts);
                 }
             });
         }
@@ -155,8 +154,8 @@ struct CallFacts {
     retries: Option<u32>,
 }
 
-impl DeferredAwsFields for CallFacts {
-    fn write(&self, out: &mut AwsFieldWriter<'_>) {
+impl DeferredFields for CallFacts {
+    fn aws(&self, out: &mut AwsFieldWriter<'_>) {
         if let Some(meta) = &self.metadata {
             out.str("operation", meta.name());
         }
@@ -268,16 +267,15 @@ fn ensure_begun(cfg: &mut ConfigBag) {
         .parent
         .begin_subsegment_with(name, |e| e.set_namespace(Namespace::Aws));
     if sub.is_sampled() {
-        state.facts = Some(CallFacts {
+        state.facts = Some(Box::new(CallFacts {
             params: meta
                 .as_ref()
                 .and_then(|m| params::lookup(m.service(), m.name())),
             metadata: meta,
             region,
             ..CallFacts::default()
-        });
+        }));
     }
-    state.header = sub.downstream_header().to_header_value();
     state.subsegment = Some(sub);
 }
 
@@ -380,7 +378,7 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
         for (key, value) in picked_now {
             set_picked(e, key, value);
         }
-        e.add_deferred_aws_fields(facts);
+        e.add_deferred_fields(facts);
         if let Some((status, length)) = http {
             e.set_http_response(status, length);
         }
@@ -442,7 +440,6 @@ impl Intercept for XRayInterceptor {
                 cfg.interceptor_state().store_put(CallState {
                     parent,
                     subsegment: None,
-                    header: String::new(),
                     facts: None,
                     throttled: false,
                 });
@@ -509,12 +506,13 @@ impl Intercept for XRayInterceptor {
         // Runs after signing, on every attempt. SigV4 leaves X-Amzn-Trace-Id out of the
         // signature, so replacing it here (including a value the Lambda recursion detector set
         // before signing) keeps the signature valid.
+        // Formatted per attempt (usually once) straight into the value the SDK stores.
         if let Some(state) = cfg.load::<CallState>()
-            && !state.header.is_empty()
+            && let Some(sub) = &state.subsegment
             && let Err(e) = ctx
                 .request_mut()
                 .headers_mut()
-                .try_insert(TRACE_HEADER, state.header.clone())
+                .try_insert(TRACE_HEADER, sub.downstream_header().to_header_value())
         {
             tracing::debug!(error = %e, "X-Amzn-Trace-Id not set");
         }

@@ -153,6 +153,7 @@ enum Target {
     Router(Router),
     Plain(Plain),
     Layered(XRay<Plain>),
+    WrappedRouter(XRay<Router>),
 }
 
 impl Target {
@@ -169,6 +170,10 @@ impl Target {
                 black_box(res.into_body().collect().await.unwrap());
             }
             Target::Layered(svc) => {
+                let res = svc.clone().oneshot(req).await.unwrap();
+                black_box(res.into_body().collect().await.unwrap());
+            }
+            Target::WrappedRouter(svc) => {
                 let res = svc.clone().oneshot(req).await.unwrap();
                 black_box(res.into_body().collect().await.unwrap());
             }
@@ -214,7 +219,8 @@ where
         baseline,
     };
 
-    // Unsampled variants run before sampled ones.
+    // `wrapped_router_*`: the layer around the whole router (`XRay::new(router, ..)`) rather
+    // than through `Router::layer`, which boxes every route once more.
     let variants = [
         v("bare", bare.clone(), None, None),
         v("bare_with_header", bare.clone(), Some(CONTINUED), None),
@@ -247,6 +253,27 @@ where
             layered(&sampled),
             Some(CONTINUED),
             Some(bare.clone()),
+        ),
+        v(
+            "wrapped_router_unsampled",
+            Target::WrappedRouter(XRay::new(hello(), unsampled.clone())),
+            None,
+            Some(bare.clone()),
+        ),
+        v(
+            "wrapped_router_sampled",
+            Target::WrappedRouter(XRay::new(hello(), sampled.clone())),
+            None,
+            Some(bare.clone()),
+        ),
+        v(
+            "service_fn_layer_unsampled_no_resp_header",
+            Target::Layered(tower_layer::Layer::layer(
+                &XRayLayer::new(unsampled.clone()).response_header(false),
+                plain,
+            )),
+            None,
+            Some(Target::Plain(plain)),
         ),
         v("service_fn_bare", Target::Plain(plain), None, None),
         v(

@@ -282,12 +282,38 @@ impl TraceHeader {
         self
     }
 
-    /// Formats the header value (same as `to_string()`), in one allocation.
+    /// Formats the header value (same as `to_string()`), in one allocation of exactly its
+    /// length (so that an HTTP header value made from it takes the buffer over without
+    /// allocating again).
     pub fn to_header_value(&self) -> String {
-        // Root, Parent and Sampled with their separators take at most 76 bytes.
-        let mut out = String::with_capacity(76 + self.extra.as_ref().map_or(0, |e| e.len() + 1));
+        let mut out = String::with_capacity(self.formatted_len());
         self.write_parts(|part| out.push_str(part));
+        debug_assert_eq!(out.len(), out.capacity());
         out
+    }
+
+    /// The length of the formatted value, worked out without formatting it.
+    fn formatted_len(&self) -> usize {
+        let mut parts = 0;
+        let mut len = 0;
+        if self.root.is_some() {
+            parts += 1;
+            len += "Root=".len() + TraceId::LEN;
+        }
+        if self.parent.is_some() {
+            parts += 1;
+            len += "Parent=".len() + EntityId::LEN;
+        }
+        if let Some(s) = self.sampled.as_str() {
+            parts += 1;
+            len += "Sampled=".len() + s.len();
+        }
+        if let Some(extra) = &self.extra {
+            parts += 1;
+            len += extra.len();
+        }
+        // One `;` between two parts.
+        len + parts.max(1) - 1
     }
 
     /// Calls `out` with each piece of the formatted value, in order.
@@ -564,6 +590,9 @@ mod tests {
             assert_eq!(h.sampled(), *sampled, "sampled of {input:?}");
             assert_eq!(h.extra(), *extra, "extra of {input:?}");
             assert_eq!(h.to_string(), *formatted, "format of {input:?}");
+            let value = h.to_header_value();
+            assert_eq!(value, *formatted, "header value of {input:?}");
+            assert_eq!(value.capacity(), value.len(), "sized exactly for {input:?}");
             // Formatting then parsing again is stable.
             assert_eq!(TraceHeader::parse(&h.to_string()).to_string(), *formatted);
         }

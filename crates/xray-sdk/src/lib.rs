@@ -53,9 +53,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod aws_fields;
 pub mod config;
 pub mod context;
+pub mod deferred;
 pub mod emitter;
 pub mod header;
 pub mod id;

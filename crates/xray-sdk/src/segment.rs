@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::aws_fields::DeferredAwsFields;
+use crate::deferred::DeferredFields;
 use crate::header::{SamplingFlag, TraceHeader};
 use crate::id::{EntityId, TraceId};
 use crate::model::{
@@ -65,8 +65,8 @@ pub(crate) enum AwsValue {
 pub(crate) struct EntityExt {
     /// Fields of the subsegment's `aws` block, in the order they were first set.
     pub(crate) aws: Vec<(Cow<'static, str>, AwsValue)>,
-    /// Deferred `aws` sources after the first (which is inline in the entity).
-    pub(crate) aws_deferred: Vec<Box<dyn DeferredAwsFields>>,
+    /// Deferred fields after the first (which is inline in the entity).
+    pub(crate) deferred: Vec<Box<dyn DeferredFields>>,
     pub(crate) annotations: Vec<(Cow<'static, str>, AnnotationValue)>,
     pub(crate) metadata: Option<Map<String, Value>>,
     pub(crate) cause: Option<Cause>,
@@ -95,9 +95,9 @@ pub(crate) struct EntityData {
     /// Inline rather than in `ext`: segments and remote calls nearly always have one, and
     /// one allocation fewer per entity matters on the request path.
     pub(crate) http: Option<Http>,
-    /// The first deferred `aws` source, inline for the same reason (an AWS call has one);
-    /// any further ones are in `ext`.
-    pub(crate) aws_deferred: Option<Box<dyn DeferredAwsFields>>,
+    /// The first deferred fields, inline for the same reason (a request or an AWS call has
+    /// one); any further ones are in `ext`.
+    pub(crate) deferred: Option<Box<dyn DeferredFields>>,
     pub(crate) ext: Option<Box<EntityExt>>,
     /// Tree links inside the arena ([`NO_PARENT`] when absent), so a subtree can be moved
     /// out without scanning the whole arena.
@@ -128,7 +128,7 @@ impl EntityData {
             namespace: None,
             state: EntityState::Open,
             http: None,
-            aws_deferred: None,
+            deferred: None,
             ext: None,
             first_child: NO_PARENT,
             last_child: NO_PARENT,
@@ -176,7 +176,7 @@ impl EntityData {
             namespace: self.namespace,
             state: EntityState::Ended,
             http: self.http.take(),
-            aws_deferred: self.aws_deferred.take(),
+            deferred: self.deferred.take(),
             ext: self.ext.take(),
             first_child: NO_PARENT,
             last_child: NO_PARENT,
@@ -849,15 +849,14 @@ impl<'a> EntityMut<'a> {
         self.set_aws(key.into(), AwsValue::Raw(value));
     }
 
-    /// Adds fields to the `aws` block that are worked out when the document is written, on
-    /// the emitter's thread, instead of now (see [`crate::aws_fields`]). Fields set with
-    /// [`EntityMut::set_aws_field`] win over deferred ones with the same key.
-    pub fn add_deferred_aws_fields(&mut self, fields: impl DeferredAwsFields) {
-        let fields: Box<dyn DeferredAwsFields> = Box::new(fields);
-        if self.entity.aws_deferred.is_none() {
-            self.entity.aws_deferred = Some(fields);
+    /// Adds fields that are worked out when the document is written, on the emitter's
+    /// thread, instead of now (see [`crate::deferred`]). Fields set directly win over
+    /// deferred ones.
+    pub fn add_deferred_fields(&mut self, fields: Box<dyn DeferredFields>) {
+        if self.entity.deferred.is_none() {
+            self.entity.deferred = Some(fields);
         } else {
-            self.entity.ext().aws_deferred.push(fields);
+            self.entity.ext().deferred.push(fields);
         }
     }
 

@@ -12,7 +12,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
 use super::{DAEMON_HEADER, MAX_DATAGRAM_SIZE};
-use crate::aws_fields::AwsFieldWriter;
+use crate::deferred::AwsFieldWriter;
 use crate::model::{AnnotationValue, Http, HttpRequest, HttpResponse};
 use crate::plugins::Resources;
 use crate::segment::{Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, NO_PARENT};
@@ -317,11 +317,11 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
     }
     if d.kind != Kind::Segment {
         let direct = ext.map_or(&[][..], |x| &x.aws[..]);
-        let more = ext.map_or(&[][..], |x| &x.aws_deferred[..]);
-        if !direct.is_empty() || e.aws_deferred.is_some() || !more.is_empty() {
+        let more = ext.map_or(&[][..], |x| &x.deferred[..]);
+        if !direct.is_empty() || e.deferred.is_some() || !more.is_empty() {
             let mut w = AwsFieldWriter::begin(out, direct);
-            for fields in e.aws_deferred.iter().chain(more) {
-                fields.write(&mut w);
+            for fields in e.deferred.iter().chain(more) {
+                fields.aws(&mut w);
             }
             w.finish()?;
         }

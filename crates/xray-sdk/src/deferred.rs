@@ -1,14 +1,12 @@
-//! `aws` block fields worked out when the document is written, off the request path.
+//! Entity fields worked out when the document is written, off the request path.
 //!
-//! An adapter that records an AWS call knows, when the call ends, everything its subsegment's
-//! `aws` block will hold, but turning it into JSON (picking whitelisted parameters out of
-//! a serialized request and response, formatting the operation and region) takes time the
-//! caller would wait for. [`EntityMut::add_deferred_aws_fields`] hands that work over in one
-//! value instead, usually holding cheap clones (reference-counted bodies, `'static`
-//! names); the emitter's thread calls [`DeferredAwsFields::write`] when it writes the
-//! document.
+//! An adapter knows, when a call ends, everything its subsegment's `aws` block will hold,
+//! but turning it into JSON (picking whitelisted parameters out of a serialized request and
+//! response, formatting the operation and region) takes time the caller would wait for. [`EntityMut::add_deferred_fields`] hands that work over in one
+//! value instead, usually holding cheap clones (reference-counted bodies and header values,
+//! `'static` names); the emitter's thread calls it when it writes the document.
 //!
-//! [`EntityMut::add_deferred_aws_fields`]: crate::EntityMut::add_deferred_aws_fields
+//! [`EntityMut::add_deferred_fields`]: crate::EntityMut::add_deferred_fields
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,24 +17,26 @@ use serde_json::value::RawValue;
 use crate::emitter::serialize::{write_str, write_u64};
 use crate::segment::AwsValue;
 
-/// Fields of a subsegment's `aws` block produced when its document is written, on the
-/// emitter's thread.
+/// Fields of an entity produced when its document is written, on the emitter's thread.
 ///
-/// `write` can run more than once for one subsegment (a document over the size limit is
-/// written again in parts) and must give the same fields each time. Fields set directly
-/// with [`EntityMut::set_aws_field`](crate::EntityMut::set_aws_field) win over deferred
-/// ones with the same key, and the first deferred value of a key wins over later ones.
+/// [`aws`](DeferredFields::aws) can run more than once for one entity (a document over the
+/// size limit is written again in parts) and must give the same fields each time. Fields
+/// set directly with [`EntityMut::set_aws_field`] win over deferred ones with the same key,
+/// and the first deferred value of a key wins over later ones. More kinds of fields may be
+/// added as provided methods.
+///
+/// [`EntityMut::set_aws_field`]: crate::EntityMut::set_aws_field
 ///
 /// ```
 /// use std::sync::Arc;
-/// use xray_sdk::aws_fields::{AwsFieldWriter, DeferredAwsFields};
+/// use xray_sdk::deferred::{AwsFieldWriter, DeferredFields};
 ///
 /// /// The table name, read from a request body only if the subsegment is ever written.
 /// #[derive(Debug)]
 /// struct TableFromBody(Arc<[u8]>);
 ///
-/// impl DeferredAwsFields for TableFromBody {
-///     fn write(&self, out: &mut AwsFieldWriter<'_>) {
+/// impl DeferredFields for TableFromBody {
+///     fn aws(&self, out: &mut AwsFieldWriter<'_>) {
 ///         if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&self.0) {
 ///             if let Some(table) = body.get("TableName").and_then(|t| t.as_str()) {
 ///                 out.str("table_name", table);
@@ -50,15 +50,17 @@ use crate::segment::AwsValue;
 /// let body: Arc<[u8]> = Arc::from(&br#"{"TableName":"orders"}"#[..]);
 /// segment.begin_subsegment("DynamoDB").end_with(|e| {
 ///     e.set_aws_field("operation", "GetItem");
-///     e.add_deferred_aws_fields(TableFromBody(body));
+///     e.add_deferred_fields(Box::new(TableFromBody(body)));
 /// });
 /// ```
-pub trait DeferredAwsFields: fmt::Debug + Send + 'static {
-    /// Writes the fields through `out`.
-    fn write(&self, out: &mut AwsFieldWriter<'_>);
+pub trait DeferredFields: fmt::Debug + Send + 'static {
+    /// Writes fields of the `aws` block (subsegments).
+    fn aws(&self, out: &mut AwsFieldWriter<'_>) {
+        let _ = out;
+    }
 }
 
-/// Where [`DeferredAwsFields::write`] puts its fields: straight into the document being
+/// Where [`DeferredFields::aws`] puts its fields: straight into the document being
 /// written.
 pub struct AwsFieldWriter<'a> {
     out: &'a mut Vec<u8>,
@@ -191,8 +193,8 @@ mod tests {
         calls: Arc<AtomicUsize>,
     }
 
-    impl DeferredAwsFields for Fields {
-        fn write(&self, out: &mut AwsFieldWriter<'_>) {
+    impl DeferredFields for Fields {
+        fn aws(&self, out: &mut AwsFieldWriter<'_>) {
             self.calls.fetch_add(1, Ordering::Relaxed);
             out.str("operation", "Deferred");
             out.str("table_name", "quote\"d");
@@ -213,16 +215,14 @@ mod tests {
     #[derive(Debug)]
     struct More;
 
-    impl DeferredAwsFields for More {
-        fn write(&self, out: &mut AwsFieldWriter<'_>) {
+    impl DeferredFields for More {
+        fn aws(&self, out: &mut AwsFieldWriter<'_>) {
             out.u64("retries", 9);
             out.str("queue_url", "https://sqs.example/q");
         }
     }
 
-    impl DeferredAwsFields for Nothing {
-        fn write(&self, _out: &mut AwsFieldWriter<'_>) {}
-    }
+    impl DeferredFields for Nothing {}
 
     fn subsegments(capture: &UdpCapture) -> Vec<serde_json::Value> {
         let docs = capture.documents(1, Duration::from_secs(5));
@@ -241,11 +241,11 @@ mod tests {
         let segment = recorder.begin_segment("svc");
         segment.begin_subsegment("DynamoDB").end_with(|e| {
             e.set_aws_field("operation", "GetItem");
-            e.add_deferred_aws_fields(Fields {
+            e.add_deferred_fields(Box::new(Fields {
                 calls: Arc::clone(&calls),
-            });
-            e.add_deferred_aws_fields(Nothing);
-            e.add_deferred_aws_fields(More);
+            }));
+            e.add_deferred_fields(Box::new(Nothing));
+            e.add_deferred_fields(Box::new(More));
         });
         assert_eq!(calls.load(Ordering::Relaxed), 0, "not on the request path");
         segment.end();
@@ -271,7 +271,7 @@ mod tests {
         let segment = recorder.begin_segment("svc");
         segment
             .begin_subsegment("empty")
-            .end_with(|e| e.add_deferred_aws_fields(Nothing));
+            .end_with(|e| e.add_deferred_fields(Box::new(Nothing)));
         segment.end();
         let subs = subsegments(&capture);
         assert_eq!(subs.len(), 1);
