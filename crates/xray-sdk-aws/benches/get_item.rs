@@ -127,6 +127,7 @@ fn bench(c: &mut Criterion) {
     recorder.flush(Duration::from_secs(5)).expect("flush");
     let stats = recorder.stats();
     assert_eq!(stats.dropped_queue_full, 0, "the emitter dropped documents");
+    assert!(stats.sent > 0, "no segment was sent");
     added.sort_by(f64::total_cmp);
     println!(
         "paired get_item/xray: median of {} samples, ns added per GetItem by the interceptor: {:.0}",

@@ -2,14 +2,18 @@
 //!
 //! - `loopback_http/*`: a GET to an axum server on 127.0.0.1 over a keep-alive connection,
 //!   through a `ClientWithMiddleware` without and with `XRayMiddleware`.
+//! - `loopback_http/{pass_through,fixed_header}_middleware`: references on the same calls, a
+//!   middleware that only passes the request on, and one that also adds a fixed
+//!   `X-Amzn-Trace-Id` (which the server then parses): the floor under any tracing middleware.
 //! - `middleware_only/*`: the same client stack ending in a middleware that answers at once
 //!   (no I/O), without and with `XRayMiddleware`: the middleware's own cost without network
 //!   noise.
 //!
-//! Every 100 calls the segment is ended (and handed to the emitter, which sends it to a UDP
-//! socket nobody reads) and a new one begins, in both variants alike.
+//! Every 10 calls the segment is ended (and handed to the emitter, which sends it to a UDP
+//! socket nobody reads) and a new one begins, in both variants alike, outside the timed part;
+//! the emitter is flushed after each segment, so its thread never runs beside timed calls.
 //!
-//! `with_middleware` is paired: each chunk of 100 calls with the middleware is followed by 100
+//! `with_middleware` is paired: each chunk of 10 calls with the middleware is followed by 10
 //! calls without it, timed on the side, and the bench prints the median over criterion's
 //! samples of the per-call difference (`paired ...`), a figure that sees both variants at the
 //! same moment of the machine.
@@ -34,7 +38,7 @@ use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::AlwaysSample;
 use xray_sdk_reqwest::XRayMiddleware;
 
-const CALLS_PER_SEGMENT: u64 = 100;
+const CALLS_PER_SEGMENT: u64 = 10;
 
 /// Answers every request with `200 ok` without touching the network.
 struct Canned;
@@ -76,11 +80,49 @@ fn start_server() -> SocketAddr {
         .expect("server started")
 }
 
-fn client(with_xray: bool, canned: bool) -> ClientWithMiddleware {
-    let mut builder = ClientBuilder::new(reqwest::Client::new());
-    if with_xray {
-        builder = builder.with(XRayMiddleware::new());
+/// A middleware that only passes the request on, optionally adding a fixed trace header: the
+/// least any middleware, and any middleware that propagates a trace, adds to a real call.
+struct Reference {
+    header: bool,
+}
+
+#[async_trait::async_trait]
+impl Middleware for Reference {
+    async fn handle(
+        &self,
+        mut req: Request,
+        ext: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        if self.header {
+            req.headers_mut().insert(
+                "x-amzn-trace-id",
+                http::HeaderValue::from_static(
+                    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+                ),
+            );
+        }
+        next.run(req, ext).await
     }
+}
+
+/// The middleware a client variant has in front of the network (or of `Canned`).
+#[derive(Clone, Copy)]
+enum Added {
+    Nothing,
+    XRay,
+    PassThrough,
+    FixedHeader,
+}
+
+fn client(added: Added, canned: bool) -> ClientWithMiddleware {
+    let mut builder = ClientBuilder::new(reqwest::Client::new());
+    builder = match added {
+        Added::Nothing => builder,
+        Added::XRay => builder.with(XRayMiddleware::new()),
+        Added::PassThrough => builder.with(Reference { header: false }),
+        Added::FixedHeader => builder.with(Reference { header: true }),
+    };
     if canned {
         builder = builder.with(Canned);
     }
@@ -88,7 +130,9 @@ fn client(with_xray: bool, canned: bool) -> ClientWithMiddleware {
 }
 
 /// Runs `iters` calls in segments of `CALLS_PER_SEGMENT`, each segment current while its calls
-/// run, and returns the time they took.
+/// run, and returns the time the calls took. Segments begin and end outside the timed part,
+/// and the emitter is flushed after each one, so that its thread (which writes and sends the
+/// documents) never runs beside timed calls.
 fn run(
     rt: &tokio::runtime::Runtime,
     recorder: &Recorder,
@@ -97,12 +141,13 @@ fn run(
     iters: u64,
 ) -> Duration {
     rt.block_on(async {
-        let start = Instant::now();
+        let mut took = Duration::ZERO;
         let mut left = iters;
         while left > 0 {
             let n = left.min(CALLS_PER_SEGMENT);
             left -= n;
             let segment = recorder.begin_segment("bench");
+            let start = Instant::now();
             async {
                 for _ in 0..n {
                     let response = client.get(url).send().await.expect("call");
@@ -111,9 +156,11 @@ fn run(
             }
             .in_context(segment.context())
             .await;
+            took += start.elapsed();
             segment.end();
+            recorder.flush(Duration::from_secs(5)).expect("flush");
         }
-        start.elapsed()
+        took
     })
 }
 
@@ -138,40 +185,56 @@ fn bench(c: &mut Criterion) {
 
     for group_name in ["loopback_http", "middleware_only"] {
         let canned = group_name == "middleware_only";
-        let without = client(false, canned);
-        let with = client(true, canned);
+        let without = client(Added::Nothing, canned);
         let mut group = c.benchmark_group(group_name);
         group.bench_function("without_middleware", |b| {
             b.iter_custom(|iters| run(&rt, &recorder, &without, &url, iters));
         });
-        // Paired: every chunk of calls with the middleware is followed by as many calls
-        // without it, timed on the side; per criterion sample, the difference.
-        let mut added = Vec::new();
-        group.bench_function("with_middleware", |b| {
-            b.iter_custom(|iters| {
-                let (mut total, mut base) = (Duration::ZERO, Duration::ZERO);
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(CALLS_PER_SEGMENT);
-                    left -= n;
-                    total += run(&rt, &recorder, &with, &url, n);
-                    base += run(&rt, &recorder, &without, &url, n);
-                    // Not timed: the emitter sends the ended segment now, not during the
-                    // next chunk.
-                    recorder.flush(Duration::from_secs(5)).expect("flush");
-                }
-                let per = |d: Duration| d.as_nanos() as f64 / iters.max(1) as f64;
-                added.push(per(total) - per(base));
-                total
+        // Over the network, also the two reference middlewares: what passing a call through
+        // any middleware costs, and what sending one more header costs (the server parses it).
+        let variants: &[(&str, Added)] = if canned {
+            &[("with_middleware", Added::XRay)]
+        } else {
+            &[
+                ("with_middleware", Added::XRay),
+                ("pass_through_middleware", Added::PassThrough),
+                ("fixed_header_middleware", Added::FixedHeader),
+            ]
+        };
+        let mut paired = Vec::new();
+        for &(name, added) in variants {
+            let with = client(added, canned);
+            // Paired: every chunk of calls with the middleware is followed by as many calls
+            // without it, timed on the side; per criterion sample, the difference.
+            let mut diffs = Vec::new();
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    let (mut total, mut base) = (Duration::ZERO, Duration::ZERO);
+                    let mut left = iters;
+                    while left > 0 {
+                        let n = left.min(CALLS_PER_SEGMENT);
+                        left -= n;
+                        total += run(&rt, &recorder, &with, &url, n);
+                        base += run(&rt, &recorder, &without, &url, n);
+                    }
+                    let per = |d: Duration| d.as_nanos() as f64 / iters.max(1) as f64;
+                    diffs.push(per(total) - per(base));
+                    total
+                });
             });
-        });
+            if !diffs.is_empty() {
+                diffs.sort_by(f64::total_cmp);
+                paired.push(format!(
+                    "paired {group_name}/{name}: median of {} samples, ns added per call: {:.0}",
+                    diffs.len(),
+                    diffs[diffs.len() / 2],
+                ));
+            }
+        }
         group.finish();
-        added.sort_by(f64::total_cmp);
-        println!(
-            "paired {group_name}: median of {} samples, ns added per call by the middleware: {:.0}",
-            added.len(),
-            added.get(added.len() / 2).copied().unwrap_or(f64::NAN),
-        );
+        for line in paired {
+            println!("{line}");
+        }
     }
     drop(sink);
 }

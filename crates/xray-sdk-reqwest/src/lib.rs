@@ -213,7 +213,9 @@ impl XRayMiddleware {
         // The subsegment is opened and its request recorded under one lock; the strings are
         // only built when the call is sampled.
         let open = |parent: &Context| {
-            parent.begin_subsegment_with(subsegment_name(req.url()), |e| {
+            // Named in `init`, which runs only when sampled: an unsampled call copies nothing.
+            parent.begin_subsegment_with(Cow::Borrowed(""), |e| {
+                e.set_name(subsegment_name(req.url()));
                 e.set_namespace(Namespace::Remote);
                 e.set_http_request(HttpRequest {
                     method: Some(xray_sdk::model::http_method(req.method().as_str())),
