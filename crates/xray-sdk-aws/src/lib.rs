@@ -59,6 +59,14 @@
 //! Outside any segment a call is not recorded and no header is sent; the context-missing
 //! strategy decides whether that is logged. Whatever it finds, the interceptor never fails
 //! a call.
+//!
+//! ## What a call costs
+//!
+//! While the call runs, the interceptor only opens the subsegment, keeps the call's facts as
+//! they are (the SDK's metadata, the region, reference-counted clones of the serialized
+//! request and of the response body) and sets the trace header. The `aws` block, parameters
+//! included, is written later by the emitter's thread from those facts. Bodies over 64 KiB
+//! are read during the call instead, so that tracing never keeps a large payload alive.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -51,6 +51,27 @@
 //! hyper 1 server through `hyper_util::service::TowerToHyperService`), and together with
 //! tower-http layers on either side of it.
 //!
+//! Around the whole router, [`XRay::new`] records the same segments as `Router::layer`, and
+//! costs less per request (about 0.2 µs in the crate's `oneshot` benchmark), because
+//! `Router::layer` boxes every route's service, future and body once more. `axum::serve`
+//! wants axum's own body type back:
+//!
+//! ```no_run
+//! use axum::{Router, ServiceExt as _, body::Body, routing::get};
+//! use tower::ServiceExt as _;
+//! use xray_sdk_tower::XRay;
+//!
+//! # async fn demo(recorder: xray_sdk::Recorder) {
+//! let router = Router::new().route("/", get(|| async { "ok" }));
+//! let app = XRay::new(router, recorder)
+//!     .map_request(|r: axum::extract::Request| r)
+//!     .map_response(|r: http::Response<_>| r.map(Body::new));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+//! let make = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+//! axum::serve(listener, make).await.unwrap();
+//! # }
+//! ```
+//!
 //! ## What happens for each request
 //!
 //! 1. **The incoming `X-Amzn-Trace-Id`** is parsed leniently ([`xray_sdk::TraceHeader`]). Its

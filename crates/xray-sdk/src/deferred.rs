@@ -105,6 +105,20 @@ impl<'a> AwsFieldWriter<'a> {
         w
     }
 
+    /// Runs `fields` on this writer. A panic in it (deferred fields can be user code, run
+    /// on the emitter's thread) is caught and logged, and whatever it had written is taken
+    /// back, so the document stays valid and the emitter goes on.
+    pub(crate) fn write_guarded(&mut self, fields: &dyn DeferredFields) {
+        let (len, opened, keys) = (self.out.len(), self.opened, self.deferred.len());
+        let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fields.aws(self)));
+        if wrote.is_err() {
+            tracing::warn!("deferred aws fields panicked while the document was written; left out");
+            self.out.truncate(len);
+            self.opened = opened;
+            self.deferred.truncate(keys);
+        }
+    }
+
     /// Closes the block (if anything was written) and reports the first error.
     pub(crate) fn finish(self) -> Result<(), serde_json::Error> {
         if let Some(e) = self.error {
@@ -262,6 +276,40 @@ mod tests {
                 "queue_url": "https://sqs.example/q",
             })
         );
+    }
+
+    /// Writes a field, then panics half-way through the next one.
+    #[derive(Debug)]
+    struct Panics;
+
+    impl DeferredFields for Panics {
+        fn aws(&self, out: &mut AwsFieldWriter<'_>) {
+            out.str("before_panic", "x");
+            out.u64("half_written", 1);
+            panic!("deferred fields failed");
+        }
+    }
+
+    #[test]
+    fn a_panicking_source_is_left_out_and_the_emitter_goes_on() {
+        let capture = UdpCapture::start().unwrap();
+        let recorder = capture.recorder("svc");
+        for round in 0..2 {
+            let segment = recorder.begin_segment("svc");
+            segment.begin_subsegment("call").end_with(|e| {
+                e.set_aws_field("operation", "Op");
+                e.add_deferred_fields(Box::new(Panics));
+                e.add_deferred_fields(Box::new(More));
+            });
+            segment.end();
+            let subs = subsegments(&capture);
+            assert_eq!(subs.len(), 1, "round {round}");
+            assert_eq!(
+                subs[0]["aws"],
+                json!({"operation": "Op", "retries": 9, "queue_url": "https://sqs.example/q"}),
+                "round {round}"
+            );
+        }
     }
 
     #[test]

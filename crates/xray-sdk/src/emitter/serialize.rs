@@ -321,7 +321,7 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
         if !direct.is_empty() || e.deferred.is_some() || !more.is_empty() {
             let mut w = AwsFieldWriter::begin(out, direct);
             for fields in e.deferred.iter().chain(more) {
-                fields.aws(&mut w);
+                w.write_guarded(fields.as_ref());
             }
             w.finish()?;
         }
