@@ -70,6 +70,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(test)]
+mod fuzz_tests;
 mod params;
 mod remote_error;
 

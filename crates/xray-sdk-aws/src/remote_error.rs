@@ -74,7 +74,10 @@ pub(crate) fn read(response: &HttpResponse) -> RemoteError {
     } else if first == Some(b'<') {
         let text = String::from_utf8_lossy(body);
         if out.code.is_none() {
-            out.code = xml_element(&text, "Code").map(str::to_owned);
+            out.code = xml_element(&text, "Code")
+                .map(sanitize_code)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
         }
         out.message = xml_element(&text, "Message").map(str::to_owned);
     }
@@ -153,5 +156,15 @@ mod tests {
             read(&response(500, &[], "<Error><Code>")),
             RemoteError::default()
         );
+        // XML codes are cleaned like JSON ones (found by the body fuzzer), and an empty
+        // code is no code.
+        let e = read(&response(
+            400,
+            &[],
+            "<Error><Code>aws.ns#Throttling:details</Code></Error>",
+        ));
+        assert_eq!(e.code.as_deref(), Some("Throttling"));
+        let e = read(&response(400, &[], "<Error><Code> </Code></Error>"));
+        assert_eq!(e.code, None);
     }
 }
