@@ -12,12 +12,13 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use serde_json::Value;
+use xray_sdk::testing::{FuzzRng, fuzz_settings};
 
 use crate::params::{self, Capture, Picked};
 use crate::remote_error;
@@ -79,34 +80,8 @@ const TOKENS: &[&str] = &[
     "\r\n",
 ];
 
-/// xorshift64*: small, deterministic, good enough to drive mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
 /// One to four byte-level edits of a body (bodies are bytes: invalid UTF-8 included).
-fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut FuzzRng, base: &[u8]) -> Vec<u8> {
     let mut b = base.to_vec();
     for _ in 0..=rng.below(4) {
         let at = rng.below(b.len() + 1);
@@ -118,7 +93,7 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
             }
             2 if !b.is_empty() => {
                 let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
+                b[i] = rng.next_u64() as u8;
             }
             3 => {
                 // Duplicate a slice (repeated keys, deep nesting).
@@ -207,20 +182,12 @@ fn check(body: &[u8], lists: &[&'static [params::Param]]) {
 
 #[test]
 fn body_readers_survive_mutated_input() {
-    let secs: f64 = std::env::var("XRAY_FUZZ_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3.0);
-    let seed: u64 = std::env::var("XRAY_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_0000_0a55_b0d1);
-    let budget = Duration::from_secs_f64(secs.clamp(0.1, 3600.0));
+    let (budget, seed) = fuzz_settings(0x5eed_0000_0a55_b0d1);
     let lists = whitelists();
     for s in SEEDS {
         check(s.as_bytes(), &lists);
     }
-    let mut rng = Rng(seed | 1);
+    let mut rng = FuzzRng::new(seed);
     let started = Instant::now();
     let mut runs = 0u64;
     let mut current = SEEDS[0].as_bytes().to_vec();

@@ -1,5 +1,6 @@
 //! Test support: a loopback UDP socket standing in for the daemon, capturing every datagram,
-//! and a recorder wired to it. Enabled by the `test-util` feature.
+//! and a recorder wired to it; and the seeded generator and settings of the bounded fuzz
+//! tests. Enabled by the `test-util` feature.
 //!
 //! ```
 //! use std::time::Duration;
@@ -197,4 +198,71 @@ pub fn flatten(documents: &[Value]) -> Vec<(String, Option<String>, Value)> {
         walk(d, None, &mut out);
     }
     out
+}
+
+/// A small seeded generator for the bounded fuzz tests (xorshift64*): deterministic, so a
+/// failure replays from the seed the test prints.
+///
+/// ```
+/// use xray_sdk::testing::FuzzRng;
+///
+/// let mut a = FuzzRng::new(7);
+/// let mut b = FuzzRng::new(7);
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// assert!(a.below(10) < 10);
+/// assert_eq!(a.below(0), 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct FuzzRng(u64);
+
+impl FuzzRng {
+    /// A generator started from `seed` (any value; zero is made odd).
+    pub fn new(seed: u64) -> Self {
+        FuzzRng(seed | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0, without drawing).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            // The remainder is below `n`, so it fits in `usize`.
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+
+    /// True once in `one_in` draws, on average.
+    pub fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+
+    /// One of `items` (which must not be empty).
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+}
+
+/// How long a bounded fuzz test runs and from which seed: `XRAY_FUZZ_SECS` (default 3,
+/// between 0.1 and 3600) and `XRAY_FUZZ_SEED` (default `default_seed`).
+pub fn fuzz_settings(default_seed: u64) -> (Duration, u64) {
+    let secs: f64 = std::env::var("XRAY_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s: &f64| s.is_finite())
+        .unwrap_or(3.0);
+    let seed: u64 = std::env::var("XRAY_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_seed);
+    (Duration::from_secs_f64(secs.clamp(0.1, 3600.0)), seed)
 }

@@ -12,9 +12,10 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use xray_sdk::header::{MAX_EXTRA_LEN, MAX_HEADER_LEN};
+use xray_sdk::testing::{FuzzRng, fuzz_settings};
 use xray_sdk::{Recorder, TraceHeader};
 
 /// The inputs of `header.rs`'s `parse_and_format_table` and `never_panics_on_odd_bytes`, plus
@@ -91,34 +92,8 @@ const TOKENS: &[&str] = &[
     "%0d%0a",
 ];
 
-/// xorshift64*: small, deterministic, good enough to drive mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
 /// One to four random edits of a seed, at char boundaries (the parser takes `&str`).
-fn mutate(rng: &mut Rng, base: &str) -> String {
+fn mutate(rng: &mut FuzzRng, base: &str) -> String {
     let mut s: Vec<char> = base.chars().collect();
     for _ in 0..=rng.below(4) {
         let at = rng.below(s.len() + 1);
@@ -238,21 +213,13 @@ fn check(input: &str, recorder: &Recorder, downstream: bool) {
 
 #[test]
 fn header_parser_survives_mutated_input() {
-    let secs: f64 = std::env::var("XRAY_FUZZ_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3.0);
-    let seed: u64 = std::env::var("XRAY_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_0000_f7ac_e1d5);
-    let budget = Duration::from_secs_f64(secs.clamp(0.1, 3600.0));
+    let (budget, seed) = fuzz_settings(0x5eed_0000_f7ac_e1d5);
     let recorder = Recorder::disabled();
     // The seeds themselves first.
     for s in SEEDS {
         check(s, &recorder, true);
     }
-    let mut rng = Rng(seed | 1);
+    let mut rng = FuzzRng::new(seed);
     let started = Instant::now();
     let mut runs = 0u64;
     // Inputs are chained: every fourth mutation starts again from a seed.

@@ -46,6 +46,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use xray_sdk::config::DaemonAddress;
 use xray_sdk::sampling::{CentralizedSampler, Clock, LocalRules, ManualClock, wildcard_match};
+use xray_sdk::testing::{FuzzRng, fuzz_settings};
 use xray_sdk::{Sampler, SamplingRequest};
 
 const T0: u64 = 1_700_000_000;
@@ -254,41 +255,7 @@ const NAMES: &[&str] = &[
     "ünï", "",
 ];
 
-/// xorshift64*: small, deterministic, good enough to drive mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-
-    fn pick_f64(&mut self, items: &[f64]) -> f64 {
-        items[self.below(items.len())]
-    }
-}
-
-fn random_char(rng: &mut Rng) -> char {
+fn random_char(rng: &mut FuzzRng) -> char {
     match rng.below(4) {
         0 => char::from(rng.below(0x80) as u8),
         1 => char::from(rng.below(0x20) as u8),
@@ -297,7 +264,7 @@ fn random_char(rng: &mut Rng) -> char {
     }
 }
 
-fn long_string(rng: &mut Rng) -> String {
+fn long_string(rng: &mut FuzzRng) -> String {
     let len = if rng.chance(4) {
         1000 + rng.below(10_000)
     } else {
@@ -308,7 +275,7 @@ fn long_string(rng: &mut Rng) -> String {
 }
 
 /// A value of the wrong type, out of range, at a boundary, or just odd.
-fn weird_value(rng: &mut Rng) -> Value {
+fn weird_value(rng: &mut FuzzRng) -> Value {
     match rng.below(30) {
         0 => Value::Null,
         1 => json!(true),
@@ -368,7 +335,7 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
 }
 
 /// One blind structural edit of a random node.
-fn mutate_value(rng: &mut Rng, root: &mut Value) {
+fn mutate_value(rng: &mut FuzzRng, root: &mut Value) {
     let mut ptrs = Vec::new();
     pointers(root, String::new(), &mut ptrs);
     let ptr = ptrs[rng.below(ptrs.len())].clone();
@@ -424,11 +391,11 @@ fn mutate_value(rng: &mut Rng, root: &mut Value) {
     }
 }
 
-fn rate(rng: &mut Rng) -> f64 {
+fn rate(rng: &mut FuzzRng) -> f64 {
     if rng.chance(3) {
         rng.below(1001) as f64 / 1000.0
     } else {
-        rng.pick_f64(&[
+        rng.pick(&[
             0.0,
             1.0,
             -0.0,
@@ -441,7 +408,7 @@ fn rate(rng: &mut Rng) -> f64 {
     }
 }
 
-fn pattern(rng: &mut Rng) -> Value {
+fn pattern(rng: &mut FuzzRng) -> Value {
     const PIECES: &[&str] = &[
         "*", "?", "a", "GET", "/api", "/", ".", "shop", "é", "K", "\u{212a}", "İ", "🦀",
     ];
@@ -457,7 +424,7 @@ fn pattern(rng: &mut Rng) -> Value {
 
 /// Edits within the rules answer's format: values near and past their limits, names
 /// repeated, records added, removed, duplicated.
-fn mutate_rules_answer(rng: &mut Rng, root: &mut Value) {
+fn mutate_rules_answer(rng: &mut FuzzRng, root: &mut Value) {
     let Some(records) = root
         .get_mut("SamplingRuleRecords")
         .and_then(Value::as_array_mut)
@@ -474,8 +441,8 @@ fn mutate_rules_answer(rng: &mut Rng, root: &mut Value) {
             rng.pick(&["*", "GET", "POST"]),
             rng.pick(&["*", "/api/*", "/health", "/é"]),
         ];
-        let prio = rng.pick_f64(&[0.0, 1.0, 10.0, 10_000.0, -5.0, 1e15, 9.3e18, 0.5]);
-        let reservoir = rng.pick_f64(&[0.0, 1.0, 2.0, 1e10, -1.0, 0.5, 1e300]);
+        let prio = rng.pick(&[0.0, 1.0, 10.0, 10_000.0, -5.0, 1e15, 9.3e18, 0.5]);
+        let reservoir = rng.pick(&[0.0, 1.0, 2.0, 1e10, -1.0, 0.5, 1e300]);
         let r = record(name, prio, rate(rng), reservoir, p);
         records.insert(rng.below(n + 1), r);
         return;
@@ -493,12 +460,11 @@ fn mutate_rules_answer(rng: &mut Rng, root: &mut Value) {
     match rng.below(10) {
         0 => rule["RuleName"] = json!(rng.pick(NAMES)),
         1 => {
-            rule["Priority"] =
-                json!(rng.pick_f64(&[0.0, 1.0, 29.0, 31.0, 1e4, -1.0, 1.5, 1e19, -1e19]))
+            rule["Priority"] = json!(rng.pick(&[0.0, 1.0, 29.0, 31.0, 1e4, -1.0, 1.5, 1e19, -1e19]))
         }
         2 | 3 => rule["FixedRate"] = json!(rate(rng)),
-        4 => rule["ReservoirSize"] = json!(rng.pick_f64(&[0.0, 1.0, 0.9, -0.0, -1.0, 1e19])),
-        5 => rule["Version"] = json!(rng.pick_f64(&[1.0, 2.0, 0.0, 1.000_000_1])),
+        4 => rule["ReservoirSize"] = json!(rng.pick(&[0.0, 1.0, 0.9, -0.0, -1.0, 1e19])),
+        5 => rule["Version"] = json!(rng.pick(&[1.0, 2.0, 0.0, 1.000_000_1])),
         6 => rule["ResourceARN"] = json!(rng.pick(&["*", "arn:aws:x", ""])),
         7 => {
             rule["Attributes"] =
@@ -517,7 +483,7 @@ fn mutate_rules_answer(rng: &mut Rng, root: &mut Value) {
     }
 }
 
-fn ttl(rng: &mut Rng, now: u64) -> Value {
+fn ttl(rng: &mut FuzzRng, now: u64) -> Value {
     match rng.below(7) {
         0 => json!(now.saturating_sub(1) as f64),
         1 => json!((now + 10) as f64),
@@ -530,7 +496,7 @@ fn ttl(rng: &mut Rng, now: u64) -> Value {
 }
 
 /// Edits within the targets answer's format.
-fn mutate_targets_answer(rng: &mut Rng, root: &mut Value, now: u64) {
+fn mutate_targets_answer(rng: &mut FuzzRng, root: &mut Value, now: u64) {
     if !root.is_object() {
         return;
     }
@@ -554,7 +520,7 @@ fn mutate_targets_answer(rng: &mut Rng, root: &mut Value, now: u64) {
                 match rng.below(4) {
                     0 => doc["FixedRate"] = json!(rate(rng)),
                     1 => {
-                        doc["ReservoirQuota"] = json!(rng.pick_f64(&[
+                        doc["ReservoirQuota"] = json!(rng.pick(&[
                             0.0,
                             1.0,
                             3.0,
@@ -567,7 +533,7 @@ fn mutate_targets_answer(rng: &mut Rng, root: &mut Value, now: u64) {
                         ]))
                     }
                     2 => doc["ReservoirQuotaTTL"] = ttl(rng, now),
-                    _ => doc["Interval"] = json!(rng.pick_f64(&[0.0, 1.0, 10.0, 1e18, -1.0])),
+                    _ => doc["Interval"] = json!(rng.pick(&[0.0, 1.0, 10.0, 1e18, -1.0])),
                 }
             }
             match &mut root["SamplingTargetDocuments"] {
@@ -581,7 +547,7 @@ fn mutate_targets_answer(rng: &mut Rng, root: &mut Value, now: u64) {
     }
 }
 
-fn mutate_text(rng: &mut Rng, base: &str, seeds: &[String]) -> String {
+fn mutate_text(rng: &mut FuzzRng, base: &str, seeds: &[String]) -> String {
     let mut s: Vec<char> = base.chars().collect();
     for _ in 0..=rng.below(4) {
         let at = rng.below(s.len() + 1);
@@ -634,7 +600,7 @@ enum Kind {
 }
 
 /// One to four edits of `base`: within the format, blind on the JSON, or on the text.
-fn mutate(rng: &mut Rng, base: &str, kind: Kind, seeds: &[String], now: u64) -> String {
+fn mutate(rng: &mut FuzzRng, base: &str, kind: Kind, seeds: &[String], now: u64) -> String {
     if let Ok(mut v) = serde_json::from_str::<Value>(base) {
         if rng.chance(2) {
             for _ in 0..=rng.below(3) {
@@ -961,15 +927,7 @@ fn check_rules_outcome(
 // In process: `apply_rules_response`.
 
 fn budget() -> (Duration, u64) {
-    let secs: f64 = std::env::var("XRAY_FUZZ_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3.0);
-    let seed: u64 = std::env::var("XRAY_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_0000_a5e7_7a95);
-    (Duration::from_secs_f64(secs.clamp(0.1, 3600.0)), seed)
+    fuzz_settings(0x5eed_0000_a5e7_7a95)
 }
 
 #[test]
@@ -983,7 +941,7 @@ fn rules_answers_in_process() {
         .seed(seed)
         .fallback(LocalRules::new(0, 1.0))
         .build();
-    let mut rng = Rng(seed | 1);
+    let mut rng = FuzzRng::new(seed);
     let started = Instant::now();
     let (mut runs, mut refused, mut applied) = (0u64, 0u64, 0u64);
     let mut current = seeds[0].clone();
@@ -1382,7 +1340,7 @@ fn lane_sampler(
 }
 
 /// A valid targets answer with a known effect on one rule: rate 0 or 1, no quota left.
-fn recovery_answer(rng: &mut Rng, now: u64) -> String {
+fn recovery_answer(rng: &mut FuzzRng, now: u64) -> String {
     let names = ["r-low", "r-high", "r-half", "api", "Default"];
     json!({
         "SamplingTargetDocuments": [{
@@ -1395,7 +1353,7 @@ fn recovery_answer(rng: &mut Rng, now: u64) -> String {
     .to_string()
 }
 
-fn status(rng: &mut Rng) -> StatusCode {
+fn status(rng: &mut FuzzRng) -> StatusCode {
     match rng.below(40) {
         0 => StatusCode::INTERNAL_SERVER_ERROR,
         1 => StatusCode::NOT_FOUND,
@@ -1423,7 +1381,7 @@ fn run_targets_lane(
         std::thread::sleep(Duration::from_millis(5));
     }
     let seeds = targets_seeds();
-    let mut rng = Rng(seed | 1);
+    let mut rng = FuzzRng::new(seed);
     let mut model = lane_rules();
     let canary = req([None, None, None, Some("GET"), Some("/canary-7d1e0b")]);
     let nudge = || {
@@ -1499,7 +1457,7 @@ fn run_rules_lane(
     let sampler = lane_sampler(addr, &clock, Kind::Rules, seed);
     let poller = sampler.poller_liveness();
     let seeds = rules_seeds();
-    let mut rng = Rng(seed | 1);
+    let mut rng = FuzzRng::new(seed);
     let mut current = seeds[0].clone();
     let mut rounds = 0;
     while Instant::now() < until && rounds < MAX_ROUNDS_PER_LANE && !stop.load(Ordering::Relaxed) {

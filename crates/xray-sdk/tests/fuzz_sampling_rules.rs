@@ -31,13 +31,14 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::{
     LocalRule, LocalRules, LocalSampler, ManualClock, RulesError, wildcard_match,
 };
+use xray_sdk::testing::{FuzzRng, fuzz_settings};
 use xray_sdk::{Recorder, Sampler, SamplingRequest};
 
 /// Upper bound on inputs, whatever the time budget.
@@ -175,37 +176,7 @@ const KEYS: &[&str] = &[
     "é",
 ];
 
-/// xorshift64*: small, deterministic, good enough to drive mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
-fn random_char(rng: &mut Rng) -> char {
+fn random_char(rng: &mut FuzzRng) -> char {
     match rng.below(4) {
         0 => char::from(rng.below(0x80) as u8),
         1 => char::from(rng.below(0x20) as u8),
@@ -214,7 +185,7 @@ fn random_char(rng: &mut Rng) -> char {
     }
 }
 
-fn long_string(rng: &mut Rng) -> String {
+fn long_string(rng: &mut FuzzRng) -> String {
     let len = match rng.below(4) {
         0 => 41 + rng.below(20),
         1 => 100 + rng.below(1000),
@@ -229,7 +200,7 @@ fn long_string(rng: &mut Rng) -> String {
 }
 
 /// A value of the wrong type, out of range, at a boundary, or just odd.
-fn weird_value(rng: &mut Rng) -> Value {
+fn weird_value(rng: &mut FuzzRng) -> Value {
     match rng.below(34) {
         0 => Value::Null,
         1 => json!(true),
@@ -293,7 +264,7 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
     out.push(at);
 }
 
-fn nest(rng: &mut Rng, v: Value) -> Value {
+fn nest(rng: &mut FuzzRng, v: Value) -> Value {
     let depth = if rng.chance(8) {
         100 + rng.below(80)
     } else {
@@ -311,7 +282,7 @@ fn nest(rng: &mut Rng, v: Value) -> Value {
 }
 
 /// One structural edit of a random node.
-fn mutate_value(rng: &mut Rng, root: &mut Value) {
+fn mutate_value(rng: &mut FuzzRng, root: &mut Value) {
     let mut ptrs = Vec::new();
     pointers(root, String::new(), &mut ptrs);
     let ptr = ptrs[rng.below(ptrs.len())].clone();
@@ -390,7 +361,7 @@ fn mutate_value(rng: &mut Rng, root: &mut Value) {
 }
 
 /// A pattern from wildcards, typical fragments and characters whose case folding is odd.
-fn random_pattern(rng: &mut Rng) -> String {
+fn random_pattern(rng: &mut FuzzRng) -> String {
     const PIECES: &[&str] = &[
         "*",
         "?",
@@ -426,7 +397,7 @@ fn random_pattern(rng: &mut Rng) -> String {
 }
 
 /// A new rule for the file's version, with values in range.
-fn random_rule(rng: &mut Rng, host_key: &str) -> Value {
+fn random_rule(rng: &mut FuzzRng, host_key: &str) -> Value {
     let mut rule = json!({
         host_key: random_pattern(rng),
         "http_method": random_pattern(rng),
@@ -440,7 +411,7 @@ fn random_rule(rng: &mut Rng, host_key: &str) -> Value {
     rule
 }
 
-fn plausible_rate(rng: &mut Rng) -> Value {
+fn plausible_rate(rng: &mut FuzzRng) -> Value {
     match rng.below(8) {
         0 => json!(0),
         1 => json!(1),
@@ -452,7 +423,7 @@ fn plausible_rate(rng: &mut Rng) -> Value {
     }
 }
 
-fn plausible_fixed_target(rng: &mut Rng) -> Value {
+fn plausible_fixed_target(rng: &mut FuzzRng) -> Value {
     match rng.below(6) {
         0 => json!(0),
         1 => json!(u32::MAX),
@@ -463,7 +434,7 @@ fn plausible_fixed_target(rng: &mut Rng) -> Value {
 
 /// Edits that keep a valid file valid: values in range, new patterns, rules added,
 /// removed, duplicated or reordered. They reach the sampler far more often than blind ones.
-fn mutate_within_format(rng: &mut Rng, root: &mut Value) {
+fn mutate_within_format(rng: &mut FuzzRng, root: &mut Value) {
     let host_key = if root["version"] == 1 {
         "service_name"
     } else {
@@ -513,7 +484,7 @@ fn mutate_within_format(rng: &mut Rng, root: &mut Value) {
 }
 
 /// One to four random edits of `base`, as text or (when it is JSON) as a document.
-fn mutate(rng: &mut Rng, base: &str) -> String {
+fn mutate(rng: &mut FuzzRng, base: &str) -> String {
     if rng.chance(2) {
         if let Ok(mut v) = serde_json::from_str::<Value>(base) {
             if LocalRules::from_json_str(base).is_ok() {
@@ -549,7 +520,7 @@ fn mutate(rng: &mut Rng, base: &str) -> String {
     mutate_text(rng, base)
 }
 
-fn mutate_text(rng: &mut Rng, base: &str) -> String {
+fn mutate_text(rng: &mut FuzzRng, base: &str) -> String {
     let mut s: Vec<char> = base.chars().collect();
     for _ in 0..=rng.below(4) {
         let at = rng.below(s.len() + 1);
@@ -1012,17 +983,9 @@ fn fuzz_path() -> PathBuf {
 
 #[test]
 fn rules_files_survive_mutation() {
-    let secs: f64 = std::env::var("XRAY_FUZZ_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3.0);
-    let seed: u64 = std::env::var("XRAY_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_0000_5a3f_1e5d);
-    let budget = Duration::from_secs_f64(secs.clamp(0.1, 3600.0));
+    let (budget, seed) = fuzz_settings(0x5eed_0000_5a3f_1e5d);
     let path = fuzz_path();
-    let run_one = |input: &str, runs: u64, rng: &mut Rng, recorders: &mut u32| {
+    let run_one = |input: &str, runs: u64, rng: &mut FuzzRng, recorders: &mut u32| {
         let file_bytes = (runs % 16 == 0).then(|| {
             let mut bytes = input.as_bytes().to_vec();
             if rng.chance(8) {
@@ -1063,7 +1026,7 @@ fn rules_files_survive_mutation() {
             }
         }
     };
-    let mut rng = Rng(seed | 1);
+    let mut rng = FuzzRng::new(seed);
     let mut recorders = 0;
     // The seeds themselves first.
     for (i, s) in SEEDS.iter().enumerate() {
