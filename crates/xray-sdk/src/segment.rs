@@ -95,8 +95,8 @@ pub(crate) struct EntityData {
     /// Inline rather than in `ext`: segments and remote calls nearly always have one, and
     /// one allocation fewer per entity matters on the request path.
     pub(crate) http: Option<Http>,
-    /// The first deferred fields, inline for the same reason (a request or an AWS call has
-    /// one); any further ones are in `ext`.
+    /// The first deferred fields, inline for the same reason (an AWS call has one); any
+    /// further ones are in `ext`.
     pub(crate) deferred: Option<Box<dyn DeferredFields>>,
     pub(crate) ext: Option<Box<EntityExt>>,
     /// Tree links inside the arena ([`NO_PARENT`] when absent), so a subtree can be moved
