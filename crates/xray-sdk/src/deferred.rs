@@ -2,9 +2,10 @@
 //!
 //! An adapter knows, when a call ends, everything its subsegment's `aws` block will hold,
 //! but turning it into JSON (picking whitelisted parameters out of a serialized request and
-//! response, formatting the operation and region) takes time the caller would wait for. [`EntityMut::add_deferred_fields`] hands that work over in one
-//! value instead, usually holding cheap clones (reference-counted bodies, `'static`
-//! names); the emitter's thread calls it when it writes the document.
+//! response, formatting the operation and region) takes time the caller would wait for.
+//! [`EntityMut::add_deferred_fields`] hands that work over in one value instead, usually
+//! holding cheap clones (reference-counted bodies, `'static` names); the emitter's thread
+//! calls it when it writes the document.
 //!
 //! [`EntityMut::add_deferred_fields`]: crate::EntityMut::add_deferred_fields
 
