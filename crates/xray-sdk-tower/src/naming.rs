@@ -1,7 +1,9 @@
 //! How a request's segment is named.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
+use xray_sdk::EntityMut;
 use xray_sdk::model::sanitize_name;
 use xray_sdk::sampling::wildcard_match;
 
@@ -32,10 +34,12 @@ pub struct SegmentNaming {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
-    Fixed(Cow<'static, str>),
+    /// Sanitized once here and shared by every segment (no copy per request).
+    Fixed(Arc<str>),
     Dynamic {
         recognized_hosts: Cow<'static, str>,
-        fallback: Cow<'static, str>,
+        /// Sanitized and shared like a fixed name.
+        fallback: Arc<str>,
     },
 }
 
@@ -44,7 +48,7 @@ impl SegmentNaming {
     /// [`xray_sdk::model::sanitize_name`]).
     pub fn fixed(name: impl Into<Cow<'static, str>>) -> Self {
         SegmentNaming {
-            kind: Kind::Fixed(sanitize_name(name)),
+            kind: Kind::Fixed(sanitize_name(name).into()),
         }
     }
 
@@ -58,7 +62,7 @@ impl SegmentNaming {
         SegmentNaming {
             kind: Kind::Dynamic {
                 recognized_hosts: recognized_hosts.into(),
-                fallback: sanitize_name(fallback),
+                fallback: sanitize_name(fallback).into(),
             },
         }
     }
@@ -78,13 +82,15 @@ impl SegmentNaming {
         }
     }
 
-    /// The name as an owned value for the segment, without allocating for a fixed name given
-    /// as a `&'static str`.
-    pub(crate) fn owned_name(&self, chosen: &str) -> Cow<'static, str> {
+    /// Names the segment `chosen` (what [`name_for`](Self::name_for) returned): a fixed or
+    /// fallback name by reference, a host name as a copy.
+    pub(crate) fn set_name(&self, chosen: &str, e: &mut EntityMut<'_>) {
         match &self.kind {
-            Kind::Fixed(name) => name.clone(),
-            Kind::Dynamic { fallback, .. } if std::ptr::eq(chosen, &**fallback) => fallback.clone(),
-            Kind::Dynamic { .. } => Cow::Owned(chosen.to_owned()),
+            Kind::Fixed(name) => e.set_shared_name(name),
+            Kind::Dynamic { fallback, .. } if std::ptr::eq(chosen, &**fallback) => {
+                e.set_shared_name(fallback);
+            }
+            Kind::Dynamic { .. } => e.set_name(chosen.to_owned()),
         }
     }
 }
@@ -112,12 +118,14 @@ mod tests {
     }
 
     #[test]
-    fn owned_names() {
+    fn fixed_and_fallback_names_are_shared() {
         let n = SegmentNaming::dynamic("*.example.com", "fallback");
-        let chosen = n.name_for(Some("x.example.com"));
-        assert_eq!(n.owned_name(chosen), "x.example.com");
-        let chosen = n.name_for(Some("other"));
-        assert!(matches!(n.owned_name(chosen), Cow::Borrowed("fallback")));
+        let Kind::Dynamic { fallback, .. } = &n.kind else {
+            unreachable!()
+        };
+        assert!(std::ptr::eq(n.name_for(Some("other")), &**fallback));
+        assert!(std::ptr::eq(n.name_for(None), &**fallback));
+        assert_eq!(n.name_for(Some("x.example.com")), "x.example.com");
         let f = SegmentNaming::fixed("a b*c");
         assert_eq!(f.name_for(None), "a bc");
     }

@@ -109,7 +109,7 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
     }
     // Runs only when sampled, before the segment is shared: no lock, no copies otherwise.
     let segment = builder.begin_with(|e| {
-        e.set_name(config.naming.owned_name(name));
+        config.naming.set_name(name, e);
         e.set_http_request(request_block(req, host));
     });
     let mode = ResponseHeaderMode {

@@ -29,6 +29,58 @@ fn is_name_char(c: char) -> bool {
         )
 }
 
+/// [`is_name_char`] for every ASCII byte, so that the usual (ASCII) name is checked a byte at
+/// a time without decoding characters.
+const ASCII_NAME_CHARS: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = matches!(
+            b as u8,
+            b'a'..=b'z'
+                | b'A'..=b'Z'
+                | b'0'..=b'9'
+                // The ASCII characters `char::is_whitespace` accepts (with vertical tab).
+                | b' '
+                | b'\t'
+                | b'\n'
+                | 0x0b
+                | 0x0c
+                | b'\r'
+                | b'_'
+                | b'.'
+                | b':'
+                | b'/'
+                | b'%'
+                | b'&'
+                | b'#'
+                | b'='
+                | b'+'
+                | b'\\'
+                | b'-'
+                | b'@'
+        );
+        b += 1;
+    }
+    table
+};
+
+/// Whether `name` is a non-empty name of at most [`MAX_NAME_LEN`] name characters.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    // An ASCII name: one table look-up per byte. Anything else: character by character.
+    if name.len() <= MAX_NAME_LEN && name.is_ascii() {
+        return !name.is_empty() && name.bytes().all(|b| ASCII_NAME_CHARS[usize::from(b)]);
+    }
+    let mut count = 0usize;
+    for c in name.chars() {
+        count += 1;
+        if count > MAX_NAME_LEN || !is_name_char(c) {
+            return false;
+        }
+    }
+    count > 0
+}
+
 /// Makes a name acceptable to X-Ray: characters outside Unicode letters, digits, whitespace and
 /// `_ . : / % & # = + \ - @` are removed and the result is cut to 200 characters. An empty result
 /// becomes `"unnamed"`. Valid names are returned as they are, without allocating.
@@ -41,16 +93,7 @@ fn is_name_char(c: char) -> bool {
 /// ```
 pub fn sanitize_name(name: impl Into<Cow<'static, str>>) -> Cow<'static, str> {
     let name = name.into();
-    let mut count = 0usize;
-    let mut valid = true;
-    for c in name.chars() {
-        count += 1;
-        if count > MAX_NAME_LEN || !is_name_char(c) {
-            valid = false;
-            break;
-        }
-    }
-    if valid && count > 0 {
+    if is_valid_name(&name) {
         return name;
     }
     let cleaned: String = name
@@ -577,6 +620,23 @@ fn parse_backtrace(text: &str) -> Vec<StackFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_name_table_agrees_with_the_character_rule() {
+        for b in 0u8..128 {
+            assert_eq!(
+                ASCII_NAME_CHARS[usize::from(b)],
+                is_name_char(char::from(b)),
+                "byte {b:#04x}"
+            );
+        }
+        assert!(is_valid_name(&"a".repeat(MAX_NAME_LEN)));
+        assert!(!is_valid_name(&"a".repeat(MAX_NAME_LEN + 1)));
+        assert!(is_valid_name(&"é".repeat(MAX_NAME_LEN)));
+        assert!(!is_valid_name(&"é".repeat(MAX_NAME_LEN + 1)));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("a\u{7f}"));
+    }
 
     #[test]
     fn names() {

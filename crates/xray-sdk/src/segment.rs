@@ -20,7 +20,8 @@ use crate::header::{SamplingFlag, TraceHeader};
 use crate::id::{EntityId, TraceId};
 use crate::model::{
     AnnotationError, AnnotationValue, Cause, Exception, Http, HttpRequest,
-    MAX_ANNOTATION_VALUE_LEN, Namespace, Sql, sanitize_name, validate_annotation_key,
+    MAX_ANNOTATION_VALUE_LEN, Namespace, Sql, is_valid_name, sanitize_name,
+    validate_annotation_key,
 };
 use crate::recorder::RecorderInner;
 use crate::timestamp::now_micros;
@@ -60,6 +61,54 @@ pub(crate) enum AwsValue {
     Raw(Box<serde_json::value::RawValue>),
 }
 
+/// An entity's name: owned or borrowed like most names, or a reference to a name shared
+/// between many entities (a service's fixed segment name), which costs no copy per entity.
+#[derive(Clone)]
+pub(crate) enum EntityName {
+    Cow(Cow<'static, str>),
+    Shared(Arc<str>),
+}
+
+impl Default for EntityName {
+    fn default() -> Self {
+        EntityName::Cow(Cow::Borrowed(""))
+    }
+}
+
+impl std::ops::Deref for EntityName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            EntityName::Cow(name) => name,
+            EntityName::Shared(name) => name,
+        }
+    }
+}
+
+impl fmt::Debug for EntityName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl From<Cow<'static, str>> for EntityName {
+    fn from(name: Cow<'static, str>) -> Self {
+        EntityName::Cow(name)
+    }
+}
+
+impl EntityName {
+    /// `name` itself when it is a valid name, otherwise a sanitized copy.
+    fn shared(name: &Arc<str>) -> Self {
+        if is_valid_name(name) {
+            EntityName::Shared(Arc::clone(name))
+        } else {
+            EntityName::Cow(sanitize_name(name.to_string()))
+        }
+    }
+}
+
 /// Everything beyond the few fields every entity has; boxed so the common entity stays small.
 #[derive(Debug, Default)]
 pub(crate) struct EntityExt {
@@ -86,7 +135,7 @@ pub(crate) struct EntityData {
     /// The parent's ID: for a segment the caller's (from the header), for a subsegment the
     /// enclosing entity's, kept so a streamed subtree knows where it belongs.
     pub(crate) parent_id: Option<EntityId>,
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: EntityName,
     pub(crate) start_us: u64,
     pub(crate) end_us: Option<u64>,
     pub(crate) flags: u8,
@@ -121,7 +170,7 @@ impl EntityData {
             id,
             parent,
             parent_id,
-            name,
+            name: name.into(),
             start_us: now_micros(),
             end_us: None,
             flags: 0,
@@ -674,7 +723,7 @@ impl Context {
 
     /// Renames the entity (sanitized like every name).
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
-        let name = sanitize_name(name);
+        let name = sanitize_name(name).into();
         self.with_entity(|e| e.name = name);
     }
 
@@ -795,7 +844,25 @@ impl<'a> EntityMut<'a> {
 
     /// Renames the entity (sanitized like every name).
     pub fn set_name(&mut self, name: impl Into<Cow<'static, str>>) {
-        self.entity.name = sanitize_name(name);
+        self.entity.name = sanitize_name(name).into();
+    }
+
+    /// Renames the entity with a name shared between many entities, without copying it: a
+    /// valid name (see [`sanitize_name`]) is kept by reference, any other is sanitized into a
+    /// copy. For names every request uses, such as a service's fixed segment name.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # let recorder = xray_sdk::Recorder::builder().ignore_env().build().unwrap();
+    /// let name: Arc<str> = Arc::from("orders-api");
+    /// let segment = recorder
+    ///     .segment("")
+    ///     .sampled(true)
+    ///     .begin_with(|e| e.set_shared_name(&name));
+    /// segment.end();
+    /// ```
+    pub fn set_shared_name(&mut self, name: &Arc<str>) {
+        self.entity.name = EntityName::shared(name);
     }
 
     /// Sets the subsegment's namespace (`aws` or `remote`).

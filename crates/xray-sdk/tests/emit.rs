@@ -250,3 +250,41 @@ fn many_subsegments_are_streamed() {
     );
     let _ = ids;
 }
+
+#[test]
+fn shared_names_are_sent_as_given_and_invalid_ones_sanitized() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let valid: std::sync::Arc<str> = "orders-api".into();
+    let invalid: std::sync::Arc<str> = "orders*api?".into();
+    for name in [&valid, &invalid, &valid] {
+        let segment = recorder
+            .segment("")
+            .sampled(true)
+            .begin_with(|e| e.set_shared_name(name));
+        segment
+            .begin_subsegment_with("", |e| e.set_shared_name(name))
+            .end();
+        segment.end();
+    }
+    recorder.flush(WAIT).unwrap();
+    let grams = capture.wait_for(3, WAIT);
+    let names: Vec<Vec<String>> = grams
+        .iter()
+        .map(|g| {
+            let doc = g.document();
+            let sub = &doc["subsegments"][0];
+            vec![doc["name"].to_string(), sub["name"].to_string()]
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            [r#""orders-api""#, r#""orders-api""#],
+            [r#""ordersapi""#, r#""ordersapi""#],
+            [r#""orders-api""#, r#""orders-api""#],
+        ]
+    );
+    // The shared string is not held once the documents are sent.
+    assert_eq!(std::sync::Arc::strong_count(&valid), 1);
+}
