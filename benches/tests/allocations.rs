@@ -5,13 +5,23 @@
 //! The workload: parse an incoming `X-Amzn-Trace-Id`, begin a segment from it, three
 //! subsegments, the HTTP response status, format the header for a downstream call, end.
 //!
+//! Also: the allocations the tower layer adds to one request, against the same bare service.
+//!
 //! `cargo test -p xray-benches --test allocations -- --nocapture` prints the counts.
 
 #![allow(unsafe_code, clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer, TracerProvider};
@@ -20,9 +30,12 @@ use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
 use opentelemetry_aws::xray_exporter::XrayExporter;
 use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use tower_service::Service;
 use xray_benches::{STEPS, Sink, fresh_header};
 use xray_sdk::plugins::Plugins;
+use xray_sdk::sampling::{AlwaysSample, NeverSample};
 use xray_sdk::{Recorder, TraceHeader};
+use xray_sdk_tower::XRay;
 
 struct Counting;
 
@@ -199,4 +212,137 @@ fn opentelemetry_aws_for_comparison() {
     eprintln!("opentelemetry-aws request (same workload): {n} allocation(s) on the calling thread");
     provider.force_flush().unwrap();
     provider.shutdown().unwrap();
+}
+
+type HelloResponse = Response<Full<Bytes>>;
+type Hello = fn(Request<Full<Bytes>>) -> Ready<Result<HelloResponse, Infallible>>;
+
+/// A hello-world handler with the `content-type` header every framework response has.
+fn hello(_req: Request<Full<Bytes>>) -> Ready<Result<HelloResponse, Infallible>> {
+    let mut res = Response::new(Full::new(Bytes::from_static(b"Hello, World!")));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    ready(Ok(res))
+}
+
+/// Calls `svc` and streams the response body to its end, polling with a no-op waker: the
+/// handler is ready at once, so no runtime (and none of its allocations) is involved.
+fn serve<S, B>(svc: &mut S, req: Request<Full<Bytes>>) -> u16
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+    B: http_body::Body,
+{
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    let Poll::Ready(Ok(())) = svc.poll_ready(&mut cx) else {
+        panic!("the service is always ready")
+    };
+    let Poll::Ready(Ok(res)) = pin!(svc.call(req)).poll(&mut cx) else {
+        panic!("the handler answers at once")
+    };
+    let status = res.status().as_u16();
+    let mut body = pin!(res.into_body());
+    while let Poll::Ready(Some(frame)) = body.as_mut().poll_frame(&mut cx) {
+        assert!(frame.is_ok());
+    }
+    status
+}
+
+fn hello_request(trace_header: Option<&str>) -> Request<Full<Bytes>> {
+    let mut req = Request::get("/hello?name=x")
+        .header("host", "api.example.com")
+        .header("user-agent", "bench/1.0");
+    if let Some(h) = trace_header {
+        req = req.header("x-amzn-trace-id", h);
+    }
+    req.body(Full::new(Bytes::new())).unwrap()
+}
+
+/// The median over 101 requests (after a warm-up) of the allocations the layer adds: the
+/// layered request's count minus the bare service's, each request built outside the count.
+fn layer_allocations(recorder: &Recorder, trace_header: Option<&str>) -> u64 {
+    let mut bare = tower_service_fn();
+    let mut layered = XRay::new(tower_service_fn(), recorder.clone());
+    let mut added: Vec<u64> = (0..102)
+        .map(|_| {
+            let req = hello_request(trace_header);
+            let (with, status) = count(|| serve(&mut layered, req));
+            assert_eq!(status, 200);
+            let req = hello_request(trace_header);
+            let (without, _) = count(|| serve(&mut bare, req));
+            with.saturating_sub(without)
+        })
+        .skip(1)
+        .collect();
+    added.sort_unstable();
+    added[added.len() / 2]
+}
+
+fn tower_service_fn() -> ServiceFnHello {
+    ServiceFnHello(hello)
+}
+
+/// A `Service` around [`hello`] (what `tower::service_fn` makes, without the dependency).
+#[derive(Clone, Copy)]
+struct ServiceFnHello(Hello);
+
+impl Service<Request<Full<Bytes>>> for ServiceFnHello {
+    type Response = HelloResponse;
+    type Error = Infallible;
+    type Future = Ready<Result<HelloResponse, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Full<Bytes>>) -> Self::Future {
+        (self.0)(req)
+    }
+}
+
+fn layer_recorder(sink: &Sink, sample: bool) -> Recorder {
+    let builder = Recorder::builder()
+        .ignore_env()
+        .service_name("api")
+        .daemon_address(sink.addr().to_string())
+        .centralized_sampling(false)
+        .plugins(Plugins::none());
+    let builder = if sample {
+        builder.sampler(AlwaysSample)
+    } else {
+        builder.sampler(NeverSample)
+    };
+    builder.build().unwrap()
+}
+
+#[test]
+fn tower_layer_allocations_per_request() {
+    let sink = Sink::start().unwrap();
+    let unsampled = layer_recorder(&sink, false);
+    let sampled = layer_recorder(&sink, true);
+    let not_sampled_header = fresh_header().replace("Sampled=1", "Sampled=0");
+
+    let new_unsampled = layer_allocations(&unsampled, None);
+    let continued_unsampled = layer_allocations(&sampled, Some(&not_sampled_header));
+    let new_sampled = layer_allocations(&sampled, None);
+    let continued_sampled = layer_allocations(&sampled, Some(&fresh_header()));
+    eprintln!(
+        "tower layer, allocations added per request: unsampled {new_unsampled} (new trace), \
+         {continued_unsampled} (Sampled=0); sampled {new_sampled} (new trace), \
+         {continued_sampled} (Sampled=1)"
+    );
+    // Unsampled: the request extensions' map (its box and table) and the boxed `Context` in
+    // it, and the response header's value. Nothing is recorded or queued.
+    assert!(new_unsampled <= 4, "{new_unsampled}");
+    assert!(continued_unsampled <= 4, "{continued_unsampled}");
+    // Sampled, besides those: the entity arena, the shared trace state, and the URL and
+    // user-agent strings of the `http.request` block (the segment name is shared).
+    assert!(new_sampled <= 8, "{new_sampled}");
+    assert!(continued_sampled <= 8, "{continued_sampled}");
+    unsampled.flush(Duration::from_secs(5)).unwrap();
+    assert_eq!(unsampled.stats().queued, 0);
+    sampled.flush(Duration::from_secs(5)).unwrap();
+    // 102 + 102 sampled requests, each one segment; the 102 `Sampled=0` ones queued nothing.
+    assert_eq!(sampled.stats().queued, 204);
 }
