@@ -34,7 +34,7 @@ use tower_service::Service;
 use xray_benches::{STEPS, Sink, fresh_header};
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::{AlwaysSample, NeverSample};
-use xray_sdk::{Recorder, TraceHeader};
+use xray_sdk::{Recorder, RecorderBuilder, TraceHeader};
 use xray_sdk_tower::XRay;
 
 struct Counting;
@@ -94,15 +94,17 @@ fn allocations_per_request(runs: usize, mut f: impl FnMut() -> String) -> u64 {
     counts[runs / 2]
 }
 
-fn recorder(sink: &Sink) -> Recorder {
+fn recorder_builder(sink: &Sink) -> RecorderBuilder {
     Recorder::builder()
         .ignore_env()
         .service_name("api")
         .daemon_address(sink.addr().to_string())
         .centralized_sampling(false)
         .plugins(Plugins::none())
-        .build()
-        .unwrap()
+}
+
+fn recorder(sink: &Sink) -> Recorder {
+    recorder_builder(sink).build().unwrap()
 }
 
 fn xray_sdk_request(recorder: &Recorder, incoming: &str) -> String {
@@ -301,13 +303,9 @@ impl Service<Request<Full<Bytes>>> for ServiceFnHello {
     }
 }
 
+/// A recorder that samples every request, or none (unless the incoming header decides).
 fn layer_recorder(sink: &Sink, sample: bool) -> Recorder {
-    let builder = Recorder::builder()
-        .ignore_env()
-        .service_name("api")
-        .daemon_address(sink.addr().to_string())
-        .centralized_sampling(false)
-        .plugins(Plugins::none());
+    let builder = recorder_builder(sink);
     let builder = if sample {
         builder.sampler(AlwaysSample)
     } else {
