@@ -20,15 +20,24 @@
 //! so this figure is much steadier than the difference of two criterion medians taken
 //! seconds apart.
 //!
+//! Two `minimal_reference_*` variants run a hand-written layer that does only what any
+//! layer answering the spec must do for an unsampled request, and nothing else: read the
+//! incoming `X-Amzn-Trace-Id` (or draw a new trace ID), hand the trace ID to the handler in
+//! the request extensions, and answer with `X-Amzn-Trace-Id: Root=...`. No sampling
+//! decision, no current context, no panic handling, no body wrapper. Paired with the same
+//! baselines, it is the floor the unsampled variants are compared with.
+//!
 //! `cargo bench -p xray-sdk-tower --bench layer -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::cell::RefCell;
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::hint::black_box;
 use std::net::UdpSocket;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -38,12 +47,13 @@ use bytes::Bytes;
 use cpu_time::ThreadTime;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::Request;
+use http::header::{HeaderName, HeaderValue};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use tower::ServiceExt;
-use xray_sdk::Recorder;
+use tower::{Service, ServiceExt};
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::{AlwaysSample, NeverSample};
+use xray_sdk::{Recorder, TraceHeader, TraceId};
 use xray_sdk_tower::{XRay, XRayLayer};
 
 const CONTINUED: &str =
@@ -147,6 +157,72 @@ fn plain_hello(_req: Request<Body>) -> Ready<Result<PlainResponse, Infallible>> 
     )))))
 }
 
+const TRACE_HEADER: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+/// The reference layer's service (see the module documentation).
+#[derive(Clone)]
+struct MinimalReference<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<Body>> for MinimalReference<S>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = MinimalReferenceFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let trace_id = req
+            .headers()
+            .get(TRACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| TraceHeader::parse(v).root())
+            .unwrap_or_default();
+        req.extensions_mut().insert(trace_id);
+        MinimalReferenceFuture {
+            inner: self.inner.call(req),
+            trace_id,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct MinimalReferenceFuture<F> {
+        #[pin]
+        inner: F,
+        trace_id: TraceId,
+    }
+}
+
+impl<F, B, E> Future for MinimalReferenceFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = match this.inner.poll(cx) {
+            Poll::Ready(Ok(res)) => res,
+            other => return other,
+        };
+        // `Root=` and the ID, on the stack, as the layer does.
+        let mut buf = [0u8; 5 + TraceId::LEN];
+        buf[..5].copy_from_slice(b"Root=");
+        buf[5..].copy_from_slice(&this.trace_id.to_bytes());
+        if let Ok(value) = HeaderValue::from_bytes(&buf) {
+            res.headers_mut().insert(TRACE_HEADER, value);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
 /// What a variant calls.
 #[derive(Clone)]
 enum Target {
@@ -154,6 +230,8 @@ enum Target {
     Plain(Plain),
     Layered(XRay<Plain>),
     WrappedRouter(XRay<Router>),
+    PlainReference(MinimalReference<Plain>),
+    RouterReference(MinimalReference<Router>),
 }
 
 impl Target {
@@ -174,6 +252,14 @@ impl Target {
                 black_box(res.into_body().collect().await.unwrap());
             }
             Target::WrappedRouter(svc) => {
+                let res = svc.clone().oneshot(req).await.unwrap();
+                black_box(res.into_body().collect().await.unwrap());
+            }
+            Target::PlainReference(svc) => {
+                let res = svc.clone().oneshot(req).await.unwrap();
+                black_box(res.into_body().collect().await.unwrap());
+            }
+            Target::RouterReference(svc) => {
                 let res = svc.clone().oneshot(req).await.unwrap();
                 black_box(res.into_body().collect().await.unwrap());
             }
@@ -267,6 +353,12 @@ where
             Some(bare.clone()),
         ),
         v(
+            "wrapped_router_minimal_reference",
+            Target::RouterReference(MinimalReference { inner: hello() }),
+            None,
+            Some(bare.clone()),
+        ),
+        v(
             "service_fn_layer_unsampled_no_resp_header",
             Target::Layered(tower_layer::Layer::layer(
                 &XRayLayer::new(unsampled.clone()).response_header(false),
@@ -279,6 +371,12 @@ where
         v(
             "service_fn_layer_unsampled",
             plain_layered(&unsampled),
+            None,
+            Some(Target::Plain(plain)),
+        ),
+        v(
+            "service_fn_minimal_reference",
+            Target::PlainReference(MinimalReference { inner: plain }),
             None,
             Some(Target::Plain(plain)),
         ),
