@@ -250,12 +250,11 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
     }
     key(out, "start_time");
     write_seconds(out, e.start_us);
-    match e.end_us {
-        Some(end) => {
-            key(out, "end_time");
-            write_seconds(out, end);
-        }
-        None => out.extend_from_slice(b",\"in_progress\":true"),
+    if e.end_us == 0 {
+        out.extend_from_slice(b",\"in_progress\":true");
+    } else {
+        key(out, "end_time");
+        write_seconds(out, e.end_us);
     }
     if d.kind == Kind::Independent {
         out.extend_from_slice(b",\"type\":\"subsegment\"");
