@@ -92,17 +92,19 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
     let name = config.naming.name_for(host);
     let sampling = SamplingRequest {
         service_name: Some(name),
-        service_type: config.recorder.origin(),
+        // The service type (the recorder's origin) is filled in by the core, and only when
+        // the sampler is asked.
         host,
         method: Some(req.method().as_str()),
         url_path: Some(req.uri().path()),
         ..SamplingRequest::default()
     };
     // The name is set once the segment is known to be sampled, so that unsampled requests
-    // never copy it; the sampler gets it through the sampling request.
+    // never copy it; the sampler gets it through the sampling request. Until then a valid
+    // placeholder, which the core keeps as it is (an empty one would go through sanitizing).
     let mut builder = config
         .recorder
-        .segment(Cow::Borrowed(""))
+        .segment(Cow::Borrowed("segment"))
         .sampling_request(sampling);
     if let Some(h) = &incoming {
         builder = builder.header(h);
