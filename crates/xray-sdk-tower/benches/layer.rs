@@ -239,32 +239,26 @@ impl Target {
     async fn call(&self, header: Option<&'static str>) {
         let req = request(header);
         match self {
-            Target::Router(app) => {
-                let res = app.clone().oneshot(req).await.unwrap();
-                black_box(res.into_body().collect().await.unwrap());
-            }
-            Target::Plain(svc) => {
-                let res = (*svc).oneshot(req).await.unwrap();
-                black_box(res.into_body().collect().await.unwrap());
-            }
-            Target::Layered(svc) => {
-                let res = svc.clone().oneshot(req).await.unwrap();
-                black_box(res.into_body().collect().await.unwrap());
-            }
-            Target::WrappedRouter(svc) => {
-                let res = svc.clone().oneshot(req).await.unwrap();
-                black_box(res.into_body().collect().await.unwrap());
-            }
-            Target::PlainReference(svc) => {
-                let res = svc.clone().oneshot(req).await.unwrap();
-                black_box(res.into_body().collect().await.unwrap());
-            }
-            Target::RouterReference(svc) => {
-                let res = svc.clone().oneshot(req).await.unwrap();
-                black_box(res.into_body().collect().await.unwrap());
-            }
+            Target::Router(app) => once(app.clone(), req).await,
+            Target::Plain(svc) => once(*svc, req).await,
+            Target::Layered(svc) => once(svc.clone(), req).await,
+            Target::WrappedRouter(svc) => once(svc.clone(), req).await,
+            Target::PlainReference(svc) => once(svc.clone(), req).await,
+            Target::RouterReference(svc) => once(svc.clone(), req).await,
         }
     }
+}
+
+/// Calls `svc` once with `req` and reads the response body to the end.
+async fn once<S, B>(svc: S, req: Request<Body>)
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let res = svc.oneshot(req).await.unwrap();
+    black_box(res.into_body().collect().await.unwrap());
 }
 
 struct Variant {
