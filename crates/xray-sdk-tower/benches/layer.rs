@@ -28,6 +28,11 @@
 //! baselines, it is the floor the unsampled variants are compared with.
 //!
 //! `cargo bench -p xray-sdk-tower --bench layer -- --warm-up-time 1 --measurement-time 3`
+//!
+//! With `LAYER_BENCH_LOOP=<variant>:<requests>` set, the binary instead runs that many
+//! requests of one variant, untimed, and exits: a fixed amount of work whose instructions
+//! `valgrind --tool=callgrind` can count, a figure the machine's noise does not move (see
+//! docs/PERFORMANCE.md for the command).
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::cell::RefCell;
@@ -46,7 +51,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use cpu_time::ThreadTime;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -274,17 +279,8 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn run<M, S>(c: &mut Criterion<M>, group: &str)
-where
-    M: Measurement<Value = Duration> + 'static,
-    S: Stopwatch,
-{
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sampled = recorder(&sink, true);
-    let unsampled = recorder(&sink, false);
+/// Every variant, `sampled` and `unsampled` being the two recorders.
+fn variants(sampled: &Recorder, unsampled: &Recorder) -> Vec<Variant> {
     let noop = tower::util::MapResponseLayer::new(|r: axum::response::Response| r);
     let bare = Target::Router(hello());
     let layered = |rec: &Recorder| Target::Router(hello().layer(XRayLayer::new(rec.clone())));
@@ -301,7 +297,7 @@ where
 
     // `wrapped_router_*`: the layer around the whole router (`XRay::new(router, ..)`) rather
     // than through `Router::layer`, which boxes every route once more.
-    let variants = [
+    [
         v("bare", bare.clone(), None, None),
         v("bare_with_header", bare.clone(), Some(CONTINUED), None),
         v(
@@ -312,25 +308,25 @@ where
         ),
         v(
             "layer_unsampled_by_sampler",
-            layered(&unsampled),
+            layered(unsampled),
             None,
             Some(bare.clone()),
         ),
         v(
             "layer_unsampled_by_header",
-            layered(&sampled),
+            layered(sampled),
             Some(NOT_SAMPLED),
             Some(bare.clone()),
         ),
         v(
             "layer_sampled_new_trace",
-            layered(&sampled),
+            layered(sampled),
             None,
             Some(bare.clone()),
         ),
         v(
             "layer_sampled_continued",
-            layered(&sampled),
+            layered(sampled),
             Some(CONTINUED),
             Some(bare.clone()),
         ),
@@ -364,7 +360,7 @@ where
         v("service_fn_bare", Target::Plain(plain), None, None),
         v(
             "service_fn_layer_unsampled",
-            plain_layered(&unsampled),
+            plain_layered(unsampled),
             None,
             Some(Target::Plain(plain)),
         ),
@@ -376,11 +372,26 @@ where
         ),
         v(
             "service_fn_layer_sampled",
-            plain_layered(&sampled),
+            plain_layered(sampled),
             None,
             Some(Target::Plain(plain)),
         ),
-    ];
+    ]
+    .into()
+}
+
+fn run<M, S>(c: &mut Criterion<M>, group: &str)
+where
+    M: Measurement<Value = Duration> + 'static,
+    S: Stopwatch,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sampled = recorder(&sink, true);
+    let unsampled = recorder(&sink, false);
+    let variants = variants(&sampled, &unsampled);
 
     let mut g = c.benchmark_group(group);
     let mut paired = Vec::new();
@@ -464,4 +475,45 @@ criterion_group! {
     config = Criterion::default().with_measurement(ThreadCpu { wall: WallTime });
     targets = thread_cpu
 }
-criterion_main!(wall_clock, cpu);
+
+/// `LAYER_BENCH_LOOP=<variant>:<requests>`: runs that many requests of one variant (no
+/// baseline, no timing) and exits, for counting instructions under `valgrind --tool=callgrind`.
+/// Two counts with different numbers of requests give the instructions per request without
+/// the start-up work (see docs/PERFORMANCE.md).
+fn request_loop(spec: &str) {
+    let (name, requests) = spec
+        .split_once(':')
+        .expect("LAYER_BENCH_LOOP=<variant>:<requests>");
+    let requests: u64 = requests.parse().expect("a number of requests");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sampled = recorder(&sink, true);
+    let unsampled = recorder(&sink, false);
+    let variants = variants(&sampled, &unsampled);
+    let variant = variants
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no variant {name:?}"));
+    rt.block_on(async {
+        for done in 1..=requests {
+            variant.target.call(variant.header).await;
+            if done % CHUNK == 0 {
+                sampled.flush(Duration::from_secs(5)).unwrap();
+            }
+        }
+    });
+    sampled.flush(Duration::from_secs(5)).unwrap();
+    println!("{name}: {requests} requests");
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("LAYER_BENCH_LOOP") {
+        request_loop(&spec);
+        return;
+    }
+    wall_clock();
+    cpu();
+    Criterion::default().configure_from_args().final_summary();
+}

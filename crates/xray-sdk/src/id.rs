@@ -72,27 +72,58 @@ impl std::error::Error for IdError {}
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// Every byte as two lower-case hex digits: one look-up per byte when formatting IDs.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut table = [[0u8; 2]; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        table[b] = [HEX[b >> 4], HEX[b & 0x0f]];
+        b += 1;
+    }
+    table
+};
+
+/// Marks a byte that is not a hex digit in [`HEX_VALUES`].
+const NOT_HEX: u8 = 0x10;
+
+/// Every byte's value as a hex digit (either case), or [`NOT_HEX`].
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut d = 0u8;
+    while d < 10 {
+        table[(b'0' + d) as usize] = d;
+        d += 1;
+    }
+    let mut d = 0u8;
+    while d < 6 {
+        table[(b'a' + d) as usize] = 10 + d;
+        table[(b'A' + d) as usize] = 10 + d;
+        d += 1;
+    }
+    table
+};
+
+/// Parses up to 16 hex digits. One table look-up per digit and no branch inside the loop
+/// (incoming trace headers are parsed on every request); a bad digit is noticed at the end.
+fn parse_hex_u64(s: &[u8]) -> Result<u64, IdError> {
+    debug_assert!(s.len() <= 16);
+    let mut value = 0u64;
+    let mut seen = 0u8;
+    for &b in s {
+        let digit = HEX_VALUES[usize::from(b)];
+        seen |= digit;
+        value = (value << 4) | u64::from(digit & 0x0f);
+    }
+    if seen & NOT_HEX == 0 {
+        Ok(value)
+    } else {
+        Err(IdError::NotHex)
     }
 }
 
-fn parse_hex_u64(s: &[u8]) -> Result<u64, IdError> {
-    s.iter().try_fold(0u64, |acc, &b| {
-        hex_value(b)
-            .map(|v| (acc << 4) | u64::from(v))
-            .ok_or(IdError::NotHex)
-    })
-}
-
 fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
 }
 
@@ -308,6 +339,23 @@ pub(crate) fn new_client_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits_every_byte() {
+        for b in 0..=u8::MAX {
+            let want = char::from(b).to_digit(16).map(u64::from);
+            assert_eq!(parse_hex_u64(&[b]).ok(), want, "byte {b:#04x}");
+            // A bad digit anywhere is noticed, whatever comes after it.
+            assert_eq!(parse_hex_u64(&[b'f', b, b'0']).is_ok(), want.is_some());
+        }
+        assert_eq!(parse_hex_u64(b"ffffffffffffffff"), Ok(u64::MAX));
+        assert_eq!(
+            parse_hex_u64(b"0123456789abcdef"),
+            Ok(0x0123_4567_89ab_cdef)
+        );
+        assert_eq!(parse_hex_u64(b"ABCDEF"), Ok(0xab_cdef));
+        assert_eq!(parse_hex_u64(b""), Ok(0));
+    }
 
     #[test]
     fn trace_id_round_trips() {
