@@ -31,7 +31,7 @@ pub(crate) struct Recording {
 impl Recording {
     /// Makes the segment current until the guard is dropped.
     pub(crate) fn enter(&mut self) -> Entered<'_> {
-        swap_current(&mut self.current);
+        xray_sdk::context::swap_current(&mut self.current);
         Entered {
             slot: &mut self.current,
         }
@@ -49,10 +49,6 @@ impl Recording {
     }
 }
 
-fn swap_current(slot: &mut Option<Context>) {
-    *slot = xray_sdk::context::replace_current(slot.take());
-}
-
 /// Restores the previous current context when dropped (also while unwinding).
 pub(crate) struct Entered<'a> {
     slot: &'a mut Option<Context>,
@@ -60,7 +56,7 @@ pub(crate) struct Entered<'a> {
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        swap_current(self.slot);
+        xray_sdk::context::swap_current(self.slot);
     }
 }
 

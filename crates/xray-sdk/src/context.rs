@@ -62,6 +62,28 @@ pub fn replace_current(context: Option<Context>) -> Option<Context> {
     slot
 }
 
+/// Exchanges the current context of this thread with `slot`, in place: what was current ends
+/// up in `slot`. The cheapest way for an integration that keeps its context in a slot of its
+/// own (a future, a response body) to make it current and, with a second call, to take it
+/// back. Every call must be paired with one that swaps back.
+///
+/// ```
+/// use xray_sdk::{Recorder, context};
+///
+/// let recorder = Recorder::disabled();
+/// let segment = recorder.begin_segment("job");
+/// let mut slot = Some(segment.context());
+/// context::swap_current(&mut slot); // the segment is current, `slot` holds what was
+/// assert_eq!(context::current().map(|c| c.id()), Some(segment.id()));
+/// context::swap_current(&mut slot); // back as before
+/// assert!(context::current().is_none());
+/// assert_eq!(slot.map(|c| c.id()), Some(segment.id()));
+/// ```
+#[inline]
+pub fn swap_current(slot: &mut Option<Context>) {
+    swap(slot);
+}
+
 #[inline]
 fn swap(slot: &mut Option<Context>) {
     CURRENT.with(|c| {
