@@ -380,18 +380,41 @@ fn variants(sampled: &Recorder, unsampled: &Recorder) -> Vec<Variant> {
     .into()
 }
 
-fn run<M, S>(c: &mut Criterion<M>, group: &str)
-where
-    M: Measurement<Value = Duration> + 'static,
-    S: Stopwatch,
-{
+/// What both modes start from: a current-thread runtime, the sampled recorder (flushed between
+/// chunks), the socket both recorders send to, and every variant.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    sink: UdpSocket,
+    sampled: Recorder,
+    variants: Vec<Variant>,
+}
+
+fn setup() -> Setup {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sampled = recorder(&sink, true);
-    let unsampled = recorder(&sink, false);
-    let variants = variants(&sampled, &unsampled);
+    let variants = variants(&sampled, &recorder(&sink, false));
+    Setup {
+        rt,
+        sink,
+        sampled,
+        variants,
+    }
+}
+
+fn run<M, S>(c: &mut Criterion<M>, group: &str)
+where
+    M: Measurement<Value = Duration> + 'static,
+    S: Stopwatch,
+{
+    let Setup {
+        rt,
+        sink: _sink,
+        sampled,
+        variants,
+    } = setup();
 
     let mut g = c.benchmark_group(group);
     let mut paired = Vec::new();
@@ -485,13 +508,12 @@ fn request_loop(spec: &str) {
         .split_once(':')
         .expect("LAYER_BENCH_LOOP=<variant>:<requests>");
     let requests: u64 = requests.parse().expect("a number of requests");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sampled = recorder(&sink, true);
-    let unsampled = recorder(&sink, false);
-    let variants = variants(&sampled, &unsampled);
+    let Setup {
+        rt,
+        sink: _sink,
+        sampled,
+        variants,
+    } = setup();
     let variant = variants
         .iter()
         .find(|v| v.name == name)
