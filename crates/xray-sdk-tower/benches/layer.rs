@@ -381,10 +381,10 @@ fn variants(sampled: &Recorder, unsampled: &Recorder) -> Vec<Variant> {
 }
 
 /// What both modes start from: a current-thread runtime, the sampled recorder (flushed between
-/// chunks), the socket both recorders send to, and every variant.
+/// chunks), the socket both recorders send to (kept open while they run), and every variant.
 struct Setup {
     rt: tokio::runtime::Runtime,
-    sink: UdpSocket,
+    _sink: UdpSocket,
     sampled: Recorder,
     variants: Vec<Variant>,
 }
@@ -398,7 +398,7 @@ fn setup() -> Setup {
     let variants = variants(&sampled, &recorder(&sink, false));
     Setup {
         rt,
-        sink,
+        _sink: sink,
         sampled,
         variants,
     }
@@ -409,22 +409,17 @@ where
     M: Measurement<Value = Duration> + 'static,
     S: Stopwatch,
 {
-    let Setup {
-        rt,
-        sink: _sink,
-        sampled,
-        variants,
-    } = setup();
+    let setup = setup();
 
     let mut g = c.benchmark_group(group);
     let mut paired = Vec::new();
-    for variant in &variants {
+    for variant in &setup.variants {
         // Per criterion sample, ns per request: the variant and its interleaved baseline.
         let samples: Rc<RefCell<Vec<(f64, f64)>>> = Rc::default();
         g.bench_function(variant.name, |b| {
-            b.to_async(&rt).iter_custom(|iters| {
+            b.to_async(&setup.rt).iter_custom(|iters| {
                 let samples = Rc::clone(&samples);
-                let sampled = sampled.clone();
+                let sampled = setup.sampled.clone();
                 async move {
                     let mut total = Duration::ZERO;
                     let mut base = Duration::ZERO;
@@ -473,7 +468,7 @@ where
     for line in paired {
         println!("{line}");
     }
-    let s = sampled.stats();
+    let s = setup.sampled.stats();
     println!(
         "{group}: emitter queued {} dropped_queue_full {} sent {}",
         s.queued, s.dropped_queue_full, s.sent
@@ -501,32 +496,28 @@ criterion_group! {
 
 /// `LAYER_BENCH_LOOP=<variant>:<requests>`: runs that many requests of one variant (no
 /// baseline, no timing) and exits, for counting instructions under `valgrind --tool=callgrind`.
-/// Two counts with different numbers of requests give the instructions per request without
-/// the start-up work (see docs/PERFORMANCE.md).
+/// Counting only inside the runtime's `block_on` leaves the start-up work out (see
+/// docs/PERFORMANCE.md for the command).
 fn request_loop(spec: &str) {
     let (name, requests) = spec
         .split_once(':')
         .expect("LAYER_BENCH_LOOP=<variant>:<requests>");
     let requests: u64 = requests.parse().expect("a number of requests");
-    let Setup {
-        rt,
-        sink: _sink,
-        sampled,
-        variants,
-    } = setup();
-    let variant = variants
+    let setup = setup();
+    let variant = setup
+        .variants
         .iter()
         .find(|v| v.name == name)
         .unwrap_or_else(|| panic!("no variant {name:?}"));
-    rt.block_on(async {
+    setup.rt.block_on(async {
         for done in 1..=requests {
             variant.target.call(variant.header).await;
             if done % CHUNK == 0 {
-                sampled.flush(Duration::from_secs(5)).unwrap();
+                setup.sampled.flush(Duration::from_secs(5)).unwrap();
             }
         }
     });
-    sampled.flush(Duration::from_secs(5)).unwrap();
+    setup.sampled.flush(Duration::from_secs(5)).unwrap();
     println!("{name}: {requests} requests");
 }
 
