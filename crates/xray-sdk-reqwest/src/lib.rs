@@ -310,68 +310,29 @@ fn request_url(url: &Url) -> String {
     out
 }
 
-/// The longest header value formatted on the stack: the fixed part (74 bytes) plus the extra
-/// keys, which the core keeps within 256 bytes of keys and values (plus their separators).
-const STACK_HEADER_LEN: usize = 768;
+/// `Root=` + trace ID + `;Parent=` + entity ID + `;Sampled=` + the flag.
+const FIXED_HEADER_LEN: usize = 5 + 35 + 8 + 16 + 10;
 
-/// Formats `Root=..;Parent=..;Sampled=..[;extra]` for `ctx` into a stack buffer and makes the
-/// header value from it (its one allocation). Same text as
-/// [`Context::downstream_header`]; falls back to it if the buffer is ever too small.
+/// Formats `Root=..;Parent=..;Sampled=..[;extra]` for `ctx` (the same text as
+/// [`Context::downstream_header`]) straight into a buffer of the exact length, which the
+/// header value then owns: one allocation, no copy.
 fn header_value(ctx: &Context) -> Option<HeaderValue> {
-    let mut buf = StackBuf::<STACK_HEADER_LEN>::new();
-    buf.push(b"Root=");
-    buf.push(&ctx.trace_id().to_bytes());
-    buf.push(b";Parent=");
-    buf.push(&ctx.id().to_bytes());
-    buf.push(if ctx.is_sampled() {
+    let extra = ctx.extra_header_fields();
+    let mut out = Vec::with_capacity(FIXED_HEADER_LEN + extra.map_or(0, |e| 1 + e.len()));
+    out.extend_from_slice(b"Root=");
+    out.extend_from_slice(&ctx.trace_id().to_bytes());
+    out.extend_from_slice(b";Parent=");
+    out.extend_from_slice(&ctx.id().to_bytes());
+    out.extend_from_slice(if ctx.is_sampled() {
         b";Sampled=1"
     } else {
         b";Sampled=0"
     });
-    if let Some(extra) = ctx.extra_header_fields() {
-        buf.push(b";");
-        buf.push(extra.as_bytes());
+    if let Some(extra) = extra {
+        out.push(b';');
+        out.extend_from_slice(extra.as_bytes());
     }
-    match buf.as_bytes() {
-        Some(bytes) => HeaderValue::from_bytes(bytes).ok(),
-        None => HeaderValue::try_from(ctx.downstream_header().to_header_value()).ok(),
-    }
-}
-
-/// A fixed-size byte buffer that records overflow instead of growing.
-struct StackBuf<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-    overflow: bool,
-}
-
-impl<const N: usize> StackBuf<N> {
-    fn new() -> Self {
-        StackBuf {
-            buf: [0; N],
-            len: 0,
-            overflow: false,
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len();
-        match self.buf.get_mut(self.len..end) {
-            Some(slot) if !self.overflow => {
-                slot.copy_from_slice(bytes);
-                self.len = end;
-            }
-            _ => self.overflow = true,
-        }
-    }
-
-    fn as_bytes(&self) -> Option<&[u8]> {
-        if self.overflow {
-            None
-        } else {
-            self.buf.get(..self.len)
-        }
-    }
+    HeaderValue::try_from(out).ok()
 }
 
 /// The `cause` for an error returned by the inner middlewares or the client: one exception
@@ -453,10 +414,15 @@ mod tests {
             .daemon_address("127.0.0.1:9")
             .build()
             .unwrap();
+        let long_extra = format!(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1;Key={}",
+            "v".repeat(240)
+        );
         for incoming in [
             "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1;Lineage=10:1234abcd:3;Foo=bar",
             "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0;Lineage=10:1234abcd:3",
             "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            &long_extra,
         ] {
             let h = TraceHeader::parse(incoming);
             let segment = recorder.segment("t").header(&h).begin();
@@ -468,14 +434,5 @@ mod tests {
                 "{incoming}"
             );
         }
-    }
-
-    #[test]
-    fn stack_buffer_reports_overflow() {
-        let mut b = StackBuf::<4>::new();
-        b.push(b"abc");
-        assert_eq!(b.as_bytes(), Some(&b"abc"[..]));
-        b.push(b"de");
-        assert_eq!(b.as_bytes(), None);
     }
 }

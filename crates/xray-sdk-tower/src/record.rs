@@ -238,23 +238,20 @@ pub(crate) fn record_response<B: http_body::Body>(
     }
 }
 
-/// `Root=<trace id>` and, when asked, `;Sampled=<1|0>`, formatted on the stack.
+/// `Root=<trace id>` and, when asked, `;Sampled=<1|0>`, written straight into a buffer of
+/// the exact length, which the header value then owns (one allocation, no copy).
 fn response_header_value(trace_id: TraceId, sampled: Option<bool>) -> Option<HeaderValue> {
     const ROOT: &[u8] = b"Root=";
     const SAMPLED: &[u8] = b";Sampled=";
-    let mut buf = [0u8; ROOT.len() + TraceId::LEN + SAMPLED.len() + 1];
-    let mut len = 0;
-    for part in [ROOT, &trace_id.to_bytes()[..]] {
-        buf[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
-    }
+    let len = ROOT.len() + TraceId::LEN + sampled.map_or(0, |_| SAMPLED.len() + 1);
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(ROOT);
+    out.extend_from_slice(&trace_id.to_bytes());
     if let Some(sampled) = sampled {
-        buf[len..len + SAMPLED.len()].copy_from_slice(SAMPLED);
-        len += SAMPLED.len();
-        buf[len] = if sampled { b'1' } else { b'0' };
-        len += 1;
+        out.extend_from_slice(SAMPLED);
+        out.push(if sampled { b'1' } else { b'0' });
     }
-    HeaderValue::from_bytes(&buf[..len]).ok()
+    HeaderValue::try_from(out).ok()
 }
 
 #[cfg(test)]

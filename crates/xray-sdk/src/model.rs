@@ -29,10 +29,11 @@ fn is_name_char(c: char) -> bool {
         )
 }
 
-/// [`is_name_char`] for every ASCII byte, so that the usual (ASCII) name is checked a byte at
-/// a time without decoding characters.
-const ASCII_NAME_CHARS: [bool; 128] = {
-    let mut table = [false; 128];
+/// [`is_name_char`] for every byte that is a whole (ASCII) character; `false` for the bytes
+/// of multi-byte characters, which the ASCII fast path of [`is_valid_name`] leaves to the
+/// character-by-character check. 256 entries, so a byte indexes it without a bounds check.
+const ASCII_NAME_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
     let mut b = 0;
     while b < 128 {
         table[b] = matches!(
@@ -67,9 +68,17 @@ const ASCII_NAME_CHARS: [bool; 128] = {
 
 /// Whether `name` is a non-empty name of at most [`MAX_NAME_LEN`] name characters.
 pub(crate) fn is_valid_name(name: &str) -> bool {
-    // An ASCII name: one table look-up per byte. Anything else: character by character.
-    if name.len() <= MAX_NAME_LEN && name.is_ascii() {
-        return !name.is_empty() && name.bytes().all(|b| ASCII_NAME_CHARS[usize::from(b)]);
+    // The usual name is short and ASCII: one table look-up per byte, no branch per byte (a
+    // bad byte is noticed at the end). A name with any other byte is checked character by
+    // character.
+    if !name.is_empty() && name.len() <= MAX_NAME_LEN {
+        let mut all = true;
+        for &b in name.as_bytes() {
+            all &= ASCII_NAME_CHARS[usize::from(b)];
+        }
+        if all {
+            return true;
+        }
     }
     let mut count = 0usize;
     for c in name.chars() {
@@ -623,12 +632,11 @@ mod tests {
 
     #[test]
     fn ascii_name_table_agrees_with_the_character_rule() {
-        for b in 0u8..128 {
-            assert_eq!(
-                ASCII_NAME_CHARS[usize::from(b)],
-                is_name_char(char::from(b)),
-                "byte {b:#04x}"
-            );
+        for b in 0u8..=255 {
+            // Bytes from 0x80 are never whole characters: the table sends them to the
+            // character-by-character check.
+            let expected = b.is_ascii() && is_name_char(char::from(b));
+            assert_eq!(ASCII_NAME_CHARS[usize::from(b)], expected, "byte {b:#04x}");
         }
         assert!(is_valid_name(&"a".repeat(MAX_NAME_LEN)));
         assert!(!is_valid_name(&"a".repeat(MAX_NAME_LEN + 1)));
@@ -636,6 +644,9 @@ mod tests {
         assert!(!is_valid_name(&"é".repeat(MAX_NAME_LEN + 1)));
         assert!(!is_valid_name(""));
         assert!(!is_valid_name("a\u{7f}"));
+        assert!(!is_valid_name("a*b"));
+        assert!(is_valid_name("café-1 日本"));
+        assert!(!is_valid_name("café*"));
     }
 
     #[test]
