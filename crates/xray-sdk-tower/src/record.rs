@@ -157,24 +157,27 @@ fn first_element(value: &HeaderValue) -> Option<&str> {
     (!first.is_empty()).then_some(first)
 }
 
-/// The first `X-Forwarded-For` and `X-Forwarded-Proto` values, found in one pass over the
-/// headers. Comparing names costs less than hashing these two custom names for two look-ups
-/// for the dozen or so headers a request carries (and the pass is bounded by the server's
-/// header limit).
+/// The first `X-Forwarded-For`, `X-Forwarded-Proto` and `User-Agent` values, found in one
+/// pass over the headers. Comparing names costs less than three hashed look-ups (two of them
+/// of custom names, hashed byte by byte) for the dozen or so headers a request carries, and
+/// the pass is bounded by the server's header limit.
 #[derive(Default)]
-struct Forwarded<'a> {
-    client: Option<&'a HeaderValue>,
-    proto: Option<&'a HeaderValue>,
+struct RequestHeaders<'a> {
+    forwarded_for: Option<&'a HeaderValue>,
+    forwarded_proto: Option<&'a HeaderValue>,
+    user_agent: Option<&'a HeaderValue>,
 }
 
-impl<'a> Forwarded<'a> {
+impl<'a> RequestHeaders<'a> {
     fn find(headers: &'a HeaderMap) -> Self {
-        let mut found = Forwarded::default();
+        let mut found = RequestHeaders::default();
         for (name, value) in headers {
-            let slot = if *name == X_FORWARDED_FOR {
-                &mut found.client
+            let slot = if *name == header::USER_AGENT {
+                &mut found.user_agent
+            } else if *name == X_FORWARDED_FOR {
+                &mut found.forwarded_for
             } else if *name == X_FORWARDED_PROTO {
-                &mut found.proto
+                &mut found.forwarded_proto
             } else {
                 continue;
             };
@@ -188,12 +191,12 @@ impl<'a> Forwarded<'a> {
 /// The `http.request` block: method, URL without the query, user agent and client address.
 fn request_block<B>(req: &Request<B>, host: Option<&str>) -> HttpRequest {
     let headers = req.headers();
-    let forwarded = Forwarded::find(headers);
+    let found = RequestHeaders::find(headers);
     let scheme = match req.uri().scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("https") => Cow::Borrowed("https"),
         Some(s) if s.eq_ignore_ascii_case("http") => Cow::Borrowed("http"),
         Some(s) => Cow::Owned(s.to_ascii_lowercase()),
-        None => Cow::Borrowed(match forwarded.proto.and_then(first_element) {
+        None => Cow::Borrowed(match found.forwarded_proto.and_then(first_element) {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
             _ => "http",
         }),
@@ -211,15 +214,15 @@ fn request_block<B>(req: &Request<B>, host: Option<&str>) -> HttpRequest {
         }
         None => path.to_owned(),
     };
-    let (client_ip, x_forwarded_for) = match forwarded.client.and_then(first_element) {
+    let (client_ip, x_forwarded_for) = match found.forwarded_for.and_then(first_element) {
         Some(ip) => (Some(ip.to_owned()), true),
         None => (peer_address(req).map(|a| a.ip().to_string()), false),
     };
     HttpRequest {
         method: Some(xray_sdk::model::http_method(req.method().as_str())),
         url: Some(url),
-        user_agent: headers
-            .get(header::USER_AGENT)
+        user_agent: found
+            .user_agent
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         client_ip,
@@ -342,9 +345,11 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_headers_first_values() {
+    fn request_headers_first_values() {
         let req = Request::get("/a")
             .header("host", "api.example.com")
+            .header("user-agent", "curl/8.5.0")
+            .header("User-Agent", "second")
             .header("x-forwarded-for", " 203.0.113.7 , 10.0.0.1")
             .header("accept", "*/*")
             .header("x-forwarded-for", "198.51.100.1")
@@ -356,6 +361,7 @@ mod tests {
         assert_eq!(block.client_ip.as_deref(), Some("203.0.113.7"));
         assert!(block.x_forwarded_for);
         assert_eq!(block.url.as_deref(), Some("https://api.example.com/a"));
+        assert_eq!(block.user_agent.as_deref(), Some("curl/8.5.0"));
 
         // An empty first element is no address: the peer's (none here) is used instead.
         let req = Request::get("/a")
@@ -365,6 +371,7 @@ mod tests {
         let block = request_block(&req, None);
         assert_eq!(block.client_ip, None);
         assert!(!block.x_forwarded_for);
+        assert_eq!(block.user_agent, None);
     }
 
     #[test]
