@@ -406,6 +406,57 @@ async fn client_disconnect_mid_body_still_sends_the_segment() {
     assert_eq!(doc["http"]["response"]["status"], 200);
 }
 
+/// One data frame, then an error.
+struct FailingBody {
+    sent: bool,
+}
+
+impl http_body::Body for FailingBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.sent {
+            return std::task::Poll::Ready(Some(Err(std::io::Error::other("disk gone"))));
+        }
+        self.sent = true;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            b"partial",
+        )))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_failing_mid_stream_is_a_fault_with_the_status_sent() {
+    let daemon = Daemon::new("svc");
+    let router = Router::new()
+        .route(
+            "/fails",
+            get(|| async { Body::new(FailingBody { sent: false }) }),
+        )
+        .layer(XRayLayer::new(daemon.recorder.clone()));
+    let addr = serve(router).await;
+    // The server aborts the response: the client sees a broken message, before or after the
+    // head depending on when hyper flushes it.
+    let outcome = match client().get(format!("http://{addr}/fails")).send().await {
+        Ok(res) => res.bytes().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(outcome.is_err(), "the client got a whole body");
+    let doc = daemon.document().await;
+    assert_eq!(doc["fault"], true, "{doc}");
+    assert_eq!(doc["http"]["response"]["status"], 200, "{doc}");
+    let exception = &doc["cause"]["exceptions"][0];
+    assert_eq!(exception["type"], "BodyError", "{doc}");
+    assert_eq!(
+        exception["message"], "the response body failed while streaming",
+        "{doc}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_keep_their_contexts_apart() {
     let daemon = Daemon::new("svc");
