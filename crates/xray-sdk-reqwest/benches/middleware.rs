@@ -8,9 +8,14 @@
 //! - `loopback_same_thread/*`: the same calls to the same kind of server, which runs as a task
 //!   on the client's own single-threaded runtime: a real TCP round trip over loopback without
 //!   the cross-thread wake-ups (about 30 µs), closer to the work each side does.
-//! - `{pass_through,fixed_header}_middleware` (both loopback groups): references on the same
+//! - `{pass_through,fixed_header}_middleware` (every loopback group): references on the same
 //!   calls, a middleware that only passes the request on, and one that also adds a fixed
 //!   `X-Amzn-Trace-Id` (which the server then parses): the floor under any tracing middleware.
+//! - `loopback_client_cpu/*`: the calls of `loopback_http` (server on its own thread), timed
+//!   in CPU time of the client's thread only: what a call costs the calling service, without
+//!   the server's work (which a same-thread server adds to the caller's figures) and without
+//!   the cross-thread wake-ups (which make wall time jump). The kernel's send and receive work
+//!   done on the client's thread is counted.
 //! - `middleware_only/*`: the same client stack ending in a middleware that answers at once
 //!   (no I/O), without and with `XRayMiddleware`: the middleware's own cost without network
 //!   noise.
@@ -34,6 +39,7 @@ use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use cpu_time::ThreadTime;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Extensions;
 use reqwest::{Request, Response};
@@ -152,15 +158,48 @@ fn client(added: Added, canned: bool) -> ClientWithMiddleware {
     builder.build()
 }
 
+/// How a group times its calls.
+#[derive(Clone, Copy)]
+enum Clock {
+    /// Wall-clock time.
+    Wall,
+    /// CPU time of the calling thread.
+    ThreadCpu,
+}
+
+/// A started measurement of either clock.
+enum Started {
+    Wall(Instant),
+    ThreadCpu(ThreadTime),
+}
+
+impl Clock {
+    fn start(self) -> Started {
+        match self {
+            Clock::Wall => Started::Wall(Instant::now()),
+            Clock::ThreadCpu => Started::ThreadCpu(ThreadTime::now()),
+        }
+    }
+}
+
+impl Started {
+    fn elapsed(&self) -> Duration {
+        match self {
+            Started::Wall(t) => t.elapsed(),
+            Started::ThreadCpu(t) => t.elapsed(),
+        }
+    }
+}
+
 /// Runs `iters` calls in segments of `CALLS_PER_SEGMENT`, each segment current while its calls
-/// run, and returns the time the calls took. Segments begin and end outside the timed part,
-/// and the emitter is flushed after each one, so that its thread (which writes and sends the
-/// documents) never runs beside timed calls.
+/// run, and returns the time the calls took by `clock`. Segments begin and end outside the
+/// timed part, and the emitter is flushed after each one, so that its thread (which writes and
+/// sends the documents) never runs beside timed calls.
 fn run(
     rt: &tokio::runtime::Runtime,
     recorder: &Recorder,
     client: &ClientWithMiddleware,
-    url: &str,
+    (url, clock): (&str, Clock),
     iters: u64,
 ) -> Duration {
     rt.block_on(async {
@@ -170,7 +209,7 @@ fn run(
             let n = left.min(CALLS_PER_SEGMENT);
             left -= n;
             let segment = recorder.begin_segment("bench");
-            let start = Instant::now();
+            let start = clock.start();
             async {
                 for _ in 0..n {
                     let response = client.get(url).send().await.expect("call");
@@ -206,17 +245,22 @@ fn bench(c: &mut Criterion) {
     let url = format!("http://{}/", start_server());
     let same_thread_url = format!("http://{}/", start_server_on(&rt));
 
-    for group_name in ["loopback_http", "loopback_same_thread", "middleware_only"] {
+    for group_name in [
+        "loopback_http",
+        "loopback_client_cpu",
+        "loopback_same_thread",
+        "middleware_only",
+    ] {
         let canned = group_name == "middleware_only";
-        let url = if group_name == "loopback_same_thread" {
-            &same_thread_url
-        } else {
-            &url
+        let target = match group_name {
+            "loopback_same_thread" => (same_thread_url.as_str(), Clock::Wall),
+            "loopback_client_cpu" => (url.as_str(), Clock::ThreadCpu),
+            _ => (url.as_str(), Clock::Wall),
         };
         let without = client(Added::Nothing, canned);
         let mut group = c.benchmark_group(group_name);
         group.bench_function("without_middleware", |b| {
-            b.iter_custom(|iters| run(&rt, &recorder, &without, url, iters));
+            b.iter_custom(|iters| run(&rt, &recorder, &without, target, iters));
         });
         // Over the network, also the two reference middlewares: what passing a call through
         // any middleware costs, and what sending one more header costs (the server parses it).
@@ -242,8 +286,8 @@ fn bench(c: &mut Criterion) {
                     while left > 0 {
                         let n = left.min(CALLS_PER_SEGMENT);
                         left -= n;
-                        total += run(&rt, &recorder, &with, url, n);
-                        base += run(&rt, &recorder, &without, url, n);
+                        total += run(&rt, &recorder, &with, target, n);
+                        base += run(&rt, &recorder, &without, target, n);
                     }
                     let per = |d: Duration| d.as_nanos() as f64 / iters.max(1) as f64;
                     diffs.push(per(total) - per(base));
