@@ -104,7 +104,7 @@
 //! ## Cost
 //!
 //! Per traced call: one subsegment in the segment's arena (its name and URL strings), and one
-//! allocation for the header value, which is formatted on the stack first. Nothing is held
+//! allocation for the header value, written straight into the buffer it keeps. Nothing is held
 //! across the `.await` that is not `Send`. See `docs/PERFORMANCE.md` in the repository for
 //! measurements.
 
