@@ -650,6 +650,34 @@ mod tests {
     }
 
     #[test]
+    fn valid_name_fast_path_agrees_with_the_rule_on_random_names() {
+        use rand::{Rng, SeedableRng};
+        // The rule spelled out character by character, without the ASCII fast path.
+        let rule = |s: &str| {
+            let n = s.chars().count();
+            n > 0 && n <= MAX_NAME_LEN && s.chars().all(is_name_char)
+        };
+        let pool: Vec<char> = "aZ09 _.:/%&#=+\\-@*?!\"'<>\t\u{7f}\u{0}éßΩ日本🙂\u{a0}\u{2003}"
+            .chars()
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..5_000 {
+            let len = rng.random_range(0..=MAX_NAME_LEN + 10);
+            // Mostly valid ASCII, with an occasional other character.
+            let s: String = (0..len)
+                .map(|_| {
+                    if rng.random_bool(0.9) {
+                        pool[rng.random_range(0..4)]
+                    } else {
+                        pool[rng.random_range(0..pool.len())]
+                    }
+                })
+                .collect();
+            assert_eq!(is_valid_name(&s), rule(&s), "{s:?}");
+        }
+    }
+
+    #[test]
     fn names() {
         assert!(matches!(
             sanitize_name("ok name_1.2:3/4%&#=+\\-@"),
