@@ -82,31 +82,38 @@ pub(crate) struct ResponseHeaderMode {
 /// Opens the segment for a request: continues the incoming trace, asks the sampler when the
 /// caller left the decision to us, and records the request when sampled.
 pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, ResponseHeaderMode) {
-    let headers = req.headers();
-    let incoming = headers.get(TRACE_HEADER).map(parse_incoming);
-    let host = host(req);
-    let name = config.naming.name_for(host);
-    let sampling = SamplingRequest {
-        service_name: Some(name),
-        // The service type (the recorder's origin) is filled in by the core, and only when
-        // the sampler is asked.
-        host,
-        method: Some(req.method().as_str()),
-        url_path: Some(req.uri().path()),
-        ..SamplingRequest::default()
+    let incoming = req.headers().get(TRACE_HEADER).map(parse_incoming);
+    // A caller that sent `Sampled=1` or `0` has decided: the sampler is not asked, and the
+    // host (a hashed look-up) and the name are needed only if the request is recorded.
+    let decided = incoming
+        .as_ref()
+        .is_some_and(|h| h.sampled().decision().is_some());
+    let host_and_name = || {
+        let host = host(req);
+        (host, config.naming.name_for(host))
     };
+    let asked = (!decided).then(host_and_name);
     // The name is set once the segment is known to be sampled, so that unsampled requests
     // never copy it; the sampler gets it through the sampling request. Until then a valid
     // placeholder, which the core keeps as it is (an empty one would go through sanitizing).
-    let mut builder = config
-        .recorder
-        .segment(Cow::Borrowed("segment"))
-        .sampling_request(sampling);
+    let mut builder = config.recorder.segment(Cow::Borrowed("segment"));
+    if let Some((host, name)) = asked {
+        builder = builder.sampling_request(SamplingRequest {
+            service_name: Some(name),
+            // The service type (the recorder's origin) is filled in by the core, and only
+            // when the sampler is asked.
+            host,
+            method: Some(req.method().as_str()),
+            url_path: Some(req.uri().path()),
+            ..SamplingRequest::default()
+        });
+    }
     if let Some(h) = &incoming {
         builder = builder.header(h);
     }
     // Runs only when sampled, before the segment is shared: no lock, no copies otherwise.
     let segment = builder.begin_with(|e| {
+        let (host, name) = asked.unwrap_or_else(host_and_name);
         config.naming.set_name(name, e);
         e.set_http_request(request_block(req, host));
     });

@@ -526,19 +526,26 @@ async fn dynamic_naming_uses_recognized_hosts_and_a_fallback() {
             .naming(SegmentNaming::dynamic("*.example.com", "fallback-name")),
     );
     let addr = serve(router).await;
-    for (host, name) in [
-        ("API.example.com", "API.example.com"),
-        ("evil.org", "fallback-name"),
+    // Without a header the sampler is asked (with the name); with `Sampled=1` it is not,
+    // and the name and URL come from the host all the same.
+    let decided = format!("Root={ROOT};Sampled=1");
+    for (host, header, name) in [
+        ("API.example.com", None, "API.example.com"),
+        ("evil.org", None, "fallback-name"),
+        ("orders.example.com", Some(&decided), "orders.example.com"),
+        ("evil.org", Some(&decided), "fallback-name"),
     ] {
-        client()
-            .get(format!("http://{addr}/"))
-            .header("host", host)
-            .send()
-            .await
-            .unwrap();
+        let mut request = client().get(format!("http://{addr}/")).header("host", host);
+        if let Some(h) = header {
+            request = request.header("x-amzn-trace-id", h);
+        }
+        request.send().await.unwrap();
         let doc = daemon.document().await;
         assert_eq!(doc["name"], name);
         assert_eq!(doc["http"]["request"]["url"], format!("http://{host}/"));
+        if header.is_some() {
+            assert_eq!(doc["trace_id"], ROOT);
+        }
     }
 }
 
