@@ -259,12 +259,19 @@ pub(crate) fn record_response<B: http_body::Body>(
 ) {
     let segment = &recording.segment;
     if segment.is_sampled() {
-        let length = res
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .or_else(|| res.body().size_hint().exact());
+        let length = match res.body().size_hint().exact() {
+            // A body that knows its length sends exactly that many bytes (a server fails a
+            // response whose `Content-Length` says otherwise): no header look-up needed.
+            Some(n) if n > 0 => Some(n),
+            // Empty (a HEAD, 204 or 304 response keeps the length of the representation in
+            // the header) or streamed: the header, if any.
+            exact => res
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .or(exact),
+        };
         segment.set_http_response(res.status().as_u16(), length);
     }
     if mode.enabled {

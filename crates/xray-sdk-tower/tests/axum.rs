@@ -661,3 +661,44 @@ async fn tower_http_layers_inside_and_outside() {
     );
     assert_eq!(doc["http"]["response"]["content_length"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_of_head_and_empty_responses() {
+    let daemon = Daemon::new("svc");
+    let router = Router::new()
+        .route(
+            "/doc",
+            axum::routing::head(|| async { ([(axum::http::header::CONTENT_LENGTH, "42")], ()) }),
+        )
+        .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/hello", get(|| async { "hello" }))
+        .layer(XRayLayer::new(daemon.recorder.clone()));
+    let addr = serve(router).await;
+
+    // HEAD: no body is sent, the header gives the representation's length.
+    let res = client()
+        .head(format!("http://{addr}/doc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let doc = daemon.document().await;
+    assert_eq!(doc["http"]["request"]["method"], "HEAD");
+    assert_eq!(doc["http"]["response"]["content_length"], 42);
+
+    // An empty body without the header: zero.
+    let res = client()
+        .get(format!("http://{addr}/empty"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let doc = daemon.document().await;
+    assert_eq!(doc["http"]["response"]["content_length"], 0);
+
+    // A body that knows its length: that length.
+    let (status, _, body) = get_with(addr, "/hello", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "hello"));
+    let doc = daemon.document().await;
+    assert_eq!(doc["http"]["response"]["content_length"], 5);
+}
