@@ -83,42 +83,44 @@ const HEX_PAIRS: [[u8; 2]; 256] = {
     table
 };
 
-/// Marks a byte that is not a hex digit in [`HEX_VALUES`].
-const NOT_HEX: u8 = 0x10;
+/// Eight hex digits (either case), most significant first, parsed all at once in a `u64`
+/// (incoming trace headers are parsed on every request, and an ID is 16 or 32 digits): each
+/// byte is checked to be a digit or a letter `a`-`f` after folding case, with additions that
+/// cannot carry from one byte into the next, then the nibbles are gathered pairwise.
+fn parse_hex8(digits: [u8; 8]) -> Result<u32, IdError> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = u64::from_be_bytes(digits);
+    // For bytes below 0x80, the high bit of `byte + 0x80 - lo` is set exactly when
+    // `byte >= lo`, and no sum reaches 0x100.
+    let at_least = |v: u64, lo: u8| v.wrapping_add(ONES * u64::from(0x80 - lo)) & HIGH;
+    let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
+    // Setting bit 5 maps `A`-`F` onto `a`-`f` and leaves the digits as they are.
+    let folded = x | (ONES * 0x20);
+    let letter = at_least(folded, b'a') & !at_least(folded, b'f' + 1);
+    if x & HIGH != 0 || (digit | letter) != HIGH {
+        return Err(IdError::NotHex);
+    }
+    // A digit's value is its low nibble; a letter's is its low nibble plus 9.
+    let mut v = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
+    v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
+    v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+    v = (v | (v >> 16)) & 0x0000_0000_ffff_ffff;
+    u32::try_from(v).map_err(|_| IdError::NotHex)
+}
 
-/// Every byte's value as a hex digit (either case), or [`NOT_HEX`].
-const HEX_VALUES: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut d = 0u8;
-    while d < 10 {
-        table[(b'0' + d) as usize] = d;
-        d += 1;
-    }
-    let mut d = 0u8;
-    while d < 6 {
-        table[(b'a' + d) as usize] = 10 + d;
-        table[(b'A' + d) as usize] = 10 + d;
-        d += 1;
-    }
-    table
-};
+/// The eight bytes of `b` from `at` (the callers have checked the length).
+fn eight(b: &[u8], at: usize) -> Result<[u8; 8], IdError> {
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(IdError::NotHex)
+}
 
-/// Parses hex digits (the callers pass at most 16; earlier digits of a longer input would be
-/// shifted out). One table look-up per digit and no branch inside the loop (incoming trace
-/// headers are parsed on every request); a bad digit is noticed at the end.
-fn parse_hex_u64(s: &[u8]) -> Result<u64, IdError> {
-    let mut value = 0u64;
-    let mut seen = 0u8;
-    for &b in s {
-        let digit = HEX_VALUES[usize::from(b)];
-        seen |= digit;
-        value = (value << 4) | u64::from(digit & 0x0f);
-    }
-    if seen & NOT_HEX == 0 {
-        Ok(value)
-    } else {
-        Err(IdError::NotHex)
-    }
+/// Sixteen hex digits from `at`.
+fn parse_hex16(b: &[u8], at: usize) -> Result<u64, IdError> {
+    let hi = parse_hex8(eight(b, at)?)?;
+    let lo = parse_hex8(eight(b, at + 8)?)?;
+    Ok((u64::from(hi) << 32) | u64::from(lo))
 }
 
 fn write_hex(out: &mut [u8], bytes: &[u8]) {
@@ -201,12 +203,11 @@ impl TraceId {
         if b[1] != b'-' || b[10] != b'-' {
             return Err(IdError::Separator);
         }
-        let epoch = u32::try_from(parse_hex_u64(&b[2..10])?).map_err(|_| IdError::NotHex)?;
-        let hi = parse_hex_u64(&b[11..19])?;
-        let lo = parse_hex_u64(&b[19..35])?;
+        let epoch = parse_hex8(eight(b, 2)?)?;
+        let hi = parse_hex8(eight(b, 11)?)?;
+        let lo = parse_hex16(b, 19)?;
         let mut random = [0u8; 12];
-        random[..4]
-            .copy_from_slice(&(u32::try_from(hi).map_err(|_| IdError::NotHex)?).to_be_bytes());
+        random[..4].copy_from_slice(&hi.to_be_bytes());
         random[4..].copy_from_slice(&lo.to_be_bytes());
         Ok(TraceId { epoch, random })
     }
@@ -290,7 +291,7 @@ impl EntityId {
                 found: b.len(),
             });
         }
-        parse_hex_u64(b).map(EntityId)
+        parse_hex16(b, 0).map(EntityId)
     }
 }
 
@@ -340,21 +341,59 @@ pub(crate) fn new_client_id() -> String {
 mod tests {
     use super::*;
 
+    /// The reference: one digit at a time, as `char::to_digit` reads it.
+    fn hex8_one_by_one(digits: [u8; 8]) -> Option<u32> {
+        digits.iter().try_fold(0u32, |acc, &b| {
+            char::from(b).to_digit(16).map(|d| (acc << 4) | d)
+        })
+    }
+
     #[test]
-    fn hex_digits_every_byte() {
+    fn hex_digits_every_byte_at_every_position() {
         for b in 0..=u8::MAX {
-            let want = char::from(b).to_digit(16).map(u64::from);
-            assert_eq!(parse_hex_u64(&[b]).ok(), want, "byte {b:#04x}");
-            // A bad digit anywhere is noticed, whatever comes after it.
-            assert_eq!(parse_hex_u64(&[b'f', b, b'0']).is_ok(), want.is_some());
+            let want = char::from(b).to_digit(16);
+            for at in 0..8 {
+                let mut digits = *b"0f9aF5c7";
+                digits[at] = b;
+                let got = parse_hex8(digits).ok();
+                assert_eq!(got, hex8_one_by_one(digits), "byte {b:#04x} at {at}");
+                assert_eq!(got.is_some(), want.is_some(), "byte {b:#04x} at {at}");
+            }
         }
-        assert_eq!(parse_hex_u64(b"ffffffffffffffff"), Ok(u64::MAX));
+        assert_eq!(parse_hex8(*b"ffffffff"), Ok(u32::MAX));
+        assert_eq!(parse_hex8(*b"FFFFFFFF"), Ok(u32::MAX));
+        assert_eq!(parse_hex8(*b"00000000"), Ok(0));
+        assert_eq!(parse_hex8(*b"0123abcd"), Ok(0x0123_abcd));
+        assert_eq!(parse_hex8(*b"89ABCDEF"), Ok(0x89ab_cdef));
         assert_eq!(
-            parse_hex_u64(b"0123456789abcdef"),
+            parse_hex16(b"0123456789abcdef", 0),
             Ok(0x0123_4567_89ab_cdef)
         );
-        assert_eq!(parse_hex_u64(b"ABCDEF"), Ok(0xab_cdef));
-        assert_eq!(parse_hex_u64(b""), Ok(0));
+        assert_eq!(parse_hex16(b"0123456789abcde", 0), Err(IdError::NotHex));
+    }
+
+    #[test]
+    fn hex_digits_agree_with_one_by_one_on_random_input() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x1d5);
+        // Mostly digits and letters of both cases, with bytes next to the ranges' edges
+        // (`/`, `:`, `@`, `G`, `` ` ``, `g`), other ASCII and high bytes mixed in.
+        const NEAR: &[u8] = b"0123456789abcdefABCDEF/:@G`g \x7f\x80\xb0\xc6\xff";
+        for _ in 0..200_000 {
+            let mut digits = [0u8; 8];
+            for d in &mut digits {
+                *d = if rng.random_ratio(7, 8) {
+                    NEAR[rng.random_range(0..NEAR.len())]
+                } else {
+                    rng.random()
+                };
+            }
+            assert_eq!(
+                parse_hex8(digits).ok(),
+                hex8_one_by_one(digits),
+                "{digits:?}"
+            );
+        }
     }
 
     #[test]
