@@ -215,7 +215,9 @@ impl XRayMiddleware {
         // only built when the call is sampled.
         let open = |parent: &Context| {
             // Named in `init`, which runs only when sampled: an unsampled call copies nothing.
-            parent.begin_subsegment_with(Cow::Borrowed(""), |e| {
+            // Until then a valid placeholder, which the core keeps as it is (an empty one
+            // would go through sanitizing).
+            parent.begin_subsegment_with(Cow::Borrowed("remote"), |e| {
                 e.set_name(subsegment_name(req.url()));
                 e.set_namespace(Namespace::Remote);
                 e.set_http_request(HttpRequest {
