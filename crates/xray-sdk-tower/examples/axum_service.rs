@@ -87,7 +87,7 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!(
-        "listening on http://{}; segments go to {:?} (service name {:?})",
+        "listening on http://{}; segments go to {} (service name {:?})",
         listener.local_addr()?,
         recorder.daemon_address(),
         recorder.service_name(),

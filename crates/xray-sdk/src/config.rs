@@ -126,6 +126,8 @@ impl fmt::Display for Endpoint {
 /// let a = DaemonAddress::parse("tcp:127.0.0.1:2000 udp:10.0.0.5:3000").unwrap();
 /// assert_eq!(a.udp().to_string(), "10.0.0.5:3000");
 /// assert_eq!(a.tcp().to_string(), "127.0.0.1:2000");
+/// assert_eq!(a.to_string(), "udp:10.0.0.5:3000 tcp:127.0.0.1:2000");
+/// assert_eq!(DaemonAddress::default().to_string(), "127.0.0.1:2000");
 /// assert!(DaemonAddress::parse("localhost").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +201,18 @@ impl DaemonAddress {
     /// The TCP endpoint (sampling API proxy).
     pub fn tcp(&self) -> &Endpoint {
         &self.tcp
+    }
+}
+
+/// `host:port` when both endpoints are the same, else `udp:host:port tcp:host:port`: the
+/// forms [`DaemonAddress::parse`] reads back.
+impl fmt::Display for DaemonAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.udp == self.tcp {
+            write!(f, "{}", self.udp)
+        } else {
+            write!(f, "udp:{} tcp:{}", self.udp, self.tcp)
+        }
     }
 }
 
@@ -328,6 +342,24 @@ mod tests {
         let a = DaemonAddress::parse("  tcp:localhost:1   udp:[::1]:2  ").unwrap();
         assert_eq!(a.udp().to_string(), "[::1]:2");
         assert_eq!(a.tcp().to_string(), "localhost:1");
+    }
+
+    #[test]
+    fn daemon_address_displays_as_it_parses() {
+        for text in [
+            "127.0.0.1:2000",
+            "xray-daemon:3000",
+            "[::1]:2000",
+            "udp:127.0.0.1:2001 tcp:127.0.0.2:2002",
+            "udp:[::1]:2 tcp:localhost:1",
+        ] {
+            let a = DaemonAddress::parse(text).unwrap();
+            assert_eq!(a.to_string(), text);
+            assert_eq!(DaemonAddress::parse(&a.to_string()).unwrap(), a);
+        }
+        // Both endpoints the same, written in the two-part form: shown in the short one.
+        let a = DaemonAddress::parse("tcp:10.0.0.1:2000 udp:10.0.0.1:2000").unwrap();
+        assert_eq!(a.to_string(), "10.0.0.1:2000");
     }
 
     #[test]
