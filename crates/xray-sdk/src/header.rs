@@ -150,10 +150,13 @@ impl TraceHeader {
 
     fn parse_lenient(value: &str) -> Self {
         let value = if value.len() > MAX_HEADER_LEN {
-            let cut = value
-                .get(..MAX_HEADER_LEN)
-                .and_then(|v| v.rfind(';'))
-                .unwrap_or(0);
+            // Back to a character boundary (a `&str` from the core API may have multi-byte
+            // characters), then to the last whole part.
+            let mut end = MAX_HEADER_LEN;
+            while !value.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = value.get(..end).and_then(|v| v.rfind(';')).unwrap_or(0);
             value.get(..cut).unwrap_or("")
         } else {
             value
@@ -634,6 +637,19 @@ mod tests {
         // A huge single part is ignored rather than mis-parsed.
         let h = TraceHeader::parse(&format!("Root={ROOT}{}", "0".repeat(MAX_HEADER_LEN)));
         assert_eq!(h.root(), None);
+        // The limit falling inside a multi-byte character: the parts before it still count.
+        for pad in 0..4 {
+            let mut value = format!(
+                "Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=1;k={}",
+                "a".repeat(pad)
+            );
+            while value.len() <= MAX_HEADER_LEN + 4 {
+                value.push('é');
+            }
+            let h = TraceHeader::parse(&value);
+            assert_eq!(h.root(), Some(root()), "pad {pad}");
+            assert_eq!(h.sampled(), SamplingFlag::Sampled, "pad {pad}");
+        }
     }
 
     #[test]

@@ -552,10 +552,9 @@ impl Cause {
             depth += 1;
         }
         if let Some(first) = exceptions.first_mut() {
-            first.stack = capture_stack();
-            if first.stack.len() >= MAX_STACK_FRAMES {
-                first.truncated = Some(0);
-            }
+            let (stack, omitted) = capture_stack();
+            first.stack = stack;
+            first.truncated = (omitted > 0).then_some(omitted);
         }
         Cause {
             working_directory: working_directory(),
@@ -583,17 +582,19 @@ impl Cause {
 }
 
 /// Captures the current stack when `RUST_BACKTRACE` / `RUST_LIB_BACKTRACE` enable it, else
-/// nothing (capturing is expensive and off by default in Rust).
-fn capture_stack() -> Vec<StackFrame> {
+/// nothing (capturing is expensive and off by default in Rust). Returns at most
+/// [`MAX_STACK_FRAMES`] frames and the number of frames left out.
+fn capture_stack() -> (Vec<StackFrame>, u32) {
     let bt = std::backtrace::Backtrace::capture();
     if bt.status() != std::backtrace::BacktraceStatus::Captured {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     parse_backtrace(&bt.to_string())
 }
 
-/// Parses the text form of a `std::backtrace::Backtrace` ("  N: symbol\n     at path:line:col").
-fn parse_backtrace(text: &str) -> Vec<StackFrame> {
+/// Parses the text form of a `std::backtrace::Backtrace` ("  N: symbol\n     at path:line:col"):
+/// at most [`MAX_STACK_FRAMES`] frames, and the number of further frames left out.
+fn parse_backtrace(text: &str) -> (Vec<StackFrame>, u32) {
     let mut frames: Vec<StackFrame> = Vec::new();
     for line in text.lines() {
         let t = line.trim();
@@ -622,8 +623,9 @@ fn parse_backtrace(text: &str) -> Vec<StackFrame> {
             .as_deref()
             .is_none_or(|l| !l.starts_with("std::backtrace") && !l.starts_with("xray_sdk::model::"))
     });
+    let omitted = u32::try_from(frames.len().saturating_sub(MAX_STACK_FRAMES)).unwrap_or(u32::MAX);
     frames.truncate(MAX_STACK_FRAMES);
-    frames
+    (frames, omitted)
 }
 
 #[cfg(test)]
@@ -753,11 +755,35 @@ mod tests {
     #[test]
     fn backtrace_text_is_parsed() {
         let text = "   0: std::backtrace::Backtrace::capture\n             at /rustc/x/library/std/src/backtrace.rs:296:13\n   1: my_app::handler::run\n             at ./src/handler.rs:42:9\n   2: main\n";
-        let frames = parse_backtrace(text);
-        assert_eq!(frames.len(), 2);
+        let (frames, omitted) = parse_backtrace(text);
+        assert_eq!((frames.len(), omitted), (2, 0));
         assert_eq!(frames[0].label.as_deref(), Some("my_app::handler::run"));
         assert_eq!(frames[0].path.as_deref(), Some("./src/handler.rs"));
         assert_eq!(frames[0].line, Some(42));
         assert_eq!(frames[1].label.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn a_long_backtrace_keeps_the_first_frames_and_counts_the_rest() {
+        let text: String = (0..MAX_STACK_FRAMES + 7)
+            .map(|i| format!("  {i}: app::f{i}\n        at ./src/f.rs:{i}:1\n"))
+            .collect();
+        let (frames, omitted) = parse_backtrace(&text);
+        assert_eq!(frames.len(), MAX_STACK_FRAMES);
+        assert_eq!(omitted, 7);
+        assert_eq!(frames[0].label.as_deref(), Some("app::f0"));
+        let last = MAX_STACK_FRAMES - 1;
+        assert_eq!(
+            frames[last].label.as_deref(),
+            Some(format!("app::f{last}").as_str())
+        );
+        let (frames, omitted) = parse_backtrace(
+            &text
+                .lines()
+                .take(2 * MAX_STACK_FRAMES)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        assert_eq!((frames.len(), omitted), (MAX_STACK_FRAMES, 0));
     }
 }
