@@ -128,9 +128,12 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
 }
 
 fn parse_incoming(value: &HeaderValue) -> TraceHeader {
+    // Bytes that are not visible ASCII (say, in a `Lineage` value) spoil only the part they
+    // are in: the parser drops such parts and keeps the rest, so the header is read as text
+    // rather than refused whole.
     let header = match value.to_str() {
         Ok(s) => TraceHeader::parse(s),
-        Err(_) => TraceHeader::default(),
+        Err(_) => TraceHeader::parse(&String::from_utf8_lossy(value.as_bytes())),
     };
     if header.root().is_none() {
         // Never an error for the client: the request starts a new trace. Logged at debug
@@ -149,13 +152,17 @@ fn parse_incoming(value: &HeaderValue) -> TraceHeader {
 }
 
 /// The host the client addressed: the `Host` header, or the URI's authority (HTTP/2, or an
-/// absolute-form request line).
+/// absolute-form request line) without any `user:password@`.
 fn host<B>(req: &Request<B>) -> Option<&str> {
     req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .filter(|h| !h.is_empty())
+        .or_else(|| {
+            let authority = req.uri().authority()?.as_str();
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            (!host.is_empty()).then_some(host)
+        })
 }
 
 /// The first element of a comma-separated header value, if not empty.
@@ -356,6 +363,21 @@ mod tests {
             "https://svc.internal:8443/b"
         );
         assert_eq!(url(get("/c").body(()).unwrap()), "/c");
+        // Credentials in an absolute-form request line are never recorded.
+        assert_eq!(
+            url(get("http://user:secret@svc.internal:8080/d")
+                .body(())
+                .unwrap()),
+            "http://svc.internal:8080/d"
+        );
+        // An empty `Host` header falls back to the request line's authority.
+        assert_eq!(
+            url(get("http://svc.internal/e")
+                .header("host", "")
+                .body(())
+                .unwrap()),
+            "http://svc.internal/e"
+        );
     }
 
     #[test]

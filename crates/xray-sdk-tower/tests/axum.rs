@@ -263,6 +263,37 @@ async fn malformed_headers_start_a_new_trace_without_failing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_beyond_ascii_in_one_part_leave_the_other_parts_in_force() {
+    let daemon = Daemon::never_sampling("svc");
+    let addr = serve(app(&daemon)).await;
+    // UTF-8 text, and a byte that is not UTF-8 at all, in an extra key's value.
+    for tail in [&b"Lineage=caf\xc3\xa9:1"[..], &b"Odd=\xff"[..]] {
+        let mut value = format!("Root={ROOT};Parent={PARENT};Sampled=1;Keep=me;").into_bytes();
+        value.extend_from_slice(tail);
+        let res = client()
+            .get(format!("http://{addr}/inspect"))
+            .header(
+                "x-amzn-trace-id",
+                reqwest::header::HeaderValue::from_bytes(&value).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let seen: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        // Continued and sampled as the caller said (the sampler here would say no), and the
+        // part without odd bytes still travels on.
+        assert_eq!(seen["trace_id"], ROOT, "{tail:?}");
+        let downstream = seen["downstream"].as_str().unwrap();
+        assert!(downstream.contains(";Sampled=1;Keep=me"), "{downstream}");
+        assert!(downstream.is_ascii(), "{downstream}");
+        let doc = daemon.document().await;
+        assert_eq!(doc["trace_id"], ROOT);
+        assert_eq!(doc["parent_id"], PARENT);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_set_error_throttle_and_fault() {
     let daemon = Daemon::new("svc");
     let addr = serve(app(&daemon)).await;
