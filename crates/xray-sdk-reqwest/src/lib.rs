@@ -44,10 +44,12 @@
 //! - `namespace`: `remote`;
 //! - `http.request.method` in upper case and `http.request.url` as
 //!   `scheme://host[:port]/path`: the query, fragment and any user name or password are left out;
-//! - `http.response.status` and `http.response.content_length` (when known), with the flags
-//!   the status implies: 4xx `error`, 429 `throttle` (and `error`), 5xx `fault`;
+//! - `http.response.status` and `http.response.content_length` (when known: the body's size,
+//!   or the `Content-Length` header of a response without a body, such as HEAD's), with the
+//!   flags the status implies: 4xx `error`, 429 `throttle` (and `error`), 5xx `fault`;
 //! - `http.request.traced: true` when the response carries an `X-Amzn-Trace-Id` header, i.e.
-//!   the service that answered is itself traced;
+//!   the service that answered is itself traced, and was sent this subsegment's ID (not when
+//!   a header set by hand was kept, which names another parent);
 //! - for a transport error (connection refused, timeout, DNS failure, an error from an inner
 //!   middleware): `fault` and a `cause` with one exception for the
 //!   [`reqwest_middleware::Error`] and one for each error of its `source()` chain. URLs in the
@@ -113,7 +115,7 @@
 use std::borrow::Cow;
 
 use http::Extensions;
-use http::header::{HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 use url::Position;
@@ -254,11 +256,15 @@ impl Middleware for XRayMiddleware {
 
         let sampled = sub.is_sampled();
 
+        // Whether the called service hears of this subsegment (a hand-set header it keeps
+        // names another parent).
+        let mut propagated = false;
         if self.existing_header == ExistingHeader::Overwrite
             || !req.headers().contains_key(TRACE_HEADER)
         {
             if let Some(value) = header_value(&sub) {
                 req.headers_mut().insert(TRACE_HEADER, value);
+                propagated = true;
             }
         }
 
@@ -267,12 +273,19 @@ impl Middleware for XRayMiddleware {
 
         // Only a sampled subsegment records; an unsampled one just propagated its decision.
         match &outcome {
-            Ok(response) if sampled => sub.end_with(|e| {
-                e.set_http_response(response.status().as_u16(), response.content_length());
-                if response.headers().contains_key(TRACE_HEADER) {
-                    e.set_http_traced(true);
-                }
-            }),
+            Ok(response) if sampled => {
+                let length = content_length(response);
+                // `traced` tells X-Ray to wait for the called service's segment under this
+                // subsegment: only when the service answered as a traced one and was told
+                // this subsegment's ID.
+                let traced = propagated && response.headers().contains_key(TRACE_HEADER);
+                sub.end_with(|e| {
+                    e.set_http_response(response.status().as_u16(), length);
+                    if traced {
+                        e.set_http_traced(true);
+                    }
+                });
+            }
             Err(error) if sampled => {
                 // Built before the lock is taken: it walks the error chain.
                 let cause = error_cause(error);
@@ -284,6 +297,21 @@ impl Middleware for XRayMiddleware {
             _ => sub.end(),
         }
         outcome
+    }
+}
+
+/// The response's length: the body's exact size when it is not zero, else the
+/// `Content-Length` header (a HEAD response has an empty body and keeps the length of what a
+/// GET would return there).
+fn content_length(response: &Response) -> Option<u64> {
+    match response.content_length() {
+        Some(n) if n > 0 => Some(n),
+        exact => response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .or(exact),
     }
 }
 

@@ -312,9 +312,44 @@ async fn hand_set_header_is_kept_by_default_and_overwritten_on_request() {
             assert_eq!(b_seg["trace_id"], ROOT);
             assert_eq!(b_seg["parent_id"], call["id"]);
         }
-        // The call is recorded either way.
+        // The call is recorded either way; `traced` (B is traced and answers with a trace
+        // header) only when B was told this subsegment's ID, or X-Ray would wait for a
+        // segment under it that never comes.
         assert_eq!(call["http"]["response"]["status"], 200);
+        if kept {
+            assert!(call["http"]["request"]["traced"].is_null(), "{call:#}");
+        } else {
+            assert_eq!(call["http"]["request"]["traced"], true, "{call:#}");
+        }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_records_the_content_length_header() {
+    let capture = UdpCapture::start().unwrap();
+    let b = service_b(None).await;
+    let recorder = capture.recorder("caller");
+    let client = client(xray());
+    let segment = recorder.begin_segment("caller");
+    let res = client
+        .head(b.url("/echo"))
+        .send()
+        .in_context(segment.context())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let announced: u64 = res.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(announced > 0);
+    assert_eq!(res.bytes().await.unwrap().len(), 0, "HEAD has no body");
+    segment.end();
+    let flat = collect(&capture, until_named("caller", 1));
+    let call = &named(&flat, "caller")[0].2["subsegments"][0];
+    assert_eq!(call["http"]["request"]["method"], "HEAD");
+    assert_eq!(call["http"]["response"]["content_length"], announced);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
