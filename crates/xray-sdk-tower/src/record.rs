@@ -154,15 +154,19 @@ fn parse_incoming(value: &HeaderValue) -> TraceHeader {
 /// The host the client addressed: the `Host` header, or the URI's authority (HTTP/2, or an
 /// absolute-form request line) without any `user:password@`.
 fn host<B>(req: &Request<B>) -> Option<&str> {
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            let authority = req.uri().authority()?.as_str();
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            (!host.is_empty()).then_some(host)
-        })
+    match req.headers().get(header::HOST).map(HeaderValue::to_str) {
+        Some(Ok(host)) if !host.is_empty() => Some(host),
+        _ => authority_host(req.uri()),
+    }
+}
+
+/// The host and port of an absolute URI, without any `user:password@`. Out of line: HTTP/1.1
+/// requests carry a `Host` header.
+#[inline(never)]
+fn authority_host(uri: &http::Uri) -> Option<&str> {
+    let authority = uri.authority()?.as_str();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    (!host.is_empty()).then_some(host)
 }
 
 /// The first element of a comma-separated header value, if not empty.
