@@ -201,6 +201,66 @@ fn streaming_threshold_zero_sends_each_subsegment_as_it_completes() {
 }
 
 #[test]
+fn work_begun_under_a_streamed_subsegment_is_still_sent() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture
+        .recorder_builder("late")
+        .streaming_threshold(0)
+        .build()
+        .unwrap();
+    let segment = recorder.begin_segment("late");
+    let trace_id = segment.trace_id().to_string();
+    let keep_open = segment.begin_subsegment("keep-open");
+    let streamed = segment.begin_subsegment("streamed");
+    let streamed_ctx = streamed.context();
+    streamed.end();
+    recorder.flush(WAIT).unwrap();
+    let early = capture.documents(1, WAIT);
+    assert_eq!(early[0]["name"], "streamed");
+    // Begun from a context whose subsegment has already gone out on its own.
+    let child = streamed_ctx.begin_subsegment("child-of-streamed");
+    let child_id = child.id().to_string();
+    // Case 1: it ends while the segment is still open.
+    child.end();
+    // Case 2: one that ends after everything else, so it leaves with the segment.
+    let last = streamed_ctx.begin_subsegment("last-child");
+    let last_id = last.id().to_string();
+    keep_open.end();
+    segment.end();
+    // The segment waits for it: nothing lost, nothing sent early.
+    last.end();
+    recorder.flush(WAIT).unwrap();
+    let rest: Vec<Value> = capture
+        .drain(Duration::from_millis(300))
+        .iter()
+        .map(|g| g.document())
+        .collect();
+    let all = flatten(&[early.clone(), rest.clone()].concat());
+    for (name, id) in [("child-of-streamed", &child_id), ("last-child", &last_id)] {
+        let found: Vec<&Value> = rest
+            .iter()
+            .chain(early.iter())
+            .filter(|d| d["name"] == name)
+            .collect();
+        assert_eq!(found.len(), 1, "{name} sent once as its own document: {all:?}");
+        let doc = found[0];
+        assert_eq!(doc["id"], **id);
+        assert_eq!(doc["type"], "subsegment");
+        assert_eq!(doc["parent_id"], streamed_ctx.id().to_string());
+        assert_eq!(doc["trace_id"], trace_id);
+    }
+    let names: Vec<&str> = all
+        .iter()
+        .map(|(_, _, d)| d["name"].as_str().unwrap())
+        .collect();
+    for name in ["late", "keep-open", "streamed"] {
+        assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{names:?}");
+    }
+    let stats = recorder.stats();
+    assert_eq!(stats.dropped_too_large, 0);
+}
+
+#[test]
 fn long_lived_segment_streams_every_subsegment_exactly_once_in_order() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture

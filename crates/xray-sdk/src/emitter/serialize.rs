@@ -617,6 +617,13 @@ pub(crate) fn documents(
         if !batch.entities.is_empty() {
             emit_tree(&ctx, 0, Kind::Segment, buf, sink);
         }
+        // Subtrees begun under a subsegment that had already been streamed: their parent is
+        // no longer in the batch, so they go out on their own, under its ID.
+        for (i, e) in batch.entities.iter().enumerate().skip(1) {
+            if e.parent == NO_PARENT {
+                emit_tree(&ctx, i, Kind::Independent, buf, sink);
+            }
+        }
     } else {
         for (i, e) in batch.entities.iter().enumerate() {
             if e.parent == NO_PARENT {
