@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xray_sdk::emitter::MAX_DATAGRAM_SIZE;
+use xray_sdk::model::{Exception, Sql, StackFrame};
 use xray_sdk::testing::{UdpCapture, flatten};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -85,6 +86,65 @@ fn a_single_huge_document_loses_metadata_then_is_dropped_and_counted() {
         (stats.sent, stats.truncated, stats.dropped_too_large),
         (1, 1, 1)
     );
+}
+
+#[test]
+fn a_huge_error_message_or_query_is_cut_not_the_document_dropped() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("huge-cause");
+    let segment = recorder.begin_segment("huge-cause");
+    let mut failure = Exception::new(format!("body: {}", "é".repeat(40_000)), "ServiceError");
+    failure.stack = (0..40)
+        .map(|i| StackFrame {
+            path: Some(format!("src/{}.rs", "p".repeat(2_000))),
+            line: Some(i),
+            label: Some(format!("app::f{i}")),
+        })
+        .collect();
+    segment.add_exception(failure);
+    segment.set_fault();
+    let query = segment.begin_subsegment("db");
+    query.set_sql(Sql {
+        sanitized_query: Some(format!("SELECT {}", "c, ".repeat(30_000))),
+        database_type: Some("PostgreSQL".into()),
+        ..Sql::default()
+    });
+    query.end();
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let docs: Vec<Value> = capture
+        .drain(Duration::from_millis(300))
+        .iter()
+        .map(|g| g.document())
+        .collect();
+    let all = flatten(&docs);
+    let find = |name: &str| {
+        all.iter()
+            .find(|(_, _, d)| d["name"] == name)
+            .map(|(_, _, d)| d.clone())
+            .unwrap_or_else(|| panic!("{name} not sent: {all:?}"))
+    };
+    let seg = find("huge-cause");
+    assert_eq!(seg["fault"], true);
+    let ex = &seg["cause"]["exceptions"][0];
+    let message = ex["message"].as_str().unwrap();
+    assert!(message.starts_with("body: éé"), "{message:.40}");
+    assert!(message.ends_with("(cut: document over 64 KiB)"));
+    assert!(message.len() < 1_100, "{}", message.len());
+    assert_eq!(ex["type"], "ServiceError");
+    assert_eq!(ex["stack"].as_array().unwrap().len(), 10);
+    assert_eq!(ex["truncated"], 30);
+    let db = find("db");
+    let q = db["sql"]["sanitized_query"].as_str().unwrap();
+    assert!(
+        q.starts_with("SELECT c, c, ") && q.len() < 1_100,
+        "{}",
+        q.len()
+    );
+    assert_eq!(db["sql"]["database_type"], "PostgreSQL");
+    let stats = recorder.stats();
+    assert_eq!(stats.dropped_too_large, 0, "{stats:?}");
+    assert!(stats.truncated >= 1, "{stats:?}");
 }
 
 #[test]
@@ -242,7 +302,11 @@ fn work_begun_under_a_streamed_subsegment_is_still_sent() {
             .chain(early.iter())
             .filter(|d| d["name"] == name)
             .collect();
-        assert_eq!(found.len(), 1, "{name} sent once as its own document: {all:?}");
+        assert_eq!(
+            found.len(),
+            1,
+            "{name} sent once as its own document: {all:?}"
+        );
         let doc = found[0];
         assert_eq!(doc["id"], **id);
         assert_eq!(doc["type"], "subsegment");

@@ -367,7 +367,7 @@ impl Worker {
                     if n.is_power_of_two() {
                         tracing::warn!(
                             dropped = n,
-                            "X-Ray document over 64 KiB even without children and metadata; dropped"
+                            "X-Ray document over 64 KiB even without children and metadata and with its cause cut short; dropped"
                         );
                     }
                 }

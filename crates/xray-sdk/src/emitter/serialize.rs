@@ -2,8 +2,9 @@
 //!
 //! A batch becomes one datagram when it fits. When it does not, each child subtree is sent as
 //! an independent subsegment (`type`, `trace_id`, `parent_id`) and the parent without its
-//! children, recursively; a single document that still does not fit loses its metadata, and
-//! is dropped (and counted) only if even that is not enough.
+//! children, recursively; a single document that still does not fit loses its metadata and
+//! has its `cause` and `sql` texts cut short, and is dropped (and counted) only if even that
+//! is not enough.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use serde_json::value::RawValue;
 
 use super::{DAEMON_HEADER, MAX_DATAGRAM_SIZE};
 use crate::deferred::AwsFieldWriter;
-use crate::model::{AnnotationValue, Http, HttpRequest, HttpResponse};
+use crate::model::{AnnotationValue, Cause, Http, HttpRequest, HttpResponse, Sql};
 use crate::plugins::Resources;
 use crate::segment::{Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, NO_PARENT};
 
@@ -336,11 +337,19 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
         }
         if let Some(sql) = &x.sql {
             key(out, "sql");
-            serde_json::to_writer(&mut *out, sql)?;
+            if d.drop_metadata {
+                serde_json::to_writer(&mut *out, &shortened_sql(sql))?;
+            } else {
+                serde_json::to_writer(&mut *out, sql)?;
+            }
         }
         if let Some(cause) = &x.cause {
             key(out, "cause");
-            serde_json::to_writer(&mut *out, cause)?;
+            if d.drop_metadata {
+                serde_json::to_writer(&mut *out, &shortened_cause(cause))?;
+            } else {
+                serde_json::to_writer(&mut *out, cause)?;
+            }
         }
         if !x.annotations.is_empty() {
             key(out, "annotations");
@@ -584,6 +593,69 @@ fn emit_tree(
         }),
         None => sink(Outcome::TooLarge),
     }
+}
+
+/// Longest text kept in a `cause` or `sql` value of a document that did not fit otherwise.
+const SHORTENED_TEXT_BYTES: usize = 1024;
+
+/// Frames kept per exception in a document that did not fit otherwise.
+const SHORTENED_STACK_FRAMES: usize = 10;
+
+/// `s` cut to [`SHORTENED_TEXT_BYTES`] on a character boundary, with a marker saying so.
+fn shorten(s: &mut String) {
+    if s.len() <= SHORTENED_TEXT_BYTES {
+        return;
+    }
+    let mut end = SHORTENED_TEXT_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str("... (cut: document over 64 KiB)");
+}
+
+/// A `cause` for a document over the limit (the last step before it is dropped): messages,
+/// types and frames cut short, each exception's stack kept to its innermost frames (the rest
+/// counted in `truncated`).
+fn shortened_cause(cause: &Cause) -> Cause {
+    let mut cause = cause.clone();
+    if let Some(dir) = &mut cause.working_directory {
+        shorten(dir);
+    }
+    cause.paths.truncate(SHORTENED_STACK_FRAMES);
+    cause.paths.iter_mut().for_each(shorten);
+    for e in &mut cause.exceptions {
+        e.message.iter_mut().for_each(shorten);
+        e.kind.iter_mut().for_each(shorten);
+        if e.stack.len() > SHORTENED_STACK_FRAMES {
+            let cut = u32::try_from(e.stack.len() - SHORTENED_STACK_FRAMES).unwrap_or(u32::MAX);
+            e.truncated = Some(e.truncated.unwrap_or(0).saturating_add(cut));
+            e.stack.truncate(SHORTENED_STACK_FRAMES);
+        }
+        for frame in &mut e.stack {
+            frame.path.iter_mut().for_each(shorten);
+            frame.label.iter_mut().for_each(shorten);
+        }
+    }
+    cause
+}
+
+/// An `sql` block for a document over the limit: every text cut short.
+fn shortened_sql(sql: &Sql) -> Sql {
+    let mut sql = sql.clone();
+    for text in [
+        &mut sql.connection_string,
+        &mut sql.url,
+        &mut sql.sanitized_query,
+        &mut sql.database_type,
+        &mut sql.database_version,
+        &mut sql.driver_version,
+        &mut sql.user,
+        &mut sql.preparation,
+    ] {
+        text.iter_mut().for_each(shorten);
+    }
+    sql
 }
 
 /// Serializes a batch into datagrams appended to `buf`, reporting each through `sink`.
