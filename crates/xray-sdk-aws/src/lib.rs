@@ -53,8 +53,9 @@
 //! Errors set the flags as the official SDKs do: 4xx `error`, 429 and throttling error codes
 //! (`ThrottlingException`, `ProvisionedThroughputExceededException`, ...) `throttle`, 5xx and
 //! transport failures `fault`. A service error is recorded in `cause` with its error code and
-//! message, marked `remote`. A call that was throttled and then succeeded on a retry keeps
-//! the `throttle` flag.
+//! message, marked `remote`. The flags follow the call's final outcome, as in the official
+//! SDKs: a call that was throttled and then succeeded on a retry shows it in `aws.retries`
+//! and carries no `throttle` or `error` flag.
 //!
 //! Outside any segment a call is not recorded and no header is sent; the context-missing
 //! strategy decides whether that is logged. Whatever it finds, the interceptor never fails
@@ -83,7 +84,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
-use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
@@ -124,8 +125,6 @@ struct CallState {
     /// What the subsegment's `aws` block is written from (sampled calls only); boxed once,
     /// when the subsegment begins, and handed over as it is when it ends.
     facts: Option<Box<CallFacts>>,
-    /// Whether any attempt was throttled.
-    throttled: bool,
 }
 
 impl Drop for CallState {
@@ -308,6 +307,9 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
     // Parameters of bodies too large to keep, read now.
     let mut picked_now = Vec::new();
     let mut http = None;
+    // From the final outcome only, as the official SDKs do: a call that was throttled and
+    // then succeeded on a retry shows it in `retries`, not as a throttled error.
+    let mut throttled = false;
     if let Some(resp) = response {
         // One pass over the few response headers (names are lowercase) rather than a
         // hashed lookup per name.
@@ -351,7 +353,7 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
                         .map_or_else(String::new, |s| s.trim().to_owned())
                 });
                 if remote_error::is_throttling_code(&code) {
-                    state.throttled = true;
+                    throttled = true;
                 }
                 let message = remote.message.unwrap_or(display);
                 exception = Some(Exception::new(message, code).remote(true));
@@ -383,7 +385,6 @@ fn finish(ctx: &FinalizerInterceptorContextRef<'_>, cfg: &mut ConfigBag) {
         None => {}
     }
     let cause = exception.map(Cause::from_exception);
-    let throttled = state.throttled;
     sub.end_with(|e| {
         for (key, value) in picked_now {
             set_picked(e, key, value);
@@ -413,26 +414,12 @@ enum Flag {
     Fault,
 }
 
-/// Whether an attempt's response was throttled (status 429 or a throttling error code).
 /// Sets a captured field on the subsegment: raw JSON text is copied, a built value is set.
 fn set_picked(e: &mut xray_sdk::EntityMut<'_>, key: &'static str, value: params::Picked) {
     match value {
         params::Picked::Value(v) => e.set_aws_field(key, v),
         params::Picked::Raw(raw) => e.set_aws_field_json(key, raw),
     }
-}
-
-fn attempt_throttled(resp: &HttpResponse) -> bool {
-    let status = resp.status().as_u16();
-    if status == 429 {
-        return true;
-    }
-    if status < 400 {
-        return false;
-    }
-    remote_error::read(resp)
-        .code
-        .is_some_and(|c| remote_error::is_throttling_code(&c))
 }
 
 impl Intercept for XRayInterceptor {
@@ -451,7 +438,6 @@ impl Intercept for XRayInterceptor {
                     parent,
                     subsegment: None,
                     facts: None,
-                    throttled: false,
                 });
             }
             None => {
@@ -525,22 +511,6 @@ impl Intercept for XRayInterceptor {
                 .try_insert(TRACE_HEADER, sub.downstream_header().to_header_value())
         {
             tracing::debug!(error = %e, "X-Amzn-Trace-Id not set");
-        }
-        Ok(())
-    }
-
-    fn read_after_attempt(
-        &self,
-        ctx: &FinalizerInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let Some(resp) = ctx.response()
-            && resp.status().as_u16() >= 400
-            && attempt_throttled(resp)
-            && let Some(state) = cfg.get_mut_from_interceptor_state::<CallState>()
-        {
-            state.throttled = true;
         }
         Ok(())
     }
