@@ -71,6 +71,9 @@ pub struct AwsFieldWriter<'a> {
     deferred: Vec<&'static str>,
     /// Whether `"aws":{` has been written.
     opened: bool,
+    /// Keys the block already has (a segment's `xray`, `ecs`, ...), which fields cannot
+    /// replace.
+    taken: &'a [&'a str],
     error: Option<serde_json::Error>,
 }
 
@@ -85,14 +88,37 @@ impl fmt::Debug for AwsFieldWriter<'_> {
 impl<'a> AwsFieldWriter<'a> {
     /// Writes the entity's directly set fields, ready for deferred ones.
     pub(crate) fn begin(out: &'a mut Vec<u8>, direct: &'a [(Cow<'static, str>, AwsValue)]) -> Self {
+        Self::start(out, direct, false, &[])
+    }
+
+    /// Like [`AwsFieldWriter::begin`], inside a block already opened (`{"xray":...` written,
+    /// without its closing brace), whose `taken` keys the fields cannot replace.
+    pub(crate) fn continue_block(
+        out: &'a mut Vec<u8>,
+        direct: &'a [(Cow<'static, str>, AwsValue)],
+        taken: &'a [&'a str],
+    ) -> Self {
+        Self::start(out, direct, true, taken)
+    }
+
+    fn start(
+        out: &'a mut Vec<u8>,
+        direct: &'a [(Cow<'static, str>, AwsValue)],
+        opened: bool,
+        taken: &'a [&'a str],
+    ) -> Self {
         let mut w = AwsFieldWriter {
             out,
             direct,
             deferred: Vec::new(),
-            opened: false,
+            opened,
+            taken,
             error: None,
         };
         for (k, v) in direct {
+            if taken.contains(&&**k) {
+                continue;
+            }
             w.open_field(k);
             let result = match v {
                 AwsValue::Value(v) => serde_json::to_writer(&mut *w.out, v),
@@ -166,6 +192,7 @@ impl<'a> AwsFieldWriter<'a> {
         if self.error.is_some()
             || self.direct.iter().any(|(k, _)| k == key)
             || self.deferred.contains(&key)
+            || self.taken.contains(&key)
         {
             return false;
         }

@@ -705,7 +705,10 @@ impl Context {
     }
 
     /// Sets one field of the `aws` block (subsegments: `operation`, `region`, `request_id`,
-    /// `retries`, `table_name`, ...). Setting a key again replaces its value.
+    /// `retries`, `table_name`, ...; segments: `account_id`, `elastic_beanstalk`, ...).
+    /// Setting a key again replaces its value. On a segment, the keys the SDK writes itself
+    /// (`xray`, and `ecs`, `ec2`, `eks`, `account_id` when an environment plugin found them)
+    /// keep the SDK's values.
     pub fn set_aws_field(&self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         let (key, value) = (key.into(), value.into());
         self.update(|e| e.set_aws_field(key, value));

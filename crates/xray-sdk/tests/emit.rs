@@ -288,3 +288,38 @@ fn shared_names_are_sent_as_given_and_invalid_ones_sanitized() {
     // The shared string is not held once the documents are sent.
     assert_eq!(std::sync::Arc::strong_count(&valid), 1);
 }
+
+#[test]
+fn aws_fields_set_on_a_segment_join_its_aws_block() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("billing");
+    let segment = recorder.begin_segment("billing");
+    segment.set_aws_field("account_id", "123456789012");
+    segment.set_aws_field(
+        "elastic_beanstalk",
+        serde_json::json!({"environment_name": "prod"}),
+    );
+    // The SDK's own key is not replaced.
+    segment.set_aws_field("xray", "mine");
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let gram = capture.wait_for(1, WAIT).remove(0);
+    let doc = gram.document();
+    let aws = &doc["aws"];
+    assert_eq!(aws["account_id"], "123456789012", "{doc}");
+    assert_eq!(aws["elastic_beanstalk"]["environment_name"], "prod");
+    assert_eq!(aws["xray"]["sdk"], "X-Ray for Rust");
+    // Each key once (parsing would hide a repeated key): the datagram's text has one.
+    let raw = String::from_utf8_lossy(&gram.bytes).into_owned();
+    assert_eq!(raw.matches("\"xray\":").count(), 1, "{raw}");
+
+    // A segment without fields of its own keeps the plain block.
+    let plain = recorder.begin_segment("billing");
+    plain.end();
+    recorder.flush(WAIT).unwrap();
+    let doc = capture.documents(1, WAIT).remove(0);
+    assert_eq!(
+        doc["aws"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["xray"]
+    );
+}

@@ -282,6 +282,7 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
     if d.kind == Kind::Segment {
         let res = d.ctx.env.resources.get();
         key(out, "aws");
+        let block_start = out.len();
         match d.ctx.aws {
             Some(raw) => out.extend_from_slice(raw.get().as_bytes()),
             None => serde_json::to_writer(
@@ -291,6 +292,22 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
                     resources: res,
                 },
             )?,
+        }
+        // Fields set on the segment itself (`account_id`, ...) join the block, after the
+        // SDK's and the environment's, which they cannot replace.
+        let direct = ext.map_or(&[][..], |x| &x.aws[..]);
+        let more = ext.map_or(&[][..], |x| &x.deferred[..]);
+        if (!direct.is_empty() || e.deferred.is_some() || !more.is_empty())
+            && out.last() == Some(&b'}')
+            && out.len() > block_start + 2
+        {
+            out.pop();
+            let taken = SegmentAws::keys(res);
+            let mut w = AwsFieldWriter::continue_block(out, direct, &taken);
+            for fields in e.deferred.iter().chain(more) {
+                w.write_guarded(fields.as_ref());
+            }
+            w.finish()?;
         }
         let origin = ext
             .and_then(|x| x.origin.as_deref())
@@ -477,6 +494,26 @@ fn write_http(out: &mut Vec<u8>, http: &Http) -> WriteResult {
 struct SegmentAws<'a> {
     rule_name: Option<&'a str>,
     resources: Option<&'a crate::plugins::ResourceData>,
+}
+
+impl SegmentAws<'_> {
+    /// The keys this block writes for `resources`.
+    fn keys(resources: Option<&crate::plugins::ResourceData>) -> Vec<&'static str> {
+        let mut keys = vec!["xray"];
+        if let Some(r) = resources {
+            for (key, present) in [
+                ("ecs", r.ecs.is_some()),
+                ("ec2", r.ec2.is_some()),
+                ("eks", r.eks.is_some()),
+                ("account_id", r.account_id.is_some()),
+            ] {
+                if present {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
 }
 
 impl Serialize for SegmentAws<'_> {
