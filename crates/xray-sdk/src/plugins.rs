@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 const K8S_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 const DEFAULT_IMDS: &str = "http://169.254.169.254";
@@ -119,6 +119,8 @@ pub struct ResourceData {
     pub eks: Option<Value>,
     /// `aws.account_id`.
     pub account_id: Option<String>,
+    /// `aws.cloudwatch_logs`: the log groups the service writes to (`[{log_group, arn}]`).
+    pub cloudwatch_logs: Option<Value>,
 }
 
 /// Shared, filled once by the detection thread.
@@ -190,7 +192,9 @@ pub async fn detect(plugins: &Plugins) -> ResourceData {
                 .ok()
         });
         if let Some(uri) = uri.filter(|u| u.starts_with("http://")) {
-            data.ecs = Some(ecs(&client, uri.trim_end_matches('/')).await);
+            let (block, logs) = ecs(&client, uri.trim_end_matches('/')).await;
+            data.ecs = Some(block);
+            data.cloudwatch_logs = logs;
             data.origin = Some("AWS::ECS::Container");
         }
     }
@@ -259,15 +263,19 @@ async fn ec2(client: &reqwest::Client, endpoint: &str) -> Option<(Value, Option<
     Some((Value::Object(ec2), field("accountId")))
 }
 
-async fn ecs(client: &reqwest::Client, uri: &str) -> Value {
+/// The `aws.ecs` block and, when the container logs to CloudWatch, `aws.cloudwatch_logs`.
+async fn ecs(client: &reqwest::Client, uri: &str) -> (Value, Option<Value>) {
     let mut ecs = Map::new();
+    let mut logs = None;
+    // `container` is the hostname, as in every official SDK (the container's name only when
+    // there is no hostname).
     if let Some(h) = hostname() {
         ecs.insert("container".into(), h.into());
     }
     if let Some(c) = get_json(client, uri, None).await {
         let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         if let Some(name) = s(&c, "Name") {
-            ecs.insert("container".into(), name.into());
+            ecs.entry("container").or_insert_with(|| name.into());
         }
         if let Some(id) = s(&c, "DockerId") {
             ecs.insert("container_id".into(), id.into());
@@ -288,7 +296,20 @@ async fn ecs(client: &reqwest::Client, uri: &str) -> Value {
         }
         if let Some(opts) = c.get("LogOptions") {
             if let Some(group) = s(opts, "awslogs-group") {
-                ecs.insert("log_group".into(), group.into());
+                // As the Java SDK does: the group, and its ARN from the region of the log
+                // options and the account of the container's ARN.
+                let account = s(&c, "ContainerARN")
+                    .and_then(|arn| arn.split(':').nth(4).map(str::to_owned))
+                    .filter(|a| !a.is_empty());
+                let mut entry = Map::new();
+                if let (Some(region), Some(account)) = (s(opts, "awslogs-region"), account) {
+                    entry.insert(
+                        "arn".into(),
+                        format!("arn:aws:logs:{region}:{account}:log-group:{group}").into(),
+                    );
+                }
+                entry.insert("log_group".into(), group.into());
+                logs = Some(Value::Array(vec![Value::Object(entry)]));
             }
         }
     }
@@ -305,11 +326,7 @@ async fn ecs(client: &reqwest::Client, uri: &str) -> Value {
             }
         }
     }
-    if ecs.is_empty() {
-        json!({})
-    } else {
-        Value::Object(ecs)
-    }
+    (Value::Object(ecs), logs)
 }
 
 fn hostname() -> Option<String> {

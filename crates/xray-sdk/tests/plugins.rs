@@ -48,7 +48,12 @@ async fn ecs_metadata_fills_the_ecs_block() {
     .await;
     assert_eq!(data.origin, Some("AWS::ECS::Container"));
     let ecs = data.ecs.unwrap();
-    assert_eq!(ecs["container"], "backend");
+    // The hostname, as every official SDK records it (the container's name is not it).
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| std::env::var("HOSTNAME").unwrap_or_default());
+    assert!(!hostname.is_empty());
+    assert_eq!(ecs["container"], hostname.as_str());
     assert_eq!(ecs["container_id"], "d0c4e1d");
     assert_eq!(
         ecs["container_arn"],
@@ -59,7 +64,14 @@ async fn ecs_metadata_fills_the_ecs_block() {
         "arn:aws:ecs:us-east-1:123456789012:cluster/demo"
     );
     assert_eq!(ecs["launch_type"], "fargate");
-    assert_eq!(ecs["log_group"], "/ecs/backend");
+    assert!(ecs.get("log_group").is_none());
+    assert_eq!(
+        data.cloudwatch_logs,
+        Some(json!([{
+            "log_group": "/ecs/backend",
+            "arn": "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/backend"
+        }]))
+    );
 }
 
 #[tokio::test]

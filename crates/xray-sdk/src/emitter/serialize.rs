@@ -506,6 +506,7 @@ impl SegmentAws<'_> {
                 ("ec2", r.ec2.is_some()),
                 ("eks", r.eks.is_some()),
                 ("account_id", r.account_id.is_some()),
+                ("cloudwatch_logs", r.cloudwatch_logs.is_some()),
             ] {
                 if present {
                     keys.push(key);
@@ -533,6 +534,9 @@ impl Serialize for SegmentAws<'_> {
             }
             if let Some(account) = &r.account_id {
                 m.serialize_entry("account_id", account)?;
+            }
+            if let Some(logs) = &r.cloudwatch_logs {
+                m.serialize_entry("cloudwatch_logs", logs)?;
             }
         }
         m.end()
@@ -774,6 +778,32 @@ mod tests {
             assert_eq!(parsed, us as f64 / 1_000_000.0, "{us} written as {text}");
             assert!(!text.ends_with("0") || text.ends_with(".0"), "{text}");
         }
+    }
+
+    #[test]
+    fn segment_aws_block_has_what_the_plugins_found_and_names_its_keys() {
+        let found = crate::plugins::ResourceData {
+            origin: Some("AWS::ECS::Container"),
+            ecs: Some(serde_json::json!({"container": "host-1"})),
+            account_id: Some("123456789012".into()),
+            cloudwatch_logs: Some(serde_json::json!([{"log_group": "/ecs/app"}])),
+            ..Default::default()
+        };
+        let block = SegmentAws {
+            rule_name: Some("api"),
+            resources: Some(&found),
+        };
+        let v = serde_json::to_value(&block).unwrap();
+        assert_eq!(v["xray"]["sampling_rule_name"], "api");
+        assert_eq!(v["ecs"]["container"], "host-1");
+        assert_eq!(v["account_id"], "123456789012");
+        assert_eq!(v["cloudwatch_logs"][0]["log_group"], "/ecs/app");
+        let mut written: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut named = SegmentAws::keys(Some(&found));
+        written.sort_unstable();
+        named.sort_unstable();
+        assert_eq!(written, named);
+        assert_eq!(SegmentAws::keys(None), ["xray"]);
     }
 
     #[test]
