@@ -832,7 +832,12 @@ fn rule_matches(rule: &ExpRule, r: &Req) -> bool {
     rule.patterns
         .iter()
         .zip(r)
-        .all(|(p, t)| t.as_deref().is_none_or(|t| wildcard_match(p, t)))
+        // An empty attribute is an absent one.
+        .all(|(p, t)| {
+            t.as_deref()
+                .filter(|t| !t.is_empty())
+                .is_none_or(|t| wildcard_match(p, t))
+        })
 }
 
 /// Decisions follow the expected rules. The fallback (local rules) samples everything, and
@@ -1275,11 +1280,17 @@ fn apply_model(model: &mut [Modeled], status: StatusCode, body: &str) {
         if let Some(rate) = t.rate.filter(|r| (0.0..=1.0).contains(r)) {
             rule.rate = rate;
         }
-        if let Some(quota) = whole(t.quota) {
-            rule.ttl = whole(t.ttl).unwrap_or(0);
-            rule.quota = quota.min(u64::MAX - 1);
-        } else if let Some(ttl) = whole(t.ttl) {
+        // Each value replaces the current one when present; a TTL alone gives a rule that
+        // had no quota a quota of 0.
+        let quota = whole(t.quota);
+        if let Some(ttl) = whole(t.ttl) {
             rule.ttl = ttl;
+            if quota.is_none() && rule.quota == u64::MAX {
+                rule.quota = 0;
+            }
+        }
+        if let Some(quota) = quota {
+            rule.quota = quota.min(u64::MAX - 1);
         }
     }
 }

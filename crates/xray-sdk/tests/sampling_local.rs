@@ -113,6 +113,12 @@ fn version_2_file() {
         ..Default::default()
     };
     assert_eq!(rules.find(&no_host), Some(2));
+    // An empty attribute is an absent one (as in the Go, Python and Node SDKs).
+    assert_eq!(rules.find(&req("PUT", "", "/api/x")), Some(2));
+    assert_eq!(
+        rules.find(&req("", "", "")),
+        rules.find(&SamplingRequest::default())
+    );
 }
 
 #[test]

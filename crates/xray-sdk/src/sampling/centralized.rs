@@ -249,13 +249,21 @@ impl Shared {
         if let Some(rate) = target.fixed_rate.filter(|r| (0.0..=1.0).contains(r)) {
             s.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
         }
-        if let Some(quota) = target.reservoir_quota.and_then(whole) {
-            let ttl = target.reservoir_quota_ttl.and_then(whole).unwrap_or(0);
-            // TTL first, so a reader never pairs the new quota with the old TTL for long.
+        // Each value replaces the current one when present, as the official SDKs do: a quota
+        // without a TTL keeps the current expiry, a TTL without a quota gives a rule that had
+        // none a quota of 0 (the rate alone decides until it expires).
+        let quota = target.reservoir_quota.and_then(whole);
+        // TTL first, so a reader never pairs the new quota with the old TTL for long.
+        if let Some(ttl) = target.reservoir_quota_ttl.and_then(whole) {
             s.quota_ttl.store(ttl, Ordering::Relaxed);
+            if quota.is_none() {
+                let _ = s
+                    .quota
+                    .compare_exchange(NO_QUOTA, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+        if let Some(quota) = quota {
             s.quota.store(quota.min(NO_QUOTA - 1), Ordering::Relaxed);
-        } else if let Some(ttl) = target.reservoir_quota_ttl.and_then(whole) {
-            s.quota_ttl.store(ttl, Ordering::Relaxed);
         }
         if let Some(interval) = target.interval.and_then(whole) {
             s.interval.store(interval, Ordering::Relaxed);
@@ -720,6 +728,69 @@ mod tests {
         // A valid answer afterwards applies in full.
         assert_eq!(s.apply_rules_response(&answer(&[("x", 1, 1.0)])), Ok(1));
         assert_eq!(sampled(&s), 50);
+    }
+
+    fn target(rule: &str, rate: Option<f64>, quota: Option<f64>, ttl: Option<f64>) -> Target {
+        Target {
+            rule_name: rule.to_owned(),
+            fixed_rate: rate,
+            reservoir_quota: quota,
+            reservoir_quota_ttl: ttl,
+            interval: None,
+        }
+    }
+
+    #[test]
+    fn targets_replace_only_the_values_they_carry() {
+        const T: u64 = 1_700_000_000;
+        let clock = Arc::new(ManualClock::new(T));
+        let s = CentralizedSampler::builder(&DaemonAddress::default())
+            .polling(false)
+            .clock(clock.clone())
+            .seed(1)
+            .build();
+        let req = SamplingRequest {
+            url_path: Some("/x"),
+            ..Default::default()
+        };
+        let sampled =
+            |s: &CentralizedSampler| (0..20).filter(|_| s.should_sample(&req).sampled).count();
+        assert_eq!(s.apply_rules_response(&answer(&[("x", 1, 0.0)])), Ok(1));
+        let tt = |t: u64| Some(t as f64);
+        // A quota of 5 until T + 10.
+        assert!(
+            s.shared
+                .apply_target(&target("x", None, Some(5.0), tt(T + 10)), T)
+        );
+        assert_eq!(sampled(&s), 5);
+        // A new quota without a TTL keeps the expiry it had.
+        assert!(
+            s.shared
+                .apply_target(&target("x", None, Some(3.0), None), T)
+        );
+        clock.set(T + 1);
+        assert_eq!(sampled(&s), 3);
+        clock.set(T + 11);
+        // Expired: nothing (rate 0, and a rule with no reservoir does not borrow).
+        assert_eq!(sampled(&s), 0);
+
+        // A TTL without a quota, for a rule that never had one: quota 0, the rate decides.
+        assert_eq!(
+            s.apply_rules_response(&answer(&[("x", 1, 0.0), ("y", 2, 0.0)])),
+            Ok(2)
+        );
+        let quota_of = |name: &str| {
+            s.shared
+                .manifest()
+                .find(name)
+                .map(|r| r.state.quota.load(Ordering::Relaxed))
+        };
+        assert_eq!(quota_of("y"), Some(NO_QUOTA));
+        assert!(
+            s.shared
+                .apply_target(&target("y", None, None, tt(T + 100)), T + 11)
+        );
+        assert_eq!(quota_of("y"), Some(0));
     }
 
     /// Found by `tests/fuzz_sampling_answers.rs`: serde quotes an offending string in full,

@@ -101,7 +101,7 @@ async fn run(
     let mut health = Health { failing: None };
     let start = Instant::now();
     let mut rules_due = start;
-    let mut targets_due = start + jitter_after(config.targets_interval);
+    let mut targets_due = after(start, jitter_after(config.targets_interval));
     loop {
         let wake = rules_due.min(targets_due);
         if tokio::time::timeout_at(wake, stop.changed()).await.is_ok() {
@@ -114,17 +114,25 @@ async fn run(
         let now = Instant::now();
         if now >= rules_due {
             refresh_rules(&client, &config, &shared, &mut health).await;
-            rules_due = now + jitter_before(config.rules_interval);
+            rules_due = after(now, jitter_before(config.rules_interval));
         }
         if now >= targets_due {
             if report_targets(&client, &config, &shared, &mut health).await {
                 tracing::debug!("sampling rules changed in the console; refreshing them now");
                 refresh_rules(&client, &config, &shared, &mut health).await;
-                rules_due = Instant::now() + jitter_before(config.rules_interval);
+                rules_due = after(Instant::now(), jitter_before(config.rules_interval));
             }
-            targets_due = Instant::now() + jitter_after(config.targets_interval);
+            targets_due = after(Instant::now(), jitter_after(config.targets_interval));
         }
     }
+}
+
+/// `at + wait`, or a day later when that is past what an `Instant` can hold (an interval
+/// configured as "never" must not stop the poller).
+fn after(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait)
+        .or_else(|| at.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(at)
 }
 
 /// `every` less up to 1/60 of it (300 s → up to 5 s early).
@@ -134,29 +142,60 @@ fn jitter_before(every: Duration) -> Duration {
 
 /// `every` plus up to 1/100 of it (10 s → up to 100 ms late).
 fn jitter_after(every: Duration) -> Duration {
-    every + every.mul_f64(rand::random::<f64>() / 100.0)
+    every.saturating_add(
+        every
+            .checked_div(100)
+            .unwrap_or_default()
+            .mul_f64(rand::random::<f64>()),
+    )
+}
+
+/// Largest answer read from the daemon: a rules list of a few hundred rules is a few
+/// hundred KiB; anything bigger is not an answer.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// Why a call to the daemon failed, and whether the request may have reached it.
+struct PostError {
+    message: String,
+    /// False only when no connection was made: nothing was sent.
+    maybe_delivered: bool,
+}
+
+impl From<String> for PostError {
+    fn from(message: String) -> Self {
+        PostError {
+            message,
+            maybe_delivered: true,
+        }
+    }
 }
 
 async fn post(
     client: &reqwest::Client,
     url: &str,
     body: &impl Serialize,
-) -> Result<Vec<u8>, String> {
-    let response = client
+) -> Result<Vec<u8>, PostError> {
+    let mut response = client
         .post(url)
         .json(body)
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| PostError {
+            maybe_delivered: !e.is_connect(),
+            message: e.to_string(),
+        })?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("HTTP status {status}"));
+        return Err(format!("HTTP status {status}").into());
     }
-    response
-        .bytes()
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|e| e.to_string())
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!("answer over {MAX_ANSWER_BYTES} bytes").into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 async fn refresh_rules(
@@ -169,6 +208,7 @@ async fn refresh_rules(
     let url = format!("{}/GetSamplingRules", config.base_url);
     let result = post(client, &url, &serde_json::json!({}))
         .await
+        .map_err(|e| e.message)
         .and_then(|body| parse_rules_response(&body));
     match result {
         Ok(defs) => {
@@ -246,16 +286,19 @@ async fn report_targets(
         };
         let result = post(client, &url, &request).await.and_then(|body| {
             serde_json::from_slice::<TargetsResponse>(&body)
-                .map_err(|e| answer_error("SamplingTargets", &e))
+                .map_err(|e| PostError::from(answer_error("SamplingTargets", &e)))
         });
         let response = match result {
             Ok(r) => r,
             Err(e) => {
-                health.failed(&config.base_url, "SamplingTargets", &e);
-                chunk
-                    .iter()
-                    .chain(chunks.flatten())
-                    .for_each(|s| s.restore());
+                health.failed(&config.base_url, "SamplingTargets", &e.message);
+                // Counts go back for the next report only when the service cannot have
+                // seen them (no connection was made, or a later chunk never went out):
+                // reported twice, they would count twice.
+                if !e.maybe_delivered {
+                    chunk.iter().for_each(|s| s.restore());
+                }
+                chunks.flatten().for_each(|s| s.restore());
                 return refresh;
             }
         };
@@ -286,4 +329,33 @@ async fn report_targets(
         }
     }
     refresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_of_any_length_never_overflow() {
+        let now = Instant::now();
+        for every in [
+            Duration::ZERO,
+            Duration::from_millis(1),
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            let early = jitter_before(every);
+            let late = jitter_after(every);
+            assert!(early <= every && late >= every, "{every:?}");
+            let at = after(now, late);
+            assert!(at >= now, "{every:?}");
+        }
+        // A normal interval keeps its meaning.
+        let ten = Duration::from_secs(10);
+        assert!(after(now, jitter_after(ten)) <= now + ten + ten / 100);
+        // "Never": a day from now rather than a panic.
+        assert_eq!(after(now, Duration::MAX), now + Duration::from_secs(86_400));
+    }
 }

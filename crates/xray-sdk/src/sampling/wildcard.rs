@@ -74,14 +74,21 @@ pub(crate) enum Field {
 #[derive(Debug)]
 pub(crate) struct Fields<'a>([Option<Text<'a>>; 5]);
 
+/// A request attribute, or `None` when the request lacks it: an empty one counts as absent
+/// (and so matches any pattern), as in the Go, Python and Node SDKs.
+#[inline]
+fn present(text: Option<&str>) -> Option<Text<'_>> {
+    text.filter(|t| !t.is_empty()).map(Text::new)
+}
+
 impl<'a> Fields<'a> {
     /// The method, URL path and host (what local rules match).
     #[inline]
     pub(crate) fn local(r: &SamplingRequest<'a>) -> Self {
         Fields([
-            r.method.map(Text::new),
-            r.url_path.map(Text::new),
-            r.host.map(Text::new),
+            present(r.method),
+            present(r.url_path),
+            present(r.host),
             None,
             None,
         ])
@@ -91,11 +98,11 @@ impl<'a> Fields<'a> {
     #[inline]
     pub(crate) fn all(r: &SamplingRequest<'a>) -> Self {
         Fields([
-            r.method.map(Text::new),
-            r.url_path.map(Text::new),
-            r.host.map(Text::new),
-            r.service_name.map(Text::new),
-            r.service_type.map(Text::new),
+            present(r.method),
+            present(r.url_path),
+            present(r.host),
+            present(r.service_name),
+            present(r.service_type),
         ])
     }
 }
