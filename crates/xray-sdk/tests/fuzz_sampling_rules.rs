@@ -796,8 +796,9 @@ fn instance(pattern: &str) -> String {
         .collect()
 }
 
+/// A rule's matcher against a request attribute; an absent or empty attribute matches.
 fn matches(pattern: Option<&str>, text: Option<&str>) -> bool {
-    match (pattern, text) {
+    match (pattern, text.filter(|t| !t.is_empty())) {
         (Some(p), Some(t)) => wildcard_match(p, t),
         _ => true,
     }
