@@ -496,8 +496,13 @@ where
             sub: Mutex::new(Sub::Pending(fields)),
         }));
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(state);
-            self.live.add(id);
+            let mut extensions = span.extensions_mut();
+            // With two of these layers in one subscriber, the first one records the span
+            // (a span's extensions hold one value per type).
+            if extensions.get_mut::<XraySpan>().is_none() {
+                extensions.insert(state);
+                self.live.add(id);
+            }
         }
     }
 

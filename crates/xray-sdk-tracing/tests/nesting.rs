@@ -254,3 +254,41 @@ fn explicit_parent_and_first_enter_timing() {
     let start = named(&e, "child").2["start_time"].as_f64().unwrap();
     assert!(start >= created_at + 0.025, "timed from first enter");
 }
+
+#[test]
+fn two_layers_in_one_subscriber_record_each_span_once() {
+    use tracing_subscriber::prelude::*;
+    let capture = xray_sdk::testing::UdpCapture::start().unwrap();
+    let recorder = capture.recorder("two-layers");
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(XRayLayer::new())
+            .with(XRayLayer::new()),
+    );
+    let segment = recorder.begin_segment("svc");
+    let ctx = segment.context();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _in = ctx.enter();
+        let outer = info_span!("outer");
+        let _o = outer.enter();
+        let inner = info_span!("inner");
+        let _i = inner.enter();
+        assert_eq!(
+            Context::current().map(|c| c.is_sampled()),
+            Some(true),
+            "the innermost span is current"
+        );
+    });
+    let segment_id = segment.id().to_string();
+    segment.end();
+    recorder.flush(common::WAIT).unwrap();
+    let docs: Vec<serde_json::Value> = capture
+        .drain(Duration::from_millis(200))
+        .iter()
+        .map(|d| d.document())
+        .collect();
+    let e = xray_sdk::testing::flatten(&docs);
+    assert_eq!(names(&e).len(), 3, "{:?}", names(&e));
+    assert_eq!(parent_of(&e, "outer"), Some(segment_id));
+    assert_eq!(parent_of(&e, "inner"), Some(id_of(&e, "outer")));
+}
