@@ -387,6 +387,21 @@ impl Store {
     /// Evicts oldest traces until both caps hold; `keep` is evicted only if
     /// it alone breaks a cap.
     fn evict(&mut self, keep: &str) {
+        // A trace over the memory cap on its own goes first: evicting the others would not
+        // make it fit.
+        if self
+            .traces
+            .get(keep)
+            .is_some_and(|t| t.bytes > self.max_bytes)
+        {
+            self.order.retain(|id| **id != *keep);
+            if let Some(t) = self.traces.remove(keep) {
+                self.bytes -= t.bytes;
+                self.counters.evicted_traces += 1;
+                self.counters.evicted_documents += t.docs.len() as u64;
+                self.counters.evicted_for_memory += 1;
+            }
+        }
         loop {
             let for_count = self.traces.len() > self.max_traces;
             let for_memory = self.bytes > self.max_bytes;
@@ -553,5 +568,25 @@ mod tests {
         assert!(s.get("a").is_none());
         assert_eq!(s.len(), 2);
         assert_eq!(s.counters().evicted_for_count, 1);
+    }
+
+    #[test]
+    fn a_trace_too_big_on_its_own_is_evicted_alone() {
+        let mut s = Store::new(10, 4_000);
+        for t in ["a", "b"] {
+            let (m, r) = doc(json!({"trace_id":t,"id":"x","name":"small"}));
+            s.ingest(m, r, vec![], 0.0, Instant::now());
+        }
+        let (m, r) = doc(json!({"trace_id":"big","id":"x","name":"x".repeat(10_000)}));
+        s.ingest(m, r, vec![], 0.0, Instant::now());
+        // The small traces stay; only the one that cannot fit goes.
+        assert!(s.get("big").is_none());
+        assert!(s.get("a").is_some() && s.get("b").is_some());
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.counters().evicted_for_memory, 1);
+        // And the store keeps working afterwards.
+        let (m, r) = doc(json!({"trace_id":"c","id":"x"}));
+        s.ingest(m, r, vec![], 0.0, Instant::now());
+        assert!(s.get("c").is_some());
     }
 }
