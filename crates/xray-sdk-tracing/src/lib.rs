@@ -71,7 +71,10 @@
 //!   the cost of chatty spans; it is not an exact count.
 //!
 //! A span that is left out is transparent: the spans and adapter calls inside it nest under
-//! its nearest recorded ancestor.
+//! its nearest recorded ancestor. (One exception: a child given a left-out span as its
+//! explicit `parent:` on a thread where no X-Ray context is current is not recorded; the
+//! layer keeps no trace of left-out spans, so that the many library spans it leaves out cost
+//! nothing.)
 //!
 //! ## Fields
 //!
