@@ -23,6 +23,8 @@ const ALLOC_OVERHEAD: usize = 16;
 /// Approximate cost of a trace beyond its documents: the `Trace` itself and
 /// its slots in the store's maps (its id is the first document's).
 const TRACE_OVERHEAD: usize = size_of::<Trace>() + 96;
+/// Approximate bytes of one trace-level problem besides its texts.
+const PROBLEM_OVERHEAD: usize = size_of::<(String, Problem)>() + 32;
 
 /// Approximate heap cost of one stored document: its text, its typed form,
 /// its problems and its slot in the trace's map.
@@ -81,6 +83,8 @@ pub struct Trace {
     pub settled: bool,
     last_update: Instant,
     bytes: usize,
+    /// The part of `bytes` that `trace_problems` take.
+    problems_bytes: usize,
 }
 
 /// One segment or subsegment, wherever it sits in the trace.
@@ -329,6 +333,7 @@ impl Store {
                         settled: false,
                         last_update: now,
                         bytes: TRACE_OVERHEAD,
+                        problems_bytes: 0,
                     },
                 );
                 key
@@ -374,6 +379,9 @@ impl Store {
                     *n = n.saturating_sub(1);
                 }
             }
+            trace.bytes -= trace.problems_bytes;
+            self.bytes -= trace.problems_bytes;
+            trace.problems_bytes = 0;
         }
         trace.last_update = now;
         trace.bytes += cost;
@@ -440,8 +448,18 @@ impl Store {
             for (_, p) in &trace.trace_problems {
                 *self.validation.by_code.entry(p.code).or_default() += 1;
             }
+            // The problems count against the memory cap like the documents do.
+            let cost: usize = trace
+                .trace_problems
+                .iter()
+                .map(|(id, p)| PROBLEM_OVERHEAD + id.len() + p.message.len())
+                .sum();
+            trace.problems_bytes = cost;
+            trace.bytes += cost;
+            self.bytes += cost;
             trace.settled = true;
         }
+        self.evict("");
     }
 
     /// Looks up a trace.
@@ -568,6 +586,27 @@ mod tests {
         assert!(s.get("a").is_none());
         assert_eq!(s.len(), 2);
         assert_eq!(s.counters().evicted_for_count, 1);
+    }
+
+    #[test]
+    fn trace_level_problems_count_against_the_memory_cap() {
+        let mut s = Store::new(10, 1 << 20);
+        let t0 = Instant::now();
+        let subs: Vec<serde_json::Value> = (0..200)
+            .map(|i| json!({"id": format!("{i:016x}"), "name": "s", "in_progress": true}))
+            .collect();
+        let (m, r) = doc(json!({"trace_id":"t","id":"x","name":"seg","subsegments": subs}));
+        s.ingest(m, r, vec![], 0.0, t0);
+        let before = s.approx_bytes();
+        s.settle(t0 + Duration::from_secs(10), Duration::from_secs(1));
+        let problems = s.get("t").map_or(0, |t| t.trace_problems.len());
+        assert!(problems >= 200, "{problems}");
+        let after = s.approx_bytes();
+        assert!(after >= before + problems * 50, "{before} -> {after}");
+        // A new document reopens the trace: the problems and their cost go.
+        let (m, r) = doc(json!({"trace_id":"t","id":"y","name":"more"}));
+        s.ingest(m, r, vec![], 0.0, t0 + Duration::from_secs(11));
+        assert!(s.approx_bytes() < after, "{after} -> {}", s.approx_bytes());
     }
 
     #[test]
