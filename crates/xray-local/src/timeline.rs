@@ -43,7 +43,24 @@ pub fn build(t: &Trace) -> Value {
     let mut rows = Vec::new();
     let mut seen = vec![false; entities.len()];
     let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|i| (*i, 0)).collect();
-    while let Some((i, depth)) = stack.pop() {
+    // Entities no root reaches (subsegments naming each other as parents) are shown too,
+    // as roots of their own, once the others are.
+    let mut unreached: Option<std::vec::IntoIter<usize>> = None;
+    loop {
+        let Some((i, depth)) = stack.pop() else {
+            let rest = unreached.get_or_insert_with(|| {
+                let mut rest: Vec<usize> = (0..entities.len()).filter(|i| !seen[*i]).collect();
+                rest.sort_by(by_start);
+                rest.into_iter()
+            });
+            match rest.next() {
+                Some(i) => {
+                    stack.push((i, 0));
+                    continue;
+                }
+                None => break,
+            }
+        };
         if std::mem::replace(&mut seen[i], true) {
             continue;
         }
@@ -118,4 +135,34 @@ fn row(t: &Trace, e: &Entity<'_>, v: Option<&Map<String, Value>>, depth: usize) 
         "Cause": get("cause"),
         "Problems": problems,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    use crate::store::Store;
+
+    #[test]
+    fn subsegments_naming_each_other_as_parents_still_get_rows() {
+        let mut s = Store::new(10, 1 << 20);
+        let docs = [
+            json!({"trace_id":"t","id":"aaaaaaaaaaaaaaaa","name":"seg","start_time":1.0,"end_time":2.0}),
+            json!({"trace_id":"t","id":"bbbbbbbbbbbbbbbb","name":"x","type":"subsegment",
+                   "parent_id":"cccccccccccccccc","start_time":1.1,"end_time":1.2}),
+            json!({"trace_id":"t","id":"cccccccccccccccc","name":"y","type":"subsegment",
+                   "parent_id":"bbbbbbbbbbbbbbbb","start_time":1.3,"end_time":1.4}),
+        ];
+        for d in docs {
+            let raw = d.to_string();
+            let node = crate::document::parse(raw.as_bytes()).unwrap_or_default();
+            s.ingest(node, raw.into(), vec![], 0.0, Instant::now());
+        }
+        let t = s.get("t").expect("stored");
+        let view = super::build(t);
+        let rows = view["Rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 3, "{view:#}");
+    }
 }
