@@ -1,6 +1,6 @@
 //! Trace summaries (the `GetTraceSummaries` shape) and their filters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -8,6 +8,9 @@ use serde_json::{Map, Value, json};
 use crate::document::{self, Field, Scalar};
 use crate::query::{Params, QueryError};
 use crate::store::{Entity, Trace, start_of};
+
+/// Parents followed from an entity up to its segment (bad input can make a loop).
+const MAX_ANCESTORS: usize = 64;
 
 /// Status filter values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,12 +139,48 @@ impl Summary {
         let (start, end) = t.time_range();
         let mut services: Vec<(String, String)> = Vec::new();
         let mut annotations: BTreeMap<String, Vec<(Scalar, String)>> = BTreeMap::new();
-        let mut current_service = String::new();
+        let index: HashMap<&str, usize> = entities
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id, i))
+            .collect();
+        // Calls whose callee sent a segment of its own: the callee is the service, as in
+        // the service map.
+        let answered: HashSet<&str> = entities
+            .iter()
+            .filter(|e| e.is_segment)
+            .filter_map(|e| e.node.parent_id.as_str())
+            .collect();
+        let is_call = |e: &Entity<'_>| {
+            !e.is_segment && matches!(e.node.namespace.as_str(), Some("aws" | "remote"))
+        };
+        // The segment an entity belongs to, and whether it sits inside another call.
+        let ancestry = |e: &Entity<'_>| {
+            let mut inside_call = false;
+            let mut parent = e.parent;
+            for _ in 0..MAX_ANCESTORS {
+                let Some(p) = parent.and_then(|id| index.get(id)).map(|&j| &entities[j]) else {
+                    break;
+                };
+                if p.is_segment {
+                    return (p.node.name.as_str().unwrap_or(""), inside_call);
+                }
+                inside_call |= is_call(p);
+                parent = p.parent;
+            }
+            ("", inside_call)
+        };
         for e in &entities {
             let name = e.node.name.as_str().unwrap_or("");
+            let (owner, inside_call) = if e.is_segment {
+                (name, false)
+            } else {
+                ancestry(e)
+            };
             let kind = if e.is_segment {
-                current_service = name.to_string();
                 Some(e.node.origin.as_str().unwrap_or("service").to_string())
+            } else if inside_call || answered.contains(e.id) {
+                None
             } else {
                 match e.node.namespace.as_str() {
                     Some("aws") => Some(crate::graph::aws_type(name)),
@@ -162,7 +201,7 @@ impl Summary {
                         None => annotations.entry(k.to_string()).or_default(),
                     };
                     if list.len() < 20 && !list.iter().any(|(seen, _)| seen == v) {
-                        list.push((v.clone(), current_service.clone()));
+                        list.push((v.clone(), owner.to_string()));
                     }
                 }
             }
@@ -309,4 +348,68 @@ pub fn root_segment<'a>(entities: &[Entity<'a>]) -> Option<Entity<'a>> {
         .or_else(|| segments().next())
         .or_else(|| entities.first())
         .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::{Value, json};
+
+    use super::Summary;
+    use crate::store::Store;
+
+    fn ingest(s: &mut Store, v: Value) {
+        let raw = v.to_string();
+        let node = crate::document::parse(raw.as_bytes()).unwrap_or_default();
+        s.ingest(node, raw.into(), vec![], 0.0, Instant::now());
+    }
+
+    #[test]
+    fn services_and_annotations_follow_the_segments_they_belong_to() {
+        let mut s = Store::new(10, 1 << 20);
+        let t = "1-5759e988-bd862e3fe1be46a994272793";
+        // A calls B (traced: B sends its own segment) and, inside an AWS call, a nested
+        // remote call; A's independent subsegment starts after B's segment and is annotated.
+        ingest(
+            &mut s,
+            json!({"trace_id": t, "id": "a000000000000001", "name": "A",
+            "start_time": 1.0, "end_time": 3.0, "subsegments": [
+                {"id": "c000000000000001", "name": "B", "namespace": "remote",
+                 "start_time": 1.1, "end_time": 1.5},
+                {"id": "c000000000000002", "name": "DynamoDB", "namespace": "aws",
+                 "start_time": 1.6, "end_time": 1.7, "subsegments": [
+                    {"id": "c000000000000003", "name": "dynamodb.us-east-1.amazonaws.com",
+                     "namespace": "remote", "start_time": 1.6, "end_time": 1.7}]}
+            ]}),
+        );
+        ingest(
+            &mut s,
+            json!({"trace_id": t, "id": "b000000000000001", "name": "B",
+            "parent_id": "c000000000000001", "start_time": 1.2, "end_time": 1.4}),
+        );
+        ingest(
+            &mut s,
+            json!({"trace_id": t, "id": "d000000000000001", "name": "late-work",
+            "type": "subsegment", "parent_id": "a000000000000001",
+            "start_time": 2.0, "end_time": 2.5, "annotations": {"order": "o-1"}}),
+        );
+        let summary = Summary::of(s.get(t).expect("stored")).to_json();
+        let mut ids: Vec<(String, String)> = summary["ServiceIds"]
+            .as_array()
+            .expect("ServiceIds")
+            .iter()
+            .map(|v| {
+                (
+                    v["Name"].as_str().unwrap_or("").to_owned(),
+                    v["Type"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        ids.sort();
+        let names: Vec<&str> = ids.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["A", "B", "DynamoDB"], "{summary:#}");
+        let order = &summary["Annotations"]["order"][0];
+        assert_eq!(order["ServiceIds"][0]["Name"], "A", "{summary:#}");
+    }
 }
