@@ -700,18 +700,8 @@ mod tests {
     /// applied (the rule kept sampling at the other copy's rate).
     #[test]
     fn a_rule_named_twice_is_kept_once() {
-        let clock = Arc::new(ManualClock::new(1_700_000_000));
-        let s = CentralizedSampler::builder(&DaemonAddress::default())
-            .polling(false)
-            .clock(clock)
-            .seed(1)
-            .build();
-        let req = SamplingRequest {
-            url_path: Some("/x"),
-            ..Default::default()
-        };
-        let sampled =
-            |s: &CentralizedSampler| (0..50).filter(|_| s.should_sample(&req).sampled).count();
+        let s = offline(Arc::new(ManualClock::new(1_700_000_000)));
+        let sampled = |s: &CentralizedSampler| sampled_of(s, 50);
         assert_eq!(s.apply_rules_response(&answer(&[("x", 1, 1.0)])), Ok(1));
         assert_eq!(sampled(&s), 50);
         // The first of the two wins.
@@ -730,6 +720,24 @@ mod tests {
         assert_eq!(sampled(&s), 50);
     }
 
+    /// A sampler without a poller, on `clock`, with a fixed seed.
+    fn offline(clock: Arc<ManualClock>) -> CentralizedSampler {
+        CentralizedSampler::builder(&DaemonAddress::default())
+            .polling(false)
+            .clock(clock)
+            .seed(1)
+            .build()
+    }
+
+    /// How many of `n` requests to `/x` are sampled.
+    fn sampled_of(s: &CentralizedSampler, n: usize) -> usize {
+        let req = SamplingRequest {
+            url_path: Some("/x"),
+            ..Default::default()
+        };
+        (0..n).filter(|_| s.should_sample(&req).sampled).count()
+    }
+
     fn target(rule: &str, rate: Option<f64>, quota: Option<f64>, ttl: Option<f64>) -> Target {
         Target {
             rule_name: rule.to_owned(),
@@ -744,17 +752,8 @@ mod tests {
     fn targets_replace_only_the_values_they_carry() {
         const T: u64 = 1_700_000_000;
         let clock = Arc::new(ManualClock::new(T));
-        let s = CentralizedSampler::builder(&DaemonAddress::default())
-            .polling(false)
-            .clock(clock.clone())
-            .seed(1)
-            .build();
-        let req = SamplingRequest {
-            url_path: Some("/x"),
-            ..Default::default()
-        };
-        let sampled =
-            |s: &CentralizedSampler| (0..20).filter(|_| s.should_sample(&req).sampled).count();
+        let s = offline(clock.clone());
+        let sampled = |s: &CentralizedSampler| sampled_of(s, 20);
         assert_eq!(s.apply_rules_response(&answer(&[("x", 1, 0.0)])), Ok(1));
         let tt = |t: u64| Some(t as f64);
         // A quota of 5 until T + 10.
