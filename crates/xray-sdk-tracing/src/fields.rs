@@ -120,6 +120,24 @@ impl Visit for FieldVisitor<'_> {
         self.push(field, value.into(), || Value::from(value));
     }
 
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        // Numbers stay numbers while they fit in 64 bits; beyond that, text.
+        if let Ok(v) = i64::try_from(value) {
+            self.record_i64(field, v);
+        } else if let Ok(v) = u64::try_from(value) {
+            self.record_u64(field, v);
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match u64::try_from(value) {
+            Ok(v) => self.record_u64(field, v),
+            Err(_) => self.record_debug(field, &value),
+        }
+    }
+
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.push(field, value.into(), || Value::from(value));
     }

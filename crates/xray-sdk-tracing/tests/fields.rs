@@ -14,6 +14,8 @@ use xray_sdk_tracing::XRayLayer;
     annotation.customer = %customer,
     xray.annotation.tier = "gold",
     annotation.items = 3u64,
+    annotation.wide = -7i128,
+    annotation.huge = u128::MAX,
     annotation.vip = true,
     annotation.http.route = "/cart/{id}",
     annotation.ratio = 0.5,
@@ -39,6 +41,15 @@ fn fields_become_annotations_and_metadata() {
     assert_eq!(ann["customer"], "c-42");
     assert_eq!(ann["tier"], "gold");
     assert_eq!(ann["items"], 3);
+    assert_eq!(
+        ann["wide"], -7,
+        "a 128-bit integer that fits stays a number"
+    );
+    assert_eq!(
+        ann["huge"],
+        u128::MAX.to_string(),
+        "one that does not becomes text"
+    );
     assert_eq!(ann["vip"], true);
     assert_eq!(ann["http_route"], "/cart/{id}", "key sanitized");
     assert_eq!(ann["ratio"], 0.5);
