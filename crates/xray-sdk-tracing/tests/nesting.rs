@@ -282,11 +282,7 @@ fn two_layers_in_one_subscriber_record_each_span_once() {
     let segment_id = segment.id().to_string();
     segment.end();
     recorder.flush(common::WAIT).unwrap();
-    let docs: Vec<serde_json::Value> = capture
-        .drain(Duration::from_millis(200))
-        .iter()
-        .map(|d| d.document())
-        .collect();
+    let docs: Vec<serde_json::Value> = capture.drain_documents(Duration::from_millis(200));
     let e = xray_sdk::testing::flatten(&docs);
     assert_eq!(names(&e).len(), 3, "{:?}", names(&e));
     assert_eq!(parent_of(&e, "outer"), Some(segment_id));

@@ -161,6 +161,11 @@ impl UdpCapture {
             .collect()
     }
 
+    /// The documents of [`UdpCapture::drain`], parsed.
+    pub fn drain_documents(&self, quiet: Duration) -> Vec<Value> {
+        self.drain(quiet).iter().map(Datagram::document).collect()
+    }
+
     /// Everything that arrived within `quiet` of the last datagram (no fixed count).
     pub fn drain(&self, quiet: Duration) -> Vec<Datagram> {
         let mut out = Vec::new();

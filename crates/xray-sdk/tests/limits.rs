@@ -69,11 +69,7 @@ fn a_single_huge_document_loses_metadata_then_is_dropped_and_counted() {
     sub.end();
     segment.end();
     recorder.flush(WAIT).unwrap();
-    let docs: Vec<Value> = capture
-        .drain(Duration::from_millis(300))
-        .iter()
-        .map(|g| g.document())
-        .collect();
+    let docs: Vec<Value> = capture.drain_documents(Duration::from_millis(300));
     // The subsegment (80 kB of annotations) cannot fit: dropped and counted.
     // The segment fits once its metadata is removed: sent, marked, counted.
     assert_eq!(docs.len(), 1);
@@ -112,11 +108,7 @@ fn a_huge_error_message_or_query_is_cut_not_the_document_dropped() {
     query.end();
     segment.end();
     recorder.flush(WAIT).unwrap();
-    let docs: Vec<Value> = capture
-        .drain(Duration::from_millis(300))
-        .iter()
-        .map(|g| g.document())
-        .collect();
+    let docs: Vec<Value> = capture.drain_documents(Duration::from_millis(300));
     let all = flatten(&docs);
     let find = |name: &str| {
         all.iter()
@@ -245,11 +237,7 @@ fn streaming_threshold_zero_sends_each_subsegment_as_it_completes() {
     outer.end();
     segment.end();
     recorder.flush(WAIT).unwrap();
-    let rest: Vec<Value> = capture
-        .drain(Duration::from_millis(200))
-        .iter()
-        .map(|g| g.document())
-        .collect();
+    let rest: Vec<Value> = capture.drain_documents(Duration::from_millis(200));
     let all = flatten(&[early, rest].concat());
     let names: Vec<&str> = all
         .iter()
@@ -290,11 +278,7 @@ fn work_begun_under_a_streamed_subsegment_is_still_sent() {
     // The segment waits for it: nothing lost, nothing sent early.
     last.end();
     recorder.flush(WAIT).unwrap();
-    let rest: Vec<Value> = capture
-        .drain(Duration::from_millis(300))
-        .iter()
-        .map(|g| g.document())
-        .collect();
+    let rest: Vec<Value> = capture.drain_documents(Duration::from_millis(300));
     let all = flatten(&[early.clone(), rest.clone()].concat());
     for (name, id) in [("child-of-streamed", &child_id), ("last-child", &last_id)] {
         let found: Vec<&Value> = rest

@@ -49,12 +49,7 @@ impl Harness {
     /// (id, parent id, document).
     pub fn entities(&self) -> Vec<(String, Option<String>, Value)> {
         self.recorder.flush(WAIT).expect("flush");
-        let mut docs: Vec<Value> = self
-            .capture
-            .drain(Duration::from_millis(200))
-            .iter()
-            .map(|d| d.document())
-            .collect();
+        let mut docs: Vec<Value> = self.capture.drain_documents(Duration::from_millis(200));
         docs.retain(|d| !d.is_null());
         flatten(&docs)
     }
