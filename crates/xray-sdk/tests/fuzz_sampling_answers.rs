@@ -1339,7 +1339,7 @@ fn lane_sampler(
         Kind::Rules => (Duration::from_millis(10), Duration::from_secs(3600)),
         Kind::Targets => (Duration::from_secs(3600), Duration::from_millis(10)),
     };
-    CentralizedSampler::builder(&DaemonAddress::parse(&addr.to_string()).unwrap())
+    let sampler = CentralizedSampler::builder(&DaemonAddress::parse(&addr.to_string()).unwrap())
         .rules_interval(rules_every)
         .targets_interval(targets_every)
         .request_timeout(Duration::from_secs(5))
@@ -1347,7 +1347,9 @@ fn lane_sampler(
         .clock(clock.clone())
         .seed(seed)
         .fallback(LocalRules::new(0, 1.0))
-        .build()
+        .build();
+    sampler.start_polling();
+    sampler
 }
 
 /// A valid targets answer with a known effect on one rule: rate 0 or 1, no quota left.

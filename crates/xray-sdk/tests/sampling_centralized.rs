@@ -179,13 +179,16 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn sampler(addr: &DaemonAddress, clock: &Arc<ManualClock>) -> CentralizedSampler {
-    CentralizedSampler::builder(addr)
+    let s = CentralizedSampler::builder(addr)
         .rules_interval(Duration::from_millis(200))
         .targets_interval(Duration::from_millis(100))
         .request_timeout(Duration::from_millis(500))
         .clock(clock.clone())
         .seed(9)
-        .build()
+        .build();
+    // Started now rather than by the first decision: the tests wait for the rules first.
+    s.start_polling();
+    s
 }
 
 fn daemon(rules: String, targets: &[String]) -> (FakeDaemon, Shared) {
@@ -235,6 +238,43 @@ fn rules_are_fetched_filtered_and_ordered() {
     );
 }
 
+/// As in the official SDKs, a sampler that has made no decision has not called the daemon:
+/// the first decision starts the poller.
+#[test]
+fn the_poller_starts_with_the_first_decision() {
+    let (d, state) = daemon(standard_rules(), &[no_targets()]);
+    let clock = Arc::new(ManualClock::new(T0));
+    let s = CentralizedSampler::builder(&d.address())
+        .rules_interval(Duration::from_millis(50))
+        .targets_interval(Duration::from_millis(50))
+        .clock(clock.clone())
+        .seed(3)
+        .build();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.rule_names().is_empty());
+    {
+        let d = state.lock().expect("lock");
+        assert!(
+            d.rules_calls.is_empty(),
+            "rules fetched before any decision"
+        );
+        assert!(
+            d.targets_calls.is_empty(),
+            "targets asked before any decision"
+        );
+    }
+    // The first decision comes from the fallback rules and starts the poller.
+    let first = s.should_sample(&req("POST", "/api/checkout"));
+    assert_eq!(first.rule_name, None);
+    wait_until("rules", || !s.rule_names().is_empty());
+    assert_eq!(
+        s.should_sample(&req("POST", "/api/checkout"))
+            .rule_name
+            .as_deref(),
+        Some("checkout")
+    );
+}
+
 #[test]
 fn statistics_and_borrowing() {
     let (d, state) = daemon(standard_rules(), &[no_targets()]);
@@ -246,6 +286,7 @@ fn statistics_and_borrowing() {
         .seed(1)
         .client_id("0123456789abcdef01234567")
         .build();
+    s.start_polling();
     wait_until("rules", || !s.rule_names().is_empty());
     // api-a: no quota yet, reservoir size 1, rate 0: one borrowed request per second.
     let mut sampled = 0;
@@ -267,6 +308,7 @@ fn statistics_and_borrowing() {
         .targets_interval(Duration::from_secs(1))
         .clock(clock.clone())
         .build();
+    s.start_polling();
     wait_until("rules", || !s.rule_names().is_empty());
     for _ in 0..10 {
         s.should_sample(&req("GET", "/api/a"));
@@ -366,6 +408,7 @@ fn statistics_are_sent_in_batches_of_25() {
         .targets_interval(Duration::from_secs(1))
         .clock(clock.clone())
         .build();
+    s.start_polling();
     wait_until("rules", || s.rule_names().len() == 30);
     for i in 0..30 {
         s.should_sample(&req("GET", &format!("/p{i}")));
@@ -396,6 +439,7 @@ fn falls_back_when_the_daemon_stops_and_recovers_when_it_returns() {
         .clock(clock.clone())
         .fallback(LocalRules::new(0, 1.0))
         .build();
+    s.start_polling();
     wait_until("rules", || !s.rule_names().is_empty());
     assert!(!s.should_sample(&req("GET", "/")).sampled);
     let addr = d.stop();
@@ -431,6 +475,7 @@ fn counts_the_daemon_never_received_are_reported_when_it_returns() {
         .request_timeout(Duration::from_millis(500))
         .clock(clock.clone())
         .build();
+    s.start_polling();
     wait_until("rules", || !s.rule_names().is_empty());
     let addr = d.stop();
     let reports_before = state.lock().expect("lock").targets_calls.len();
@@ -555,6 +600,7 @@ fn rule_changes_trigger_an_out_of_band_refresh() {
         .targets_interval(Duration::from_millis(100))
         .clock(clock.clone())
         .build();
+    s.start_polling();
     wait_until("rules", || !s.rule_names().is_empty());
     assert_eq!(state.lock().expect("lock").rules_calls.len(), 1);
     s.should_sample(&req("GET", "/"));

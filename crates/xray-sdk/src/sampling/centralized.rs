@@ -470,6 +470,12 @@ pub(crate) fn parse_rules_response(body: &[u8]) -> Result<Vec<RuleDef>, String> 
 /// that saw requests. Decisions never wait for it: they read the current rules under a
 /// read lock and update atomics.
 ///
+/// As in the official SDKs, the thread starts with the first decision, not when the sampler
+/// is built: a process that never traces never calls the daemon, and a daemon started
+/// beside the service (a sidecar) has until the first request to come up.
+/// [`start_polling`](Self::start_polling) starts it at once, to have the console's rules
+/// before the first request.
+///
 /// Until rules arrive, and when none were fetched for an hour (daemon absent, or answering
 /// garbage), decisions come from the fallback [`LocalRules`]. The thread stops when the
 /// sampler is dropped.
@@ -489,8 +495,20 @@ pub struct CentralizedSampler {
     shared: Arc<Shared>,
     // Dropping the sender wakes the poller thread, which then exits.
     _stop: tokio::sync::watch::Sender<()>,
+    /// Runs once: the first decision (or `start_polling`) starts the poller.
+    started: std::sync::Once,
+    /// What the poller thread needs, until it is started (`None` with polling off).
+    pending: std::sync::Mutex<Option<PendingPoller>>,
     #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
     alive: std::sync::Weak<()>,
+}
+
+/// The poller's configuration and handles, kept until the first decision starts it.
+#[derive(Debug)]
+struct PendingPoller {
+    config: poller::PollerConfig,
+    stop: tokio::sync::watch::Receiver<()>,
+    alive: Arc<()>,
 }
 
 impl CentralizedSampler {
@@ -508,6 +526,21 @@ impl CentralizedSampler {
             polling: true,
             request_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// Starts the poller now rather than at the first decision, so that the console's rules
+    /// can be in force for the first requests. Does nothing when it already runs, or when
+    /// polling is off.
+    pub fn start_polling(&self) {
+        self.started.call_once(|| {
+            let pending = match self.pending.lock() {
+                Ok(mut slot) => slot.take(),
+                Err(poisoned) => poisoned.into_inner().take(),
+            };
+            if let Some(p) = pending {
+                poller::spawn(p.config, Arc::downgrade(&self.shared), p.stop, p.alive);
+            }
+        });
     }
 
     /// The names of the console rules in force, in the order they are tried (`Default`
@@ -549,6 +582,9 @@ impl CentralizedSampler {
 
 impl Sampler for CentralizedSampler {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        if !self.started.is_completed() {
+            self.start_polling();
+        }
         self.shared.decide(request)
     }
 }
@@ -625,8 +661,9 @@ impl CentralizedSamplerBuilder {
         self
     }
 
-    /// Builds the sampler and starts its poller thread. If the thread cannot be started the
-    /// sampler logs it and uses the fallback rules.
+    /// Builds the sampler. Its poller thread starts with the first decision (or
+    /// [`CentralizedSampler::start_polling`]); if the thread cannot be started the sampler
+    /// logs it and uses the fallback rules.
     pub fn build(self) -> CentralizedSampler {
         let random = match self.seed {
             Some(seed) => Random::seeded(seed),
@@ -645,25 +682,24 @@ impl CentralizedSamplerBuilder {
         let (stop, stop_rx) = tokio::sync::watch::channel(());
         let token = Arc::new(());
         let alive = Arc::downgrade(&token);
-        if self.polling {
-            poller::spawn(
-                poller::PollerConfig {
-                    base_url: self.base_url,
-                    rules_interval: self.rules_interval,
-                    targets_interval: self.targets_interval,
-                    client_id: self
-                        .client_id
-                        .unwrap_or_else(|| process_client_id().to_owned()),
-                    request_timeout: self.request_timeout,
-                },
-                Arc::downgrade(&shared),
-                stop_rx,
-                token,
-            );
-        }
+        let pending = self.polling.then(|| PendingPoller {
+            config: poller::PollerConfig {
+                base_url: self.base_url,
+                rules_interval: self.rules_interval,
+                targets_interval: self.targets_interval,
+                client_id: self
+                    .client_id
+                    .unwrap_or_else(|| process_client_id().to_owned()),
+                request_timeout: self.request_timeout,
+            },
+            stop: stop_rx,
+            alive: token,
+        });
         CentralizedSampler {
             shared,
             _stop: stop,
+            started: std::sync::Once::new(),
+            pending: std::sync::Mutex::new(pending),
             alive,
         }
     }

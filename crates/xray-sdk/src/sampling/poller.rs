@@ -12,6 +12,7 @@ use super::centralized::{Shared, Target, answer_error, parse_rules_response};
 /// At most this many statistics documents per `SamplingTargets` call (an API limit).
 pub(crate) const MAX_STATISTICS_PER_CALL: usize = 25;
 
+#[derive(Debug)]
 pub(crate) struct PollerConfig {
     pub(crate) base_url: String,
     pub(crate) rules_interval: Duration,
