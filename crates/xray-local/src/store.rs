@@ -514,21 +514,20 @@ fn trace_level_problems(trace: &Trace) -> Vec<(String, Problem)> {
     let ids: HashSet<&str> = entities.iter().map(|e| e.id).collect();
     let mut out = Vec::new();
     for d in trace.docs.values() {
-        if d.streamed {
-            if let Some(parent) = d.node.parent_id.as_str() {
-                if !ids.contains(parent) {
-                    out.push((
-                        d.id.to_string(),
-                        Problem {
-                            code: "orphan_subsegment",
-                            message: format!(
-                                "subsegment {} names parent {parent}, which never arrived",
-                                d.id
-                            ),
-                        },
-                    ));
-                }
-            }
+        if d.streamed
+            && let Some(parent) = d.node.parent_id.as_str()
+            && !ids.contains(parent)
+        {
+            out.push((
+                d.id.to_string(),
+                Problem {
+                    code: "orphan_subsegment",
+                    message: format!(
+                        "subsegment {} names parent {parent}, which never arrived",
+                        d.id
+                    ),
+                },
+            ));
         }
     }
     for e in &entities {

@@ -93,10 +93,10 @@ impl Filter {
             min_duration: p.number("min_duration")?,
             limit: p.limit(100)?,
         };
-        if let (Some(s), Some(e)) = (f.start, f.end) {
-            if s > e {
-                return Err(QueryError("start must not be after end".into()));
-            }
+        if let (Some(s), Some(e)) = (f.start, f.end)
+            && s > e
+        {
+            return Err(QueryError("start must not be after end".into()));
         }
         Ok(f)
     }
@@ -243,10 +243,10 @@ impl Summary {
         if f.min_duration.is_some_and(|d| self.duration < d) {
             return false;
         }
-        if let Some(svc) = &f.service {
-            if !self.services.iter().any(|(n, _)| n == svc) {
-                return false;
-            }
+        if let Some(svc) = &f.service
+            && !self.services.iter().any(|(n, _)| n == svc)
+        {
+            return false;
         }
         if let Some(status) = f.status {
             let ok = match status {

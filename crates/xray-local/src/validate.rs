@@ -262,13 +262,13 @@ fn check_entity(e: &Node, path: &str, depth: usize, out: &mut Vec<Problem>) {
         )),
         Field::Absent => {}
         Field::Ok(end) => {
-            if let Some(s) = start {
-                if *end < s {
-                    out.push(Problem::new(
-                        "end_before_start",
-                        at(&format!("end_time {end} is before start_time {s}")),
-                    ));
-                }
+            if let Some(s) = start
+                && *end < s
+            {
+                out.push(Problem::new(
+                    "end_before_start",
+                    at(&format!("end_time {end} is before start_time {s}")),
+                ));
             }
         }
         Field::Other(other) => out.push(Problem::new(

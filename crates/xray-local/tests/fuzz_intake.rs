@@ -334,7 +334,7 @@ async fn fuzz_over_udp() {
         if sock.send_to(&d, server.udp_addr()).is_ok() {
             sent += 1;
         }
-        if sent % 500 == 0 {
+        if sent.is_multiple_of(500) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }

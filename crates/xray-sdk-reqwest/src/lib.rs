@@ -174,7 +174,7 @@ pub struct DisableXRay;
 ///     .build();
 /// # let _ = client;
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct XRayMiddleware {
     context_missing: Option<ContextMissing>,
@@ -259,13 +259,12 @@ impl Middleware for XRayMiddleware {
         // Whether the called service hears of this subsegment (a hand-set header it keeps
         // names another parent).
         let mut propagated = false;
-        if self.existing_header == ExistingHeader::Overwrite
-            || !req.headers().contains_key(TRACE_HEADER)
+        if (self.existing_header == ExistingHeader::Overwrite
+            || !req.headers().contains_key(TRACE_HEADER))
+            && let Some(value) = header_value(&sub)
         {
-            if let Some(value) = header_value(&sub) {
-                req.headers_mut().insert(TRACE_HEADER, value);
-                propagated = true;
-            }
+            req.headers_mut().insert(TRACE_HEADER, value);
+            propagated = true;
         }
 
         // The subsegment guard is Send; nothing thread-bound lives across this await.
@@ -383,10 +382,10 @@ fn error_cause(error: &reqwest_middleware::Error) -> Cause {
         let (full, recorded_url) = (url.as_str(), request_url(url));
         if full != recorded_url {
             for exception in &mut cause.exceptions {
-                if let Some(message) = &mut exception.message {
-                    if message.contains(full) {
-                        *message = message.replace(full, &recorded_url);
-                    }
+                if let Some(message) = &mut exception.message
+                    && message.contains(full)
+                {
+                    *message = message.replace(full, &recorded_url);
                 }
             }
         }

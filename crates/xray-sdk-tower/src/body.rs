@@ -86,10 +86,8 @@ impl<B: Body> Body for ResponseBody<B> {
                 true
             }
         };
-        if done {
-            if let Some(recording) = this.recording.take() {
-                recording.segment.end();
-            }
+        if done && let Some(recording) = this.recording.take() {
+            recording.segment.end();
         }
         Poll::Ready(frame)
     }

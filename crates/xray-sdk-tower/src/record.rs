@@ -285,12 +285,12 @@ pub(crate) fn record_response<B: http_body::Body>(
         };
         segment.set_http_response(res.status().as_u16(), length);
     }
-    if mode.enabled {
-        if let header::Entry::Vacant(slot) = res.headers_mut().entry(TRACE_HEADER) {
-            let sampled = mode.echo_decision.then(|| segment.is_sampled());
-            if let Some(value) = response_header_value(segment.trace_id(), sampled) {
-                slot.insert(value);
-            }
+    if mode.enabled
+        && let header::Entry::Vacant(slot) = res.headers_mut().entry(TRACE_HEADER)
+    {
+        let sampled = mode.echo_decision.then(|| segment.is_sampled());
+        if let Some(value) = response_header_value(segment.trace_id(), sampled) {
+            slot.insert(value);
         }
     }
 }

@@ -72,13 +72,13 @@ impl Fields {
     /// non-finite number) goes to metadata instead.
     pub(crate) fn apply(self, ctx: &Context, namespace: Option<&str>) {
         for (key, value) in self.annotations {
-            if let AnnotationValue::Float(f) = value {
-                if !f.is_finite() {
-                    if let Some(ns) = namespace {
-                        ctx.put_metadata_in(ns, key.into_owned(), f.to_string());
-                    }
-                    continue;
+            if let AnnotationValue::Float(f) = value
+                && !f.is_finite()
+            {
+                if let Some(ns) = namespace {
+                    ctx.put_metadata_in(ns, key.into_owned(), f.to_string());
                 }
+                continue;
             }
             // The key is sanitized and the value finite, so this cannot be refused.
             let _ = ctx.try_annotate(key, value);

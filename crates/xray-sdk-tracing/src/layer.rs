@@ -315,10 +315,10 @@ fn push_entered(layer: usize, id: &Id, ctx: Context) {
     let previous = context::replace_current(Some(ctx));
     let mut previous = Some(previous);
     let _ = ENTERED.try_with(|stack| {
-        if let Ok(mut stack) = stack.try_borrow_mut() {
-            if let Some(previous) = previous.take() {
-                stack.push((layer, id.clone(), previous));
-            }
+        if let Ok(mut stack) = stack.try_borrow_mut()
+            && let Some(previous) = previous.take()
+        {
+            stack.push((layer, id.clone(), previous));
         }
     });
     if let Some(previous) = previous {

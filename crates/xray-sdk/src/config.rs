@@ -56,6 +56,22 @@ impl ConfigError {
     pub fn setting(&self) -> &str {
         &self.setting
     }
+
+    /// The value that was given.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// What was expected instead.
+    pub fn expected(&self) -> &str {
+        &self.expected
+    }
+
+    /// The same error, about `setting` (a value parsed for one setting, given through another).
+    pub(crate) fn for_setting(mut self, setting: &str) -> Self {
+        setting.clone_into(&mut self.setting);
+        self
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -154,6 +170,7 @@ const DAEMON_EXPECTED: &str =
 
 impl DaemonAddress {
     /// Parses `host:port` or `udp:host:port tcp:host:port` (either order, whitespace-separated).
+    /// The error names `AWS_XRAY_DAEMON_ADDRESS`, the setting this form comes from.
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let err = || ConfigError::new(env::DAEMON_ADDRESS, s, DAEMON_EXPECTED);
         let s_trim = s.trim();

@@ -17,6 +17,7 @@
 //! let recorder = Recorder::builder()
 //!     .service_name("checkout")
 //!     .daemon_address("127.0.0.1:2000")
+//! #   .ignore_env()
 //!     .build()
 //!     .unwrap();
 //!
@@ -50,6 +51,11 @@
 //! - Unsampled requests allocate nothing for the trace and send nothing; their decision still
 //!   travels downstream in [`Context::downstream_header`].
 //! - No function panics on input; problems are logged through `tracing` and counted.
+//!
+//! ## Features
+//!
+//! - `test-util` (off by default): the `testing` module, a loopback UDP socket standing in for the
+//!   daemon that captures every datagram, for tests of your own instrumentation.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -67,6 +73,7 @@ mod segment;
 mod timestamp;
 
 #[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 
 pub use config::{ConfigError, ContextMissing, DaemonAddress};

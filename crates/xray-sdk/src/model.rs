@@ -607,14 +607,15 @@ fn parse_backtrace(text: &str) -> (Vec<StackFrame>, u32) {
                 last.path = Some(path.to_owned());
                 last.line = line_no;
             }
-        } else if let Some((num, label)) = t.split_once(": ") {
-            if num.chars().all(|c| c.is_ascii_digit()) && !num.is_empty() {
-                frames.push(StackFrame {
-                    path: None,
-                    line: None,
-                    label: Some(label.to_owned()),
-                });
-            }
+        } else if let Some((num, label)) = t.split_once(": ")
+            && num.chars().all(|c| c.is_ascii_digit())
+            && !num.is_empty()
+        {
+            frames.push(StackFrame {
+                path: None,
+                line: None,
+                label: Some(label.to_owned()),
+            });
         }
     }
     // Drop the frames of the capture machinery itself.

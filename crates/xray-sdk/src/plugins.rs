@@ -294,23 +294,23 @@ async fn ecs(client: &reqwest::Client, uri: &str) -> (Value, Option<Value>) {
                 ecs.insert("task_family".into(), family.into());
             }
         }
-        if let Some(opts) = c.get("LogOptions") {
-            if let Some(group) = s(opts, "awslogs-group") {
-                // As the Java SDK does: the group, and its ARN from the region of the log
-                // options and the account of the container's ARN.
-                let account = s(&c, "ContainerARN")
-                    .and_then(|arn| arn.split(':').nth(4).map(str::to_owned))
-                    .filter(|a| !a.is_empty());
-                let mut entry = Map::new();
-                if let (Some(region), Some(account)) = (s(opts, "awslogs-region"), account) {
-                    entry.insert(
-                        "arn".into(),
-                        format!("arn:aws:logs:{region}:{account}:log-group:{group}").into(),
-                    );
-                }
-                entry.insert("log_group".into(), group.into());
-                logs = Some(Value::Array(vec![Value::Object(entry)]));
+        if let Some(opts) = c.get("LogOptions")
+            && let Some(group) = s(opts, "awslogs-group")
+        {
+            // As the Java SDK does: the group, and its ARN from the region of the log
+            // options and the account of the container's ARN.
+            let account = s(&c, "ContainerARN")
+                .and_then(|arn| arn.split(':').nth(4).map(str::to_owned))
+                .filter(|a| !a.is_empty());
+            let mut entry = Map::new();
+            if let (Some(region), Some(account)) = (s(opts, "awslogs-region"), account) {
+                entry.insert(
+                    "arn".into(),
+                    format!("arn:aws:logs:{region}:{account}:log-group:{group}").into(),
+                );
             }
+            entry.insert("log_group".into(), group.into());
+            logs = Some(Value::Array(vec![Value::Object(entry)]));
         }
     }
     if let Some(task) = get_json(client, &format!("{uri}/task"), None).await {
@@ -320,10 +320,10 @@ async fn ecs(client: &reqwest::Client, uri: &str) -> (Value, Option<Value>) {
         if let Some(az) = task.get("AvailabilityZone").and_then(Value::as_str) {
             ecs.insert("availability_zone".into(), az.into());
         }
-        if !ecs.contains_key("cluster_arn") {
-            if let Some(cluster) = task.get("Cluster").and_then(Value::as_str) {
-                ecs.insert("cluster_arn".into(), cluster.into());
-            }
+        if !ecs.contains_key("cluster_arn")
+            && let Some(cluster) = task.get("Cluster").and_then(Value::as_str)
+        {
+            ecs.insert("cluster_arn".into(), cluster.into());
         }
     }
     (Value::Object(ecs), logs)

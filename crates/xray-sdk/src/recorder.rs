@@ -48,6 +48,8 @@ pub(crate) struct RecorderInner {
 /// let recorder = Recorder::builder()
 ///     .service_name("orders")
 ///     .daemon_address("127.0.0.1:2000")
+/// #   .ignore_env()
+/// #   .centralized_sampling(false)
 ///     .build()
 ///     .expect("valid configuration");
 /// let segment = recorder.begin_segment("orders");
@@ -204,8 +206,9 @@ impl RecorderBuilder {
         crate::timestamp::warm_up();
         let daemon = match (&env.daemon_address, &self.daemon_address) {
             (Some(a), _) => a.clone(),
-            (None, Some(code)) => DaemonAddress::parse(code)
-                .map_err(|e| ConfigError::new("daemon_address", code.as_str(), e.to_string()))?,
+            (None, Some(code)) => {
+                DaemonAddress::parse(code).map_err(|e| e.for_setting("daemon_address"))?
+            }
             (None, None) => DaemonAddress::default(),
         };
         if self.queue_capacity == 0 {
@@ -394,6 +397,10 @@ impl Recorder {
     }
 
     /// Waits until everything queued before this call has been sent, or `timeout` passes.
+    ///
+    /// This blocks the calling thread (it sleeps in short steps while the emitter works): call
+    /// it at shutdown, or through `tokio::task::spawn_blocking` from async code that must not
+    /// stall its runtime.
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         self.inner.emitter.flush(timeout)
     }
@@ -554,7 +561,7 @@ pub fn context_missing_with(
         ContextMissing::IgnoreError => Ok(()),
         ContextMissing::LogError => {
             let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() || n % 1000 == 0 {
+            if n.is_power_of_two() || n.is_multiple_of(1000) {
                 tracing::error!(occurrences = n, "{err}");
             }
             Ok(())

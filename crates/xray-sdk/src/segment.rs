@@ -996,8 +996,20 @@ impl<'a> EntityMut<'a> {
         self.add_cause(Cause::from_exception(exception));
     }
 
-    /// Adds an annotation, or says why it cannot be added (see [`Context::try_annotate`]).
+    /// Adds an annotation; an invalid one is logged at debug level and dropped (see
+    /// [`Context::annotate`]).
     pub fn annotate(
+        &mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<AnnotationValue>,
+    ) {
+        if let Err(e) = self.try_annotate(key, value) {
+            tracing::debug!(error = %e, "annotation dropped");
+        }
+    }
+
+    /// Adds an annotation, or says why it cannot be added (see [`Context::try_annotate`]).
+    pub fn try_annotate(
         &mut self,
         key: impl Into<Cow<'static, str>>,
         value: impl Into<AnnotationValue>,
@@ -1005,6 +1017,24 @@ impl<'a> EntityMut<'a> {
         let (key, value) = checked_annotation(key.into(), value.into())?;
         insert_annotation(self.entity, key, value);
         Ok(())
+    }
+
+    /// Adds metadata under the `default` namespace (see [`Context::put_metadata`]).
+    pub fn put_metadata(&mut self, key: impl Into<String>, value: impl Serialize) {
+        self.put_metadata_in("default", key, value);
+    }
+
+    /// Records an error and its `source()` chain as the `cause`, and sets `fault` (see
+    /// [`Context::record_error`]).
+    pub fn record_error<E: std::error::Error + 'static>(&mut self, error: &E) {
+        self.add_cause(Cause::from_error(error));
+        self.set_fault();
+    }
+
+    /// Records an error given as a trait object, and sets `fault`.
+    pub fn record_dyn_error(&mut self, error: &(dyn std::error::Error + 'static)) {
+        self.add_cause(Cause::from_dyn_error(error));
+        self.set_fault();
     }
 
     /// Adds metadata under a namespace (see [`Context::put_metadata_in`]); the value is

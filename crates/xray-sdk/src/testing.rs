@@ -87,15 +87,14 @@ impl UdpCapture {
             .spawn(move || {
                 let mut buf = vec![0u8; 65_536];
                 while !stop_thread.load(Ordering::Relaxed) {
-                    if let Ok((n, _)) = socket.recv_from(&mut buf) {
-                        if tx
+                    if let Ok((n, _)) = socket.recv_from(&mut buf)
+                        && tx
                             .send(Datagram {
                                 bytes: buf[..n].to_vec(),
                             })
                             .is_err()
-                        {
-                            return;
-                        }
+                    {
+                        return;
                     }
                 }
             })?;
@@ -217,6 +216,7 @@ pub fn flatten(documents: &[Value]) -> Vec<(String, Option<String>, Value)> {
 /// assert!(a.below(10) < 10);
 /// assert_eq!(a.below(0), 0);
 /// ```
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct FuzzRng(u64);
 
@@ -259,6 +259,7 @@ impl FuzzRng {
 
 /// How long a bounded fuzz test runs and from which seed: `XRAY_FUZZ_SECS` (default 3,
 /// between 0.1 and 3600) and `XRAY_FUZZ_SEED` (default `default_seed`).
+#[doc(hidden)]
 pub fn fuzz_settings(default_seed: u64) -> (Duration, u64) {
     let secs: f64 = std::env::var("XRAY_FUZZ_SECS")
         .ok()

@@ -323,3 +323,29 @@ fn aws_fields_set_on_a_segment_join_its_aws_block() {
         ["xray"]
     );
 }
+
+/// The changes made under one lock (`end_with`) are those of `Context`, with the same names
+/// and the same handling of bad input.
+#[test]
+fn end_with_records_annotations_metadata_and_errors() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let segment = recorder.begin_segment("svc");
+    let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "backend timed out");
+    segment.end_with(|e| {
+        e.annotate("tier", "gold");
+        e.annotate("bad key", 1); // dropped, logged
+        assert!(e.try_annotate("also bad", 2).is_err());
+        e.put_metadata("attempts", 3);
+        e.record_error(&io);
+    });
+    recorder.flush(WAIT).unwrap();
+    let doc = capture.wait_for(1, WAIT)[0].document();
+    assert_eq!(doc["annotations"], serde_json::json!({ "tier": "gold" }));
+    assert_eq!(doc["metadata"]["default"]["attempts"], 3);
+    assert_eq!(doc["fault"], true);
+    assert_eq!(
+        doc["cause"]["exceptions"][0]["message"], "backend timed out",
+        "{doc}"
+    );
+}

@@ -225,13 +225,13 @@ fn header_parser_survives_mutated_input() {
     // Inputs are chained: every fourth mutation starts again from a seed.
     let mut current = SEEDS[0].to_owned();
     while started.elapsed() < budget {
-        let base = if runs % 4 == 0 {
+        let base = if runs.is_multiple_of(4) {
             rng.pick(SEEDS).to_owned()
         } else {
             current.clone()
         };
         let input = mutate(&mut rng, &base);
-        let downstream = runs % 8 == 0;
+        let downstream = runs.is_multiple_of(8);
         let outcome = catch_unwind(AssertUnwindSafe(|| check(&input, &recorder, downstream)));
         if let Err(panic) = outcome {
             eprintln!("fuzz_header: failure after {runs} inputs with XRAY_FUZZ_SEED={seed}");

@@ -485,37 +485,36 @@ fn mutate_within_format(rng: &mut FuzzRng, root: &mut Value) {
 
 /// One to four random edits of `base`, as text or (when it is JSON) as a document.
 fn mutate(rng: &mut FuzzRng, base: &str) -> String {
-    if rng.chance(2) {
-        if let Ok(mut v) = serde_json::from_str::<Value>(base) {
-            if LocalRules::from_json_str(base).is_ok() {
-                for _ in 0..=rng.below(3) {
-                    mutate_within_format(rng, &mut v);
-                }
-                if !rng.chance(4) {
-                    return if rng.chance(2) {
-                        serde_json::to_string_pretty(&v).unwrap()
-                    } else {
-                        v.to_string()
-                    };
-                }
-            }
+    if rng.chance(2)
+        && let Ok(mut v) = serde_json::from_str::<Value>(base)
+        && LocalRules::from_json_str(base).is_ok()
+    {
+        for _ in 0..=rng.below(3) {
+            mutate_within_format(rng, &mut v);
         }
-    }
-    if rng.chance(3) {
-        if let Ok(mut v) = serde_json::from_str::<Value>(base) {
-            for _ in 0..=rng.below(3) {
-                mutate_value(rng, &mut v);
-            }
-            let text = if rng.chance(2) {
+        if !rng.chance(4) {
+            return if rng.chance(2) {
                 serde_json::to_string_pretty(&v).unwrap()
             } else {
                 v.to_string()
             };
-            if !rng.chance(3) {
-                return text;
-            }
-            return mutate_text(rng, &text);
         }
+    }
+    if rng.chance(3)
+        && let Ok(mut v) = serde_json::from_str::<Value>(base)
+    {
+        for _ in 0..=rng.below(3) {
+            mutate_value(rng, &mut v);
+        }
+        let text = if rng.chance(2) {
+            serde_json::to_string_pretty(&v).unwrap()
+        } else {
+            v.to_string()
+        };
+        if !rng.chance(3) {
+            return text;
+        }
+        return mutate_text(rng, &text);
     }
     mutate_text(rng, base)
 }
@@ -987,7 +986,7 @@ fn rules_files_survive_mutation() {
     let (budget, seed) = fuzz_settings(0x5eed_0000_5a3f_1e5d);
     let path = fuzz_path();
     let run_one = |input: &str, runs: u64, rng: &mut FuzzRng, recorders: &mut u32| {
-        let file_bytes = (runs % 16 == 0).then(|| {
+        let file_bytes = runs.is_multiple_of(16).then(|| {
             let mut bytes = input.as_bytes().to_vec();
             if rng.chance(8) {
                 // Not UTF-8.
@@ -996,7 +995,7 @@ fn rules_files_survive_mutation() {
             }
             bytes
         });
-        let with_recorder = runs % 128 == 0 && *recorders < MAX_RECORDERS;
+        let with_recorder = runs.is_multiple_of(128) && *recorders < MAX_RECORDERS;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let result = check(input, seed ^ runs);
             let ok = result.is_ok();
@@ -1039,7 +1038,7 @@ fn rules_files_survive_mutation() {
     // Inputs are chained: every fourth mutation starts again from a seed.
     let mut current = SEEDS[0].to_owned();
     while started.elapsed() < budget && runs < MAX_RUNS {
-        let base = if runs % 4 == 0 {
+        let base = if runs.is_multiple_of(4) {
             rng.pick(SEEDS).to_owned()
         } else {
             current.clone()

@@ -110,10 +110,10 @@ impl Scratch {
         self.offsets.clear();
         self.offsets.resize(n + 1, 0);
         for e in entities {
-            if e.parent != NO_PARENT {
-                if let Some(slot) = self.offsets.get_mut(e.parent as usize + 1) {
-                    *slot += 1;
-                }
+            if e.parent != NO_PARENT
+                && let Some(slot) = self.offsets.get_mut(e.parent as usize + 1)
+            {
+                *slot += 1;
             }
         }
         for i in 0..n {
@@ -124,11 +124,11 @@ impl Scratch {
         self.fill.clear();
         self.fill.extend_from_slice(&self.offsets[..n]);
         for (i, e) in entities.iter().enumerate() {
-            if e.parent != NO_PARENT {
-                if let Some(pos) = self.fill.get_mut(e.parent as usize) {
-                    self.children[*pos as usize] = i as u32;
-                    *pos += 1;
-                }
+            if e.parent != NO_PARENT
+                && let Some(pos) = self.fill.get_mut(e.parent as usize)
+            {
+                self.children[*pos as usize] = i as u32;
+                *pos += 1;
             }
         }
     }
@@ -260,11 +260,11 @@ fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
     if d.kind == Kind::Independent {
         out.extend_from_slice(b",\"type\":\"subsegment\"");
     }
-    if d.kind != Kind::Embedded {
-        if let Some(p) = &e.parent_id {
-            key(out, "parent_id");
-            write_hex_str(out, &p.to_bytes());
-        }
+    if d.kind != Kind::Embedded
+        && let Some(p) = &e.parent_id
+    {
+        key(out, "parent_id");
+        write_hex_str(out, &p.to_bytes());
     }
     if let Some(ns) = e.namespace {
         key(out, "namespace");

@@ -98,7 +98,7 @@ pub(crate) fn coarse_epoch_seconds() -> u64 {
             r.set(n);
             n
         });
-        if n % CHECK_EVERY != 0 {
+        if !n.is_multiple_of(CHECK_EVERY) {
             return coarse;
         }
     }

@@ -97,6 +97,26 @@ pub trait Sampler: Send + Sync + fmt::Debug + 'static {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision;
 }
 
+/// A shared sampler: hand the recorder a clone of an `Arc` and keep the other, to read the
+/// sampler's state later (say, [`CentralizedSampler::is_using_fallback`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use xray_sdk::config::DaemonAddress;
+/// use xray_sdk::sampling::CentralizedSampler;
+/// use xray_sdk::Recorder;
+///
+/// let sampler = Arc::new(CentralizedSampler::builder(&DaemonAddress::default()).polling(false).build());
+/// let recorder = Recorder::builder().ignore_env().sampler(Arc::clone(&sampler)).build().unwrap();
+/// assert!(sampler.is_using_fallback());
+/// # drop(recorder);
+/// ```
+impl<T: Sampler + ?Sized> Sampler for Arc<T> {
+    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        (**self).should_sample(request)
+    }
+}
+
 /// Samples every new trace (no rule name). Useful in tests and for low-traffic services
 /// where every request matters; an incoming `Sampled=0` is still obeyed.
 ///

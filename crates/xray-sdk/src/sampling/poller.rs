@@ -323,10 +323,11 @@ async fn report_targets(
             }
         }
         // The rules changed in the console since the rules in use were fetched.
-        if let (Some(modified), Some(last)) = (response.last_rule_modification, last_refresh) {
-            if modified.is_finite() && modified >= last as f64 {
-                refresh = true;
-            }
+        if let (Some(modified), Some(last)) = (response.last_rule_modification, last_refresh)
+            && modified.is_finite()
+            && modified >= last as f64
+        {
+            refresh = true;
         }
     }
     refresh

@@ -179,10 +179,10 @@ impl Matchers {
     #[inline(never)]
     fn matches_all(&self, fields: &Fields<'_>) -> bool {
         for (field, pattern) in &*self.all {
-            if let Some(text) = &fields.0[*field as usize] {
-                if !pattern.matches_text(text) {
-                    return false;
-                }
+            if let Some(text) = &fields.0[*field as usize]
+                && !pattern.matches_text(text)
+            {
+                return false;
             }
         }
         true
