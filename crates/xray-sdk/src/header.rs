@@ -25,6 +25,10 @@ pub const MAX_HEADER_LEN: usize = 8192;
 /// Budget, in bytes of keys plus values, for the extra keys that are kept and propagated.
 pub const MAX_EXTRA_LEN: usize = 256;
 
+/// At most this many extra keys are read from a header: once that many are held, later keys
+/// (repeated ones included) are ignored. Real headers carry one or two (`Lineage`).
+const MAX_EXTRA_PARTS: usize = 32;
+
 /// The `Sampled` field of a trace header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SamplingFlag {
@@ -195,7 +199,13 @@ impl TraceHeader {
                 };
             } else if key.eq_ignore_ascii_case("self") {
                 // Added by load balancers; never propagated.
-            } else if is_visible_ascii(key) && is_visible_ascii(val) {
+            } else if extras.len() < MAX_EXTRA_PARTS
+                && is_visible_ascii(key)
+                && is_visible_ascii(val)
+            {
+                // A repeated key keeps its last value. The search is bounded by the cap on
+                // extra parts: a header of thousands of distinct keys costs a linear scan,
+                // not a quadratic one.
                 if let Some(pos) = extras.iter().position(|(k, _)| k.eq_ignore_ascii_case(key)) {
                     extras.remove(pos);
                 }
@@ -622,6 +632,25 @@ mod tests {
             .sum();
         assert!(payload <= MAX_EXTRA_LEN, "{payload}");
         assert!(extra.starts_with("key0=value0;key1=value1"));
+    }
+
+    /// A header of thousands of short distinct keys: only the first `MAX_EXTRA_PARTS` are
+    /// read (each new key used to be compared with every earlier one: quadratic work on the
+    /// request path), while the ID fields after them still count.
+    #[test]
+    fn extra_keys_are_read_up_to_a_count() {
+        let mut value = format!("Root={ROOT}");
+        for i in 0..1_300 {
+            value.push_str(&format!(";{i:x}=v"));
+        }
+        value.push_str(";Sampled=1;0=last");
+        assert!(value.len() < MAX_HEADER_LEN);
+        let h = TraceHeader::parse(&value);
+        let extra = h.extra().unwrap();
+        assert_eq!(extra.split(';').count(), MAX_EXTRA_PARTS, "{extra}");
+        assert!(extra.starts_with("0=v;1=v;2=v"), "{extra}");
+        assert_eq!(h.sampled(), SamplingFlag::Sampled);
+        assert_eq!(h.root(), Some(root()));
     }
 
     #[test]

@@ -459,6 +459,35 @@ pub struct Cause {
     pub exceptions: Vec<Exception>,
 }
 
+/// At most this many exceptions are kept in one segment's or subsegment's `cause`; the ones
+/// after are counted in the `skipped` of the last one kept.
+pub const MAX_EXCEPTIONS: usize = 32;
+
+/// Appends `new` to `list`, keeping at most [`MAX_EXCEPTIONS`].
+pub(crate) fn append_exceptions(list: &mut Vec<Exception>, new: Vec<Exception>) {
+    let room = MAX_EXCEPTIONS.saturating_sub(list.len());
+    let over = new.len().saturating_sub(room);
+    list.extend(new.into_iter().take(room));
+    count_skipped(list, over);
+}
+
+/// Keeps the first `max` exceptions of `list`, counting the others in the last one's `skipped`.
+pub(crate) fn truncate_exceptions(list: &mut Vec<Exception>, max: usize) {
+    let over = list.len().saturating_sub(max);
+    list.truncate(max);
+    count_skipped(list, over);
+}
+
+fn count_skipped(list: &mut [Exception], skipped: usize) {
+    if skipped == 0 {
+        return;
+    }
+    if let Some(last) = list.last_mut() {
+        let skipped = u32::try_from(skipped).unwrap_or(u32::MAX);
+        last.skipped = Some(last.skipped.unwrap_or(0).saturating_add(skipped));
+    }
+}
+
 fn working_directory() -> Option<String> {
     static DIR: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {

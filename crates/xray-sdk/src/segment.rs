@@ -984,11 +984,15 @@ impl<'a> EntityMut<'a> {
     }
 
     /// Adds the exceptions of `cause` to the `cause` block without changing flags.
-    pub fn add_cause(&mut self, cause: Cause) {
-        match &mut self.entity.ext().cause {
-            Some(existing) => existing.exceptions.extend(cause.exceptions),
-            slot @ None => *slot = Some(cause),
-        }
+    ///
+    /// The first [`MAX_EXCEPTIONS`](crate::model::MAX_EXCEPTIONS) exceptions are kept; later
+    /// ones are counted in the last kept exception's `skipped`, so that a long-lived segment
+    /// recording an error per message neither grows without bound nor gets too large to send.
+    pub fn add_cause(&mut self, mut cause: Cause) {
+        let new = std::mem::take(&mut cause.exceptions);
+        // The first cause's working directory and paths stay.
+        let existing = self.entity.ext().cause.get_or_insert(cause);
+        crate::model::append_exceptions(&mut existing.exceptions, new);
     }
 
     /// Adds one exception to the `cause` block without changing flags.

@@ -349,3 +349,14 @@ fn end_with_records_annotations_metadata_and_errors() {
         "{doc}"
     );
 }
+
+/// `Duration::MAX` means "as long as it takes" (it overflowed the deadline's `Instant`).
+#[test]
+fn flush_without_a_time_limit() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    recorder.begin_segment("svc").end();
+    recorder.flush(Duration::MAX).unwrap();
+    assert_eq!(recorder.stats().sent, 1);
+    assert_eq!(capture.wait_for(1, WAIT).len(), 1);
+}

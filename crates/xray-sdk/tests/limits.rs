@@ -365,3 +365,41 @@ fn long_lived_segment_streams_every_subsegment_exactly_once_in_order() {
         }
     }
 }
+
+/// A long-lived segment that records an error per message keeps the first
+/// `MAX_EXCEPTIONS`, counts the rest in `skipped`, and is still sent; one whose kept
+/// exceptions are too large for a datagram keeps ten of them, the others counted too.
+#[test]
+fn exceptions_per_segment_are_capped_and_counted() {
+    use xray_sdk::model::MAX_EXCEPTIONS;
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("stream");
+    let segment = recorder.begin_segment("stream");
+    for i in 0..10_000 {
+        segment.add_exception(Exception::new(format!("bad message {i}"), "Invalid"));
+    }
+    segment.end();
+    let big = recorder.begin_segment("big-errors");
+    for i in 0..MAX_EXCEPTIONS {
+        big.add_exception(Exception::new(format!("{i}: {}", "e".repeat(4_000)), "Big"));
+    }
+    big.end();
+    recorder.flush(WAIT).unwrap();
+    let docs: Vec<Value> = capture.drain_documents(Duration::from_millis(300));
+    let find = |name: &str| {
+        docs.iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not sent"))
+    };
+    let exceptions = find("stream")["cause"]["exceptions"].as_array().unwrap();
+    assert_eq!(exceptions.len(), MAX_EXCEPTIONS);
+    assert_eq!(exceptions[0]["message"], "bad message 0");
+    let last = &exceptions[MAX_EXCEPTIONS - 1];
+    assert_eq!(last["skipped"], 10_000 - MAX_EXCEPTIONS);
+    let exceptions = find("big-errors")["cause"]["exceptions"]
+        .as_array()
+        .unwrap();
+    assert_eq!(exceptions.len(), 10);
+    assert_eq!(exceptions[9]["skipped"], MAX_EXCEPTIONS - 10);
+    assert_eq!(recorder.stats().dropped_too_large, 0);
+}

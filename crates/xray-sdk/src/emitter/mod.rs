@@ -250,7 +250,9 @@ impl Emitter {
                 Err(FlushError::Stopped)
             };
         };
-        let deadline = Instant::now() + timeout;
+        // Elapsed time against the timeout, rather than a deadline: `Duration::MAX` ("wait as
+        // long as it takes") is past what an `Instant` can hold.
+        let started = Instant::now();
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         let mut msg = Work::Flush(ack_tx);
         loop {
@@ -258,7 +260,7 @@ impl Emitter {
                 Ok(()) => break,
                 Err(TrySendError::Full(m)) => {
                     worker.unpark();
-                    if Instant::now() >= deadline {
+                    if started.elapsed() >= timeout {
                         return Err(FlushError::Timeout {
                             pending: self.stats().pending(),
                         });
@@ -270,7 +272,7 @@ impl Emitter {
             }
         }
         worker.unpark();
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = timeout.saturating_sub(started.elapsed());
         ack_rx
             .recv_timeout(remaining)
             .map_err(|_| FlushError::Timeout {

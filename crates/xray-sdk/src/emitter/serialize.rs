@@ -641,6 +641,8 @@ const SHORTENED_TEXT_BYTES: usize = 1024;
 
 /// Frames kept per exception in a document that did not fit otherwise.
 const SHORTENED_STACK_FRAMES: usize = 10;
+/// Exceptions kept in the `cause` of a document over the limit.
+const SHORTENED_EXCEPTIONS: usize = 10;
 
 /// `s` cut to [`SHORTENED_TEXT_BYTES`] on a character boundary, with a marker saying so.
 fn shorten(s: &mut String) {
@@ -665,6 +667,7 @@ fn shortened_cause(cause: &Cause) -> Cause {
     }
     cause.paths.truncate(SHORTENED_STACK_FRAMES);
     cause.paths.iter_mut().for_each(shorten);
+    crate::model::truncate_exceptions(&mut cause.exceptions, SHORTENED_EXCEPTIONS);
     for e in &mut cause.exceptions {
         e.message.iter_mut().for_each(shorten);
         e.kind.iter_mut().for_each(shorten);
