@@ -1,6 +1,7 @@
 //! HTTP routes: the daemon's sampling API on the TCP port, and the JSON API
 //! plus the UI on the UI port. See the crate README for the documented API.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
@@ -11,14 +12,19 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::document::SmallStr;
 use crate::graph;
 use crate::query::{Params, QueryError};
 use crate::server::{App, unix_now};
+use crate::store::Store;
 use crate::summary::{Filter, Summary};
 use crate::timeline;
 
 /// Most trace IDs accepted by one `GET /api/Traces` call.
 pub const MAX_BATCH_IDS: usize = 100;
+/// Most stored bytes (as the store counts them) one `GET /api/Traces` call
+/// returns; the traces past it are listed in `UnprocessedTraceIds`.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 type Shared = State<Arc<App>>;
 
@@ -142,28 +148,76 @@ async fn batch_get_traces(State(app): Shared, RawQuery(q): RawQuery) -> Response
         );
     }
     let store = app.store();
-    let mut traces = Vec::new();
-    let mut missing = Vec::new();
-    for id in ids {
+    let (found, unprocessed) = batch(&store, &ids, MAX_BATCH_BYTES);
+    drop(store);
+    let traces: Vec<Value> = found
+        .iter()
+        .map(|t| {
+            let segments: Vec<Value> = t
+                .segments
+                .iter()
+                .map(|(id, raw)| json!({"Id": id, "Document": &**raw}))
+                .collect();
+            json!({
+                "Id": &*t.id,
+                "Duration": t.duration,
+                "LimitExceeded": false,
+                "Segments": segments,
+            })
+        })
+        .collect();
+    Json(json!({"Traces": traces, "UnprocessedTraceIds": unprocessed})).into_response()
+}
+
+/// One trace of a `GET /api/Traces` answer, copied out of the store.
+struct BatchTrace {
+    id: Arc<str>,
+    duration: f64,
+    /// Document ids and texts, by id.
+    segments: Vec<(SmallStr, Arc<str>)>,
+}
+
+/// The traces named by `ids`, each once (in first-mention order), while their
+/// store sizes add up to at most `budget` bytes (the first trace found is
+/// returned whatever its size, so a client asking for the rest again always
+/// progresses). Unknown ids, and every id from the first trace over the
+/// budget on, come back as unprocessed. Only `Arc`s are cloned, so the store
+/// lock is held briefly.
+fn batch<'q>(store: &Store, ids: &[&'q str], budget: usize) -> (Vec<BatchTrace>, Vec<&'q str>) {
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    let mut unprocessed = Vec::new();
+    let mut bytes = 0usize;
+    for &id in ids {
+        if !seen.insert(id) {
+            continue;
+        }
         let Some(t) = store.get(id) else {
-            missing.push(id);
+            unprocessed.push(id);
             continue;
         };
+        bytes = bytes.saturating_add(t.approx_bytes());
+        if bytes > budget && !found.is_empty() {
+            unprocessed.push(id);
+            // Later traces are not returned either, even small ones: the caller
+            // asks again for the unprocessed ids in order.
+            bytes = usize::MAX;
+            continue;
+        }
         let (start, end) = t.time_range();
-        let mut docs: Vec<_> = t.docs.values().collect();
-        docs.sort_by(|a, b| a.id.cmp(&b.id));
-        let segments: Vec<Value> = docs
-            .iter()
-            .map(|d| json!({"Id": d.id, "Document": &*d.raw}))
+        let mut segments: Vec<(SmallStr, Arc<str>)> = t
+            .docs
+            .values()
+            .map(|d| (d.id.clone(), d.raw.clone()))
             .collect();
-        traces.push(json!({
-            "Id": &*t.id,
-            "Duration": end - start,
-            "LimitExceeded": false,
-            "Segments": segments,
-        }));
+        segments.sort_by(|a, b| a.0.cmp(&b.0));
+        found.push(BatchTrace {
+            id: t.id.clone(),
+            duration: end - start,
+            segments,
+        });
     }
-    Json(json!({"Traces": traces, "UnprocessedTraceIds": missing})).into_response()
+    (found, unprocessed)
 }
 
 async fn service_graph(State(app): Shared, RawQuery(q): RawQuery) -> Response {
@@ -301,5 +355,53 @@ async fn validation(State(app): Shared, RawQuery(q): RawQuery) -> Response {
     match validation_json(&app, q.as_deref().unwrap_or("")) {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    use super::batch;
+    use crate::store::Store;
+
+    fn store_with(traces: &[(&str, usize)]) -> Store {
+        let mut s = Store::new(100, 1 << 24);
+        for (t, size) in traces {
+            let raw = json!({"trace_id": t, "id": "aaaaaaaaaaaaaaaa", "name": "x".repeat(*size)})
+                .to_string();
+            let node = crate::document::parse(raw.as_bytes()).unwrap_or_default();
+            s.ingest(node, raw.into(), vec![], 0.0, Instant::now());
+        }
+        s
+    }
+
+    #[test]
+    fn repeated_ids_are_returned_once() {
+        let s = store_with(&[("a", 10), ("b", 10)]);
+        let ids = ["b", "a", "b", "b", "nope", "a", "nope"];
+        let (found, unprocessed) = batch(&s, &ids, usize::MAX);
+        let found: Vec<&str> = found.iter().map(|t| &*t.id).collect();
+        assert_eq!(found, ["b", "a"]);
+        assert_eq!(unprocessed, ["nope"]);
+    }
+
+    #[test]
+    fn traces_past_the_byte_budget_are_unprocessed() {
+        let s = store_with(&[("a", 3_000), ("b", 3_000), ("c", 10), ("d", 3_000)]);
+        let size = |id: &str| s.get(id).map_or(0, |t| t.approx_bytes());
+        let budget = size("a") + size("b") + size("c");
+        let ids = ["a", "b", "gone", "d", "c"];
+        let (found, unprocessed) = batch(&s, &ids, budget);
+        let found: Vec<&str> = found.iter().map(|t| &*t.id).collect();
+        assert_eq!(found, ["a", "b"]);
+        assert_eq!(unprocessed, ["gone", "d", "c"]);
+        // A trace bigger than the budget on its own still comes back when asked first.
+        let (found, unprocessed) = batch(&s, &["d", "a"], 10);
+        let found: Vec<&str> = found.iter().map(|t| &*t.id).collect();
+        assert_eq!(found, ["d"]);
+        assert_eq!(unprocessed, ["a"]);
     }
 }

@@ -29,6 +29,11 @@ pub const INTERVAL_SECS: u64 = 10;
 pub const ACTIVE_CLIENT_SECS: f64 = 30.0;
 /// The API accepts at most this many statistics documents per call.
 pub const MAX_STATISTICS_DOCUMENTS: usize = 25;
+/// Longest accepted `ClientID`, in bytes (the SDKs send 24 hex digits).
+pub const MAX_CLIENT_ID_BYTES: usize = 64;
+/// Active clients remembered per rule; a new client beyond this replaces the
+/// one that reported least recently.
+pub const MAX_CLIENTS_PER_RULE: usize = 1_000;
 
 /// One sampling rule.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -299,6 +304,7 @@ impl Sampler {
                 "at most {MAX_STATISTICS_DOCUMENTS} SamplingStatisticsDocuments per call"
             )));
         }
+        self.forget_inactive_clients(now);
         let mut targets = Vec::new();
         let mut unprocessed = Vec::new();
         for doc in docs {
@@ -320,6 +326,11 @@ impl Sampler {
                 );
                 continue;
             }
+            if client.len() > MAX_CLIENT_ID_BYTES {
+                unprocessed.push(json!({"RuleName": name, "ErrorCode": "400",
+                    "Message": format!("ClientID must be at most {MAX_CLIENT_ID_BYTES} bytes")}));
+                continue;
+            }
             let Some(rule) = self.rules.iter().find(|r| r.rule_name == name) else {
                 unprocessed.push(json!({"RuleName": name, "ErrorCode": "400",
                     "Message": format!("no sampling rule named {name:?}")}));
@@ -332,8 +343,17 @@ impl Sampler {
             stats.reports += 1;
             stats.last_report = Some(now);
             let clients = self.clients.entry(name.to_string()).or_default();
+            if !clients.contains_key(client) && clients.len() >= MAX_CLIENTS_PER_RULE {
+                // Linear, but only for a new client of a full rule, and the map is capped.
+                let oldest = clients
+                    .iter()
+                    .min_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(id, _)| id.clone());
+                if let Some(oldest) = oldest {
+                    clients.remove(&oldest);
+                }
+            }
             clients.insert(client.to_string(), now);
-            clients.retain(|_, seen| now - *seen <= ACTIVE_CLIENT_SECS);
             stats.active_clients = clients.len();
             targets.push(json!({
                 "RuleName": name,
@@ -348,6 +368,19 @@ impl Sampler {
             "LastRuleModification": self.loaded_at.floor(),
             "UnprocessedStatistics": unprocessed,
         }))
+    }
+
+    /// Drops clients of every rule that have not reported within
+    /// [`ACTIVE_CLIENT_SECS`], so rules nobody reports for any more do not
+    /// keep them.
+    fn forget_inactive_clients(&mut self, now: f64) {
+        self.clients.retain(|rule, clients| {
+            clients.retain(|_, seen| now - *seen <= ACTIVE_CLIENT_SECS);
+            if let Some(stats) = self.stats.get_mut(rule) {
+                stats.active_clients = clients.len();
+            }
+            !clients.is_empty()
+        });
     }
 
     /// Statistics per rule, for every rule.
@@ -407,5 +440,65 @@ mod tests {
         assert_eq!(total, 10);
         assert_eq!(quota_share(1, &clients, "a"), 1);
         assert_eq!(quota_share(1, &clients, "b"), 0);
+    }
+
+    fn report(s: &mut Sampler, rule: &str, clients: &[String], now: f64) -> Value {
+        let docs: Vec<Value> = clients
+            .iter()
+            .map(|c| json!({"RuleName": rule, "ClientID": c, "RequestCount": 1, "SampledCount": 0}))
+            .collect();
+        let body = json!({ "SamplingStatisticsDocuments": docs }).to_string();
+        s.sampling_targets(body.as_bytes(), now)
+            .unwrap_or_else(|e| e.body())
+    }
+
+    fn active(s: &Sampler, rule: &str) -> usize {
+        s.stats().get(rule).map_or(usize::MAX, |r| r.active_clients)
+    }
+
+    #[test]
+    fn long_client_ids_are_rejected() {
+        let mut s = Sampler::new(default_rules(), 0.0);
+        let v = report(
+            &mut s,
+            "Default",
+            &["a".repeat(MAX_CLIENT_ID_BYTES + 1)],
+            1.0,
+        );
+        assert_eq!(v["SamplingTargetDocuments"], json!([]), "{v}");
+        assert_eq!(v["UnprocessedStatistics"][0]["ErrorCode"], "400", "{v}");
+        assert_eq!(active(&s, "Default"), 0);
+        let v = report(&mut s, "Default", &["a".repeat(MAX_CLIENT_ID_BYTES)], 1.0);
+        assert_eq!(v["UnprocessedStatistics"], json!([]), "{v}");
+        assert_eq!(active(&s, "Default"), 1);
+    }
+
+    #[test]
+    fn clients_per_rule_are_capped_and_the_oldest_go() {
+        let mut s = Sampler::new(default_rules(), 0.0);
+        let total = MAX_CLIENTS_PER_RULE + 100;
+        let ids: Vec<String> = (0..total).map(|i| format!("{i:024x}")).collect();
+        for (n, chunk) in ids.chunks(MAX_STATISTICS_DOCUMENTS).enumerate() {
+            report(&mut s, "Default", chunk, n as f64 * 0.01);
+        }
+        assert_eq!(active(&s, "Default"), MAX_CLIENTS_PER_RULE);
+        let clients = s.clients.get("Default").map(|c| c.len());
+        assert_eq!(clients, Some(MAX_CLIENTS_PER_RULE));
+        let kept = |id: &String| s.clients.get("Default").is_some_and(|c| c.contains_key(id));
+        assert!(!kept(&ids[0]) && !kept(&ids[99]));
+        assert!(kept(&ids[100]) && kept(&ids[total - 1]));
+    }
+
+    #[test]
+    fn inactive_clients_of_every_rule_are_forgotten() {
+        let mut s = Sampler::new(default_rules(), 0.0);
+        let ids: Vec<String> = (0..10).map(|i| format!("{i:024x}")).collect();
+        report(&mut s, "health", &ids, 0.0);
+        assert_eq!(active(&s, "health"), 10);
+        // Only another rule is reported on later: health's clients go all the same.
+        report(&mut s, "Default", &ids[..1], ACTIVE_CLIENT_SECS + 1.0);
+        assert_eq!(active(&s, "health"), 0);
+        assert!(!s.clients.contains_key("health"));
+        assert_eq!(active(&s, "Default"), 1);
     }
 }

@@ -138,6 +138,9 @@ impl Summary {
         let root = root_segment(&entities);
         let (start, end) = t.time_range();
         let mut services: Vec<(String, String)> = Vec::new();
+        // The same services as a set: a linear search of the list made a trace with
+        // many distinct services quadratic, under the store lock.
+        let mut seen_services: HashSet<(&str, String)> = HashSet::new();
         let mut annotations: BTreeMap<String, Vec<(Scalar, String)>> = BTreeMap::new();
         let index: HashMap<&str, usize> = entities
             .iter()
@@ -188,11 +191,10 @@ impl Summary {
                     _ => None,
                 }
             };
-            if let Some(kind) = kind {
-                let key = (name.to_string(), kind);
-                if !services.contains(&key) {
-                    services.push(key);
-                }
+            if let Some(kind) = kind
+                && seen_services.insert((name, kind.clone()))
+            {
+                services.push((name.to_string(), kind));
             }
             if let Field::Ok(a) = &e.node.annotations {
                 for (k, v) in a {
@@ -352,7 +354,7 @@ pub fn root_segment<'a>(entities: &[Entity<'a>]) -> Option<Entity<'a>> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use serde_json::{Value, json};
 
@@ -411,5 +413,30 @@ mod tests {
         assert_eq!(names, ["A", "B", "DynamoDB"], "{summary:#}");
         let order = &summary["Annotations"]["order"][0];
         assert_eq!(order["ServiceIds"][0]["Name"], "A", "{summary:#}");
+    }
+
+    #[test]
+    fn many_distinct_services_take_linear_time() {
+        // 40,000 remote calls to distinct services. A linear search of the service list
+        // per entity took about 8 s here (debug build); a set takes milliseconds.
+        let n = 40_000;
+        let subs: Vec<Value> = (0..n)
+            .map(|i| json!({"name": format!("svc-{i}"), "namespace": "remote"}))
+            .collect();
+        let mut s = Store::new(10, 1 << 30);
+        let t = "1-5759e988-bd862e3fe1be46a994272793";
+        ingest(
+            &mut s,
+            json!({"trace_id": t, "id": "a000000000000001", "name": "A",
+            "start_time": 1.0, "end_time": 3.0, "subsegments": subs}),
+        );
+        let trace = s.get(t).expect("stored");
+        let began = Instant::now();
+        let summary = Summary::of(trace);
+        let took = began.elapsed();
+        assert_eq!(summary.services.len(), n + 1);
+        assert_eq!(summary.services[1].0, "svc-0");
+        assert_eq!(summary.services[n].0, format!("svc-{}", n - 1));
+        assert!(took < Duration::from_secs(5), "{took:?}");
     }
 }

@@ -6,6 +6,11 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::store::{Entity, MAX_WALK_DEPTH, Trace, start_of};
+use crate::validate::MAX_PROBLEMS_PER_DOCUMENT;
+
+/// Problems shown on one row: validation lists at most this many per document
+/// (the last one counting the rest); the cap holds whatever the store was given.
+const MAX_ROW_PROBLEMS: usize = MAX_PROBLEMS_PER_DOCUMENT + 1;
 
 /// Builds `{Id, StartTime, Duration, Rows[...], Problems[...]}` for a trace.
 pub fn build(t: &Trace) -> Value {
@@ -103,11 +108,15 @@ fn walk_values<'a>(v: &'a Map<String, Value>, depth: usize, out: &mut Vec<&'a Ma
 fn row(t: &Trace, e: &Entity<'_>, v: Option<&Map<String, Value>>, depth: usize) -> Value {
     let get = |k: &str| v.and_then(|v| v.get(k)).cloned().unwrap_or(Value::Null);
     let doc = t.docs.get(e.doc_id);
-    let is_top = doc.is_some_and(|d| d.node.id.as_str() == Some(e.id));
+    // The document's problems go on the row of its top-level node only: embedded
+    // subsegments may repeat its id (or all lack one), and copying the list to each of
+    // them made the answer rows × problems long.
+    let is_top = doc.is_some_and(|d| std::ptr::eq(&d.node, e.node));
     let problems: Vec<Value> = match doc {
         Some(d) if is_top => d
             .problems
             .iter()
+            .take(MAX_ROW_PROBLEMS)
             .map(|p| json!({"Code": p.code, "Message": p.message}))
             .collect(),
         _ => Vec::new(),
@@ -164,5 +173,57 @@ mod tests {
         let view = super::build(t);
         let rows = view["Rows"].as_array().expect("rows");
         assert_eq!(rows.len(), 3, "{view:#}");
+    }
+
+    #[test]
+    fn document_problems_go_on_the_top_level_row_only() {
+        let mut s = Store::new(10, 1 << 20);
+        // No id anywhere, and subsegments repeating the segment's id: every row's id
+        // equals the document's.
+        let docs = [
+            json!({"trace_id":"t","id":"","subsegments":vec![json!({}); 50]}),
+            json!({"trace_id":"t","id":"aaaaaaaaaaaaaaaa","name":"seg","start_time":1.0,
+                   "subsegments":vec![json!({"id":"aaaaaaaaaaaaaaaa"}); 50]}),
+        ];
+        let mut listed = 0;
+        for d in docs {
+            let raw = d.to_string();
+            let node = crate::document::parse(raw.as_bytes()).unwrap_or_default();
+            let problems = crate::validate::check_node(&node, raw.len(), 0);
+            listed += problems.len();
+            s.ingest(node, raw.into(), problems, 0.0, Instant::now());
+        }
+        let view = super::build(s.get("t").expect("stored"));
+        let rows = view["Rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 102, "{view:#}");
+        let with_problems: Vec<&str> = rows
+            .iter()
+            .filter(|r| r["Problems"].as_array().is_some_and(|p| !p.is_empty()))
+            .map(|r| r["Kind"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(with_problems, ["segment", "segment"], "{view:#}");
+        let shown: usize = rows
+            .iter()
+            .filter_map(|r| r["Problems"].as_array())
+            .map(Vec::len)
+            .sum();
+        assert_eq!(shown, listed);
+    }
+
+    #[test]
+    fn problems_per_row_are_capped() {
+        let mut s = Store::new(10, 1 << 22);
+        let raw = json!({"trace_id":"t","id":"aaaaaaaaaaaaaaaa"}).to_string();
+        let node = crate::document::parse(raw.as_bytes()).unwrap_or_default();
+        let problems = (0..1_000)
+            .map(|i| crate::validate::Problem {
+                code: "missing_name",
+                message: format!("problem {i}"),
+            })
+            .collect();
+        s.ingest(node, raw.into(), problems, 0.0, Instant::now());
+        let view = super::build(s.get("t").expect("stored"));
+        let shown = view["Rows"][0]["Problems"].as_array().map_or(0, Vec::len);
+        assert_eq!(shown, super::MAX_ROW_PROBLEMS, "{view:#}");
     }
 }

@@ -127,3 +127,32 @@ async fn bad_parameters_are_400_with_json() {
     assert_eq!(get(&server, "/style.css").status, 200);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_datagram_cannot_blow_up_the_timeline_or_batch_answers() {
+    let server = start_default().await;
+    // 2,000 empty subsegments under a segment with an empty id: every row shares the
+    // document's id, and the document has the most problems validation lists.
+    let t = trace_id();
+    let doc = json!({"trace_id": t, "id": "", "subsegments": vec![json!({}); 2_000]});
+    send_doc(&server, &doc);
+    wait_accepted(&server, 1);
+    let r = get(&server, &format!("/api/Timeline?id={t}"));
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() < 2_000_000, "{} bytes", r.body.len());
+    let v = r.json();
+    let rows = v["Rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2_001);
+    let problems: Vec<usize> = rows
+        .iter()
+        .filter_map(|r| r["Problems"].as_array().map(Vec::len))
+        .filter(|n| *n > 0)
+        .collect();
+    assert_eq!(problems, [101]);
+    // The same trace asked for 100 times comes back once.
+    let ids = vec![t.as_str(); 100].join(",");
+    let v = get_json(&server, &format!("/api/Traces?ids={ids}"));
+    assert_eq!(v["Traces"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["UnprocessedTraceIds"], json!([]));
+    server.shutdown().await;
+}
