@@ -4,3 +4,9 @@
 //! ```text
 //! scripts/with-moto.sh cargo test -p xray-e2e
 //! ```
+
+/// The README's Rust examples, compiled (not run) as this crate's doctests, so that what a
+/// new user copies builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;

@@ -40,7 +40,9 @@ impl XRayLayer {
     /// A layer that records into `recorder`, names segments after the recorder's service name
     /// and returns `X-Amzn-Trace-Id` on every response.
     pub fn new(recorder: Recorder) -> Self {
-        let naming = SegmentNaming::fixed(recorder.service_name().to_owned());
+        // The recorder's name has been through `AWS_XRAY_TRACING_NAME` already (or was
+        // built to ignore it).
+        let naming = SegmentNaming::fixed_as_given(recorder.service_name().to_owned());
         XRayLayer {
             config: Arc::new(Config {
                 recorder,

@@ -54,7 +54,10 @@
 //! Around the whole router, [`XRay::new`] records the same segments as `Router::layer`, and
 //! costs less per request (about 0.2 µs in the crate's `oneshot` benchmark), because
 //! `Router::layer` boxes every route's service, future and body once more. `axum::serve`
-//! wants axum's own body type back:
+//! wants axum's own body type back (`map_response`, from `tower::ServiceExt` with tower's
+//! `util` feature), and `map_request` only names the request type for type inference.
+//! To change the settings there, build the service from the layer:
+//! `tower::Layer::layer(&XRayLayer::new(recorder).naming(..), router)`.
 //!
 //! ```no_run
 //! use axum::{Router, ServiceExt as _, body::Body, routing::get};
@@ -80,9 +83,9 @@
 //!    matching on the host, method, URL path and segment name. Other keys (such as `Lineage`)
 //!    travel on to downstream calls; `Self` is dropped. A header without a valid `Root` starts
 //!    a new trace and is logged at debug level; the client never sees an error for it.
-//! 2. **The segment is named** by [`SegmentNaming`]: by default the recorder's service name
-//!    (which `AWS_XRAY_TRACING_NAME` overrides), or the `Host` header when it matches a
-//!    wildcard pattern, with a fallback.
+//! 2. **The segment is named** by [`SegmentNaming`]: by default the recorder's service name,
+//!    or the `Host` header when it matches a wildcard pattern, with a fallback;
+//!    `AWS_XRAY_TRACING_NAME` replaces the fixed name and the fallback.
 //! 3. **The segment is current** (see [`xray_sdk::context`]) while the inner service is called,
 //!    during every poll of its future and while the response body streams, so subsegments
 //!    and instrumented clients in the handler attach to it without extra code. It is also in
@@ -92,8 +95,9 @@
 //!    (`scheme://host/path`, the query left out as the Go and Java SDKs do; the scheme from
 //!    the request URI, else `X-Forwarded-Proto`, else `http`), the `User-Agent`, and the
 //!    client address: the first `X-Forwarded-For` entry (with `x_forwarded_for: true`), else
-//!    the peer address from axum's `ConnectInfo<SocketAddr>` or a `SocketAddr` request
-//!    extension. The response's status and length follow; 4xx sets `error`, 429 `throttle`,
+//!    the peer address from axum's `ConnectInfo<SocketAddr>` (serve the app with
+//!    `into_make_service_with_connect_info::<SocketAddr>()`; plain `axum::serve(listener,
+//!    app)` gives no peer address) or a `SocketAddr` request extension. The response's status and length follow; 4xx sets `error`, 429 `throttle`,
 //!    5xx `fault`.
 //! 5. **The response** carries `X-Amzn-Trace-Id: Root=<trace id>`, plus `;Sampled=1|0` when the
 //!    caller asked with `Sampled=?` (turn it off with [`XRayLayer::response_header`]). A header

@@ -10,11 +10,15 @@ use xray_sdk::sampling::wildcard_match;
 /// How [`XRayLayer`](crate::XRayLayer) names the segment of each request.
 ///
 /// - [`SegmentNaming::fixed`]: one name for every request (the default is the recorder's
-///   service name, which `AWS_XRAY_TRACING_NAME` overrides).
+///   service name).
 /// - [`SegmentNaming::dynamic`]: the request's `Host` header (port included) when it matches
 ///   a wildcard pattern (`*` any run of characters, `?` exactly one, case-insensitive: the
 ///   matcher of the sampling rules, [`xray_sdk::sampling::wildcard_match`]), and a
 ///   fallback name otherwise, as the official SDKs' dynamic naming strategies do.
+///
+/// As in the official SDKs, `AWS_XRAY_TRACING_NAME`, when set, replaces the name given to
+/// `fixed` and the fallback given to `dynamic`; so does it the recorder's service name, unless
+/// the recorder was built with `ignore_env()`.
 ///
 /// ```
 /// use xray_sdk_tower::SegmentNaming;
@@ -44,17 +48,22 @@ enum Kind {
 }
 
 impl SegmentNaming {
-    /// Every segment gets `name` (made valid for X-Ray: see
-    /// [`xray_sdk::model::sanitize_name`]).
+    /// Every segment gets `name`, or `AWS_XRAY_TRACING_NAME` when set (made valid for
+    /// X-Ray: see [`xray_sdk::model::sanitize_name`]).
     pub fn fixed(name: impl Into<Cow<'static, str>>) -> Self {
+        Self::fixed_as_given(env_or(name.into(), tracing_name_env()))
+    }
+
+    /// `fixed` without the environment: the recorder's service name has been through it.
+    pub(crate) fn fixed_as_given(name: impl Into<Cow<'static, str>>) -> Self {
         SegmentNaming {
             kind: Kind::Fixed(sanitize_name(name).into()),
         }
     }
 
     /// Segments are named after the `Host` header when it matches `recognized_hosts` (a
-    /// wildcard pattern; `"*"` accepts every host), and `fallback` otherwise or when the
-    /// request has no host.
+    /// wildcard pattern; `"*"` accepts every host), and `fallback` (or
+    /// `AWS_XRAY_TRACING_NAME` when set) otherwise or when the request has no host.
     pub fn dynamic(
         recognized_hosts: impl Into<Cow<'static, str>>,
         fallback: impl Into<Cow<'static, str>>,
@@ -62,7 +71,7 @@ impl SegmentNaming {
         SegmentNaming {
             kind: Kind::Dynamic {
                 recognized_hosts: recognized_hosts.into(),
-                fallback: sanitize_name(fallback).into(),
+                fallback: sanitize_name(env_or(fallback.into(), tracing_name_env())).into(),
             },
         }
     }
@@ -92,6 +101,24 @@ impl SegmentNaming {
             }
             Kind::Dynamic { .. } => e.set_name(chosen.to_owned()),
         }
+    }
+}
+
+/// `AWS_XRAY_TRACING_NAME`, when set to something other than blanks.
+fn tracing_name_env() -> Option<String> {
+    std::env::var(xray_sdk::config::env::TRACING_NAME)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The name from the environment, if any, else the one given in code.
+fn env_or(given: Cow<'static, str>, from_env: Option<String>) -> Cow<'static, str> {
+    match from_env {
+        Some(name) => {
+            tracing::debug!(given = %given, name = %name, "AWS_XRAY_TRACING_NAME replaces the segment name given in code");
+            Cow::Owned(name)
+        }
+        None => given,
     }
 }
 
@@ -126,7 +153,36 @@ mod tests {
         assert!(std::ptr::eq(n.name_for(Some("other")), &**fallback));
         assert!(std::ptr::eq(n.name_for(None), &**fallback));
         assert_eq!(n.name_for(Some("x.example.com")), "x.example.com");
-        let f = SegmentNaming::fixed("a b*c");
+        let f = SegmentNaming::fixed_as_given("a b*c");
         assert_eq!(f.name_for(None), "a bc");
+    }
+
+    /// Runs itself again in a child process with `AWS_XRAY_TRACING_NAME` set (the variable
+    /// cannot be set safely in this multi-threaded test process).
+    #[test]
+    fn the_environment_replaces_names_given_in_code() {
+        const NAME: &str = "naming::tests::the_environment_replaces_names_given_in_code";
+        match std::env::var("AWS_XRAY_TRACING_NAME").as_deref() {
+            Ok("from-env") => {
+                assert_eq!(SegmentNaming::fixed("code").name_for(None), "from-env");
+                let d = SegmentNaming::dynamic("*.example.com", "code");
+                assert_eq!(d.name_for(None), "from-env");
+                assert_eq!(d.name_for(Some("a.example.com")), "a.example.com");
+                // The recorder's name has been through the environment already.
+                assert_eq!(SegmentNaming::fixed_as_given("code").name_for(None), "code");
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let out = std::process::Command::new(std::env::current_exe().unwrap())
+                    .args(["--exact", NAME, "--test-threads=1"])
+                    .env("AWS_XRAY_TRACING_NAME", "from-env")
+                    .output()
+                    .unwrap();
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(out.status.success(), "{stdout}");
+                assert!(stdout.contains("1 passed"), "{stdout}");
+                assert_eq!(SegmentNaming::fixed("code").name_for(None), "code");
+            }
+        }
     }
 }

@@ -29,8 +29,9 @@
 //! async {
 //!     // A timed step: a subsegment of whatever is current.
 //!     xray_sdk::subsegment("price-cart", async {
-//!         let current = xray_sdk::Context::current().unwrap();
-//!         current.put_metadata("items", 3);
+//!         if let Some(current) = xray_sdk::Context::current() {
+//!             current.put_metadata("items", 3);
+//!         }
 //!     })
 //!     .await;
 //! }
@@ -45,7 +46,8 @@
 //!
 //! ## Guarantees
 //!
-//! - Every datagram is `{"format":"json","version":1}\n` plus one document of at most 63 KiB.
+//! - Every datagram is `{"format":"json","version":1}\n` plus one document, at most 63 KiB in
+//!   all (under the daemon's 64 KiB limit).
 //! - Ending a segment moves it into a bounded queue; serialization and the UDP send happen on
 //!   the `xray-emitter` thread. A full queue drops and counts ([`Recorder::stats`]).
 //! - Unsampled requests allocate nothing for the trace and send nothing; their decision still
@@ -81,7 +83,7 @@ pub use context::{FutureExt, subsegment, with_subsegment};
 pub use emitter::{EmitterStats, FlushError};
 pub use header::{SamplingFlag, TraceHeader};
 pub use id::{EntityId, IdError, TraceId};
-pub use model::{AnnotationValue, Cause, Exception, HttpRequest, Namespace};
+pub use model::{AnnotationError, AnnotationValue, Cause, Exception, HttpRequest, Namespace};
 pub use recorder::{
     ContextMissingError, Recorder, RecorderBuilder, SegmentBuilder, begin_subsegment,
 };
