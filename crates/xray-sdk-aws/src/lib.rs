@@ -91,7 +91,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::region::Region;
 use xray_sdk::deferred::{AwsFieldWriter, DeferredFields};
-use xray_sdk::{Cause, Context, Exception, Namespace, Subsegment};
+use xray_sdk::{Cause, Context, ContextMissing, Exception, Namespace, Subsegment};
 
 use crate::params::OperationParams;
 
@@ -106,12 +106,33 @@ const TRACE_HEADER: http::HeaderName = http::HeaderName::from_static("x-amzn-tra
 /// attached once to a client's configuration, serves any number of concurrent calls.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
-pub struct XRayInterceptor {}
+#[must_use]
+pub struct XRayInterceptor {
+    context_missing: Option<ContextMissing>,
+}
 
 impl XRayInterceptor {
     /// A new interceptor. Subsegments go to the recorder of the segment they are part of.
     pub fn new() -> Self {
-        XRayInterceptor {}
+        XRayInterceptor::default()
+    }
+
+    /// Uses this context-missing strategy, for calls made outside any segment, instead of the
+    /// process-wide one (the installed global recorder's, else `AWS_XRAY_CONTEXT_MISSING`,
+    /// else `LOG_ERROR`). The call itself always proceeds, untraced: with `RUNTIME_ERROR` the
+    /// problem is logged at error level rather than failing an AWS call the application
+    /// depends on.
+    ///
+    /// ```
+    /// use xray_sdk::ContextMissing;
+    /// use xray_sdk_aws::XRayInterceptor;
+    ///
+    /// let interceptor = XRayInterceptor::new().context_missing(ContextMissing::IgnoreError);
+    /// # let _ = interceptor;
+    /// ```
+    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
+        self.context_missing = Some(strategy);
+        self
     }
 }
 
@@ -441,7 +462,13 @@ impl Intercept for XRayInterceptor {
                 });
             }
             None => {
-                if let Err(e) = xray_sdk::recorder::context_missing("AWS SDK call") {
+                let missing = match self.context_missing {
+                    Some(strategy) => {
+                        xray_sdk::recorder::context_missing_with(strategy, "AWS SDK call")
+                    }
+                    None => xray_sdk::recorder::context_missing("AWS SDK call"),
+                };
+                if let Err(e) = missing {
                     // The interceptor cannot fail the call: report and go on untraced.
                     tracing::error!("{e}");
                 }
@@ -527,6 +554,12 @@ impl Intercept for XRayInterceptor {
         Ok(())
     }
 }
+
+// The public types cross threads and tasks: checked when the crate compiles.
+const _: () = {
+    const fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<XRayInterceptor>();
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -9,8 +9,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{Canned, ReplayClient, dynamodb, entities, header, named};
 use serde_json::json;
-use xray_sdk::FutureExt;
 use xray_sdk::testing::UdpCapture;
+use xray_sdk::{ContextMissing, FutureExt};
+use xray_sdk_aws::XRayInterceptor;
 
 const ENDPOINT: &str = "http://dynamodb.test";
 
@@ -214,6 +215,32 @@ async fn outside_a_segment_nothing_is_recorded_or_sent() {
         .await
         .unwrap();
     assert_eq!(header(&http.requests()[0], "x-amzn-trace-id"), None);
+}
+
+/// Outside a segment, even the `RUNTIME_ERROR` strategy lets the AWS call through (reported,
+/// untraced): failing a call the application depends on is worse than a missing subsegment.
+#[tokio::test]
+async fn a_runtime_error_strategy_does_not_fail_calls_outside_a_segment() {
+    for strategy in [ContextMissing::RuntimeError, ContextMissing::IgnoreError] {
+        let http = ReplayClient::new(vec![Canned::json(200, "r", GET_OK)]);
+        let sdk = common::sdk_config(
+            aws_smithy_runtime_api::client::http::SharedHttpClient::new(http.clone()),
+            ENDPOINT,
+        );
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(XRayInterceptor::new().context_missing(strategy))
+                .build(),
+        );
+        let out = client
+            .get_item()
+            .table_name("users")
+            .key("id", AttributeValue::S("1".into()))
+            .send()
+            .await;
+        assert!(out.is_ok(), "{strategy:?}: {out:?}");
+        assert_eq!(header(&http.requests()[0], "x-amzn-trace-id"), None);
+    }
 }
 
 #[tokio::test]

@@ -393,6 +393,13 @@ fn error_cause(error: &reqwest_middleware::Error) -> Cause {
     cause
 }
 
+// The public types cross threads and tasks: checked when the crate compiles.
+const _: () = {
+    const fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<XRayMiddleware>();
+    send_sync::<DisableXRay>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,7 +188,7 @@ where
             .get(TRACE_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| TraceHeader::parse(v).root())
-            .unwrap_or_default();
+            .unwrap_or_else(TraceId::new);
         req.extensions_mut().insert(trace_id);
         MinimalReferenceFuture {
             inner: self.inner.call(req),

@@ -134,3 +134,13 @@ pub use future::ResponseFuture;
 pub use layer::XRayLayer;
 pub use naming::SegmentNaming;
 pub use service::XRay;
+
+// The public types cross threads and tasks: checked when the crate compiles.
+const _: () = {
+    const fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<XRayLayer>();
+    send_sync::<XRay<()>>();
+    send_sync::<ResponseFuture<()>>();
+    send_sync::<ResponseBody<()>>();
+    send_sync::<SegmentNaming>();
+};

@@ -131,3 +131,9 @@ pub use correlation::{LOG_CORRELATION_KEY, XRayFormat, log_correlation_id};
 pub use fields::{DEFAULT_ANNOTATION_PREFIXES, DEFAULT_METADATA_NAMESPACE};
 pub use filter::DEFAULT_EXCLUDED_TARGETS;
 pub use layer::{DEFAULT_MAX_SUBSEGMENTS, XRayLayer};
+
+// The public types cross threads and tasks: checked when the crate compiles.
+const _: () = {
+    const fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<XRayLayer>();
+};

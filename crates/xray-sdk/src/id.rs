@@ -146,6 +146,10 @@ impl TraceId {
     ///
     /// The time is the process's coarse clock (the whole second, kept by a background
     /// thread, see the sampling module), so no wall-clock read is paid per trace.
+    ///
+    /// There is deliberately no `Default`: a default value that is random each time would
+    /// surprise a `#[derive(Default)]` struct holding one.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let secs = crate::sampling::clock::coarse_epoch_seconds();
         Self::with_epoch(u32::try_from(secs).unwrap_or(u32::MAX))
@@ -213,12 +217,6 @@ impl TraceId {
     }
 }
 
-impl Default for TraceId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.to_bytes();
@@ -251,7 +249,9 @@ impl EntityId {
     /// Length of the textual form.
     pub const LEN: usize = 16;
 
-    /// A new random entity ID (never zero, which the SDKs use as the "no-op" ID).
+    /// A new random entity ID (never zero, which the SDKs use as the "no-op" ID). Like
+    /// [`TraceId`], deliberately not `Default`.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let mut rng = rand::rng();
         loop {
@@ -292,12 +292,6 @@ impl EntityId {
             });
         }
         parse_hex16(b, 0).map(EntityId)
-    }
-}
-
-impl Default for EntityId {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -89,3 +89,21 @@ pub use recorder::{
 };
 pub use sampling::{Sampler, SamplingDecision, SamplingRequest};
 pub use segment::{Context, EntityMut, Segment, Subsegment};
+
+// The public types cross threads and tasks: checked when the crate compiles.
+const _: () = {
+    const fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Recorder>();
+    send_sync::<RecorderBuilder>();
+    send_sync::<Context>();
+    send_sync::<Segment>();
+    send_sync::<Subsegment>();
+    send_sync::<TraceHeader>();
+    send_sync::<ConfigError>();
+    send_sync::<ContextMissingError>();
+    send_sync::<FlushError>();
+    send_sync::<IdError>();
+    send_sync::<AnnotationError>();
+    send_sync::<sampling::CentralizedSampler>();
+    send_sync::<sampling::LocalSampler>();
+};

@@ -476,7 +476,7 @@ impl<'a> SegmentBuilder<'a> {
     pub fn begin_with(self, init: impl FnOnce(&mut EntityMut<'_>)) -> Segment {
         let recorder = &self.recorder.inner;
         let root = self.header.and_then(TraceHeader::root);
-        let trace_id: TraceId = root.unwrap_or_default();
+        let trace_id: TraceId = root.unwrap_or_else(TraceId::new);
         let extra = self.header.and_then(TraceHeader::extra_shared);
         let decision = if !recorder.config.enabled {
             SamplingDecision::new(false)
