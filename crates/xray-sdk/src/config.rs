@@ -274,7 +274,7 @@ impl ContextMissing {
 }
 
 /// Parses an on/off switch the way the Python SDK reads `AWS_XRAY_SDK_ENABLED`.
-pub fn parse_bool(setting: &str, s: &str) -> Result<bool, ConfigError> {
+pub(crate) fn parse_bool(setting: &str, s: &str) -> Result<bool, ConfigError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "t" | "1" | "yes" | "y" | "on" => Ok(true),
         "false" | "f" | "0" | "no" | "n" | "off" => Ok(false),

@@ -78,6 +78,10 @@ mod timestamp;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 
+/// The `serde_json` this crate's API takes values of (`set_aws_field`, metadata, the
+/// `aws` block writers), for callers that do not depend on it themselves.
+pub use serde_json;
+
 pub use config::{ConfigError, ContextMissing, DaemonAddress};
 pub use context::{FutureExt, subsegment, with_subsegment};
 pub use emitter::{EmitterStats, FlushError};
