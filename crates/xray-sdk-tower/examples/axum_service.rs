@@ -1,7 +1,8 @@
 //! An axum service traced with X-Ray.
 //!
 //! ```text
-//! # a daemon (or `xray-local`, or just `nc -ul 2000` to watch the datagrams)
+//! # a daemon (or `xray-local`, or just `nc -ul 2000` to watch the datagrams; nc has no
+//! # sampling API, so the first request logs once that the local rules decide)
 //! AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2000 PORT=3000 cargo run -p xray-sdk-tower --example axum_service
 //! curl -i localhost:3000/
 //! curl -i -H 'X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?' localhost:3000/orders/42
