@@ -7,9 +7,10 @@
 //! | `AWS_XRAY_DAEMON_ADDRESS` | all | `127.0.0.1:2000` (xray-local or the daemon sidecar) |
 //! | `AWS_XRAY_SAMPLING_RULES` | all | none: the SDK's built-in rule until centralized rules arrive |
 //! | `AWS_XRAY_TRACING_NAME` | all | `xray-demo-bff`, `xray-demo-backend1`, `xray-demo-backend2` |
-//! | `BACKEND1_URL`, `BACKEND2_URL` | bff | `http://127.0.0.1:8081`, `http://127.0.0.1:8082` |
+//! | `BACKEND1_URL`, `BACKEND2_URL` | bff | `http://127.0.0.1:8081`, `http://127.0.0.1:8082` (plain `http://` only: the BFF's HTTP client has no TLS) |
 //! | `TABLE_NAME` | backends | `xray-demo` |
 //! | `AWS_REGION` | backends | `us-east-1` |
+//! | `RUST_LOG` | all | `info` (the log filter) |
 //! | `DYNAMODB_ENDPOINT` | backends | `http://127.0.0.1:8000` (moto or DynamoDB Local); `aws` for the real regional endpoint, which is also the default on ECS and Lambda (`AWS_EXECUTION_ENV` set) |
 //!
 //! With a local endpoint the backends use static test credentials (`AWS_ACCESS_KEY_ID` and
@@ -165,10 +166,21 @@ impl BffConfig {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let url = |key: &str, role: Role| -> Result<String, ConfigError> {
             let v = get(key).unwrap_or_else(|| format!("http://127.0.0.1:{}", role.default_port()));
-            if !(v.starts_with("http://") || v.starts_with("https://")) {
+            // The HTTP client is built without TLS (the backends are reached inside the VPC):
+            // an https:// URL would fail on every request, so it is refused at start.
+            if v.get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+            {
                 return Err(ConfigError(format!(
-                    "{key}: `{v}` is not an http:// or https:// URL"
+                    "{key}: `{v}`: https:// is not supported (the BFF's HTTP client has no TLS); \
+                     use an http:// URL"
                 )));
+            }
+            if !v
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+            {
+                return Err(ConfigError(format!("{key}: `{v}` is not an http:// URL")));
             }
             Ok(v.trim_end_matches('/').to_string())
         };
@@ -318,5 +330,20 @@ mod tests {
         assert!(e.0.starts_with("DYNAMODB_ENDPOINT"), "{e}");
         let e = BffConfig::from_lookup(&lookup(&[("BACKEND2_URL", "ftp://x")])).unwrap_err();
         assert!(e.0.starts_with("BACKEND2_URL"), "{e}");
+    }
+
+    #[test]
+    fn https_backend_urls_are_refused() {
+        let e = BffConfig::from_lookup(&lookup(&[("BACKEND1_URL", "https://backend1:8443")]))
+            .unwrap_err();
+        assert!(e.0.starts_with("BACKEND1_URL"), "{e}");
+        assert!(e.0.contains("https:// is not supported"), "{e}");
+        let e =
+            BffConfig::from_lookup(&lookup(&[("BACKEND2_URL", "HTTPS://backend2")])).unwrap_err();
+        assert!(e.0.starts_with("BACKEND2_URL"), "{e}");
+        assert!(e.0.contains("https:// is not supported"), "{e}");
+        let b =
+            BffConfig::from_lookup(&lookup(&[("BACKEND2_URL", "HTTP://backend2:8082")])).unwrap();
+        assert_eq!(b.backend2_url, "HTTP://backend2:8082");
     }
 }

@@ -11,6 +11,10 @@
 //! Each service is a binary of this package (`bff`, `backend1`, `backend2`), configured from
 //! the environment ([`config`]). The `demo` binary ([`demo`]) starts everything on this
 //! machine with xray-local as the daemon and moto as DynamoDB; `scripts/demo.sh` wraps it.
+//!
+//! Given `--health-check`, a service binary checks the `GET /health` of the same service
+//! running on this host instead of serving ([`check_health`]; the ECS container health check,
+//! as the image has no shell or curl), and exits 0 when it answers 200.
 
 pub mod backend;
 pub mod bff;
@@ -22,13 +26,15 @@ pub mod error;
 pub mod telemetry;
 
 use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::config::{BackendConfig, BffConfig, Role};
+use crate::config::{BackendConfig, BffConfig, Common, Role, process_env};
 
 /// `GET /health`: always 200. Never traced: a sampling rule (GET /health, rate 0) excludes it.
 pub async fn health() -> &'static str {
@@ -57,6 +63,78 @@ pub fn with_xray_stats(app: Router, recorder: xray_sdk::Recorder) -> Router {
             }))
         }),
     )
+}
+
+/// The argument that makes a service binary check its own health instead of serving.
+pub const HEALTH_CHECK_ARG: &str = "--health-check";
+
+/// Where a service configured with `bind` answers locally: its port on the loopback address
+/// when it listens on all interfaces (`0.0.0.0`, `::`), else on the address it listens on.
+pub fn health_check_addr(bind: SocketAddr) -> SocketAddr {
+    let ip = match bind.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, bind.port())
+}
+
+/// `GET /health` on `addr` over HTTP/1.1 with std only (no runtime): `Ok` when the answer is
+/// `200`, else what went wrong. Every step is bounded by `timeout`.
+pub fn check_health(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("setting timeouts: {e}"))?;
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("sending GET /health to {addr}: {e}"))?;
+    // The status line is all that is needed: `HTTP/1.1 200 OK`.
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0u8; 64];
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("reading the answer of {addr}: {e}")),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status_line = head.lines().next().unwrap_or_default().trim();
+    let mut parts = status_line.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some(version), Some("200")) if version.starts_with("HTTP/1.") => Ok(()),
+        _ => Err(format!(
+            "GET /health on {addr} answered `{status_line}` instead of 200"
+        )),
+    }
+}
+
+/// The `--health-check` mode: checks the service `role` as configured by the environment
+/// (`PORT`, `BIND_ADDRESS`); exit status 0 when healthy, 1 otherwise. Each step takes at most
+/// 1.5 s, within the 5 s timeout of the task definition's health check.
+fn health_check_main(role: Role) -> ExitCode {
+    let common = match Common::from_lookup(role, &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                service = role.id(),
+                "health check: invalid configuration: {e}"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match check_health(health_check_addr(common.bind), Duration::from_millis(1500)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(service = role.id(), "health check failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then flushes `recorder`.
@@ -132,6 +210,9 @@ async fn app_from_env(
 /// The `main` of the `bff`, `backend1` and `backend2` binaries.
 pub fn main_for(role: Role) -> ExitCode {
     telemetry::init_logging();
+    if std::env::args().skip(1).any(|a| a == HEALTH_CHECK_ARG) {
+        return health_check_main(role);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -159,7 +240,10 @@ pub fn main_for(role: Role) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(service = role.service_name(), "listening on http://{bind}");
+        tracing::info!(
+            service = recorder.service_name(),
+            "listening on http://{bind}"
+        );
         match serve(listener, app, recorder, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -168,4 +252,61 @@ pub fn main_for(role: Role) -> ExitCode {
             }
         }
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Serves `app` on an ephemeral loopback port; returns the address.
+    async fn spawn(app: Router) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    async fn check(addr: SocketAddr) -> Result<(), String> {
+        tokio::task::spawn_blocking(move || check_health(addr, Duration::from_secs(2)))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_check_passes_on_200_only() {
+        let healthy = spawn(Router::new().route("/health", axum::routing::get(health))).await;
+        check(healthy).await.unwrap();
+
+        let failing = spawn(Router::new().route(
+            "/health",
+            axum::routing::get(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE }),
+        ))
+        .await;
+        let e = check(failing).await.unwrap_err();
+        assert!(e.contains("503"), "{e}");
+
+        let missing = spawn(Router::new()).await;
+        let e = check(missing).await.unwrap_err();
+        assert!(e.contains("404"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn health_check_fails_when_nothing_listens() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let e = check(addr).await.unwrap_err();
+        assert!(e.starts_with("connecting to"), "{e}");
+    }
+
+    #[test]
+    fn health_check_addr_uses_loopback_for_any_address() {
+        let any: SocketAddr = "0.0.0.0:8081".parse().unwrap();
+        assert_eq!(health_check_addr(any).to_string(), "127.0.0.1:8081");
+        let any6: SocketAddr = "[::]:8082".parse().unwrap();
+        assert_eq!(health_check_addr(any6).to_string(), "[::1]:8082");
+        let one: SocketAddr = "10.0.0.5:8080".parse().unwrap();
+        assert_eq!(health_check_addr(one), one);
+    }
 }
