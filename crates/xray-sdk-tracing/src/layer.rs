@@ -312,6 +312,13 @@ thread_local! {
 }
 
 fn push_entered(layer: usize, id: &Id, ctx: Context) {
+    // A span of another trace entered while this one is current (a span kept in a shared
+    // object, such as a pool, and entered again by later requests): its context would put
+    // this request's work, and the headers of its calls, into the other trace. It stays
+    // out; the exit then finds nothing to restore.
+    if context::with_current(|cur| cur.is_some_and(|cur| cur.trace_id() != ctx.trace_id())) {
+        return;
+    }
     let previous = context::replace_current(Some(ctx));
     let mut previous = Some(previous);
     let _ = ENTERED.try_with(|stack| {

@@ -38,12 +38,22 @@
 //! included; a span with an explicit `parent:` nests under that span's subsegment. The
 //! subsegment is named after the span (`#[instrument]`: the function name), **begins on the
 //! span's first enter and ends when the span closes**, so an `async fn` polled many times is
-//! one subsegment covering its whole life. A span that is never entered records nothing.
+//! one subsegment covering its whole life. A span that is never entered records nothing
+//! (note that `tracing::Instrument` enters its span once when dropped, so a future dropped
+//! before its first poll records a subsegment of no duration).
+//!
+//! As in the official SDKs, a segment is sent once it and all its subsegments have ended: a
+//! span kept alive past its request (a task spawned with `.in_current_span()` that runs on,
+//! a span stored in a shared object) holds its request's segment back until the span
+//! closes. Spawn such background work without the request's span (no `.in_current_span()`)
+//! if the request should be sent when it ends.
 //!
 //! While a recorded span is entered, its subsegment is the current X-Ray context
 //! ([`xray_sdk::context::replace_current`]), and the previous one is restored on exit: the
 //! reqwest middleware, the AWS SDK interceptor and [`xray_sdk::subsegment`] called inside the
-//! span nest under it.
+//! span nest under it. A span of another trace entered while a context is current (a span
+//! kept in a shared object and entered by later requests) does not become current: the
+//! work of the request that entered it stays in its own trace.
 //!
 //! Outside any sampled X-Ray context the layer does nothing beyond one thread-local read per
 //! span (see `docs/PERFORMANCE.md`); spans of unsampled requests record nothing either.

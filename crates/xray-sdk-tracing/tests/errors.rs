@@ -103,3 +103,28 @@ fn error_outside_any_span_goes_to_the_current_context() {
         "upstream slow: timeout"
     );
 }
+
+/// An error logged from inside a closure that holds the trace's lock (here `end_with`):
+/// the layer's cause for it cannot be recorded then, and must not wait for the lock.
+#[test]
+fn an_error_logged_inside_an_end_closure_does_not_deadlock() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let h = harness(XRayLayer::new());
+        let segment = h.recorder.begin_segment("svc");
+        h.run(|| {
+            let _current = segment.context().enter();
+            let call = segment.begin_subsegment("payments");
+            call.end_with(|e| {
+                e.set_http_response(503, None);
+                error!("payments failed");
+            });
+        });
+        segment.end();
+        let _ = tx.send(h.entities().len());
+    });
+    let sent = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("deadlocked");
+    assert_eq!(sent, 2);
+}

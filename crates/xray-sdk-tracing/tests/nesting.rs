@@ -288,3 +288,35 @@ fn two_layers_in_one_subscriber_record_each_span_once() {
     assert_eq!(parent_of(&e, "outer"), Some(segment_id));
     assert_eq!(parent_of(&e, "inner"), Some(id_of(&e, "outer")));
 }
+
+/// A span kept in a shared object (a pool, a client) and entered by a later request: the
+/// later request's work stays in its own trace, its subsegments under its own segment.
+#[test]
+fn a_span_of_another_trace_entered_later_does_not_capture_the_request() {
+    let h = harness(XRayLayer::new());
+    let first = h.recorder.begin_segment("first");
+    let pool_span = h.run(|| {
+        let _in_first = first.context().enter();
+        let span = info_span!("db_pool");
+        // Entered once in its own request: its subsegment begins there.
+        span.in_scope(|| {});
+        span
+    });
+    let second = h.recorder.begin_segment("second");
+    let (seen, query) = h.run(|| {
+        let _in_second = second.context().enter();
+        pool_span.in_scope(|| {
+            let seen = Context::current().map(|c| c.trace_id());
+            let query = xray_sdk::with_subsegment("query", |s| s.trace_id());
+            (seen, query)
+        })
+    });
+    assert_eq!(seen, Some(second.trace_id()));
+    assert_eq!(query, second.trace_id());
+    let second_id = second.id().to_string();
+    second.end();
+    drop(pool_span);
+    first.end();
+    let e = h.entities();
+    assert_eq!(parent_of(&e, "query"), Some(second_id));
+}

@@ -39,16 +39,31 @@ thread_local! {
 /// [`Context::in_scope`]).
 #[inline]
 pub fn current() -> Option<Context> {
-    CURRENT.with(|c| c.borrow().clone())
+    // `try_with`: a `Drop` of another thread-local may log or open spans while this one is
+    // already gone; there is no context then, rather than an abort.
+    CURRENT
+        .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+        .ok()
+        .flatten()
 }
 
 /// Runs `f` with a borrow of the current context, without cloning it.
 #[inline]
 pub fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
-    CURRENT.with(|c| match c.try_borrow() {
-        Ok(cur) => f(cur.as_ref()),
-        Err(_) => f(None),
-    })
+    let mut f = Some(f);
+    let ran = CURRENT.try_with(|c| {
+        let f = f.take()?;
+        let cur = c.try_borrow().ok();
+        Some(f(cur.as_deref().and_then(Option::as_ref)))
+    });
+    if let Ok(Some(out)) = ran {
+        return out;
+    }
+    // The thread's storage is being torn down (see `current`): no context.
+    match f {
+        Some(f) => f(None),
+        None => unreachable!("`f` is taken only by the closure that returned its result"),
+    }
 }
 
 /// Replaces the current context of this thread and returns the previous one. A low-level
@@ -86,7 +101,7 @@ pub fn swap_current(slot: &mut Option<Context>) {
 
 #[inline]
 fn swap(slot: &mut Option<Context>) {
-    CURRENT.with(|c| {
+    let _ = CURRENT.try_with(|c| {
         if let Ok(mut cur) = c.try_borrow_mut() {
             std::mem::swap(&mut *cur, slot);
         }

@@ -9,6 +9,7 @@
 //! extra header keys that go downstream.
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -339,11 +340,122 @@ impl fmt::Debug for TraceShared {
 }
 
 impl TraceShared {
-    fn lock(&self) -> MutexGuard<'_, TraceState> {
+    /// Locks the trace's state, or `None` when this thread already holds the lock: user code
+    /// run under it (an `update` or `end_with` closure, a value serialized as metadata, an
+    /// error formatted as a cause, or a `tracing` event they emit) touched the same trace.
+    /// Waiting would deadlock; the caller drops the change instead.
+    fn lock(&self) -> Option<TraceGuard<'_>> {
+        let me = self as *const TraceShared as usize;
+        // One thread-local access: the innermost trace held, marked as ours if it is not.
+        let prev = HELD
+            .try_with(|h| {
+                let prev = h.get();
+                if prev & !DEFERRED_BIT == me {
+                    return None;
+                }
+                h.set(me | (prev & DEFERRED_BIT));
+                Some(prev)
+            })
+            .unwrap_or(Some(0))?;
         // A panic while holding the lock leaves consistent data (every update is a single
         // store), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Some(TraceGuard {
+            state,
+            _held: HeldMarker { prev },
+        })
     }
+}
+
+thread_local! {
+    /// The address of the trace whose lock this thread holds (the innermost; 0: none), with
+    /// [`DEFERRED_BIT`] set while `DEFERRED_ENDS` has entries.
+    static HELD: Cell<usize> = const { Cell::new(0) };
+    /// Ends asked for while this thread held the same trace's lock, applied on release.
+    static DEFERRED_ENDS: RefCell<Vec<(Arc<TraceShared>, u32, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The low bit of `HELD` (a `TraceShared` is aligned to more than 1 byte).
+const DEFERRED_BIT: usize = 1;
+
+/// The locked state of a trace. Its fields drop in order: the lock is released first, then
+/// the marker, which applies the ends deferred meanwhile.
+struct TraceGuard<'a> {
+    state: MutexGuard<'a, TraceState>,
+    _held: HeldMarker,
+}
+
+impl std::ops::Deref for TraceGuard<'_> {
+    type Target = TraceState;
+    fn deref(&self) -> &TraceState {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for TraceGuard<'_> {
+    fn deref_mut(&mut self) -> &mut TraceState {
+        &mut self.state
+    }
+}
+
+struct HeldMarker {
+    prev: usize,
+}
+
+impl Drop for HeldMarker {
+    #[inline]
+    fn drop(&mut self) {
+        let held = HELD
+            .try_with(|h| h.replace(self.prev & !DEFERRED_BIT))
+            .unwrap_or(0);
+        if held & DEFERRED_BIT != 0 {
+            apply_deferred_ends();
+        }
+    }
+}
+
+/// Applies the ends deferred while this thread held a trace's lock (rare: an end from
+/// inside a closure run under the lock).
+#[cold]
+#[inline(never)]
+fn apply_deferred_ends() {
+    let deferred = DEFERRED_ENDS
+        .try_with(|d| d.try_borrow_mut().map(|mut d| std::mem::take(&mut *d)).ok())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    for (trace, index, end_us) in deferred {
+        let batch = match trace.lock() {
+            Some(mut state) => end_in_arena(&mut state, &trace, index as usize, end_us),
+            None => {
+                // Still held further out on this thread: try again when that releases.
+                defer_end(&trace, index, end_us);
+                None
+            }
+        };
+        if let Some(batch) = batch {
+            trace.recorder.emitter.submit(batch);
+        }
+    }
+}
+
+/// Remembers an end that cannot be applied now (this thread holds the trace's lock).
+fn defer_end(trace: &Arc<TraceShared>, index: u32, end_us: u64) {
+    let _ = DEFERRED_ENDS.try_with(|d| {
+        if let Ok(mut d) = d.try_borrow_mut() {
+            d.push((Arc::clone(trace), index, end_us));
+            let _ = HELD.try_with(|h| h.set(h.get() | DEFERRED_BIT));
+        }
+    });
+}
+
+/// Logs a change dropped because the code making it ran under the same trace's lock.
+#[cold]
+fn reentered(what: &'static str) {
+    tracing::debug!(
+        operation = what,
+        "X-Ray: a segment was changed from code running inside a change to the same trace (an update or end_with closure, metadata serialization); this change is not recorded"
+    );
 }
 
 #[derive(Clone)]
@@ -353,10 +465,14 @@ enum Inner {
         index: u32,
         id: EntityId,
     },
+    /// Nothing is recorded: the trace is not sampled, or (`sampled: true`) the work began
+    /// where it could not be recorded (its segment already sent, or inside a closure that
+    /// holds the trace's lock), while the trace's decision still travels downstream.
     Unsampled {
         trace_id: TraceId,
         id: EntityId,
         extra: Option<Arc<str>>,
+        sampled: bool,
     },
 }
 
@@ -425,6 +541,19 @@ impl Context {
                 trace_id,
                 id: EntityId::new(),
                 extra,
+                sampled: false,
+            },
+        }
+    }
+
+    /// A context of a sampled trace whose work is not recorded.
+    fn not_recorded(trace: &TraceShared) -> Context {
+        Context {
+            inner: Inner::Unsampled {
+                trace_id: trace.trace_id,
+                id: EntityId::new(),
+                extra: trace.extra.clone(),
+                sampled: true,
             },
         }
     }
@@ -451,10 +580,15 @@ impl Context {
         }
     }
 
-    /// True when this trace is sampled (its documents are sent).
+    /// True when this trace is sampled: its documents are sent, and downstream calls carry
+    /// `Sampled=1`. (Work begun under a segment that was already sent is not recorded, but
+    /// its trace stays sampled downstream.)
     #[inline]
     pub fn is_sampled(&self) -> bool {
-        matches!(self.inner, Inner::Sampled { .. })
+        match &self.inner {
+            Inner::Sampled { .. } => true,
+            Inner::Unsampled { sampled, .. } => *sampled,
+        }
     }
 
     /// Extra header keys that came in with the trace (such as `Lineage`), as `k=v;k=v`.
@@ -492,7 +626,10 @@ impl Context {
         let Inner::Sampled { trace, index, .. } = &self.inner else {
             return None;
         };
-        let mut state = trace.lock();
+        let Some(mut state) = trace.lock() else {
+            reentered("record");
+            return None;
+        };
         if state.sent {
             return None;
         }
@@ -552,41 +689,46 @@ impl Context {
     ) -> Subsegment {
         let ctx = match &self.inner {
             Inner::Unsampled {
-                trace_id, extra, ..
+                trace_id,
+                extra,
+                sampled,
+                ..
             } => Context {
                 inner: Inner::Unsampled {
                     trace_id: *trace_id,
                     id: EntityId::new(),
                     extra: extra.clone(),
+                    sampled: *sampled,
                 },
             },
             Inner::Sampled { trace, index, id } => {
-                let mut state = trace.lock();
-                if state.sent {
-                    // The segment was already sent; record nothing, keep propagating.
-                    drop(state);
-                    Context::new_unsampled(trace.trace_id, trace.extra.clone())
-                } else {
-                    let new_id = EntityId::new();
-                    let new_index = u32::try_from(state.entities.len()).unwrap_or(NO_PARENT - 1);
-                    state.entities.push(EntityData::new(
-                        new_id,
-                        *index,
-                        Some(*id),
-                        sanitize_name(name),
-                    ));
-                    state.link_child(*index as usize, new_index);
-                    state.adjust_ancestors(new_index as usize, true);
-                    if let Some(entity) = state.entities.get_mut(new_index as usize) {
-                        init(&mut EntityMut::new(entity));
+                // `init` runs on the new entity before it joins the arena, without the
+                // trace's lock: user code in it may record into the same trace, and a panic
+                // in it leaves nothing half-linked (the segment would wait for it forever).
+                let new_id = EntityId::new();
+                let mut entity = EntityData::new(new_id, *index, Some(*id), sanitize_name(name));
+                init(&mut EntityMut::new(&mut entity));
+                match trace.lock() {
+                    Some(mut state) if !state.sent => {
+                        let new_index =
+                            u32::try_from(state.entities.len()).unwrap_or(NO_PARENT - 1);
+                        state.entities.push(entity);
+                        state.link_child(*index as usize, new_index);
+                        state.adjust_ancestors(new_index as usize, true);
+                        drop(state);
+                        Context {
+                            inner: Inner::Sampled {
+                                trace: Arc::clone(trace),
+                                index: new_index,
+                                id: new_id,
+                            },
+                        }
                     }
-                    drop(state);
-                    Context {
-                        inner: Inner::Sampled {
-                            trace: Arc::clone(trace),
-                            index: new_index,
-                            id: new_id,
-                        },
+                    // The segment was already sent: record nothing, keep propagating.
+                    Some(_) => Context::not_recorded(trace),
+                    None => {
+                        reentered("begin a subsegment");
+                        Context::not_recorded(trace)
                     }
                 }
             }
@@ -766,17 +908,33 @@ impl Context {
             return;
         };
         let batch = {
-            let mut state = trace.lock();
+            let Some(mut state) = trace.lock() else {
+                // Ended from inside a closure that holds this trace's lock: the end is
+                // applied as soon as the lock is released, so the segment still goes out;
+                // `last`'s changes cannot be made and are dropped.
+                reentered("end");
+                defer_end(trace, *index, now_micros());
+                return;
+            };
+            let mut panicked = None;
             if !state.sent
                 && let Some(entity) = state.entities.get_mut(*index as usize)
                 && entity.state == EntityState::Open
             {
-                last(&mut EntityMut::new(entity));
+                // A panic in `last` still ends the entity (else its segment would wait for
+                // it forever), then carries on once the lock is released.
+                let last = std::panic::AssertUnwindSafe(|| last(&mut EntityMut::new(entity)));
+                panicked = std::panic::catch_unwind(last).err();
             }
-            end_in_arena(&mut state, trace, *index as usize)
+            let batch = end_in_arena(&mut state, trace, *index as usize, now_micros());
+            (batch, panicked)
         };
+        let (batch, panicked) = batch;
         if let Some(batch) = batch {
             trace.recorder.emitter.submit(batch);
+        }
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
         }
     }
 }
@@ -1086,7 +1244,12 @@ impl<'a> EntityMut<'a> {
 }
 
 /// Marks entity `index` ended; returns what must be sent now, if anything.
-fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Option<Batch> {
+fn end_in_arena(
+    state: &mut TraceState,
+    trace: &TraceShared,
+    index: usize,
+    end_us: u64,
+) -> Option<Batch> {
     if state.sent {
         return None;
     }
@@ -1097,7 +1260,7 @@ fn end_in_arena(state: &mut TraceState, trace: &TraceShared, index: usize) -> Op
     entity.state = EntityState::Ended;
     // Never before the start (see `timestamp`: anchors of two threads may differ slightly).
     // Never 0, which means "in progress".
-    entity.end_us = now_micros().max(entity.start_us).max(1);
+    entity.end_us = end_us.max(entity.start_us).max(1);
     state.adjust_ancestors(index, false);
     if index != 0 {
         let head = state.completed_head;

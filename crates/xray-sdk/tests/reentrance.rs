@@ -1,0 +1,170 @@
+//! User code that the SDK runs while it holds a trace's lock (closures, metadata values being
+//! serialized) and that touches the same trace again; panics in those closures; the context
+//! read while the thread's storage is torn down; work begun after its segment was sent.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use xray_sdk::testing::UdpCapture;
+use xray_sdk::{Context, SamplingFlag};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Runs `f` on its own thread and fails the test if it does not return in time (a deadlock).
+fn within_time<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(WAIT)
+        .expect("deadlocked: the closure never returned")
+}
+
+fn by_name<'a>(docs: &'a [Value], name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {docs:?}"))
+}
+
+#[test]
+fn changes_to_the_same_trace_from_inside_a_closure_do_not_deadlock() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let docs = within_time(move || {
+        let segment = recorder.begin_segment("svc");
+        let ctx = segment.context();
+        let call = segment.begin_subsegment("call");
+        let done = segment.begin_subsegment("done-inside");
+        call.end_with(|e| {
+            e.set_http_response(503, None);
+            // The same trace, from inside the closure: dropped (not waited for).
+            ctx.set_throttle();
+            ctx.annotate("inside", 1);
+            // Begun inside: not recorded, but the trace's decision still travels on.
+            let inner = ctx.begin_subsegment("begun-inside");
+            assert_eq!(inner.downstream_header().sampled(), SamplingFlag::Sampled);
+            inner.end();
+            // Ended inside: applied once the lock is released.
+            done.end();
+        });
+        segment.update(|e| e.put_metadata("after", true));
+        segment.end();
+        recorder.flush(WAIT).unwrap();
+        capture.drain_documents(Duration::from_millis(300))
+    });
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    let doc = &docs[0];
+    assert!(doc.get("throttle").is_none(), "{doc}");
+    assert!(doc.get("annotations").is_none(), "{doc}");
+    assert_eq!(doc["metadata"]["default"]["after"], true);
+    let subs = doc["subsegments"].as_array().unwrap();
+    let names: Vec<&str> = subs.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["call", "done-inside"]);
+    assert_eq!(by_name(subs, "call")["fault"], true);
+    let done = by_name(subs, "done-inside");
+    assert!(done["end_time"].as_f64().unwrap() >= done["start_time"].as_f64().unwrap());
+    assert!(done.get("in_progress").is_none(), "{done}");
+}
+
+/// A metadata value whose serialization records into the current trace.
+struct Chatty(Context);
+
+impl Serialize for Chatty {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.annotate("from_serialize", true);
+        s.serialize_str("chatty")
+    }
+}
+
+#[test]
+fn a_metadata_value_that_records_while_serialized_does_not_deadlock() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let docs = within_time(move || {
+        let segment = recorder.begin_segment("svc");
+        let value = Chatty(segment.context());
+        segment.update(|e| e.put_metadata("value", &value));
+        segment.end();
+        recorder.flush(WAIT).unwrap();
+        capture.drain_documents(Duration::from_millis(300))
+    });
+    assert_eq!(docs[0]["metadata"]["default"]["value"], "chatty");
+}
+
+#[test]
+fn a_panic_in_an_end_closure_still_sends_the_segment() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let segment = recorder.begin_segment("svc");
+    let call = segment.begin_subsegment("call");
+    let body: Vec<u8> = Vec::new();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        call.end_with(|e| e.set_http_response(200, Some(u64::from(body[0]))));
+    }));
+    assert!(outcome.is_err());
+    let init = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _sub = segment.begin_subsegment_with("init", |_| panic!("in init"));
+    }));
+    assert!(init.is_err());
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let docs = capture.drain_documents(Duration::from_millis(300));
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    let subs = docs[0]["subsegments"].as_array().unwrap();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0]["name"], "call");
+}
+
+#[test]
+fn work_begun_after_the_segment_was_sent_keeps_the_trace_sampled_downstream() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let segment = recorder.begin_segment("svc");
+    let ctx = segment.context();
+    segment.end();
+    let late = ctx.begin_subsegment("late");
+    let header = late.downstream_header();
+    assert_eq!(header.sampled(), SamplingFlag::Sampled);
+    assert_eq!(header.root(), Some(ctx.trace_id()));
+    late.end();
+    recorder.flush(WAIT).unwrap();
+    let docs = capture.drain_documents(Duration::from_millis(300));
+    assert_eq!(docs.len(), 1);
+    assert!(docs[0].get("subsegments").is_none(), "{}", docs[0]);
+}
+
+thread_local! {
+    static LATE: Late = const { Late };
+}
+
+struct Late;
+
+impl Drop for Late {
+    fn drop(&mut self) {
+        // Runs while the thread's storage is torn down, possibly after the SDK's own.
+        let _ = xray_sdk::context::current();
+        xray_sdk::context::with_current(|c| assert!(c.is_none()));
+        let mut slot = None;
+        xray_sdk::context::swap_current(&mut slot);
+    }
+}
+
+#[test]
+fn the_context_read_during_thread_teardown_is_none_not_an_abort() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    std::thread::spawn(move || {
+        // This thread-local first, the SDK's next: destroyed in the opposite order, so
+        // `Late` runs after the SDK's is gone.
+        LATE.with(|_| {});
+        let segment = recorder.begin_segment("svc");
+        let _entered = segment.context().enter();
+        assert!(xray_sdk::context::current().is_some());
+    })
+    .join()
+    .unwrap();
+}
