@@ -1,18 +1,18 @@
 //! The cap on subsegments per segment.
 //!
 //! Spans that descend from a span of this layer share its budget through the span's own
-//! state, so only the first span of a trace seen on a path (one whose parent is not a span
+//! state, so only the first span of a segment seen on a path (one whose parent is not a span
 //! of this layer) looks the budget up here. The table is per layer, split into shards keyed
-//! by the trace ID, and keeps the budgets of the most recent traces ([`SHARDS`] x
+//! by the trace ID, and keeps the budgets of the most recent segments ([`SHARDS`] x
 //! [`PER_SHARD`]), so that sibling spans that run one after another under the same segment
-//! share one even when no span of the trace is open in between.
+//! share one even when no span of it is open in between.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use xray_sdk::{Context, TraceId};
+use xray_sdk::{Context, EntityId, TraceId};
 
 /// Shards of the table.
 const SHARDS: usize = 32;
@@ -28,8 +28,7 @@ pub(crate) struct Budget {
     max: u32,
     used: AtomicU32,
     omitted: AtomicU32,
-    /// Where the count of omitted spans is written: the context the first span of the trace
-    /// nested under (normally the segment).
+    /// Where the count of omitted spans is written: the segment.
     anchor: Context,
 }
 
@@ -64,10 +63,12 @@ impl Budget {
 
 struct Entry {
     trace_id: TraceId,
+    segment_id: EntityId,
     budget: Arc<Budget>,
 }
 
-/// Budgets by trace ID.
+/// Budgets by segment (two segments of one trace in this process, such as two requests of
+/// one trace, each have their own).
 pub(crate) struct BudgetTable {
     max: Option<u32>,
     shards: Box<[Mutex<VecDeque<Entry>>]>,
@@ -101,24 +102,30 @@ impl BudgetTable {
         self.max = max;
     }
 
-    /// The budget of `parent`'s trace, created with `parent` as its anchor if there is none;
-    /// `None` when there is no cap.
+    /// The budget of `parent`'s segment, created if there is none; `None` when there is no
+    /// cap, or nothing of `parent` is recorded.
     pub(crate) fn get(&self, parent: &Context) -> Option<Arc<Budget>> {
         let max = self.max?;
+        let segment = parent.segment()?;
         let trace_id = parent.trace_id();
+        let segment_id = segment.id();
         let random = trace_id.random_bytes();
         let shard = usize::from(random[11]) % SHARDS;
         let mut entries = lock(&self.shards[shard]);
-        if let Some(e) = entries.iter().find(|e| e.trace_id == trace_id) {
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.segment_id == segment_id && e.trace_id == trace_id)
+        {
             return Some(Arc::clone(&e.budget));
         }
         if entries.len() >= PER_SHARD {
-            // Forget the oldest trace (its open spans keep their budget).
+            // Forget the oldest segment (its open spans keep their budget).
             entries.pop_front();
         }
-        let budget = Arc::new(Budget::new(max, parent.clone()));
+        let budget = Arc::new(Budget::new(max, segment));
         entries.push_back(Entry {
             trace_id,
+            segment_id,
             budget: Arc::clone(&budget),
         });
         Some(budget)

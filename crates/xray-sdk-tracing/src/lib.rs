@@ -73,12 +73,11 @@
 //!   [`XRayLayer::exclude_span_name`]; anything else with [`XRayLayer::with_span_filter`].
 //! - **Cap**: at most [`DEFAULT_MAX_SUBSEGMENTS`] subsegments from this layer per trace
 //!   segment ([`XRayLayer::max_subsegments_per_segment`]). Spans beyond it are left out and
-//!   counted in the metadata `tracing.omitted_subsegments` of the context the first span of
-//!   the trace nested under (normally the segment). Budgets are kept by trace ID for the
-//!   1 024 most recent traces of the layer: a segment that stays open while more than 1 024
-//!   other traces start in the process (a long job on a busy server) can be given a fresh
-//!   budget, and two segments of one trace in the same process share one. The cap bounds
-//!   the cost of chatty spans; it is not an exact count.
+//!   counted in the metadata `tracing.omitted_subsegments` of their segment. Budgets are
+//!   kept per segment for the 1 024 most recent segments of the layer: a segment that stays
+//!   open while more than 1 024 others start in the process (a long job on a busy server)
+//!   can be given a fresh budget. The cap bounds the cost of chatty spans; it is not an
+//!   exact count.
 //!
 //! A span that is left out is transparent: the spans and adapter calls inside it nest under
 //! its nearest recorded ancestor. (One exception: a child given a left-out span as its

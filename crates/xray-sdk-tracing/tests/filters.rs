@@ -122,3 +122,38 @@ fn cap_is_per_segment() {
     let e = h.entities();
     assert_eq!(e.iter().filter(|x| x.2["name"] == "step").count(), 4);
 }
+
+/// Two requests of one trace served by this process (a service calling itself, a retry):
+/// each segment has its own budget and its own count of the spans left out.
+#[test]
+fn cap_is_per_segment_within_one_trace() {
+    let h = harness(XRayLayer::new().max_subsegments_per_segment(2));
+    let incoming = xray_sdk::TraceHeader::parse(
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    );
+    for name in ["first", "second"] {
+        let segment = h.recorder.segment(name).header(&incoming).begin();
+        h.block_on(
+            async {
+                for i in 0..3 {
+                    step(i).await;
+                }
+            }
+            .in_context(segment.context()),
+        );
+        segment.end();
+    }
+    let e = h.entities();
+    for name in ["first", "second"] {
+        let seg = &common::named(&e, name).2;
+        let steps = e
+            .iter()
+            .filter(|x| x.2["name"] == "step" && x.1.as_deref() == seg["id"].as_str())
+            .count();
+        assert_eq!(steps, 2, "{name}");
+        assert_eq!(
+            seg["metadata"]["tracing"]["omitted_subsegments"], 1,
+            "{name}"
+        );
+    }
+}

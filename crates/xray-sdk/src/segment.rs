@@ -325,6 +325,8 @@ impl TraceState {
 
 pub(crate) struct TraceShared {
     pub(crate) trace_id: TraceId,
+    /// The ID of the segment (entity 0 of the arena).
+    segment_id: EntityId,
     pub(crate) extra: Option<Arc<str>>,
     pub(crate) rule_name: Option<Arc<str>>,
     pub(crate) recorder: Arc<RecorderInner>,
@@ -516,6 +518,7 @@ impl Context {
         entities.push(segment);
         let trace = Arc::new(TraceShared {
             trace_id,
+            segment_id: id,
             extra,
             rule_name,
             recorder,
@@ -577,6 +580,31 @@ impl Context {
     pub fn id(&self) -> EntityId {
         match &self.inner {
             Inner::Sampled { id, .. } | Inner::Unsampled { id, .. } => *id,
+        }
+    }
+
+    /// The segment this entity belongs to (itself for a segment), while it is recorded;
+    /// `None` when nothing is recorded (an unsampled trace). For example, to annotate the
+    /// request's segment from deep inside its subsegments.
+    ///
+    /// ```
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// # let segment = recorder.begin_segment("svc");
+    /// # let sub = segment.begin_subsegment("step");
+    /// if let Some(segment) = sub.segment() {
+    ///     segment.annotate("customer_tier", "gold");
+    /// }
+    /// ```
+    pub fn segment(&self) -> Option<Context> {
+        match &self.inner {
+            Inner::Sampled { trace, .. } => Some(Context {
+                inner: Inner::Sampled {
+                    trace: Arc::clone(trace),
+                    index: 0,
+                    id: trace.segment_id,
+                },
+            }),
+            Inner::Unsampled { .. } => None,
         }
     }
 
