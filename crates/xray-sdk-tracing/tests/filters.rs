@@ -104,20 +104,25 @@ trait InstrumentOuter: std::future::Future + Sized {
 }
 impl<F: std::future::Future> InstrumentOuter for F {}
 
+/// Three `step` spans inside `segment`, which then ends.
+fn three_steps(h: &common::Harness, segment: xray_sdk::Segment) {
+    h.block_on(
+        async {
+            for i in 0..3 {
+                step(i).await;
+            }
+        }
+        .in_context(segment.context()),
+    );
+    segment.end();
+}
+
 #[test]
 fn cap_is_per_segment() {
     let h = harness(XRayLayer::new().max_subsegments_per_segment(2));
     for _ in 0..2 {
         let segment = h.recorder.begin_segment("svc");
-        h.block_on(
-            async {
-                for i in 0..3 {
-                    step(i).await;
-                }
-            }
-            .in_context(segment.context()),
-        );
-        segment.end();
+        three_steps(&h, segment);
     }
     let e = h.entities();
     assert_eq!(e.iter().filter(|x| x.2["name"] == "step").count(), 4);
@@ -133,15 +138,7 @@ fn cap_is_per_segment_within_one_trace() {
     );
     for name in ["first", "second"] {
         let segment = h.recorder.segment(name).header(&incoming).begin();
-        h.block_on(
-            async {
-                for i in 0..3 {
-                    step(i).await;
-                }
-            }
-            .in_context(segment.context()),
-        );
-        segment.end();
+        three_steps(&h, segment);
     }
     let e = h.entities();
     for name in ["first", "second"] {
