@@ -117,6 +117,8 @@
 //!   `axum::extract::ConnectInfo<SocketAddr>`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The crate documentation links to the `axum` feature's items, absent without it.
+#![cfg_attr(not(feature = "axum"), allow(rustdoc::broken_intra_doc_links))]
 
 mod body;
 #[cfg(feature = "axum")]
