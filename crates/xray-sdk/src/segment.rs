@@ -692,9 +692,10 @@ impl Context {
         self.begin_subsegment_with(name, |_| {})
     }
 
-    /// Begins a subsegment and records into it under the same lock: cheaper than
-    /// [`Context::begin_subsegment`] followed by several setters. `init` runs only when the
-    /// subsegment is recorded (sampled).
+    /// Begins a subsegment and records into it before it joins the trace, under one lock:
+    /// cheaper than [`Context::begin_subsegment`] followed by several setters. `init` runs
+    /// only when the trace is sampled, without the trace's lock (so it may record elsewhere
+    /// in the trace); its changes are dropped if the segment was sent meanwhile.
     ///
     /// ```
     /// use xray_sdk::{HttpRequest, Namespace};
