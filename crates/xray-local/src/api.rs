@@ -270,6 +270,7 @@ pub fn stats_json(app: &App) -> Value {
     let v = json!({
         "StartedAt": app.started_at(),
         "Intake": app.intake.snapshot(),
+        "UdpAddress": app.udp_addr().to_string(),
         "UdpReceiveBufferBytes": app.udp_recv_buffer(),
         "ProcessRssBytes": process_rss_bytes(),
         "Store": {

@@ -46,6 +46,7 @@ pub struct App {
     sampler: Mutex<Sampler>,
     started_at: f64,
     udp_recv_buffer: usize,
+    udp_addr: SocketAddr,
 }
 
 /// Current Unix time in seconds.
@@ -72,6 +73,7 @@ impl App {
             intake: IntakeCounters::default(),
             started_at: now,
             udp_recv_buffer: 0,
+            udp_addr: config.udp,
             config,
         }
     }
@@ -94,6 +96,12 @@ impl App {
     /// The UDP receive buffer size the kernel granted, in bytes.
     pub fn udp_recv_buffer(&self) -> usize {
         self.udp_recv_buffer
+    }
+
+    /// The UDP address segments are received on (the bound one, once the
+    /// server runs: the configured port may be 0).
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
     }
 
     /// Runs the full intake path on one datagram, counting the outcome.
@@ -291,6 +299,7 @@ impl Server {
         );
         let mut app = App::new(config, rules);
         app.udp_recv_buffer = granted;
+        app.udp_addr = addrs.0;
         let app = Arc::new(app);
         let (stop, stopped) = watch::channel(false);
         let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);

@@ -130,18 +130,17 @@ impl Trace {
         docs
     }
 
-    /// Earliest start and latest end (or start, for unfinished entities) over
-    /// the top-level documents, Unix seconds.
+    /// Earliest start and latest end over every entity, embedded subsegments
+    /// included, Unix seconds. An entity without an end (in progress, or
+    /// `end_time` missing) counts as ending at its start: an in-progress
+    /// segment then reaches as far as its latest finished descendant, and a
+    /// subsegment that outlives its segment still counts.
     pub fn time_range(&self) -> (f64, f64) {
-        let mut start = f64::INFINITY;
-        let mut end = f64::NEG_INFINITY;
+        let mut range = (f64::INFINITY, f64::NEG_INFINITY);
         for d in self.docs.values() {
-            let Some(s) = d.node.start_time.as_f64() else {
-                continue;
-            };
-            start = start.min(s);
-            end = end.max(d.node.end_time.as_f64().unwrap_or(s));
+            widen(&d.node, 0, &mut range);
         }
+        let (start, end) = range;
         if start.is_finite() {
             (start, end.max(start))
         } else {
@@ -186,6 +185,30 @@ fn walk<'a>(
         for s in subs {
             if let Sub::Node(m) = s {
                 walk(m, Some(id), false, doc_id, depth + 1, out);
+            }
+        }
+    }
+}
+
+/// Widens `range` by `v` and its embedded subsegments, walked like
+/// [`Trace::entities`] does (same depth cap), without collecting them.
+fn widen(v: &Node, depth: usize, range: &mut (f64, f64)) {
+    if let Some(s) = v.start_time.as_f64().filter(|s| s.is_finite()) {
+        let e = if v.in_progress {
+            None
+        } else {
+            v.end_time.as_f64().filter(|e| e.is_finite())
+        };
+        range.0 = range.0.min(s);
+        range.1 = range.1.max(e.unwrap_or(s));
+    }
+    if depth >= MAX_WALK_DEPTH {
+        return;
+    }
+    if let Field::Ok(subs) = &v.subsegments {
+        for s in subs {
+            if let Sub::Node(m) = s {
+                widen(m, depth + 1, range);
             }
         }
     }
@@ -573,6 +596,50 @@ mod tests {
         let (m, r) = doc(json!({"trace_id":"t","id":"a","in_progress":true}));
         assert_eq!(s.ingest(m, r, vec![], 0.0, now), Outcome::StaleInProgress);
         assert_eq!(s.get("t").map(|t| t.docs.len()), Some(1));
+    }
+
+    fn ingest_all(docs: &[Value]) -> Store {
+        let mut s = Store::new(10, 1 << 20);
+        for d in docs {
+            let (m, r) = doc(d.clone());
+            s.ingest(m, r, vec![], 0.0, Instant::now());
+        }
+        s
+    }
+
+    #[test]
+    fn time_range_of_an_in_progress_segment_reaches_its_finished_children() {
+        // The segment is still open; a streamed subsegment and an embedded one
+        // (inside an open embedded subsegment) have finished.
+        let s = ingest_all(&[
+            json!({"trace_id":"t","id":"a","name":"seg","start_time":10.0,"in_progress":true,
+                   "subsegments":[{"id":"b","name":"open","start_time":10.1,"in_progress":true,
+                       "subsegments":[{"id":"c","name":"done","start_time":10.2,"end_time":10.7}]}]}),
+            json!({"trace_id":"t","id":"d","type":"subsegment","parent_id":"a","name":"late",
+                   "start_time":10.3,"end_time":10.5}),
+        ]);
+        assert_eq!(s.get("t").map(Trace::time_range), Some((10.0, 10.7)));
+    }
+
+    #[test]
+    fn time_range_counts_embedded_subsegments_outliving_their_segment() {
+        let s = ingest_all(&[
+            json!({"trace_id":"t","id":"a","name":"seg","start_time":10.0,
+            "end_time":11.0,"subsegments":[{"id":"b","name":"async","start_time":9.5,"end_time":12.5}]}),
+        ]);
+        assert_eq!(s.get("t").map(Trace::time_range), Some((9.5, 12.5)));
+    }
+
+    #[test]
+    fn time_range_of_a_lone_in_progress_segment_is_its_start() {
+        // No end anywhere: the range is empty at the start, never negative or NaN.
+        let s = ingest_all(&[
+            json!({"trace_id":"t","id":"a","name":"seg","start_time":10.0,"in_progress":true,
+                   "end_time":99.0}),
+            json!({"trace_id":"u","id":"a","name":"no times"}),
+        ]);
+        assert_eq!(s.get("t").map(Trace::time_range), Some((10.0, 10.0)));
+        assert_eq!(s.get("u").map(Trace::time_range), Some((0.0, 0.0)));
     }
 
     #[test]

@@ -156,3 +156,75 @@ async fn a_small_datagram_cannot_blow_up_the_timeline_or_batch_answers() {
     assert_eq!(v["UnprocessedTraceIds"], json!([]));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_progress_traces_last_until_their_latest_finished_entity() {
+    let server = start_default().await;
+    let t0 = now() - 5.0;
+    // An open segment whose embedded child finished 0.8 s after it started (and a
+    // streamed one before that), and a finished segment whose embedded async
+    // subsegment outlives it (1.5 s in all).
+    let open = trace_id();
+    let seg = entity_id();
+    send_doc(
+        &server,
+        &json!({"trace_id": open, "id": seg, "name": "open", "start_time": t0, "in_progress": true,
+                "subsegments": [{"id": entity_id(), "name": "embedded", "start_time": t0 + 0.1, "end_time": t0 + 0.8}]}),
+    );
+    send_doc(
+        &server,
+        &streamed(&open, &entity_id(), &seg, "child", t0 + 0.3, 0.4),
+    );
+    let long = trace_id();
+    let mut s = segment(&long, &entity_id(), "long", None, t0, 0.2);
+    s["subsegments"] =
+        json!([{"id": entity_id(), "name": "async", "start_time": t0 + 0.1, "end_time": t0 + 1.5}]);
+    send_doc(&server, &s);
+    wait_accepted(&server, 3);
+    let duration = |t: &str| {
+        let v = get_json(&server, "/api/TraceSummaries");
+        let s = v["TraceSummaries"]
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["Id"] == json!(t)))
+            .unwrap_or_else(|| panic!("{t} listed: {v}"));
+        s["Duration"].as_f64().expect("Duration")
+    };
+    let near = |a: f64, b: f64| (a - b).abs() < 1e-3;
+    assert!(near(duration(&open), 0.8), "{}", duration(&open));
+    assert!(near(duration(&long), 1.5), "{}", duration(&long));
+    // The timeline, the list and the min-duration filter agree.
+    for (t, d) in [(&open, 0.8), (&long, 1.5)] {
+        let tl = timeline(&server, t);
+        assert!(near(tl["Duration"].as_f64().expect("Duration"), d), "{tl}");
+        assert!(
+            near(tl["StartTime"].as_f64().expect("StartTime"), t0),
+            "{tl}"
+        );
+    }
+    let ids = |q: &str| -> Vec<String> {
+        let v = get_json(&server, &format!("/api/TraceSummaries?{q}"));
+        let mut ids: Vec<String> = v["TraceSummaries"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|s| s["Id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![open.clone(), long.clone()];
+    both.sort();
+    assert_eq!(ids("min_duration=0.79"), both);
+    assert_eq!(ids("min_duration=0.81"), [long.as_str()]);
+    assert!(ids("min_duration=1.51").is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_name_the_bound_udp_address() {
+    // Configured as port 0: the answer gives the port actually bound, for the UI to show.
+    let server = start_default().await;
+    let v = get_json(&server, "/api/stats");
+    assert_eq!(v["UdpAddress"], json!(server.udp_addr().to_string()));
+    server.shutdown().await;
+}

@@ -1,6 +1,8 @@
 //! Loads the UI in headless Chromium and checks that the trace list, the
 //! waterfall and the service map show what was sent; saves a screenshot to
-//! `<target dir>/xray-local-ui.png`.
+//! `<target dir>/xray-local-ui.png`. The other tests drive the page over the
+//! DevTools protocol (`browser/cdp.rs`) to check behaviour: selection,
+//! polling, layout and error display.
 //!
 //! Runs when `XRAY_BROWSER_TESTS=1` (then Chromium is required) or when
 //! `/usr/bin/chromium` exists; otherwise it prints why it skipped.
@@ -8,18 +10,47 @@
 // The skip message must reach the person running the tests.
 #![allow(clippy::print_stdout)]
 
+// The DevTools client is only for this test binary.
+#[path = "browser/cdp.rs"]
+mod cdp;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use cdp::Page;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
+use xray_local::Config;
 
 fn chromium() -> Option<PathBuf> {
     let candidates = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
     candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// Chromium, or `None` (with the reason printed) when the tests should skip.
+fn chromium_or_skip() -> Option<PathBuf> {
+    let required = std::env::var("XRAY_BROWSER_TESTS").is_ok_and(|v| v == "1");
+    let bin = chromium();
+    if bin.is_none() {
+        assert!(
+            !required,
+            "XRAY_BROWSER_TESTS=1 but chromium is not installed"
+        );
+        println!(
+            "skipped: chromium not installed (apt-get install chromium, or set XRAY_BROWSER_TESTS=1 to require it)"
+        );
+    }
+    bin
+}
+
+/// One Chromium at a time: the timing-sensitive checks (polling, stale
+/// answers) must not compete for two cores with another browser.
+fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs Chromium with a hard time limit and returns its stdout.
@@ -60,19 +91,12 @@ fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_shows_list_timeline_and_map() {
-    let required = std::env::var("XRAY_BROWSER_TESTS").is_ok_and(|v| v == "1");
-    let Some(bin) = chromium() else {
-        assert!(
-            !required,
-            "XRAY_BROWSER_TESTS=1 but chromium is not installed"
-        );
-        println!(
-            "skipped: chromium not installed (apt-get install chromium, or set XRAY_BROWSER_TESTS=1 to require it)"
-        );
+    let Some(bin) = chromium_or_skip() else {
         return;
     };
 
     let server = start_default().await;
+    let lock = one_browser_at_a_time();
     let mut traces = Vec::new();
     for i in 0..3 {
         let t = trace_id();
@@ -173,5 +197,699 @@ async fn ui_shows_list_timeline_and_map() {
     );
     println!("screenshot: {}", shot.display());
     let _ = std::fs::remove_dir_all(&profile);
+    drop(lock);
     server.shutdown().await;
+}
+
+/// A started server and a page on it, or `None` when Chromium is missing.
+struct Ui {
+    server: xray_local::Server,
+    page: Page,
+    lock: MutexGuard<'static, ()>,
+}
+
+impl Ui {
+    async fn start(config: Config, width: u32, height: u32) -> Option<Ui> {
+        let bin = chromium_or_skip()?;
+        let server = start(config).await;
+        let lock = one_browser_at_a_time();
+        let page = Page::launch(&bin, width, height);
+        Some(Ui { server, page, lock })
+    }
+
+    /// Opens the UI with `fragment` and waits for the first poll to render.
+    fn open(&mut self, fragment: &str) {
+        let url = format!("http://{}/{fragment}", self.server.ui_addr());
+        self.page.goto(&url);
+        self.page.wait(
+            "the first poll",
+            "document.getElementById('conn').textContent !== 'connecting…'",
+        );
+    }
+
+    async fn finish(self) {
+        let Ui { server, page, lock } = self;
+        assert!(
+            page.exceptions.is_empty(),
+            "uncaught exceptions in the page: {:?}",
+            page.exceptions
+        );
+        drop(page);
+        drop(lock);
+        server.shutdown().await;
+    }
+}
+
+/// JavaScript for the waterfall row whose label is `name`.
+fn wf_row(name: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('.wf-row')].find((r) => r.querySelector('.wf-label').title === {})",
+        json!(name)
+    )
+}
+
+/// JavaScript for the trace list row of `trace`.
+fn list_row(trace: &str) -> String {
+    format!(
+        "document.querySelector('tr.trace-row[data-id={}]')",
+        json!(trace)
+    )
+}
+
+const POLL: Duration = Duration::from_millis(2_600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_causes_do_not_take_down_the_timeline() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    let t = trace_id();
+    let t0 = now() - 1.0;
+    let mut seg = segment(&t, &entity_id(), "frontend", None, t0, 0.5);
+    seg["subsegments"] = json!([
+        {"name": "bad-stack", "id": entity_id(), "start_time": t0 + 0.1, "end_time": t0 + 0.2, "fault": true,
+         "cause": {"working_directory": "/srv", "exceptions": [{"type": "Boom", "message": "m", "stack": "not-an-array"}]}},
+        {"name": "bad-exceptions", "id": entity_id(), "start_time": t0 + 0.2, "end_time": t0 + 0.3, "fault": true,
+         "cause": {"exceptions": {"type": "Kaboom"}}},
+        {"name": "no-wd", "id": entity_id(), "start_time": t0 + 0.3, "end_time": t0 + 0.4, "fault": true,
+         "cause": {"exceptions": [{"type": "E", "message": "fine", "stack": [{"label": "f", "path": "a.rs", "line": 3}]}]}}
+    ]);
+    send_doc(&ui.server, &seg);
+    wait_accepted(&ui.server, 1);
+    ui.open(&format!("#trace={t}"));
+    ui.page.wait(
+        "four rows",
+        "document.querySelectorAll('.wf-row').length === 4",
+    );
+    let details = "document.getElementById('details').textContent";
+
+    // A stack that is not an array: shown as raw JSON, and the timeline survives the
+    // next polls, which select the row again.
+    ui.page.eval(&format!("{}.click()", wf_row("bad-stack")));
+    let text = ui.page.eval(details);
+    assert!(
+        text.as_str()
+            .is_some_and(|d| d.contains("Boom: m") && d.contains("\"not-an-array\"")),
+        "the exception, its stack as JSON: {text}"
+    );
+    ui.page.sleep(POLL);
+    assert_eq!(
+        ui.page.eval("document.querySelectorAll('.wf-row').length"),
+        json!(4),
+        "timeline kept"
+    );
+    assert_eq!(
+        ui.page.eval(&format!(
+            "{}.classList.contains('selected')",
+            wf_row("bad-stack")
+        )),
+        json!(true)
+    );
+
+    // Exceptions that are an object, not a list: raw JSON too.
+    ui.page
+        .eval(&format!("{}.click()", wf_row("bad-exceptions")));
+    let text = ui.page.eval(details);
+    assert!(
+        text.as_str()
+            .is_some_and(|d| d.starts_with("subsegment bad-exceptions")
+                && d.contains("Cause{")
+                && d.contains("Kaboom")),
+        "the cause as JSON: {text}"
+    );
+    ui.page.sleep(POLL);
+    assert_eq!(
+        ui.page.eval("document.querySelectorAll('.wf-row').length"),
+        json!(4),
+        "timeline kept"
+    );
+
+    // A well-formed cause without working_directory: no stray "null".
+    ui.page.eval(&format!("{}.click()", wf_row("no-wd")));
+    let text = ui.page.eval(details);
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.contains("E: fine") && text.contains("a.rs:3"),
+        "{text}"
+    );
+    assert!(!text.contains("null"), "{text}");
+
+    // Whatever else fails while showing a row leaves the timeline alone and shows
+    // the row as JSON (simulated: the details view throws).
+    ui.page
+        .eval("window.detailsView = () => { throw new Error('simulated'); }");
+    ui.page.eval(&format!("{}.click()", wf_row("frontend")));
+    let text = ui.page.eval(details);
+    assert!(
+        text.as_str()
+            .is_some_and(|d| d.contains("simulated") && d.contains("\"Name\": \"frontend\"")),
+        "{text}"
+    );
+    ui.page.sleep(POLL);
+    assert_eq!(
+        ui.page.eval("document.querySelectorAll('.wf-row').length"),
+        json!(4),
+        "timeline kept"
+    );
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn details_belong_to_the_selected_trace() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    let (a, b) = (trace_id(), trace_id());
+    let a_seg = entity_id();
+    send_doc(
+        &ui.server,
+        &segment(&a, &a_seg, "FrontEnd-A", None, now() - 2.0, 0.3),
+    );
+    send_doc(
+        &ui.server,
+        &segment(&b, &entity_id(), "backend-B", None, now() - 1.0, 0.2),
+    );
+    wait_accepted(&ui.server, 2);
+    ui.open(&format!("#trace={a}"));
+    ui.page.wait(
+        "trace A's timeline",
+        &format!("{} !== undefined", wf_row("FrontEnd-A")),
+    );
+    ui.page.eval(&format!("{}.click()", wf_row("FrontEnd-A")));
+    // The title keeps the case of names and IDs (innerText applies text-transform).
+    let title = ui
+        .page
+        .eval("document.querySelector('#details h3').innerText");
+    assert_eq!(title, json!(format!("segment FrontEnd-A ({a_seg})")));
+
+    // Another trace: the old details go at once, and stay gone.
+    ui.page.eval(&format!("{}.click()", list_row(&b)));
+    assert_eq!(
+        ui.page
+            .eval("document.getElementById('details').childElementCount"),
+        json!(0)
+    );
+    ui.page.wait(
+        "trace B's timeline",
+        &format!("{} !== undefined", wf_row("backend-B")),
+    );
+    ui.page.sleep(POLL);
+    assert_eq!(
+        ui.page
+            .eval("document.getElementById('details').childElementCount"),
+        json!(0)
+    );
+
+    // A trace that cannot be loaded: no details of the previous one either.
+    ui.page.eval(&format!("{}.click()", wf_row("backend-B")));
+    assert!(
+        ui.page
+            .eval("document.getElementById('details').childElementCount")
+            .as_u64()
+            > Some(0)
+    );
+    ui.page
+        .eval("location.hash = '#trace=1-00000000-000000000000000000000000'");
+    ui.page.wait(
+        "the error",
+        "document.getElementById('timeline').textContent.includes('no such trace')",
+    );
+    assert_eq!(
+        ui.page
+            .eval("document.getElementById('details').childElementCount"),
+        json!(0)
+    );
+    assert_eq!(
+        ui.page
+            .eval("document.getElementById('timeline-title').textContent"),
+        json!("")
+    );
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_panel_lists_unfiled_documents_and_links_to_the_timeline() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 600).await else {
+        return;
+    };
+    let t = trace_id();
+    // A segment without a name (a problem with a link), and a document without trace_id.
+    send_doc(
+        &ui.server,
+        &json!({"trace_id": t, "id": entity_id(), "start_time": now() - 1.0, "end_time": now()}),
+    );
+    send_doc(
+        &ui.server,
+        &json!({"id": entity_id(), "name": "lost", "start_time": now()}),
+    );
+    wait_accepted(&ui.server, 2);
+    ui.open("");
+    ui.page.wait(
+        "the unfiled list",
+        "document.getElementById('validation').textContent.includes('without a usable trace_id')",
+    );
+    let text = ui
+        .page
+        .eval("document.getElementById('validation').textContent");
+    let text = text.as_str().unwrap_or_default();
+    assert!(!text.contains("[object"), "{text}");
+    assert!(text.contains("\"name\":\"lost\""), "{text}");
+    assert_eq!(
+        ui.page
+            .eval("[...document.querySelectorAll('#validation h3')].map((h) => h.textContent)"),
+        json!(["Documents without a usable trace_id"])
+    );
+
+    // The link selects the trace and scrolls its timeline into view.
+    ui.page
+        .eval("window.scrollTo(0, document.body.scrollHeight)");
+    ui.page.eval(&format!(
+        "document.querySelector('#validation a[href*={}]').click()",
+        json!(t)
+    ));
+    ui.page.wait(
+        "the timeline",
+        "document.querySelectorAll('.wf-row').length === 1",
+    );
+    ui.page.wait(
+        "the timeline in view",
+        "(() => { const r = document.getElementById('timeline-panel').getBoundingClientRect(); \
+          return r.top >= -1 && r.top < innerHeight / 2; })()",
+    );
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_progress_segments_show_as_in_progress() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    let t = trace_id();
+    let seg = entity_id();
+    let t0 = now() - 3.0;
+    // As SDKs send it: the open segment with its finished subsegments embedded.
+    send_doc(
+        &ui.server,
+        &json!({"trace_id": t, "id": seg, "name": "open", "start_time": t0, "in_progress": true,
+                "subsegments": [{"id": entity_id(), "name": "child", "start_time": t0 + 0.2, "end_time": t0 + 0.8}]}),
+    );
+    wait_accepted(&ui.server, 1);
+    ui.open(&format!("#trace={t}"));
+    ui.page.wait(
+        "two rows",
+        "document.querySelectorAll('.wf-row').length === 2",
+    );
+    ui.page.eval(&format!("{}.click()", wf_row("open")));
+    let line = ui
+        .page
+        .eval("document.querySelector('#details p').textContent");
+    assert!(
+        line.as_str().is_some_and(|l| l.starts_with("in progress")),
+        "{line}"
+    );
+    // The trace lasts until its finished child ends, in the list and the timeline.
+    let duration = ui
+        .page
+        .eval(&format!("{}.cells[2].textContent", list_row(&t)));
+    assert_eq!(duration, json!("800 ms"));
+    let title = ui
+        .page
+        .eval("document.getElementById('timeline-title').textContent");
+    assert!(
+        title.as_str().is_some_and(|l| l.contains("800 ms")),
+        "{title}"
+    );
+    // The child's bar ends at the end of the axis.
+    let end = ui.page.eval(&format!(
+        "(() => {{ const b = {}.querySelector('.wf-bar').getBoundingClientRect(); \
+           const t = document.querySelector('.wf-track').getBoundingClientRect(); \
+           return Math.round(t.right - b.right); }})()",
+        wf_row("child")
+    ));
+    assert_eq!(end, json!(0));
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_of_deep_traces_start_at_the_right_time() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    let t = trace_id();
+    let t0 = now() - 5.0;
+    // 45 nested subsegments, the i-th starting at i/50 of the trace (names without
+    // digits: the depth shown is the only number in a label).
+    let mut sub = json!(null);
+    for i in (1..=45).rev() {
+        let s = t0 + f64::from(i) * 0.02;
+        let mut v =
+            json!({"name": "nested", "id": entity_id(), "start_time": s, "end_time": s + 0.02});
+        if !sub.is_null() {
+            v["subsegments"] = json!([sub]);
+        }
+        sub = v;
+    }
+    let mut seg = segment(&t, &entity_id(), "deep", None, t0, 1.0);
+    seg["subsegments"] = json!([sub]);
+    send_doc(&ui.server, &seg);
+    wait_accepted(&ui.server, 1);
+    ui.open(&format!("#trace={t}"));
+    ui.page.wait(
+        "46 rows",
+        "document.querySelectorAll('.wf-row').length === 46",
+    );
+    let rows = ui.page.eval(
+        "[...document.querySelectorAll('.wf-row')].map((r) => { \
+           const t = r.querySelector('.wf-track').getBoundingClientRect(); \
+           const b = r.querySelector('.wf-bar').getBoundingClientRect(); \
+           return [t.left, t.width, b.left, r.querySelector('.wf-label').textContent]; })",
+    );
+    let rows = rows.as_array().expect("rows");
+    let axis = ui.page.eval("(() => { const a = document.querySelector('.wf-axis').getBoundingClientRect(); return [a.left, a.width]; })()");
+    let (left, width) = (
+        axis[0].as_f64().unwrap_or(0.0),
+        axis[1].as_f64().unwrap_or(0.0),
+    );
+    assert!(width > 300.0, "{axis}");
+    for (i, r) in rows.iter().enumerate() {
+        let f = |k: usize| r[k].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (f(0) - left).abs() < 1.0 && (f(1) - width).abs() < 1.0,
+            "row {i}: track {r} vs axis {axis}"
+        );
+        let want = left + width * i as f64 * 0.02;
+        assert!(
+            (f(2) - want).abs() < 2.0,
+            "row {i}: bar at {} px, want {want}",
+            f(2)
+        );
+    }
+    // Rows deeper than the indentation shows still tell their depth.
+    assert_eq!(rows[5][3], json!("nested"));
+    let label = rows[40][3].as_str().unwrap_or_default();
+    assert!(label.contains("40"), "{label}");
+    // Duration labels next to bars ending near the right edge sit left of the bar.
+    let placement = ui.page.eval(
+        "(() => { const r = document.querySelectorAll('.wf-row')[45]; \
+           const b = r.querySelector('.wf-bar').getBoundingClientRect(); \
+           const d = r.querySelector('.wf-dur').getBoundingClientRect(); \
+           return [Math.round(d.right - b.left), Math.round(b.right)]; })()",
+    );
+    assert!(
+        placement[0].as_f64().is_some_and(|x| x <= 0.0),
+        "{placement}"
+    );
+    ui.finish().await;
+}
+
+/// Sets filter `field` to `value` as typing would.
+fn type_filter(field: &str, value: &str) -> String {
+    format!(
+        "(() => {{ const f = document.getElementById('filters').elements[{}]; f.value = {}; \
+           f.dispatchEvent(new Event('input', {{bubbles: true}})); }})()",
+        json!(field),
+        json!(value)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_errors_show_at_the_filters_and_stale_answers_are_ignored() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    for (i, name) in ["web", "api"].iter().enumerate() {
+        let mut s = segment(&trace_id(), &entity_id(), name, None, now() - 1.0, 0.1);
+        s["annotations"] = json!({"customer": format!("c{i}")});
+        send_doc(&ui.server, &s);
+    }
+    wait_accepted(&ui.server, 2);
+    ui.open("");
+    ui.page.wait(
+        "two traces",
+        "document.querySelectorAll('tr.trace-row').length === 2",
+    );
+
+    // A filter the API rejects: the message is next to the filters, the connection is
+    // fine and the list does not pretend to be filtered.
+    ui.page.eval(&type_filter("annotation", "==acme"));
+    let msg = ui.page.wait(
+        "the filter error",
+        "document.getElementById('filter-error').textContent",
+    );
+    assert!(
+        msg.as_str().is_some_and(|m| m.contains("annotation")),
+        "{msg}"
+    );
+    ui.page.sleep(POLL);
+    let conn = ui.page.eval("document.getElementById('conn').className + ' ' + document.getElementById('conn').textContent");
+    assert!(
+        conn.as_str()
+            .is_some_and(|c| c.contains("live") && !c.contains("down")),
+        "{conn}"
+    );
+    assert_eq!(
+        ui.page
+            .eval("document.querySelectorAll('tr.trace-row').length"),
+        json!(0)
+    );
+    ui.page.eval(&type_filter("annotation", "customer=c1"));
+    ui.page.wait(
+        "one trace",
+        "document.querySelectorAll('tr.trace-row').length === 1",
+    );
+    assert_eq!(
+        ui.page
+            .eval("document.getElementById('filter-error').textContent"),
+        json!("")
+    );
+    ui.page.eval(&type_filter("annotation", ""));
+    ui.page.wait(
+        "two traces",
+        "document.querySelectorAll('tr.trace-row').length === 2",
+    );
+
+    // An answer to an older keystroke that arrives last is not shown: hold back the
+    // answers for service=slow, and log every state of the list.
+    ui.page.eval(
+        "window.__realFetch = window.fetch; \
+         window.fetch = (url, opts) => String(url).includes('service=slow') \
+           ? new Promise((ok) => setTimeout(ok, 1200)).then(() => window.__realFetch(url, opts)) \
+           : window.__realFetch(url, opts); \
+         window.__lists = []; \
+         new MutationObserver(() => window.__lists.push(document.querySelector('#traces tbody').textContent)) \
+           .observe(document.querySelector('#traces tbody'), {childList: true, subtree: true, characterData: true});",
+    );
+    ui.page.eval(&type_filter("service", "slow"));
+    ui.page.eval(&type_filter("service", "web"));
+    ui.page.wait(
+        "the web trace alone",
+        "document.querySelectorAll('tr.trace-row').length === 1",
+    );
+    ui.page.sleep(Duration::from_millis(2_000));
+    let lists = ui.page.eval("window.__lists");
+    let lists = lists.as_array().expect("log");
+    let first_web = lists
+        .iter()
+        .position(|l| l.as_str().is_some_and(|l| l.contains("web")));
+    assert!(first_web.is_some(), "{lists:?}");
+    assert!(
+        lists[first_web.unwrap_or(0)..]
+            .iter()
+            .all(|l| l.as_str().is_some_and(|l| l.contains("web"))),
+        "a stale answer was shown: {lists:?}"
+    );
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_leaves_unchanged_panels_and_settled_timelines_alone() {
+    let config = Config {
+        settle: Duration::from_millis(300),
+        ..Config::ephemeral()
+    };
+    let Some(mut ui) = Ui::start(config, 1400, 900).await else {
+        return;
+    };
+    let t = trace_id();
+    let seg = entity_id();
+    let mut s = segment(&t, &seg, "frontend", None, now() - 1.0, 0.5);
+    s["metadata"] = json!({"default": {"note": "select me"}});
+    send_doc(&ui.server, &s);
+    wait_accepted(&ui.server, 1);
+    wait_for("the trace to settle", || {
+        (timeline(&ui.server, &t)["Settled"] == json!(true)).then_some(())
+    });
+    ui.open(&format!("#trace={t}"));
+    ui.page.wait(
+        "the timeline",
+        &format!("{} !== undefined", wf_row("frontend")),
+    );
+    ui.page.eval(&format!("{}.click()", wf_row("frontend")));
+    // The first node each panel renders.
+    ui.page.eval(
+        "window.__panels = ['#details > *', '#timeline > *', '#traces tbody > *', '#map > *', \
+           '#intake > *', '#validation > *'];",
+    );
+    // Mark today's nodes, select text, and count timeline requests.
+    ui.page.eval(
+        "for (const sel of window.__panels) document.querySelector(sel).__kept = true; \
+         getSelection().selectAllChildren(document.querySelector('#details pre')); \
+         window.__timelineFetches = 0; window.__realFetch = window.fetch; \
+         window.fetch = (url, opts) => { if (String(url).includes('/api/Timeline')) window.__timelineFetches++; \
+           return window.__realFetch(url, opts); };",
+    );
+    ui.page.sleep(POLL + POLL);
+    let kept = ui
+        .page
+        .eval("window.__panels.filter((sel) => !document.querySelector(sel).__kept)");
+    assert_eq!(kept, json!([]), "panels re-rendered without a change");
+    assert!(
+        ui.page
+            .eval("getSelection().toString()")
+            .as_str()
+            .is_some_and(|s| s.contains("select me"))
+    );
+    assert_eq!(
+        ui.page.eval("window.__timelineFetches"),
+        json!(0),
+        "settled timeline fetched again"
+    );
+
+    // New data for the trace: its timeline is fetched again; the details, whose row
+    // did not change, stay as they are.
+    send_doc(
+        &ui.server,
+        &streamed(&t, &entity_id(), &seg, "late", now() - 0.8, 0.1),
+    );
+    ui.page
+        .wait("the new row", &format!("{} !== undefined", wf_row("late")));
+    assert_eq!(
+        ui.page
+            .eval("document.querySelector('#details *').__kept === true"),
+        json!(true)
+    );
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrow_windows_get_one_column_with_the_list_first() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 800, 900).await else {
+        return;
+    };
+    send_doc(
+        &ui.server,
+        &segment(&trace_id(), &entity_id(), "web", None, now() - 1.0, 0.1),
+    );
+    wait_accepted(&ui.server, 1);
+    ui.open("");
+    ui.page.wait(
+        "the trace",
+        "document.querySelectorAll('tr.trace-row').length === 1",
+    );
+    let boxes = ui.page.eval(
+        "['list-panel', 'timeline-panel', 'map-panel', 'intake-panel', 'validation-panel'].map((id) => { \
+           const r = document.getElementById(id).getBoundingClientRect(); return [r.top, r.left, r.width]; })",
+    );
+    let boxes = boxes.as_array().expect("boxes");
+    for (i, b) in boxes.iter().enumerate() {
+        assert_eq!(b[1], boxes[0][1], "panel {i} in one column: {boxes:?}");
+        assert_eq!(b[2], boxes[0][2], "panel {i} full width: {boxes:?}");
+        if i > 0 {
+            assert!(
+                b[0].as_f64() > boxes[i - 1][0].as_f64(),
+                "panel order: {boxes:?}"
+            );
+        }
+    }
+    assert_eq!(
+        ui.page
+            .eval("document.documentElement.scrollWidth <= innerWidth"),
+        json!(true)
+    );
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_list_shows_status_dates_and_full_texts() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    let (today, old) = (trace_id(), trace_id());
+    let url = format!("http://localhost/orders/{}", "x".repeat(120));
+    let mut s = segment(&today, &entity_id(), "frontend", None, now() - 1.0, 0.1);
+    s["http"] = json!({"request": {"method": "GET", "url": url}, "response": {"status": 503}});
+    send_doc(&ui.server, &s);
+    send_doc(
+        &ui.server,
+        &segment(
+            &old,
+            &entity_id(),
+            "batch",
+            None,
+            now() - 3.0 * 86_400.0,
+            0.1,
+        ),
+    );
+    wait_accepted(&ui.server, 2);
+    ui.open("");
+    ui.page.wait(
+        "two traces",
+        "document.querySelectorAll('tr.trace-row').length === 2",
+    );
+    let cells = |t: &str, ui: &mut Ui| -> Value {
+        ui.page.eval(&format!(
+            "[...{}.cells].map((c) => [c.textContent, c.title])",
+            list_row(t)
+        ))
+    };
+    let row = cells(&today, &mut ui);
+    let text = row.to_string();
+    assert!(text.contains("\"503\""), "{row}");
+    let time = row[0][0].as_str().unwrap_or_default();
+    assert!(
+        time.len() == 8 && time.matches(':').count() == 2,
+        "time with seconds: {row}"
+    );
+    assert_eq!(row[1][1], json!(format!("frontend GET {url}")), "{row}");
+    assert_eq!(row[5][1], json!("frontend"), "{row}");
+    let row = cells(&old, &mut ui);
+    let time = row[0][0].as_str().unwrap_or_default();
+    assert!(
+        time.len() == 19 && time.as_bytes()[4] == b'-' && time.as_bytes()[13] == b':',
+        "date and time: {row}"
+    );
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_empty_list_tells_where_to_send_segments() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    ui.open("");
+    let udp = ui.server.udp_addr().to_string();
+    let text = ui.page.wait(
+        "the empty state",
+        "document.querySelector('#traces tbody').textContent",
+    );
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.contains("No traces received yet") && text.contains(&udp),
+        "{text}"
+    );
+    // With traces stored, a filter matching none says so.
+    send_doc(
+        &ui.server,
+        &segment(&trace_id(), &entity_id(), "web", None, now() - 1.0, 0.1),
+    );
+    ui.page.wait(
+        "the trace",
+        "document.querySelectorAll('tr.trace-row').length === 1",
+    );
+    ui.page.eval(&type_filter("service", "nothing-like-it"));
+    ui.page.wait(
+        "no match",
+        "document.querySelector('#traces tbody').textContent === 'No traces match.'",
+    );
+    ui.finish().await;
 }

@@ -5,7 +5,19 @@
 
 const POLL_MS = 2000;
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { selected: null, selectedRow: null, timeline: null, summaries: [] };
+const state = {
+  selected: null, selectedRow: null, timeline: null, summaries: [], stats: null,
+  // JSON text of what each panel shows now: a poll that brings the same data
+  // leaves the panel's DOM alone (text selections and clicks survive).
+  shown: {},
+  // The selected trace's summary when its timeline was last fetched: a settled
+  // timeline is fetched again only when the summary changes.
+  timelineSummary: null,
+};
+// Each poll and each timeline fetch gets a number; an answer that is not the
+// latest one asked for is dropped (typing fires a poll per keystroke).
+let pollSeq = 0;
+let timelineSeq = 0;
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -37,7 +49,28 @@ function ms(seconds) {
 
 function clock(epoch) {
   if (!isFinite(epoch)) return "–";
-  return new Date(epoch * 1000).toLocaleTimeString();
+  const d = new Date(epoch * 1000);
+  const p = (n) => String(n).padStart(2, "0");
+  const time = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  if (d.toDateString() === new Date().toDateString()) return time;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${time}`;
+}
+
+// Any document value as display text: documents are untrusted and a field may
+// hold any JSON type.
+function text(v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  return JSON.stringify(v);
+}
+
+// `true` (and remembers `data`) when `data` differs from what panel `key` shows.
+function changed(key, data) {
+  const json = JSON.stringify(data);
+  if (state.shown[key] === json) return false;
+  state.shown[key] = json;
+  return true;
 }
 
 function pct(n, d) {
@@ -61,7 +94,10 @@ function filtersFromHash() {
   const h = readHash();
   const form = document.getElementById("filters");
   for (const f of FILTER_FIELDS) form.elements[f].value = h.get(f) || "";
-  state.selected = h.get("trace");
+  const id = h.get("trace");
+  if (id !== state.selected) forgetTrace();
+  state.selected = id;
+  for (const r of document.querySelectorAll("tr.trace-row")) r.classList.toggle("selected", r.dataset.id === id);
 }
 
 function syncHash() {
@@ -84,11 +120,17 @@ function summaryQuery() {
   return q.toString();
 }
 
+// Rejects with an Error carrying the HTTP status (none for network errors).
 async function getJSON(path) {
   const r = await fetch(path, { cache: "no-store" });
-  const body = await r.json();
-  if (!r.ok) throw new Error(body.error || r.statusText);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw Object.assign(new Error(body.error || r.statusText || "HTTP " + r.status), { status: r.status });
   return body;
+}
+
+// A 4xx answers a bad request (a filter the API rejects), not a lost server.
+function isClientError(e) {
+  return e.status >= 400 && e.status < 500;
 }
 
 // ---- Trace list
@@ -101,37 +143,75 @@ function statusBadge(s) {
   return el("span", { class: "badge" }, "ok");
 }
 
+// What to say when the list is empty: nothing stored at all is not the same
+// as a filter matching nothing.
+function emptyListText(data) {
+  if (data.TracesProcessedCount > 0) return "No traces match.";
+  const st = state.stats;
+  if (st && st.Intake.Received > 0) {
+    return `No traces stored: ${st.Intake.Received} datagrams received, ${st.Intake.RejectedTotal} rejected (see Intake).`;
+  }
+  return "No traces received yet. Point an X-Ray SDK or daemon client at UDP " + (st ? st.UdpAddress : "…") + ".";
+}
+
 function renderList(data) {
   state.summaries = data.TraceSummaries;
-  const body = document.querySelector("#traces tbody");
-  const rows = data.TraceSummaries.map((s) => {
-    const http = s.Http || {};
-    const entry = [s.EntryPoint ? s.EntryPoint.Name : "?", http.HttpMethod, http.HttpURL].filter(Boolean).join(" ");
-    return el(
-      "tr",
-      {
-        class: "trace-row" + (s.Id === state.selected ? " selected" : ""),
-        "data-id": s.Id,
-        title: s.Id,
-        onclick: () => selectTrace(s.Id),
-      },
-      el("td", {}, clock(s.StartTime)),
-      el("td", {}, entry),
-      el("td", {}, ms(s.Duration)),
-      el("td", {}, statusBadge(s)),
-      el("td", {}, s.ServiceIds.map((x) => x.Name).join(", ")),
-      el("td", {}, s.ProblemCount ? el("span", { class: "badge problem" }, String(s.ProblemCount)) : ""),
-    );
-  });
-  body.replaceChildren(...rows);
-  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "6", class: "empty" }, "No traces match.")));
-  document.getElementById("trace-count").textContent =
-    `${data.TraceSummaries.length} shown of ${data.MatchedCount} matching, ${data.TracesProcessedCount} stored`;
+  const empty = data.TraceSummaries.length ? "" : emptyListText(data);
+  if (changed("list", [data.TraceSummaries, data.MatchedCount, data.TracesProcessedCount, empty])) {
+    const body = document.querySelector("#traces tbody");
+    const rows = data.TraceSummaries.map((s) => {
+      const http = s.Http || {};
+      const entry = [s.EntryPoint ? text(s.EntryPoint.Name) : "?", text(http.HttpMethod), text(http.HttpURL)].filter(Boolean).join(" ");
+      const services = s.ServiceIds.map((x) => text(x.Name)).join(", ");
+      return el(
+        "tr",
+        {
+          class: "trace-row" + (s.Id === state.selected ? " selected" : ""),
+          "data-id": s.Id,
+          title: s.Id,
+          onclick: () => selectTrace(s.Id),
+        },
+        // Cells are cut with an ellipsis: their title holds the whole text.
+        el("td", { title: isFinite(s.StartTime) ? new Date(s.StartTime * 1000).toString() : null }, clock(s.StartTime)),
+        el("td", { title: entry }, entry),
+        el("td", {}, ms(s.Duration)),
+        el("td", {}, statusBadge(s)),
+        el("td", {}, text(http.HttpStatus)),
+        el("td", { title: services }, services),
+        el("td", {}, s.ProblemCount ? el("span", { class: "badge problem" }, String(s.ProblemCount)) : ""),
+      );
+    });
+    body.replaceChildren(...rows);
+    if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "empty" }, empty)));
+    document.getElementById("trace-count").textContent =
+      `${data.TraceSummaries.length} shown of ${data.MatchedCount} matching, ${data.TracesProcessedCount} stored`;
+  }
   if (!state.selected && data.TraceSummaries.length) selectTrace(data.TraceSummaries[0].Id, true);
 }
 
+// The list cannot be shown for these filters: say why next to them.
+function showFilterError(message) {
+  const out = document.getElementById("filter-error");
+  if (out.textContent !== (message || "")) out.textContent = message || "";
+  document.getElementById("filters").classList.toggle("invalid", !!message);
+  if (!message || !changed("list", "filter error")) return;
+  state.summaries = [];
+  document.querySelector("#traces tbody").replaceChildren(
+    el("tr", {}, el("td", { colspan: "7", class: "empty" }, "Fix the filter to see traces.")));
+  document.getElementById("trace-count").textContent = "";
+}
+
+// Drops everything shown for the previously selected trace.
+function forgetTrace() {
+  state.selectedRow = null;
+  state.timeline = null;
+  state.timelineSummary = null;
+  state.shown.timeline = null;
+  clearDetails();
+}
+
 function selectTrace(id, quiet) {
-  if (state.selected !== id) state.selectedRow = null;
+  if (state.selected !== id) forgetTrace();
   state.selected = id;
   if (!quiet) syncHash();
   for (const r of document.querySelectorAll("tr.trace-row")) r.classList.toggle("selected", r.dataset.id === id);
@@ -148,8 +228,23 @@ function rowStatus(r) {
   return "";
 }
 
+// Indentation stops growing here: deeper rows would push their track right
+// (the label is a fixed share of the row); their depth is shown as a number.
+const MAX_INDENT_DEPTH = 12;
+// A duration label for a bar ending past this share of the track goes before
+// the bar (or inside it, when there is no room before it).
+const LABEL_FLIP_PCT = 85;
+
+function durationLabel(left, width, textValue) {
+  const end = left + width;
+  if (end <= LABEL_FLIP_PCT) return el("span", { class: "wf-dur", style: `left:${end}%` }, textValue);
+  if (left >= 100 - LABEL_FLIP_PCT) return el("span", { class: "wf-dur before", style: `right:${100 - left}%` }, textValue);
+  return el("span", { class: "wf-dur inside", style: `right:${100 - end}%` }, textValue);
+}
+
 function renderTimeline(tl) {
   state.timeline = tl;
+  if (!changed("timeline", tl)) return;
   const box = document.getElementById("timeline");
   document.getElementById("timeline-title").textContent = `${tl.Id} · ${ms(tl.Duration)} · ${tl.Rows.length} rows`;
   const t0 = tl.StartTime;
@@ -157,22 +252,27 @@ function renderTimeline(tl) {
   const axis = el("div", { class: "wf-axis" }, ...[0, 0.25, 0.5, 0.75, 1].map((f) => el("span", {}, ms(f * span))));
   const rows = tl.Rows.map((r) => {
     const start = Number(r.StartTime);
-    const end = r.EndTime === null || r.InProgress ? t0 + span : Number(r.EndTime);
+    const end = typeof r.EndTime !== "number" || r.InProgress ? t0 + span : r.EndTime;
     const left = isFinite(start) ? Math.max(0, Math.min(100, ((start - t0) / span) * 100)) : 0;
     const width = isFinite(end - start) ? Math.max(0, Math.min(100 - left, ((end - start) / span) * 100)) : 0;
     const problems = r.Problems.length ? el("span", { class: "wf-problem", title: r.Problems.map((p) => p.Message).join("\n") }, "!") : null;
+    const name = r.Name === null ? "(no name)" : text(r.Name);
+    const indent = Math.min(r.Depth, MAX_INDENT_DEPTH) * 14;
     return el(
       "div",
       {
         class: `wf-row ${r.Kind}` + (r.Id === state.selectedRow ? " selected" : ""),
         "data-id": r.Id,
+        "data-depth": String(r.Depth),
         onclick: () => selectRow(r.Id),
       },
-      el("div", { class: "wf-label", style: `padding-left:${r.Depth * 14}px`, title: r.Name },
-        problems, r.Name === null ? "(no name)" : String(r.Name), r.Namespace ? el("span", { class: "ns" }, r.Namespace) : null),
+      // The cap in % keeps the indent inside the label on narrow screens too.
+      el("div", { class: "wf-label", style: `padding-left:min(${indent}px, 20%)`, title: text(r.Name) },
+        r.Depth > MAX_INDENT_DEPTH ? el("span", { class: "depth", title: `depth ${r.Depth}` }, String(r.Depth)) : null,
+        problems, name, r.Namespace ? el("span", { class: "ns" }, text(r.Namespace)) : null),
       el("div", { class: "wf-track" },
         el("div", { class: `wf-bar ${rowStatus(r)}`, style: `left:${left}%;width:${width}%` }),
-        el("span", { class: "wf-dur", style: `left:${Math.min(left + width, 88)}%` }, r.InProgress ? "in progress" : ms(end - start))),
+        durationLabel(left, width, r.InProgress ? "in progress" : ms(end - start))),
     );
   });
   const traceProblems = tl.Problems.length
@@ -188,14 +288,54 @@ function section(title, value) {
   return [el("h3", {}, title), el("pre", {}, JSON.stringify(value, null, 2))];
 }
 
+function rawJSON(v) {
+  return el("pre", {}, JSON.stringify(v, null, 2));
+}
+
+function frameText(f) {
+  if (!f || typeof f !== "object") return text(f);
+  return `${text(f.label) || "?"}  ${text(f.path)}:${text(f.line)}`;
+}
+
+function exceptionView(x) {
+  if (!x || typeof x !== "object" || Array.isArray(x)) return rawJSON(x);
+  const stack = x.stack === null || x.stack === undefined ? null
+    : Array.isArray(x.stack) ? el("pre", {}, x.stack.map(frameText).join("\n"))
+    : rawJSON(x.stack);
+  return el("div", { class: "exception" },
+    el("b", {}, text(x.type) || "Exception"), ": ", text(x.message), x.remote === true ? " (remote)" : "", stack);
+}
+
+// The `cause` block; any shape the X-Ray format does not allow is shown as JSON.
 function causeView(cause) {
-  if (!cause) return null;
-  if (typeof cause === "string") return [el("h3", {}, "Cause"), el("p", {}, "Exception id ", el("code", {}, cause))];
-  const ex = (cause.exceptions || []).map((x) =>
-    el("div", { class: "exception" },
-      el("b", {}, x.type || "Exception"), ": ", x.message || "", x.remote ? " (remote)" : "",
-      x.stack ? el("pre", {}, x.stack.map((f) => `${f.label || "?"}  ${f.path || ""}:${f.line || ""}`).join("\n")) : null));
-  return [el("h3", {}, "Cause"), cause.working_directory ? el("p", { class: "muted" }, cause.working_directory) : null, ...ex];
+  if (cause === null || cause === undefined) return [];
+  const head = el("h3", {}, "Cause");
+  if (typeof cause === "string") return [head, el("p", {}, "Exception id ", el("code", {}, cause))];
+  if (typeof cause !== "object" || Array.isArray(cause)) return [head, rawJSON(cause)];
+  const ex = cause.exceptions;
+  if (ex !== undefined && ex !== null && !Array.isArray(ex)) return [head, rawJSON(cause)];
+  const parts = [];
+  if (cause.working_directory) parts.push(el("p", { class: "muted" }, text(cause.working_directory)));
+  parts.push(...(ex || []).map(exceptionView));
+  return [head, ...(parts.length ? parts : [rawJSON(cause)])];
+}
+
+function detailsView(r) {
+  const start = r.StartTime, end = r.EndTime;
+  const duration = typeof end === "number" && typeof start === "number" && !r.InProgress ? ms(end - start) : "in progress";
+  return [
+    el("h3", { class: "title" }, `${text(r.Kind)} ${r.Name === null ? "(no name)" : text(r.Name)} (${text(r.Id)})`),
+    el("p", {}, duration, r.Origin ? ` · ${text(r.Origin)}` : "", r.Namespace ? ` · namespace ${text(r.Namespace)}` : ""),
+    r.Problems.length ? el("ul", { class: "problem-list" }, r.Problems.map((p) => el("li", {}, el("code", {}, p.Code), " ", p.Message))) : "",
+    ...[["HTTP", r.Http], ["AWS", r.Aws], ["SQL", r.Sql], ["Annotations", r.Annotations], ["Metadata", r.Metadata]]
+      .flatMap(([t, v]) => section(t, v) || []),
+    ...causeView(r.Cause),
+  ];
+}
+
+function clearDetails() {
+  state.shown.details = null;
+  document.getElementById("details").replaceChildren();
 }
 
 function selectRow(id) {
@@ -204,25 +344,47 @@ function selectRow(id) {
   if (!tl) return;
   for (const r of document.querySelectorAll(".wf-row")) r.classList.toggle("selected", r.dataset.id === id);
   const r = tl.Rows.find((x) => x.Id === id);
+  if (!r) return clearDetails();
+  // Unchanged row: keep the panel as it is (and any text selected in it).
+  if (!changed("details", r)) return;
   const box = document.getElementById("details");
-  if (!r) return box.replaceChildren();
-  box.replaceChildren(
-    el("h3", {}, `${r.Kind} ${r.Name} (${r.Id})`),
-    el("p", {}, `${ms(Number(r.EndTime) - Number(r.StartTime))}`, r.Origin ? ` · ${r.Origin}` : "", r.Namespace ? ` · namespace ${r.Namespace}` : ""),
-    r.Problems.length ? el("ul", { class: "problem-list" }, r.Problems.map((p) => el("li", {}, el("code", {}, p.Code), " ", p.Message))) : "",
-    ...[["HTTP", r.Http], ["AWS", r.Aws], ["SQL", r.Sql], ["Annotations", r.Annotations], ["Metadata", r.Metadata]]
-      .flatMap(([t, v]) => section(t, v) || []),
-    ...(causeView(r.Cause) || []),
-  );
+  // Documents are untrusted: whatever slips through the checks above must not
+  // take the timeline down with it (it re-selects the row on every poll).
+  try {
+    box.replaceChildren(...detailsView(r));
+  } catch (e) {
+    box.replaceChildren(
+      el("h3", { class: "title" }, text(r.Id)),
+      el("p", { class: "empty" }, "Could not show this row: " + e.message),
+      rawJSON(r));
+  }
 }
 
 async function refreshTimeline() {
-  if (!state.selected) return;
+  const id = state.selected;
+  if (!id) return;
+  const seq = ++timelineSeq;
+  const summary = JSON.stringify(state.summaries.find((s) => s.Id === id) || null);
   try {
-    renderTimeline(await getJSON("/api/Timeline?id=" + encodeURIComponent(state.selected)));
+    const tl = await getJSON("/api/Timeline?id=" + encodeURIComponent(id));
+    if (seq !== timelineSeq || id !== state.selected) return;
+    state.timelineSummary = summary;
+    renderTimeline(tl);
   } catch (e) {
-    document.getElementById("timeline").replaceChildren(el("p", { class: "empty" }, `Trace ${state.selected}: ${e.message}`));
+    if (seq !== timelineSeq || id !== state.selected) return;
+    forgetTrace();
+    document.getElementById("timeline-title").textContent = "";
+    document.getElementById("timeline").replaceChildren(el("p", { class: "empty" }, `Trace ${id}: ${e.message}`));
   }
+}
+
+// A settled timeline changes only when a document arrives, which shows in its
+// summary; one not in the list (filtered out, evicted) is fetched each poll.
+function timelineIsCurrent() {
+  const tl = state.timeline;
+  if (!tl || tl.Id !== state.selected || !tl.Settled) return false;
+  const s = state.summaries.find((x) => x.Id === state.selected);
+  return !!s && JSON.stringify(s) === state.timelineSummary;
 }
 
 // ---- Service map
@@ -271,9 +433,13 @@ function rates(st) {
 function renderMap(graph) {
   const map = document.getElementById("map");
   const services = graph.Services;
-  document.getElementById("map-empty").style.display = services.length ? "none" : "";
-  const { columns } = layout(services);
   const width = map.clientWidth || 600;
+  const udp = state.stats ? state.stats.UdpAddress : "";
+  if (!changed("map", [services, width, udp])) return;
+  const empty = document.getElementById("map-empty");
+  empty.style.display = services.length ? "none" : "";
+  empty.textContent = "No traffic yet. Point an SDK at UDP " + (udp || "…") + ".";
+  const { columns } = layout(services);
   const rowsMax = Math.max(1, ...columns.map((c) => (c ? c.length : 0)));
   const height = Math.max(240, rowsMax * 95 + 30);
   map.setAttribute("viewBox", `0 0 ${width} ${height}`);
@@ -331,7 +497,10 @@ function counts(pairs) {
 }
 
 function renderStats(stats) {
+  state.stats = stats;
   const i = stats.Intake, s = stats.Store, c = s.Counters;
+  // The process size changes on every call and is not shown.
+  if (!changed("stats", [i, s, stats.UdpReceiveBufferBytes, stats.UdpAddress, stats.Sampling.Statistics])) return;
   document.getElementById("headline").textContent =
     `${i.Accepted} accepted · ${i.RejectedTotal} rejected · ${s.Traces} traces · ${(s.ApproxBytes / 1048576).toFixed(1)} MiB`;
   document.getElementById("intake").replaceChildren(
@@ -343,51 +512,70 @@ function renderStats(stats) {
       ["evicted traces", c.EvictedTraces], ["evicted (count cap)", c.EvictedForCount], ["evicted (memory cap)", c.EvictedForMemory],
       ["replaced in-progress", c.Replaced], ["late in-progress ignored", c.StaleInProgress],
     ]),
-    el("p", { class: "muted" }, `caps: ${s.MaxTraces} traces, ${(s.MaxBytes / 1048576).toFixed(0)} MiB · UDP receive buffer ${(stats.UdpReceiveBufferBytes / 1024).toFixed(0)} KiB`),
+    el("p", { class: "muted" }, `UDP ${stats.UdpAddress} · caps: ${s.MaxTraces} traces, ${(s.MaxBytes / 1048576).toFixed(0)} MiB · UDP receive buffer ${(stats.UdpReceiveBufferBytes / 1024).toFixed(0)} KiB`),
     el("h3", {}, "Sampling statistics"),
     counts(Object.entries(stats.Sampling.Statistics).map(([rule, st]) => [`${rule} (req/sampled/borrowed)`, `${st.RequestCount}/${st.SampledCount}/${st.BorrowCount}`])),
   );
 }
 
 function renderValidation(v) {
+  if (!changed("validation", v)) return;
   const c = v.Counts;
   const codes = Object.entries(c.ByCode).filter(([, n]) => n > 0);
   const list = v.Problems.slice(0, 50).map((p) =>
     el("li", {}, el("code", {}, p.Code), " ",
-      el("a", { href: "#trace=" + encodeURIComponent(p.TraceId), onclick: (ev) => { ev.preventDefault(); selectTrace(p.TraceId); } }, p.TraceId.slice(0, 20) + "…"),
+      el("a", { href: "#trace=" + encodeURIComponent(p.TraceId), onclick: (ev) => { ev.preventDefault(); showTrace(p.TraceId); } }, p.TraceId.slice(0, 20) + "…"),
       ` ${p.DocumentId}: ${p.Message}`));
   const unfiled = v.Unfiled.slice(0, 10).map((u) => el("li", {}, u.Problems.map((p) => el("code", {}, p.Code)), " ", u.Excerpt.slice(0, 120)));
   document.getElementById("validation").replaceChildren(
     counts([["documents checked", c.DocumentsChecked], ["with problems", c.DocumentsWithProblems], ...codes.map(([k, n]) => [k.replaceAll("_", " "), n])]),
     list.length ? el("ul", { class: "problem-list" }, list) : el("p", { class: "empty" }, "No problems in stored traces."),
-    unfiled.length ? [el("h3", {}, "Documents without a usable trace_id"), el("ul", { class: "problem-list" }, unfiled)] : [],
+    ...(unfiled.length ? [el("h3", {}, "Documents without a usable trace_id"), el("ul", { class: "problem-list" }, unfiled)] : []),
   );
+}
+
+// Selects a trace from elsewhere on the page and brings its timeline into view.
+function showTrace(id) {
+  selectTrace(id);
+  document.getElementById("timeline-panel").scrollIntoView({ block: "start" });
 }
 
 // ---- Polling
 
 async function poll() {
+  const seq = ++pollSeq;
   const conn = document.getElementById("conn");
-  try {
-    const q = summaryQuery();
-    const form = document.getElementById("filters");
-    const graphQ = form.elements.range.value ? "?start=" + (Date.now() / 1000 - Number(form.elements.range.value)) : "";
-    const [list, graph, stats, validation] = await Promise.all([
-      getJSON("/api/TraceSummaries?" + q),
-      getJSON("/api/ServiceGraph" + graphQ),
-      getJSON("/api/stats"),
-      getJSON("/api/validation?limit=100"),
-    ]);
-    renderMap(graph);
-    renderList(list);
-    renderStats(stats);
-    renderValidation(validation);
-    if (state.selected) await refreshTimeline();
+  const form = document.getElementById("filters");
+  const graphQ = form.elements.range.value ? "?start=" + (Date.now() / 1000 - Number(form.elements.range.value)) : "";
+  const [list, graph, stats, validation] = await Promise.allSettled([
+    getJSON("/api/TraceSummaries?" + summaryQuery()),
+    getJSON("/api/ServiceGraph" + graphQ),
+    getJSON("/api/stats"),
+    getJSON("/api/validation?limit=100"),
+  ]);
+  // A later poll (a later keystroke) was started: its answers are the ones to show.
+  if (seq !== pollSeq) return;
+  const failed = [list, graph, stats, validation].filter((r) => r.status === "rejected").map((r) => r.reason);
+  const lost = failed.find((e) => !isClientError(e));
+  const filterError = [list, graph].find((r) => r.status === "rejected" && isClientError(r.reason));
+  // Each panel on its own: one failing must not blank the others.
+  const render = (r, f) => {
+    if (r.status !== "fulfilled") return;
+    try { f(r.value); } catch (e) { console.error(e); }
+  };
+  render(stats, renderStats);
+  render(graph, renderMap);
+  render(list, renderList);
+  render(validation, renderValidation);
+  showFilterError(filterError ? filterError.reason.message : null);
+  if (state.selected && !timelineIsCurrent()) await refreshTimeline();
+  if (seq !== pollSeq) return;
+  if (lost) {
+    conn.textContent = "disconnected: " + lost.message;
+    conn.classList.add("down");
+  } else {
     conn.textContent = "live · updated " + new Date().toLocaleTimeString();
     conn.classList.remove("down");
-  } catch (e) {
-    conn.textContent = "disconnected: " + e.message;
-    conn.classList.add("down");
   }
 }
 
