@@ -893,3 +893,355 @@ async fn the_empty_list_tells_where_to_send_segments() {
     );
     ui.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_segments_nest_under_their_call_and_show_clock_skew() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    let t = trace_id();
+    let (call, other) = (entity_id(), entity_id());
+    let t0 = now() - 2.0;
+    let mut front = segment(&t, &entity_id(), "front", None, t0, 1.0);
+    front["subsegments"] = json!([
+        {"name": "call-api", "id": call, "start_time": t0 + 0.1, "end_time": t0 + 0.3},
+        {"name": "call-other", "id": other, "start_time": t0 + 0.4, "end_time": t0 + 0.6}
+    ]);
+    send_doc(&ui.server, &front);
+    // Starts 50 ms before its call: the other host's clock is behind.
+    send_doc(
+        &ui.server,
+        &segment(&t, &entity_id(), "api", Some(&call), t0 + 0.05, 0.2),
+    );
+    send_doc(
+        &ui.server,
+        &segment(&t, &entity_id(), "other", Some(&other), t0 + 0.45, 0.1),
+    );
+    wait_accepted(&ui.server, 3);
+    ui.open(&format!("#trace={t}"));
+    ui.page.wait(
+        "five rows",
+        "document.querySelectorAll('.wf-row').length === 5",
+    );
+    let rows = ui.page.eval(
+        "[...document.querySelectorAll('.wf-row')].map((r) => [r.querySelector('.wf-label').title, r.dataset.depth, \
+           (r.querySelector('.wf-skew') || {}).textContent || ''])",
+    );
+    assert_eq!(
+        rows,
+        json!([
+            ["front", "0", ""],
+            ["call-api", "1", ""],
+            ["api", "2", "possible clock skew"],
+            ["call-other", "1", ""],
+            ["other", "2", ""]
+        ])
+    );
+    ui.finish().await;
+}
+
+/// JavaScript for the map node named `name`.
+fn map_node(name: &str) -> String {
+    format!(
+        "document.querySelector('.map-node[data-name=' + JSON.stringify({}) + ']')",
+        json!(name)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_service_maps_stay_in_their_panel_and_nodes_filter_the_list() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    let t0 = now() - 2.0;
+    // One trace calling 300 distinct remote hosts: 300 nodes in one column.
+    let mut big = segment(&trace_id(), &entity_id(), "fanout", None, t0, 1.0);
+    big["subsegments"] = (0..300)
+        .map(|i| {
+            json!({"name": format!("host-{i:03}"), "id": entity_id(), "namespace": "remote",
+                        "start_time": t0 + 0.1, "end_time": t0 + 0.2})
+        })
+        .collect();
+    send_doc(&ui.server, &big);
+    // Two front ends whose callees sort the other way round by name: in name order
+    // their edges cross.
+    for (front, back) in [("a-front", "z-back"), ("b-front", "a-back")] {
+        let t = trace_id();
+        let call = entity_id();
+        let mut s = segment(&t, &entity_id(), front, None, t0, 0.5);
+        s["subsegments"] =
+            json!([{"name": back, "id": call, "start_time": t0 + 0.1, "end_time": t0 + 0.3}]);
+        send_doc(&ui.server, &s);
+        send_doc(
+            &ui.server,
+            &segment(&t, &entity_id(), back, Some(&call), t0 + 0.11, 0.1),
+        );
+    }
+    // Throttled calls only.
+    let mut slow = segment(&trace_id(), &entity_id(), "throttled", None, t0, 0.1);
+    slow["error"] = json!(true);
+    slow["throttle"] = json!(true);
+    slow["http"] = json!({"response": {"status": 429}});
+    send_doc(&ui.server, &slow);
+    wait_accepted(&ui.server, 6);
+    ui.open("");
+    ui.page.wait(
+        "the map",
+        "document.querySelectorAll('.map-node').length === 307",
+    );
+    ui.page.wait(
+        "four traces",
+        "document.querySelectorAll('tr.trace-row').length === 4",
+    );
+    let boxes = ui.page.eval(
+        "['map-panel', 'list-panel'].map((id) => document.getElementById(id).getBoundingClientRect()) \
+           .map((r) => [r.top, r.height])",
+    );
+    let f = |i: usize, k: usize| boxes[i][k].as_f64().unwrap_or(f64::NAN);
+    assert!(f(0, 1) < 600.0, "map panel height: {boxes}");
+    assert!(
+        f(1, 0) < 900.0 - 100.0,
+        "trace list in the first screen: {boxes}"
+    );
+
+    // Callees follow their callers' order.
+    let y = |ui: &mut Ui, name: &str| {
+        ui.page
+            .eval(&format!("{}.getBoundingClientRect().top", map_node(name)))
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
+    assert!(y(&mut ui, "a-front") < y(&mut ui, "b-front"));
+    assert!(
+        y(&mut ui, "z-back") < y(&mut ui, "a-back"),
+        "z-back is called by a-front, which is above b-front"
+    );
+
+    // Throttles have a colour of their own.
+    let edge = ui.page.eval(
+        "document.querySelector('.map-edge[data-from=\"client\"][data-to=\"throttled\"]').getAttribute('class')",
+    );
+    assert_eq!(edge, json!("map-edge throttle"));
+    assert_eq!(
+        ui.page.eval(&format!(
+            "{}.querySelector('.ring').getAttribute('class')",
+            map_node("throttled")
+        )),
+        json!("ring throttle")
+    );
+
+    // A click on a node filters the list by it; so does Enter on a focused node.
+    ui.page.eval(&format!(
+        "{}.dispatchEvent(new MouseEvent('click', {{bubbles: true}}))",
+        map_node("b-front")
+    ));
+    ui.page.wait(
+        "the b-front trace alone",
+        "document.querySelectorAll('tr.trace-row').length === 1 && \
+         document.querySelector('tr.trace-row').textContent.includes('b-front')",
+    );
+    assert_eq!(
+        ui.page
+            .eval("document.getElementById('filters').elements.service.value"),
+        json!("b-front")
+    );
+    ui.page.eval(&format!(
+        "{0}.focus(); {0}.dispatchEvent(new KeyboardEvent('keydown', {{key: 'Enter', bubbles: true}}))",
+        map_node("fanout")
+    ));
+    ui.page.wait(
+        "the fanout trace alone",
+        "document.querySelectorAll('tr.trace-row').length === 1 && \
+         document.querySelector('tr.trace-row').textContent.includes('fanout')",
+    );
+    assert_eq!(
+        ui.page.eval(&format!(
+            "[{0}.tabIndex, document.activeElement === {0}]",
+            map_node("fanout")
+        )),
+        json!([0, true])
+    );
+    ui.finish().await;
+}
+
+/// Presses `key` as a keyboard would (trusted key events, Tab moves the focus).
+fn press(page: &mut Page, key: &str) {
+    let code = match key {
+        "Tab" => 9,
+        "Enter" => 13,
+        "ArrowUp" => 38,
+        "ArrowDown" => 40,
+        _ => 0,
+    };
+    for kind in ["rawKeyDown", "keyUp"] {
+        page.call(
+            "Input.dispatchKeyEvent",
+            json!({"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code}),
+        );
+    }
+}
+
+/// The `data-id` of the focused element, or its tag name.
+const FOCUSED: &str = "document.activeElement.dataset.id || document.activeElement.tagName";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_reachable_and_selectable_with_the_keyboard() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    // Newest first in the list: c, b, a.
+    let ids: Vec<String> = (0..3).map(|_| trace_id()).collect();
+    let mut segs = Vec::new();
+    for (i, t) in ids.iter().enumerate() {
+        let seg = entity_id();
+        let t0 = now() - 3.0 + i as f64;
+        let mut s = segment(t, &seg, &format!("svc-{i}"), None, t0, 0.5);
+        s["subsegments"] = json!([{"name": "first", "id": entity_id(), "start_time": t0 + 0.1, "end_time": t0 + 0.2},
+                                  {"name": "second", "id": entity_id(), "start_time": t0 + 0.2, "end_time": t0 + 0.3}]);
+        send_doc(&ui.server, &s);
+        segs.push(seg);
+    }
+    wait_accepted(&ui.server, 3);
+    ui.open(&format!("#trace={}", ids[2]));
+    ui.page.wait(
+        "three traces",
+        "document.querySelectorAll('tr.trace-row').length === 3",
+    );
+    assert_eq!(
+        ui.page
+            .eval("document.getElementById('conn').getAttribute('aria-live')"),
+        json!("polite")
+    );
+    assert_eq!(
+        ui.page.eval(&format!(
+            "{}.getAttribute('aria-selected')",
+            list_row(&ids[2])
+        )),
+        json!("true")
+    );
+    // Tab from the last filter control passes the map nodes and the timeline
+    // rows, then reaches the first trace row.
+    ui.page.eval("document.getElementById('clear').focus()");
+    let mut reached = false;
+    for _ in 0..40 {
+        press(&mut ui.page, "Tab");
+        if ui.page.eval(FOCUSED) == json!(ids[2]) {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the first trace row");
+    press(&mut ui.page, "ArrowDown");
+    assert_eq!(ui.page.eval(FOCUSED), json!(ids[1]));
+    press(&mut ui.page, "Enter");
+    ui.page.wait(
+        "trace b selected",
+        &format!(
+            "{}.getAttribute('aria-selected') === 'true' && location.hash.includes({})",
+            list_row(&ids[1]),
+            json!(ids[1])
+        ),
+    );
+    assert_eq!(
+        ui.page.eval(&format!(
+            "{}.getAttribute('aria-selected')",
+            list_row(&ids[2])
+        )),
+        json!("false")
+    );
+    ui.page.wait(
+        "trace b's timeline",
+        &format!("{} !== undefined", wf_row("svc-1")),
+    );
+
+    // Timeline rows: focus, arrows, Enter shows the row's details.
+    ui.page.eval(&format!("{}.focus()", wf_row("svc-1")));
+    assert_eq!(ui.page.eval(FOCUSED), json!(segs[1]));
+    press(&mut ui.page, "ArrowDown");
+    press(&mut ui.page, "ArrowDown");
+    press(&mut ui.page, "ArrowUp");
+    press(&mut ui.page, "Enter");
+    let title = ui
+        .page
+        .eval("document.querySelector('#details h3').textContent");
+    assert!(
+        title
+            .as_str()
+            .is_some_and(|t| t.starts_with("subsegment first")),
+        "{title}"
+    );
+    assert_eq!(
+        ui.page.eval(&format!(
+            "{}.getAttribute('aria-selected')",
+            wf_row("first")
+        )),
+        json!("true")
+    );
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_badges_have_enough_contrast() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    ui.open("");
+    // WCAG contrast of each badge's text on its background.
+    let ratios = ui.page.eval(
+        "(() => { \
+           const lum = (c) => { const [r, g, b] = c.match(/\\d+/g).slice(0, 3).map((v) => { v /= 255; \
+             return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); \
+             return 0.2126 * r + 0.7152 * g + 0.0722 * b; }; \
+           return ['', 'error', 'fault', 'throttle', 'partial', 'problem'].map((k) => { \
+             const b = document.createElement('span'); b.className = 'badge ' + k; document.body.append(b); \
+             const s = getComputedStyle(b); const [x, y] = [lum(s.color), lum(s.backgroundColor)]; \
+             b.remove(); return [k, (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05)]; }); })()",
+    );
+    for r in ratios.as_array().expect("ratios") {
+        assert!(r[1].as_f64().is_some_and(|c| c >= 4.5), "{ratios}");
+    }
+    ui.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_labels_show_operation_status_and_a_status_mark() {
+    let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
+        return;
+    };
+    let t = trace_id();
+    let t0 = now() - 2.0;
+    let mut seg = segment(&t, &entity_id(), "front", None, t0, 1.0);
+    seg["subsegments"] = json!([
+        {"name": "DynamoDB", "id": entity_id(), "namespace": "aws", "start_time": t0 + 0.1, "end_time": t0 + 0.2,
+         "error": true, "aws": {"operation": "PutItem"}, "http": {"response": {"status": 400}}},
+        {"name": "api", "id": entity_id(), "namespace": "remote", "start_time": t0 + 0.2, "end_time": t0 + 0.3,
+         "fault": true, "http": {"request": {"method": "POST"}, "response": {"status": 503}}},
+        {"name": "SQS", "id": entity_id(), "namespace": "aws", "start_time": t0 + 0.3, "end_time": t0 + 0.4,
+         "error": true, "throttle": true, "aws": {"operation": "SendMessage"}, "http": {"response": {"status": 429}}},
+        // Not strings or numbers: not shown.
+        {"name": "odd", "id": entity_id(), "start_time": t0 + 0.4, "end_time": t0 + 0.5,
+         "aws": {"operation": {"x": 1}}, "http": {"request": {"method": ["GET"]}}}
+    ]);
+    send_doc(&ui.server, &seg);
+    wait_accepted(&ui.server, 1);
+    ui.open(&format!("#trace={t}"));
+    ui.page.wait(
+        "five rows",
+        "document.querySelectorAll('.wf-row').length === 5",
+    );
+    let labels = ui.page.eval(
+        "[...document.querySelectorAll('.wf-label')].map((l) => [l.textContent, \
+           (l.querySelector('.wf-status') || {}).textContent || ''])",
+    );
+    assert_eq!(
+        labels,
+        json!([
+            ["front", ""],
+            ["! errorDynamoDBPutItem 400aws", "! error"],
+            ["✕ faultapiPOST 503remote", "✕ fault"],
+            ["⏸ throttleSQSSendMessage 429aws", "⏸ throttle"],
+            ["odd", ""]
+        ])
+    );
+    ui.finish().await;
+}

@@ -77,6 +77,42 @@ function pct(n, d) {
   return d ? Math.round((100 * n) / d) + "%" : "0%";
 }
 
+// Marks the rows matching `selector` whose data-id is `id` as the selected one.
+function markSelected(selector, id) {
+  for (const r of document.querySelectorAll(selector)) {
+    r.classList.toggle("selected", r.dataset.id === id);
+    r.setAttribute("aria-selected", String(r.dataset.id === id));
+  }
+}
+
+// Keyboard use of a row list: arrows move the focus to the next or previous
+// focusable row, Enter or Space picks the focused one.
+function rowKeys(ev, pick) {
+  if (ev.key === "Enter" || ev.key === " ") {
+    ev.preventDefault();
+    pick();
+    return;
+  }
+  if (ev.key !== "ArrowDown" && ev.key !== "ArrowUp") return;
+  const next = ev.key === "ArrowDown" ? ev.currentTarget.nextElementSibling : ev.currentTarget.previousElementSibling;
+  if (next && next.tabIndex === 0) {
+    ev.preventDefault();
+    next.focus();
+  }
+}
+
+// A re-render replaces the rows: give the focus back to the row that had it.
+function focusedId(selector) {
+  const a = document.activeElement;
+  return a && a.matches(selector) ? a.dataset.id : null;
+}
+
+function refocus(selector, id) {
+  if (id === null) return;
+  const r = [...document.querySelectorAll(selector)].find((x) => x.dataset.id === id);
+  if (r) r.focus();
+}
+
 // ---- URL state: #trace=<id>&service=..&status=..&min_ms=..&annotation=..&range=..
 
 function readHash() {
@@ -97,7 +133,7 @@ function filtersFromHash() {
   const id = h.get("trace");
   if (id !== state.selected) forgetTrace();
   state.selected = id;
-  for (const r of document.querySelectorAll("tr.trace-row")) r.classList.toggle("selected", r.dataset.id === id);
+  markSelected("tr.trace-row", id);
 }
 
 function syncHash() {
@@ -169,7 +205,10 @@ function renderList(data) {
           class: "trace-row" + (s.Id === state.selected ? " selected" : ""),
           "data-id": s.Id,
           title: s.Id,
+          tabindex: "0",
+          "aria-selected": String(s.Id === state.selected),
           onclick: () => selectTrace(s.Id),
+          onkeydown: (ev) => rowKeys(ev, () => selectTrace(s.Id)),
         },
         // Cells are cut with an ellipsis: their title holds the whole text.
         el("td", { title: isFinite(s.StartTime) ? new Date(s.StartTime * 1000).toString() : null }, clock(s.StartTime)),
@@ -181,7 +220,9 @@ function renderList(data) {
         el("td", {}, s.ProblemCount ? el("span", { class: "badge problem" }, String(s.ProblemCount)) : ""),
       );
     });
+    const focused = focusedId("tr.trace-row");
     body.replaceChildren(...rows);
+    refocus("tr.trace-row", focused);
     if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "empty" }, empty)));
     document.getElementById("trace-count").textContent =
       `${data.TraceSummaries.length} shown of ${data.MatchedCount} matching, ${data.TracesProcessedCount} stored`;
@@ -214,7 +255,7 @@ function selectTrace(id, quiet) {
   if (state.selected !== id) forgetTrace();
   state.selected = id;
   if (!quiet) syncHash();
-  for (const r of document.querySelectorAll("tr.trace-row")) r.classList.toggle("selected", r.dataset.id === id);
+  markSelected("tr.trace-row", id);
   refreshTimeline();
 }
 
@@ -227,6 +268,20 @@ function rowStatus(r) {
   if (r.Error) return "error";
   return "";
 }
+
+// What the row did, next to its name: the AWS operation or the HTTP method,
+// then the HTTP status ("PutItem 400", "GET 200"). Documents may hold any
+// type in these fields: only strings and numbers are shown.
+function operationText(r) {
+  const pick = (v) => (typeof v === "string" || typeof v === "number" ? String(v) : "");
+  const obj = (v) => (v && typeof v === "object" && !Array.isArray(v) ? v : {});
+  const http = obj(r.Http);
+  return [pick(obj(r.Aws).operation) || pick(obj(http.request).method), pick(obj(http.response).status)]
+    .filter(Boolean).join(" ");
+}
+
+// Error, fault and throttle as a symbol and a word too, not by colour alone.
+const STATUS_MARKS = { fault: "✕ fault", error: "! error", throttle: "⏸ throttle" };
 
 // Indentation stops growing here: deeper rows would push their track right
 // (the label is a fixed share of the row); their depth is shown as a number.
@@ -264,12 +319,24 @@ function renderTimeline(tl) {
         class: `wf-row ${r.Kind}` + (r.Id === state.selectedRow ? " selected" : ""),
         "data-id": r.Id,
         "data-depth": String(r.Depth),
+        tabindex: "0",
+        "aria-selected": String(r.Id === state.selectedRow),
         onclick: () => selectRow(r.Id),
+        onkeydown: (ev) => rowKeys(ev, () => selectRow(r.Id)),
       },
       // The cap in % keeps the indent inside the label on narrow screens too.
       el("div", { class: "wf-label", style: `padding-left:min(${indent}px, 20%)`, title: text(r.Name) },
         r.Depth > MAX_INDENT_DEPTH ? el("span", { class: "depth", title: `depth ${r.Depth}` }, String(r.Depth)) : null,
-        problems, name, r.Namespace ? el("span", { class: "ns" }, text(r.Namespace)) : null),
+        problems,
+        STATUS_MARKS[rowStatus(r)] ? el("span", { class: `wf-status ${rowStatus(r)}` }, STATUS_MARKS[rowStatus(r)]) : null,
+        name,
+        operationText(r) ? el("span", { class: "wf-op" }, operationText(r)) : null,
+        r.Namespace ? el("span", { class: "ns" }, text(r.Namespace)) : null,
+        // The callee's times come from another host: outside its call, they
+        // are more likely a clock difference than what really happened.
+        typeof r.ClockSkew === "number"
+          ? el("span", { class: "wf-skew", title: `${ms(r.ClockSkew)} outside the call it is nested under: the two hosts' clocks may differ` }, "possible clock skew")
+          : null),
       el("div", { class: "wf-track" },
         el("div", { class: `wf-bar ${rowStatus(r)}`, style: `left:${left}%;width:${width}%` }),
         durationLabel(left, width, r.InProgress ? "in progress" : ms(end - start))),
@@ -278,7 +345,9 @@ function renderTimeline(tl) {
   const traceProblems = tl.Problems.length
     ? el("ul", { class: "problem-list" }, tl.Problems.map((p) => el("li", {}, el("code", {}, p.Code), " ", p.Message)))
     : null;
+  const focused = focusedId(".wf-row");
   box.replaceChildren(axis, ...rows, traceProblems || "");
+  refocus(".wf-row", focused);
   if (state.selectedRow) selectRow(state.selectedRow);
 }
 
@@ -342,7 +411,7 @@ function selectRow(id) {
   state.selectedRow = id;
   const tl = state.timeline;
   if (!tl) return;
-  for (const r of document.querySelectorAll(".wf-row")) r.classList.toggle("selected", r.dataset.id === id);
+  markSelected(".wf-row", id);
   const r = tl.Rows.find((x) => x.Id === id);
   if (!r) return clearDetails();
   // Unchanged row: keep the panel as it is (and any text selected in it).
@@ -422,6 +491,47 @@ function layout(services) {
   return { depth, columns };
 }
 
+// Sorts each column by the mean position of its callers in the columns before
+// it (the barycentre heuristic): edges then run mostly straight across and
+// cross far less than in name order.
+function orderColumns(columns, services) {
+  const callers = new Map();
+  for (const s of services) {
+    for (const e of s.Edges) {
+      if (e.ReferenceId === s.ReferenceId) continue;
+      if (!callers.has(e.ReferenceId)) callers.set(e.ReferenceId, []);
+      callers.get(e.ReferenceId).push(s.ReferenceId);
+    }
+  }
+  const place = new Map(); // id -> position in its column, 0..1
+  for (const col of columns) {
+    if (!col) continue;
+    const key = new Map(col.map((id, i) => {
+      const ys = (callers.get(id) || []).filter((c) => place.has(c)).map((c) => place.get(c));
+      return [id, ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : (i + 0.5) / col.length];
+    }));
+    col.sort((a, b) => key.get(a) - key.get(b) || a - b);
+    col.forEach((id, i) => place.set(id, (i + 0.5) / col.length));
+  }
+}
+
+// Faults, then errors other than throttles, then throttles: a throttle asks
+// the caller to slow down, it is not a broken request.
+function problemClass(st) {
+  const thr = st.ErrorStatistics.ThrottleCount || 0;
+  if (st.FaultStatistics.TotalCount) return "fault";
+  if (st.ErrorStatistics.TotalCount - thr > 0) return "error";
+  if (thr) return "throttle";
+  return "";
+}
+
+// Shows the traces through `name` in the list, as typing it would.
+function filterByService(name) {
+  const f = document.getElementById("filters").elements.service;
+  f.value = name;
+  f.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
 function rates(st) {
   const n = st.TotalCount, thr = st.ErrorStatistics.ThrottleCount;
   return [["err", st.ErrorStatistics.TotalCount - thr], ["thr", thr], ["flt", st.FaultStatistics.TotalCount]]
@@ -440,7 +550,9 @@ function renderMap(graph) {
   empty.style.display = services.length ? "none" : "";
   empty.textContent = "No traffic yet. Point an SDK at UDP " + (udp || "…") + ".";
   const { columns } = layout(services);
+  orderColumns(columns, services);
   const rowsMax = Math.max(1, ...columns.map((c) => (c ? c.length : 0)));
+  // Can be far taller than the screen: #map-scroll caps what the panel shows.
   const height = Math.max(240, rowsMax * 95 + 30);
   map.setAttribute("viewBox", `0 0 ${width} ${height}`);
   map.style.height = height + "px";
@@ -464,7 +576,7 @@ function renderMap(graph) {
       const x2 = b.x - (dx / len) * (R + 3), y2 = b.y - (dy / len) * (R + 3);
       const d = self ? `M${a.x + R},${a.y} c40,-40 40,40 0,8` : `M${x1},${y1} L${x2},${y2}`;
       const faults = st.FaultStatistics.TotalCount, errors = st.ErrorStatistics.TotalCount;
-      const cls = "map-edge" + (faults ? " fault" : errors ? " error" : "");
+      const cls = ("map-edge " + problemClass(st)).trim();
       const mx = self ? a.x + R + 34 : (x1 + x2) / 2, my = self ? a.y : (y1 + y2) / 2;
       const target = services[e.ReferenceId].Name;
       edges.push(svg("g", { class: cls, "data-from": s.Name, "data-to": target, "data-count": String(st.TotalCount) },
@@ -477,13 +589,24 @@ function renderMap(graph) {
   const nodes = services.map((s) => {
     const p = pos.get(s.ReferenceId);
     const st = s.SummaryStatistics;
-    const bad = st.FaultStatistics.TotalCount ? "var(--fault)" : st.ErrorStatistics.TotalCount ? "var(--error)" : null;
-    return svg("g", { class: `map-node ${nodeClass(s.Type)}`, "data-name": s.Name, "data-type": s.Type, transform: `translate(${p.x},${p.y})` },
+    const bad = problemClass(st);
+    // The client node stands for callers, not a service the list can filter by.
+    const pick = s.Type === "client" ? {} : { tabindex: "0", role: "button", "aria-label": `Show traces through ${s.Name}` };
+    const g = svg("g", { class: `map-node ${nodeClass(s.Type)}`, "data-name": s.Name, "data-type": s.Type, transform: `translate(${p.x},${p.y})`, ...pick },
       svg("title", {}, `${s.Name} (${s.Type}) · ${st.TotalCount} requests`),
       svg("circle", { r: R }),
-      ...(bad ? [svg("circle", { class: "ring", r: R + 3, stroke: bad })] : []),
+      ...(bad ? [svg("circle", { class: `ring ${bad}`, r: R + 3 })] : []),
       svg("text", { y: R + 14 }, s.Name.length > 26 ? s.Name.slice(0, 25) + "…" : s.Name),
       svg("text", { class: "type", y: R + 26 }, s.Type));
+    if (s.Type !== "client") {
+      g.addEventListener("click", () => filterByService(s.Name));
+      g.addEventListener("keydown", (ev) => {
+        if (ev.key !== "Enter" && ev.key !== " ") return;
+        ev.preventDefault();
+        filterByService(s.Name);
+      });
+    }
+    return g;
   });
   map.replaceChildren(defs, ...edges, ...nodes);
   document.getElementById("services").replaceChildren(
@@ -570,13 +693,14 @@ async function poll() {
   showFilterError(filterError ? filterError.reason.message : null);
   if (state.selected && !timelineIsCurrent()) await refreshTimeline();
   if (seq !== pollSeq) return;
-  if (lost) {
-    conn.textContent = "disconnected: " + lost.message;
-    conn.classList.add("down");
-  } else {
-    conn.textContent = "live · updated " + new Date().toLocaleTimeString();
-    conn.classList.remove("down");
+  // #conn is a live region: its status text changes only when the connection
+  // does, and the time of each poll sits in a part screen readers skip.
+  const status = lost ? "disconnected: " + lost.message : "live · updated ";
+  if (conn.firstChild?.nodeType !== Node.TEXT_NODE || conn.firstChild.data !== status) {
+    conn.replaceChildren(status, el("span", { "aria-hidden": "true" }));
   }
+  conn.lastChild.textContent = lost ? "" : new Date().toLocaleTimeString();
+  conn.classList.toggle("down", !!lost);
 }
 
 function start() {
