@@ -30,17 +30,7 @@ async fn summary_filters() {
         json!({}),
     );
     wait_accepted(&server, 4);
-    let ids = |q: &str| -> Vec<String> {
-        let v = get_json(&server, &format!("/api/TraceSummaries?{q}"));
-        let mut ids: Vec<String> = v["TraceSummaries"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .map(|s| s["Id"].as_str().expect("id").to_string())
-            .collect();
-        ids.sort();
-        ids
-    };
+    let ids = |q: &str| summary_ids(&server, q);
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
@@ -201,17 +191,7 @@ async fn in_progress_traces_last_until_their_latest_finished_entity() {
             "{tl}"
         );
     }
-    let ids = |q: &str| -> Vec<String> {
-        let v = get_json(&server, &format!("/api/TraceSummaries?{q}"));
-        let mut ids: Vec<String> = v["TraceSummaries"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .filter_map(|s| s["Id"].as_str().map(str::to_string))
-            .collect();
-        ids.sort();
-        ids
-    };
+    let ids = |q: &str| summary_ids(&server, q);
     let mut both = vec![open.clone(), long.clone()];
     both.sort();
     assert_eq!(ids("min_duration=0.79"), both);
@@ -227,4 +207,17 @@ async fn stats_name_the_bound_udp_address() {
     let v = get_json(&server, "/api/stats");
     assert_eq!(v["UdpAddress"], json!(server.udp_addr().to_string()));
     server.shutdown().await;
+}
+
+/// The IDs of the trace summaries `/api/TraceSummaries?<query>` lists, sorted.
+fn summary_ids(server: &xray_local::Server, query: &str) -> Vec<String> {
+    let v = get_json(server, &format!("/api/TraceSummaries?{query}"));
+    let mut ids: Vec<String> = v["TraceSummaries"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["Id"].as_str().expect("id").to_string())
+        .collect();
+    ids.sort();
+    ids
 }

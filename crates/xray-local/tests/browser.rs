@@ -53,20 +53,24 @@ fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The flags of every headless Chromium these tests start: no sandbox (root in CI), no GPU,
+/// and none of the background work that would reach the network.
+const HEADLESS_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+];
+
 /// Runs Chromium with a hard time limit and returns its stdout.
 fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> String {
     let mut child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=8000",
-        ])
+        .args(HEADLESS_FLAGS)
+        .args(["--virtual-time-budget=8000"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
         .arg(url)
