@@ -342,17 +342,19 @@ impl fmt::Debug for TraceShared {
 }
 
 impl TraceShared {
-    /// Locks the trace's state, or `None` when this thread already holds the lock: user code
-    /// run under it (an `update` or `end_with` closure, a value serialized as metadata, an
-    /// error formatted as a cause, or a `tracing` event they emit) touched the same trace.
-    /// Waiting would deadlock; the caller drops the change instead.
+    /// Locks the trace's state, or `None` when this thread already holds the lock, directly
+    /// or further out: user code run under it (an `update` or `end_with` closure, a value
+    /// serialized as metadata, an error formatted as a cause, or a `tracing` event they emit)
+    /// touched the same trace, perhaps through another trace's closure. Waiting would
+    /// deadlock; the caller drops the change instead.
     fn lock(&self) -> Option<TraceGuard<'_>> {
         let me = self as *const TraceShared as usize;
-        // One thread-local access: the innermost trace held, marked as ours if it is not.
+        // One thread-local access when no other trace is held (the common case): the
+        // innermost trace held, marked as ours if it is not.
         let prev = HELD
             .try_with(|h| {
                 let prev = h.get();
-                if prev & !DEFERRED_BIT == me {
+                if prev & !DEFERRED_BIT != 0 && !push_outer(prev & !DEFERRED_BIT, me) {
                     return None;
                 }
                 h.set(me | (prev & DEFERRED_BIT));
@@ -369,10 +371,46 @@ impl TraceShared {
     }
 }
 
+/// This thread is about to lock trace `me` while it holds `innermost` (user code under a
+/// trace's lock touching a trace again: rare). Records `innermost` as held further out, or
+/// returns `false` when `me` is already held, here or further out, where waiting would
+/// deadlock.
+#[cold]
+#[inline(never)]
+fn push_outer(innermost: usize, me: usize) -> bool {
+    if innermost == me {
+        return false;
+    }
+    OUTER
+        .try_with(|o| {
+            let Ok(mut outer) = o.try_borrow_mut() else {
+                return false;
+            };
+            if outer.contains(&me) {
+                return false;
+            }
+            outer.push(innermost);
+            true
+        })
+        .unwrap_or(false)
+}
+
+/// Undoes [`push_outer`] when the nested lock is released.
+fn pop_outer() {
+    let _ = OUTER.try_with(|o| {
+        if let Ok(mut outer) = o.try_borrow_mut() {
+            outer.pop();
+        }
+    });
+}
+
 thread_local! {
     /// The address of the trace whose lock this thread holds (the innermost; 0: none), with
     /// [`DEFERRED_BIT`] set while `DEFERRED_ENDS` has entries.
     static HELD: Cell<usize> = const { Cell::new(0) };
+    /// The other traces whose locks this thread holds, outermost first (empty unless user
+    /// code under one trace's lock took another's).
+    static OUTER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     /// Ends asked for while this thread held the same trace's lock, applied on release.
     static DEFERRED_ENDS: RefCell<Vec<(Arc<TraceShared>, u32, u64)>> = const { RefCell::new(Vec::new()) };
 }
@@ -410,9 +448,24 @@ impl Drop for HeldMarker {
         let held = HELD
             .try_with(|h| h.replace(self.prev & !DEFERRED_BIT))
             .unwrap_or(0);
-        if held & DEFERRED_BIT != 0 {
-            apply_deferred_ends();
+        // One test for the two rare cases: another trace is still held further out, or ends
+        // were deferred meanwhile.
+        if (self.prev & !DEFERRED_BIT) | (held & DEFERRED_BIT) != 0 {
+            release_nested(self.prev, held);
         }
+    }
+}
+
+/// The rare part of releasing a trace's lock: forgets the trace held further out that
+/// [`push_outer`] recorded, then applies the ends deferred meanwhile.
+#[cold]
+#[inline(never)]
+fn release_nested(prev: usize, held: usize) {
+    if prev & !DEFERRED_BIT != 0 {
+        pop_outer();
+    }
+    if held & DEFERRED_BIT != 0 {
+        apply_deferred_ends();
     }
 }
 

@@ -70,6 +70,45 @@ fn changes_to_the_same_trace_from_inside_a_closure_do_not_deadlock() {
     assert!(done.get("in_progress").is_none(), "{done}");
 }
 
+#[test]
+fn a_trace_touched_from_another_trace_s_closure_under_its_own_lock_does_not_deadlock() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let docs = within_time(move || {
+        let first = recorder.begin_segment("first");
+        let second = recorder.begin_segment("second");
+        let first_ctx = first.context();
+        let second_ctx = second.context();
+        let first_call = first.begin_subsegment("first-call");
+        first.update(|_| {
+            // Under the first trace's lock: another trace is recorded into as usual...
+            second_ctx.update(|e| {
+                e.annotate("from_first", 1);
+                // ...and from there, the first trace again: its lock is held further out,
+                // so the change is dropped and the end is applied on release.
+                first_ctx.annotate("dropped", 1);
+                first_call.end();
+            });
+            second_ctx.annotate("after_inner", 2);
+        });
+        first.update(|e| e.put_metadata("after", true));
+        second.end();
+        first.end();
+        recorder.flush(WAIT).unwrap();
+        capture.drain_documents(Duration::from_millis(300))
+    });
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    let first = by_name(&docs, "first");
+    assert!(first.get("annotations").is_none(), "{first}");
+    assert_eq!(first["metadata"]["default"]["after"], true);
+    let call = &first["subsegments"][0];
+    assert_eq!(call["name"], "first-call");
+    assert!(call.get("in_progress").is_none(), "{call}");
+    let second = by_name(&docs, "second");
+    assert_eq!(second["annotations"]["from_first"], 1);
+    assert_eq!(second["annotations"]["after_inner"], 2);
+}
+
 /// A metadata value whose serialization records into the current trace.
 struct Chatty(Context);
 
