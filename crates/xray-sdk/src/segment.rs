@@ -11,7 +11,8 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -349,27 +350,63 @@ impl TraceShared {
     /// deadlock; the caller drops the change instead.
     fn lock(&self) -> Option<TraceGuard<'_>> {
         let me = self as *const TraceShared as usize;
-        // One thread-local access when no other trace is held (the common case): the
-        // innermost trace held, marked as ours if it is not.
+        // One thread-local access: this trace becomes the innermost one held, and what was
+        // held before comes back.
         let prev = HELD
-            .try_with(|h| {
-                let prev = h.get();
-                if prev & !DEFERRED_BIT != 0 && !push_outer(prev & !DEFERRED_BIT, me) {
-                    return None;
-                }
-                h.set(me | (prev & DEFERRED_BIT));
-                Some(prev)
-            })
-            .unwrap_or(Some(0))?;
+            .try_with(|h| h.replace(me | (h.get() & DEFERRED_BIT)))
+            .unwrap_or(0);
+        if prev & !DEFERRED_BIT != 0 {
+            // Another trace (or this one) is held already: rare.
+            return self.lock_nested(me, prev);
+        }
         // A panic while holding the lock leaves consistent data (every update is a single
         // store), so a poisoned lock is still usable.
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         Some(TraceGuard {
             state,
             _held: HeldMarker { prev },
         })
     }
+
+    /// [`Self::lock`] when this thread already holds a trace's lock (`prev`, the marker
+    /// `lock` replaced with `me`, this trace): user code under that lock touched a trace.
+    ///
+    /// `None` at once when this trace is held here or further out (waiting would deadlock).
+    /// Another trace's lock is waited for at most [`NESTED_LOCK_WAIT`], far longer than any
+    /// change holds a lock: a thread doing the same the other way round would otherwise
+    /// deadlock with this one. After that the change is dropped.
+    #[cold]
+    #[inline(never)]
+    fn lock_nested(&self, me: usize, prev: usize) -> Option<TraceGuard<'_>> {
+        if !push_outer(prev & !DEFERRED_BIT, me) {
+            let _ = HELD.try_with(|h| h.set(prev));
+            return None;
+        }
+        // Dropped without a lock (the wait gave up), it restores what `lock` marked.
+        let held = HeldMarker { prev };
+        let mut deadline = None;
+        let state = loop {
+            match self.state.try_lock() {
+                Ok(guard) => break guard,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let now = Instant::now();
+            if now >= *deadline.get_or_insert(now + NESTED_LOCK_WAIT) {
+                tracing::debug!(
+                    waited_ms = NESTED_LOCK_WAIT.as_millis() as u64,
+                    "X-Ray: a trace's lock stayed taken while this thread held another trace's (user code under each recording into the other?); giving up rather than risking a deadlock"
+                );
+                return None;
+            }
+            std::thread::yield_now();
+        };
+        Some(TraceGuard { state, _held: held })
+    }
 }
+
+/// How long a thread that holds one trace's lock waits for another trace's.
+const NESTED_LOCK_WAIT: Duration = Duration::from_millis(20);
 
 /// This thread is about to lock trace `me` while it holds `innermost` (user code under a
 /// trace's lock touching a trace again: rare). Records `innermost` as held further out, or
@@ -509,7 +546,7 @@ fn defer_end(trace: &Arc<TraceShared>, index: u32, end_us: u64) {
 fn reentered(what: &'static str) {
     tracing::debug!(
         operation = what,
-        "X-Ray: a segment was changed from code running inside a change to the same trace (an update or end_with closure, metadata serialization); this change is not recorded"
+        "X-Ray: a segment was changed from code running inside a change to the same trace (an update or end_with closure, metadata serialization), or its lock could not be taken without risking a deadlock; this change is not recorded"
     );
 }
 

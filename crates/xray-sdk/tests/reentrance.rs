@@ -109,6 +109,49 @@ fn a_trace_touched_from_another_trace_s_closure_under_its_own_lock_does_not_dead
     assert_eq!(second["annotations"]["after_inner"], 2);
 }
 
+#[test]
+fn two_threads_recording_into_each_other_s_trace_under_their_own_locks_do_not_deadlock() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let first = recorder.begin_segment("first");
+    let second = recorder.begin_segment("second");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    // Each thread holds one trace's lock (inside `update`) and, once the other holds its
+    // own, records into the other's trace: without a bound, both would wait for ever.
+    let cross = |held: Context, other: Context, key: &'static str| {
+        let barrier = std::sync::Arc::clone(&barrier);
+        move || {
+            held.update(|e| {
+                e.annotate("own", 1);
+                barrier.wait();
+                other.annotate(key, 1);
+            });
+        }
+    };
+    let one = std::thread::spawn(cross(first.context(), second.context(), "from_first"));
+    let two = std::thread::spawn(cross(second.context(), first.context(), "from_second"));
+    let docs = within_time(move || {
+        one.join().unwrap();
+        two.join().unwrap();
+        first.end();
+        second.end();
+        recorder.flush(WAIT).unwrap();
+        capture.drain_documents(Duration::from_millis(300))
+    });
+    // Both segments are sent with their own changes; a cross change that found the other
+    // lock taken for too long was dropped (at least one of the two did).
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    let first = by_name(&docs, "first");
+    let second = by_name(&docs, "second");
+    assert_eq!(first["annotations"]["own"], 1);
+    assert_eq!(second["annotations"]["own"], 1);
+    let crossed = [
+        &first["annotations"]["from_second"],
+        &second["annotations"]["from_first"],
+    ];
+    assert!(crossed.iter().any(|v| v.is_null()), "{docs:?}");
+}
+
 /// A metadata value whose serialization records into the current trace.
 struct Chatty(Context);
 
