@@ -15,6 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use xray_sdk::Record;
 
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::TextMapPropagator;

@@ -18,6 +18,7 @@ use std::future::{Future, Ready, ready};
 use std::pin::pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
+use xray_sdk::Record;
 
 use bytes::Bytes;
 use http::{Request, Response};

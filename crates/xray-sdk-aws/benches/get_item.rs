@@ -31,7 +31,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use xray_sdk::context::FutureExt;
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::AlwaysSample;
-use xray_sdk::{Recorder, Segment};
+use xray_sdk::{Entity, Recorder};
 use xray_sdk_aws::XRayInterceptor;
 
 /// AWS calls per segment (request): a busy handler's worth.
@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
     let plain = client(false);
     let xray = client(true);
     // `n` GetItem calls on `client` in `segment`'s context; returns the time they took.
-    let calls = |client: &Client, segment: &Segment, n: u64| {
+    let calls = |client: &Client, segment: &Entity, n: u64| {
         let ctx = segment.context();
         let start = Instant::now();
         rt.block_on(

@@ -91,7 +91,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::region::Region;
 use xray_sdk::deferred::{AwsFieldWriter, DeferredFields};
-use xray_sdk::{Cause, Context, ContextMissing, Exception, Namespace, Subsegment};
+use xray_sdk::{Cause, Context, ContextMissing, Entity, Exception, Namespace, Patch, Record};
 
 use crate::params::OperationParams;
 
@@ -142,7 +142,7 @@ struct CallState {
     /// The context that was current when the call started.
     parent: Context,
     /// The call's subsegment, once its name is known.
-    subsegment: Option<Subsegment>,
+    subsegment: Option<Entity>,
     /// What the subsegment's `aws` block is written from (sampled calls only); boxed once,
     /// when the subsegment begins, and handed over as it is when it ends.
     facts: Option<Box<CallFacts>>,
@@ -167,13 +167,12 @@ impl Drop for CallState {
 /// until the segment is sent, so that tracing never holds on to large payloads.
 const DEFERRED_BODY_LIMIT: usize = 64 * 1024;
 
-/// The facts of one call, kept as they are (reference-counted bodies, the SDK's own
-/// metadata) and turned into the `aws` block on the emitter's thread when the subsegment
-/// is written: operation, region, request IDs, retries and the whitelisted parameters.
+/// The facts of one call, kept as they are (reference-counted bodies) and turned into the
+/// rest of the `aws` block on the emitter's thread when the subsegment is written: request
+/// IDs, retries and the whitelisted parameters. (The operation and the region are typed
+/// fields of the subsegment, set when it begins.)
 #[derive(Debug, Default)]
 struct CallFacts {
-    metadata: Option<Metadata>,
-    region: Option<Region>,
     params: Option<&'static OperationParams>,
     /// The serialized request, for the request parameters.
     request: Option<SdkBody>,
@@ -186,12 +185,6 @@ struct CallFacts {
 
 impl DeferredFields for CallFacts {
     fn aws(&self, out: &mut AwsFieldWriter<'_>) {
-        if let Some(meta) = &self.metadata {
-            out.str("operation", meta.name());
-        }
-        if let Some(region) = &self.region {
-            out.str("region", region.as_ref());
-        }
         if let Some(id) = &self.request_id {
             out.str("request_id", id);
         }
@@ -293,16 +286,20 @@ fn ensure_begun(cfg: &mut ConfigBag) {
     let name = meta
         .as_ref()
         .map_or(Cow::Borrowed("AWS"), |m| segment_name(m.service()));
-    let sub = state
-        .parent
-        .begin_subsegment_with(name, |e| e.set_namespace(Namespace::Aws));
+    let sub = state.parent.begin_subsegment_with(name, |e| {
+        e.set_namespace(Namespace::Aws);
+        if let Some(m) = &meta {
+            e.set_aws_operation(m.name());
+        }
+        if let Some(r) = &region {
+            e.set_aws_region(r.as_ref());
+        }
+    });
     if sub.is_sampled() {
         state.facts = Some(Box::new(CallFacts {
             params: meta
                 .as_ref()
                 .and_then(|m| params::lookup(m.service(), m.name())),
-            metadata: meta,
-            region,
             ..CallFacts::default()
         }));
     }
@@ -436,10 +433,10 @@ enum Flag {
 }
 
 /// Sets a captured field on the subsegment: raw JSON text is copied, a built value is set.
-fn set_picked(e: &mut xray_sdk::EntityMut<'_>, key: &'static str, value: params::Picked) {
+fn set_picked(e: &Patch<'_>, key: &'static str, value: params::Picked) {
     match value {
         params::Picked::Value(v) => e.set_aws_field(key, v),
-        params::Picked::Raw(raw) => e.set_aws_field_json(key, raw),
+        params::Picked::Raw(raw) => e.set_aws_field(key, raw),
     }
 }
 
@@ -464,9 +461,9 @@ impl Intercept for XRayInterceptor {
             None => {
                 let missing = match self.context_missing {
                     Some(strategy) => {
-                        xray_sdk::recorder::context_missing_with(strategy, "AWS SDK call")
+                        xray_sdk::context::context_missing_with(strategy, "AWS SDK call")
                     }
-                    None => xray_sdk::recorder::context_missing("AWS SDK call"),
+                    None => xray_sdk::context::context_missing("AWS SDK call"),
                 };
                 if let Err(e) = missing {
                     // The interceptor cannot fail the call: report and go on untraced.

@@ -11,6 +11,7 @@
 
 use std::process::ExitCode;
 use std::time::Duration;
+use xray_sdk::Record;
 
 use xray_sdk::Recorder;
 use xray_sdk::context::FutureExt;

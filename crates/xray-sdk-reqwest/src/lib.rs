@@ -120,7 +120,7 @@ use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 use url::Position;
 use xray_sdk::context::{FutureExt, with_current};
-use xray_sdk::{Cause, Context, ContextMissing, HttpRequest, Namespace, Subsegment};
+use xray_sdk::{Cause, Context, ContextMissing, Entity, Namespace, Record};
 
 /// `X-Amzn-Trace-Id`, as `http` stores header names (lower case).
 pub const TRACE_HEADER: HeaderName = HeaderName::from_static("x-amzn-trace-id");
@@ -205,28 +205,23 @@ impl XRayMiddleware {
     /// Applies the context-missing strategy.
     fn on_missing_context(&self) -> Result<(), xray_sdk::ContextMissingError> {
         match self.context_missing {
-            Some(strategy) => xray_sdk::recorder::context_missing_with(strategy, OPERATION),
-            None => xray_sdk::recorder::context_missing(OPERATION),
+            Some(strategy) => xray_sdk::context::context_missing_with(strategy, OPERATION),
+            None => xray_sdk::context::context_missing(OPERATION),
         }
     }
 
     /// Begins the call's subsegment under the context of the request's extensions, else the
     /// current one; `None` when there is neither.
-    fn begin(&self, req: &Request, ext: &Extensions) -> Option<Subsegment> {
+    fn begin(&self, req: &Request, ext: &Extensions) -> Option<Entity> {
         // The subsegment is opened and its request recorded under one lock; the strings are
-        // only built when the call is sampled.
+        // borrowed from the request and copied into the trace only when the call is sampled.
         let open = |parent: &Context| {
             // Named in `init`, which runs only when sampled: an unsampled call copies nothing.
-            // Until then a valid placeholder, which the core keeps as it is (an empty one
-            // would go through sanitizing).
             parent.begin_subsegment_with(Cow::Borrowed("remote"), |e| {
                 e.set_name(subsegment_name(req.url()));
                 e.set_namespace(Namespace::Remote);
-                e.set_http_request(HttpRequest {
-                    method: Some(xray_sdk::model::http_method(req.method().as_str())),
-                    url: Some(request_url(req.url())),
-                    ..HttpRequest::default()
-                });
+                e.set_http_method(xray_sdk::model::http_method(req.method().as_str()));
+                e.set_http_url(request_url(req.url()));
             })
         };
         match ext.get::<Context>() {
@@ -315,20 +310,20 @@ fn content_length(response: &Response) -> Option<u64> {
 }
 
 /// The subsegment name: the URL's host, without the port.
-fn subsegment_name(url: &Url) -> Cow<'static, str> {
+fn subsegment_name(url: &Url) -> &str {
     match url.host_str() {
-        Some(host) if !host.is_empty() => Cow::Owned(host.to_owned()),
-        _ => Cow::Borrowed(UNKNOWN_HOST),
+        Some(host) if !host.is_empty() => host,
+        _ => UNKNOWN_HOST,
     }
 }
 
 /// `scheme://host[:port]/path`: no user name, password, query or fragment (a default port is
-/// already left out of a parsed URL). Sliced from the URL's own serialization, so it costs one
-/// allocation and at most two copies.
-fn request_url(url: &Url) -> String {
+/// already left out of a parsed URL). Sliced from the URL's own serialization: borrowed,
+/// unless credentials must be cut out of it.
+fn request_url(url: &Url) -> Cow<'_, str> {
     if url.username().is_empty() && url.password().is_none() {
         // `scheme://host[:port]/path` is already contiguous.
-        return url[..Position::AfterPath].to_owned();
+        return Cow::Borrowed(&url[..Position::AfterPath]);
     }
     let scheme = url.scheme();
     let host_to_path = &url[Position::BeforeHost..Position::AfterPath];
@@ -336,7 +331,7 @@ fn request_url(url: &Url) -> String {
     out.push_str(scheme);
     out.push_str("://");
     out.push_str(host_to_path);
-    out
+    Cow::Owned(out)
 }
 
 /// `Root=` + trace ID + `;Parent=` + entity ID + `;Sampled=` + the flag.

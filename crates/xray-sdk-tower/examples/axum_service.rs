@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
+use xray_sdk::Record;
 
 use axum::Router;
 use axum::body::Body;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use http_body::{Body, Frame, SizeHint};
-use xray_sdk::Exception;
+use xray_sdk::{Exception, Record};
 
 use crate::record::Recording;
 
@@ -72,22 +72,23 @@ impl<B: Body> Body for ResponseBody<B> {
                 resume_unwind(payload)
             }
         };
-        let done = match &frame {
-            None => true,
-            Some(Ok(f)) => f.is_trailers() || this.inner.is_end_stream(),
-            Some(Err(_)) => {
-                if recording.segment.is_sampled() {
-                    recording.segment.add_exception(Exception::new(
+        let (done, failed) = match &frame {
+            None => (true, false),
+            Some(Ok(f)) => (f.is_trailers() || this.inner.is_end_stream(), false),
+            Some(Err(_)) => (true, true),
+        };
+        if done && let Some(recording) = this.recording.take() {
+            if failed {
+                recording.segment.end_with(|e| {
+                    e.add_exception(Exception::new(
                         "the response body failed while streaming",
                         "BodyError",
                     ));
-                    recording.segment.set_fault();
-                }
-                true
+                    e.set_fault();
+                });
+            } else {
+                recording.segment.end();
             }
-        };
-        if done && let Some(recording) = this.recording.take() {
-            recording.segment.end();
         }
         Poll::Ready(frame)
     }

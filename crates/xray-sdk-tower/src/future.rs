@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 
 use http::Response;
+use xray_sdk::Record;
 
 use crate::body::ResponseBody;
 use crate::record::{self, Recording, ResponseHeaderMode};
@@ -91,8 +92,7 @@ where
             }
             Err(e) => {
                 // The inner service failed without a response; its error type is opaque here.
-                recording.segment.set_fault();
-                recording.segment.end();
+                recording.segment.end_with(|e| e.set_fault());
                 Poll::Ready(Err(e))
             }
         }

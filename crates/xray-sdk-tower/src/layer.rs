@@ -5,16 +5,9 @@ use std::sync::Arc;
 use tower_layer::Layer;
 use xray_sdk::Recorder;
 
+use crate::config::Config;
 use crate::naming::SegmentNaming;
 use crate::service::XRay;
-
-/// Settings shared (behind one `Arc`) by every clone of the service.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) recorder: Recorder,
-    pub(crate) naming: SegmentNaming,
-    pub(crate) response_header: bool,
-}
 
 /// A [`Layer`] that records every request of the wrapped HTTP service as an X-Ray segment.
 ///

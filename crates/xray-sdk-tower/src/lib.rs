@@ -121,6 +121,7 @@
 #![cfg_attr(not(feature = "axum"), allow(rustdoc::broken_intra_doc_links))]
 
 mod body;
+mod config;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;

@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use xray_sdk::EntityMut;
 use xray_sdk::model::sanitize_name;
 use xray_sdk::sampling::wildcard_match;
 
@@ -38,11 +37,11 @@ pub struct SegmentNaming {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
-    /// Sanitized once here and shared by every segment (no copy per request).
+    /// Sanitized once here.
     Fixed(Arc<str>),
     Dynamic {
         recognized_hosts: Cow<'static, str>,
-        /// Sanitized and shared like a fixed name.
+        /// Sanitized once here.
         fallback: Arc<str>,
     },
 }
@@ -88,18 +87,6 @@ impl SegmentNaming {
                 Some(h) if wildcard_match(recognized_hosts, h) => h,
                 _ => fallback,
             },
-        }
-    }
-
-    /// Names the segment `chosen` (what [`name_for`](Self::name_for) returned): a fixed or
-    /// fallback name by reference, a host name as a copy.
-    pub(crate) fn set_name(&self, chosen: &str, e: &mut EntityMut<'_>) {
-        match &self.kind {
-            Kind::Fixed(name) => e.set_shared_name(name),
-            Kind::Dynamic { fallback, .. } if std::ptr::eq(chosen, &**fallback) => {
-                e.set_shared_name(fallback);
-            }
-            Kind::Dynamic { .. } => e.set_name(chosen.to_owned()),
         }
     }
 }

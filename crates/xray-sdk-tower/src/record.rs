@@ -10,10 +10,10 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
 use xray_sdk::header::HEADER_NAME_LOWER;
 use xray_sdk::{
-    Context, Exception, HttpRequest, SamplingFlag, SamplingRequest, Segment, TraceHeader, TraceId,
+    Context, Entity, Exception, Patch, Record, SamplingFlag, SamplingRequest, TraceHeader, TraceId,
 };
 
-use crate::layer::Config;
+use crate::config::Config;
 
 pub(crate) const TRACE_HEADER: HeaderName = HeaderName::from_static(HEADER_NAME_LOWER);
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -22,7 +22,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// An open segment and the slot its context is swapped through while it is current.
 #[derive(Debug)]
 pub(crate) struct Recording {
-    pub(crate) segment: Segment,
+    pub(crate) segment: Entity,
     /// Holds the segment's context while it is *not* current; while it is, holds whatever was
     /// current before.
     current: Option<Context>,
@@ -40,12 +40,10 @@ impl Recording {
     /// Records a caught panic (fault and a cause naming the panic message) and ends the
     /// segment, before the panic is resumed.
     pub(crate) fn end_with_panic(self, payload: &(dyn Any + Send)) {
-        if self.segment.is_sampled() {
-            let message = panic_message(payload);
-            self.segment.add_exception(Exception::new(message, "panic"));
-            self.segment.set_fault();
-        }
-        self.segment.end();
+        self.segment.end_with(|e| {
+            e.add_exception(Exception::new(panic_message(payload), "panic"));
+            e.set_fault();
+        });
     }
 }
 
@@ -114,8 +112,8 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
     // Runs only when sampled, before the segment is shared: no lock, no copies otherwise.
     let segment = builder.begin_with(|e| {
         let (host, name) = asked.unwrap_or_else(host_and_name);
-        config.naming.set_name(name, e);
-        e.set_http_request(request_block(req, host));
+        e.set_name(name);
+        request_block(req, host).record(e);
     });
     let mode = ResponseHeaderMode {
         enabled: config.response_header,
@@ -206,8 +204,31 @@ impl<'a> RequestHeaders<'a> {
     }
 }
 
-/// The `http.request` block: method, URL without the query, user agent and client address.
-fn request_block<B>(req: &Request<B>, host: Option<&str>) -> HttpRequest {
+/// The `http.request` block of a request: method, URL without the query, user agent and
+/// client address, borrowed from the request where it can be.
+#[derive(Debug)]
+struct RequestBlock<'a> {
+    method: Cow<'static, str>,
+    url: String,
+    user_agent: Option<&'a str>,
+    client_ip: Option<Cow<'a, str>>,
+    x_forwarded_for: bool,
+}
+
+impl<'a> RequestBlock<'a> {
+    fn record(self, e: &Patch<'a>) {
+        e.set_http_method(self.method);
+        e.set_http_url(self.url);
+        if let Some(ua) = self.user_agent {
+            e.set_http_user_agent(ua);
+        }
+        if let Some(ip) = self.client_ip {
+            e.set_http_client_ip(ip, self.x_forwarded_for);
+        }
+    }
+}
+
+fn request_block<'a, B>(req: &'a Request<B>, host: Option<&str>) -> RequestBlock<'a> {
     let headers = req.headers();
     let found = RequestHeaders::find(headers);
     let scheme = match req.uri().scheme_str() {
@@ -233,19 +254,18 @@ fn request_block<B>(req: &Request<B>, host: Option<&str>) -> HttpRequest {
         None => path.to_owned(),
     };
     let (client_ip, x_forwarded_for) = match found.forwarded_for.and_then(first_element) {
-        Some(ip) => (Some(ip.to_owned()), true),
-        None => (peer_address(req).map(|a| a.ip().to_string()), false),
+        Some(ip) => (Some(Cow::Borrowed(ip)), true),
+        None => (
+            peer_address(req).map(|a| Cow::Owned(a.ip().to_string())),
+            false,
+        ),
     };
-    HttpRequest {
-        method: Some(xray_sdk::model::http_method(req.method().as_str())),
-        url: Some(url),
-        user_agent: found
-            .user_agent
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+    RequestBlock {
+        method: xray_sdk::model::http_method(req.method().as_str()),
+        url,
+        user_agent: found.user_agent.and_then(|v| v.to_str().ok()),
         client_ip,
         x_forwarded_for,
-        ..HttpRequest::default()
     }
 }
 
@@ -336,7 +356,7 @@ mod tests {
     fn request_urls() {
         let url = |req: Request<()>| {
             let host = host(&req);
-            request_block(&req, host).url.unwrap()
+            request_block(&req, host).url
         };
         let get = |uri: &str| Request::get(uri);
         assert_eq!(
@@ -400,8 +420,8 @@ mod tests {
         let block = request_block(&req, host(&req));
         assert_eq!(block.client_ip.as_deref(), Some("203.0.113.7"));
         assert!(block.x_forwarded_for);
-        assert_eq!(block.url.as_deref(), Some("https://api.example.com/a"));
-        assert_eq!(block.user_agent.as_deref(), Some("curl/8.5.0"));
+        assert_eq!(block.url, "https://api.example.com/a");
+        assert_eq!(block.user_agent, Some("curl/8.5.0"));
 
         // An empty first element is no address: the peer's (none here) is used instead.
         let req = Request::get("/a")

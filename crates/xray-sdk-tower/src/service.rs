@@ -10,8 +10,8 @@ use tower_service::Service;
 use xray_sdk::Recorder;
 
 use crate::body::ResponseBody;
+use crate::config::Config;
 use crate::future::ResponseFuture;
-use crate::layer::Config;
 use crate::record;
 
 /// The service produced by [`XRayLayer`](crate::XRayLayer): every request becomes a segment

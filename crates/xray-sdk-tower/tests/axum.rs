@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use xray_sdk::Record;
 
 use axum::Router;
 use axum::body::Body;

@@ -5,6 +5,7 @@
 
 use std::hint::black_box;
 use std::net::UdpSocket;
+use xray_sdk::Record;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tracing::{Dispatch, info_span, instrument};

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use xray_sdk::{Context, EntityId, TraceId};
+use xray_sdk::{Context, EntityId, Record, TraceId};
 
 /// Shards of the table.
 const SHARDS: usize = 32;

@@ -5,6 +5,7 @@ use std::fmt::{self, Write as _};
 
 use serde_json::Value;
 use tracing::field::{Field, Visit};
+use xray_sdk::Record;
 use xray_sdk::model::{StackFrame, sanitize_annotation_key};
 use xray_sdk::{AnnotationValue, Cause, Context, Exception};
 
@@ -53,7 +54,7 @@ impl FieldRules {
 /// Field values collected from a span's attributes or a `record` call.
 #[derive(Debug, Default)]
 pub(crate) struct Fields {
-    annotations: Vec<(Cow<'static, str>, AnnotationValue)>,
+    annotations: Vec<(Cow<'static, str>, AnnotationValue<'static>)>,
     metadata: Vec<(&'static str, Value)>,
 }
 
@@ -71,23 +72,26 @@ impl Fields {
     /// Records the values into `ctx`. Never fails: an annotation X-Ray would refuse (a
     /// non-finite number) goes to metadata instead.
     pub(crate) fn apply(self, ctx: &Context, namespace: Option<&str>) {
-        for (key, value) in self.annotations {
-            if let AnnotationValue::Float(f) = value
-                && !f.is_finite()
-            {
-                if let Some(ns) = namespace {
-                    ctx.put_metadata_in(ns, key.into_owned(), f.to_string());
+        // All of them under one lock.
+        ctx.update(|p| {
+            for (key, value) in self.annotations {
+                if let AnnotationValue::Float(f) = value
+                    && !f.is_finite()
+                {
+                    if let Some(ns) = namespace {
+                        p.put_metadata_in(ns, key, f.to_string());
+                    }
+                    continue;
                 }
-                continue;
+                // The key is sanitized and the value finite, so this cannot be refused.
+                let _ = p.try_annotate(key, value);
             }
-            // The key is sanitized and the value finite, so this cannot be refused.
-            let _ = ctx.try_annotate(key, value);
-        }
-        if let Some(ns) = namespace {
-            for (key, value) in self.metadata {
-                ctx.put_metadata_in(ns, key, value);
+            if let Some(ns) = namespace {
+                for (key, value) in self.metadata {
+                    p.put_metadata_in(ns, key, value);
+                }
             }
-        }
+        });
     }
 }
 
@@ -98,7 +102,12 @@ pub(crate) struct FieldVisitor<'a> {
 }
 
 impl FieldVisitor<'_> {
-    fn push(&mut self, field: &Field, annotation: AnnotationValue, json: impl FnOnce() -> Value) {
+    fn push(
+        &mut self,
+        field: &Field,
+        annotation: AnnotationValue<'static>,
+        json: impl FnOnce() -> Value,
+    ) {
         if let Some(key) = self.rules.annotation_key(field.name()) {
             self.out.annotations.push((key, annotation));
         } else if self.rules.metadata_namespace.is_some() {

@@ -9,7 +9,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
-use xray_sdk::{Context, Subsegment, context};
+use xray_sdk::{Context, Entity, Record as _, context};
 
 use crate::budget::{Budget, BudgetTable, omitted_namespace};
 use crate::fields::{EventVisitor, FieldRules, FieldVisitor, Fields};
@@ -236,7 +236,7 @@ enum Sub {
     /// Not entered yet; fields wait here.
     Pending(Fields),
     /// Entered at least once.
-    Open(Subsegment),
+    Open(Entity),
     /// Left out because the budget was spent.
     Omitted,
     /// Closed.
@@ -606,7 +606,11 @@ where
         };
         let mut visitor = EventVisitor::default();
         event.record(&mut visitor);
-        target.add_cause(visitor.into_cause(meta));
-        target.set_fault();
+        // Built (the error's text read) before the change is handed over.
+        let cause = visitor.into_cause(meta);
+        target.update(|p| {
+            p.add_cause(cause);
+            p.set_fault();
+        });
     }
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use std::fmt;
+use xray_sdk::Record;
 
 use common::{harness, named};
 use tracing::{error, info_span, instrument, warn};

@@ -105,7 +105,7 @@ trait InstrumentOuter: std::future::Future + Sized {
 impl<F: std::future::Future> InstrumentOuter for F {}
 
 /// Three `step` spans inside `segment`, which then ends.
-fn three_steps(h: &common::Harness, segment: xray_sdk::Segment) {
+fn three_steps(h: &common::Harness, segment: xray_sdk::Entity) {
     h.block_on(
         async {
             for i in 0..3 {

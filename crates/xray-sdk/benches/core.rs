@@ -11,11 +11,12 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use xray_sdk::Record;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use xray_sdk::emitter::bench_support::{SampleBatch, Scratch};
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::{AlwaysSample, NeverSample};
+use xray_sdk::testing::{RecordedSegment, RenderScratch};
 use xray_sdk::{Recorder, TraceHeader};
 
 const HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
@@ -75,9 +76,88 @@ fn header(c: &mut Criterion) {
     g.finish();
 }
 
+/// Request IDs as DynamoDB returns them (52 characters).
+const REQUEST_IDS: [&str; 3] = [
+    "V4KL2QAGFH8IL1L7S5N2S8HUGRVV4KQNSO5AEMVJF66Q9ASUAAJG",
+    "8NQ2P0V6CL1B8PRVG9N7Q6S3HTFV4KQNSO5AEMVJF66Q9ASUAAJG",
+    "J1S0R8AK4M2VHQ7T3L9GSE6UDTFV4KQNSO5AEMVJF66Q9ASUAAJG",
+];
+
+/// One DynamoDB-style call recorded as a real AWS call is: namespace, operation, region and
+/// table when it begins, status and request ID when it ends (W1).
+fn dynamodb_call(parent: &xray_sdk::Context, request_id: &str) {
+    let sub = parent.begin_subsegment_with("DynamoDB", |p| {
+        p.set_namespace(xray_sdk::Namespace::Aws);
+        p.set_aws_operation("GetItem");
+        p.set_aws_region("us-east-1");
+        p.set_aws_table_name("orders");
+    });
+    sub.end_with(|p| {
+        p.set_http_response(200, Some(512));
+        p.set_aws_request_id(request_id);
+    });
+}
+
+/// A request as a service records it: a segment with its `http` block and three DynamoDB
+/// calls (W2).
+fn w2_request(rec: &Recorder, incoming: &TraceHeader) {
+    let seg = rec.segment("orders-api").header(incoming).begin_with(|p| {
+        p.set_http_method("GET");
+        p.set_http_url("https://orders.example.com/orders/42");
+        p.set_http_client_ip("203.0.113.7", true);
+    });
+    for id in REQUEST_IDS {
+        dynamodb_call(&seg, id);
+    }
+    seg.end_with(|p| p.set_http_response(200, Some(1024)));
+}
+
 fn request_path(c: &mut Criterion) {
     let (addr, _count) = sink();
     let mut g = c.benchmark_group("request_path");
+    for (label, sampled) in [("W2 sampled", true), ("W2 unsampled", false)] {
+        let rec = recorder(&addr, sampled);
+        let incoming = TraceHeader::parse(HEADER).with_sampled(xray_sdk::SamplingFlag::Unknown);
+        g.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(256);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        w2_request(&rec, &incoming);
+                    }
+                    elapsed += start.elapsed();
+                    rec.flush(Duration::from_secs(10)).ok();
+                    left -= n;
+                }
+                elapsed
+            })
+        });
+    }
+    {
+        let rec = recorder(&addr, true);
+        g.bench_function("W1 one call in an open segment", |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(64);
+                    let seg = rec.begin_segment("orders-api");
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        dynamodb_call(&seg, REQUEST_IDS[0]);
+                    }
+                    elapsed += start.elapsed();
+                    seg.end();
+                    rec.flush(Duration::from_secs(10)).ok();
+                    left -= n;
+                }
+                elapsed
+            })
+        });
+    }
     let incoming = TraceHeader::parse(HEADER).with_sampled(xray_sdk::SamplingFlag::Unknown);
     for (label, sampled) in [
         ("segment+3 subsegments sampled", true),
@@ -164,11 +244,11 @@ fn recording(c: &mut Criterion) {
 }
 
 fn serialization(c: &mut Criterion) {
-    let batch = SampleBatch::new(3);
+    let batch = RecordedSegment::new(3);
     let mut buf = Vec::with_capacity(64 * 1024);
-    let mut scratch = Scratch::default();
+    let mut scratch = RenderScratch::default();
     c.bench_function("serialize/segment+3 subsegments", |b| {
-        b.iter(|| batch.serialize(&mut buf, &mut scratch))
+        b.iter(|| batch.render(&mut buf, &mut scratch))
     });
 }
 

@@ -15,6 +15,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use xray_sdk::Record;
 use xray_sdk::context::FutureExt;
 use xray_sdk::model::Sql;
 use xray_sdk::{HttpRequest, Namespace, Recorder};
@@ -79,8 +80,8 @@ async fn main() {
         })
         .await;
 
-        let db = xray_sdk::begin_subsegment("orders-db")
-            .unwrap_or_else(|_| xray_sdk::Subsegment::noop());
+        let db =
+            xray_sdk::begin_subsegment("orders-db").unwrap_or_else(|_| xray_sdk::Entity::noop());
         db.set_namespace(Namespace::Remote);
         db.set_sql(Sql {
             url: Some("postgresql://db.internal:5432/shop".into()),
@@ -91,8 +92,8 @@ async fn main() {
         });
         db.end();
 
-        let inventory = xray_sdk::begin_subsegment("inventory")
-            .unwrap_or_else(|_| xray_sdk::Subsegment::noop());
+        let inventory =
+            xray_sdk::begin_subsegment("inventory").unwrap_or_else(|_| xray_sdk::Entity::noop());
         inventory.set_namespace(Namespace::Remote);
         inventory.set_http_response(503, Some(0));
         inventory.record_error(&LookupError {

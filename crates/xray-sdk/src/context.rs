@@ -29,7 +29,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::segment::{Context, Subsegment};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use crate::config::ContextMissing;
+use crate::handle::{Context, Entity};
 
 thread_local! {
     static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
@@ -208,7 +212,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         name: Option<Cow<'static, str>>,
-        subsegment: Option<Subsegment>,
+        subsegment: Option<Entity>,
     }
 }
 
@@ -219,7 +223,7 @@ impl<F: Future> Future for InSubsegment<F> {
         let this = self.project();
         if let Some(name) = this.name.take() {
             // Begun on first poll, so an enclosing `in_context` is already in effect.
-            *this.subsegment = crate::recorder::begin_subsegment_in_current(name);
+            *this.subsegment = begin_subsegment_in_current(name);
         }
         let out = match this.subsegment.as_ref() {
             Some(sub) => {
@@ -248,16 +252,134 @@ pub fn subsegment<F: Future>(name: impl Into<Cow<'static, str>>, future: F) -> I
 }
 
 /// Runs `f` inside a new subsegment of the current context, with the subsegment current.
-pub fn with_subsegment<R>(
-    name: impl Into<Cow<'static, str>>,
-    f: impl FnOnce(&Subsegment) -> R,
-) -> R {
-    match crate::recorder::begin_subsegment_in_current(name) {
+pub fn with_subsegment<R>(name: impl Into<Cow<'static, str>>, f: impl FnOnce(&Entity) -> R) -> R {
+    match begin_subsegment_in_current(name) {
         Some(sub) => {
             let out = sub.in_scope(|| f(&sub));
             sub.end();
             out
         }
-        None => f(&Subsegment::noop()),
+        None => f(&Entity::noop()),
+    }
+}
+
+/// There was no current segment or subsegment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextMissingError {
+    operation: &'static str,
+}
+
+impl std::fmt::Display for ContextMissingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "X-Ray context missing: {} was called outside any segment (wrap the work in a segment, or set AWS_XRAY_CONTEXT_MISSING=IGNORE_ERROR)",
+            self.operation
+        )
+    }
+}
+
+impl std::error::Error for ContextMissingError {}
+
+/// The process-wide strategy: set by [`crate::Recorder::install_global`], else read once
+/// from `AWS_XRAY_CONTEXT_MISSING`, else `LOG_ERROR`.
+static STRATEGY: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+fn encode(s: ContextMissing) -> u8 {
+    match s {
+        ContextMissing::LogError => 0,
+        ContextMissing::IgnoreError => 1,
+        ContextMissing::RuntimeError => 2,
+    }
+}
+
+/// Makes `strategy` the process-wide one (the global recorder's).
+pub(crate) fn set_context_missing_strategy(strategy: ContextMissing) {
+    STRATEGY.store(encode(strategy), Ordering::Relaxed);
+}
+
+fn context_missing_strategy() -> ContextMissing {
+    match STRATEGY.load(Ordering::Relaxed) {
+        0 => ContextMissing::LogError,
+        1 => ContextMissing::IgnoreError,
+        2 => ContextMissing::RuntimeError,
+        _ => {
+            static FROM_ENV: OnceLock<ContextMissing> = OnceLock::new();
+            *FROM_ENV.get_or_init(|| {
+                std::env::var(crate::config::env::CONTEXT_MISSING)
+                    .ok()
+                    .and_then(|v| ContextMissing::parse(&v).ok())
+                    .unwrap_or_default()
+            })
+        }
+    }
+}
+
+/// Applies the process-wide context-missing strategy for `operation`: `Err` only for
+/// `RUNTIME_ERROR`. Logging is rate-limited (the 1st, 2nd, 4th, ... and every 1000th
+/// occurrence).
+pub fn context_missing(operation: &'static str) -> Result<(), ContextMissingError> {
+    context_missing_with(context_missing_strategy(), operation)
+}
+
+/// Like [`context_missing`] with an explicit strategy.
+pub fn context_missing_with(
+    strategy: ContextMissing,
+    operation: &'static str,
+) -> Result<(), ContextMissingError> {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let err = ContextMissingError { operation };
+    match strategy {
+        ContextMissing::IgnoreError => Ok(()),
+        ContextMissing::LogError => {
+            let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() || n.is_multiple_of(1000) {
+                tracing::error!(occurrences = n, "{err}");
+            }
+            Ok(())
+        }
+        ContextMissing::RuntimeError => Err(err),
+    }
+}
+
+/// Begins a subsegment of the current context. Without one, the context-missing strategy
+/// decides: `LOG_ERROR` logs and `IGNORE_ERROR` stays silent (both return an entity that
+/// records nothing), `RUNTIME_ERROR` returns the error.
+pub fn begin_subsegment<'a>(name: impl Into<Cow<'a, str>>) -> Result<Entity, ContextMissingError> {
+    let name = name.into();
+    match with_current(|c| c.map(|c| c.begin_subsegment(name))) {
+        Some(sub) => Ok(sub),
+        None => context_missing("begin_subsegment").map(|()| Entity::noop()),
+    }
+}
+
+/// A subsegment of the current context for callers that cannot return an error: without a
+/// context, `RUNTIME_ERROR` is logged like `LOG_ERROR`.
+fn begin_subsegment_in_current<'a>(name: impl Into<Cow<'a, str>>) -> Option<Entity> {
+    let name = name.into();
+    let sub = with_current(|c| c.map(|c| c.begin_subsegment(name)));
+    if sub.is_none() {
+        let _ = context_missing_with(
+            match context_missing_strategy() {
+                ContextMissing::RuntimeError => ContextMissing::LogError,
+                other => other,
+            },
+            "subsegment",
+        );
+    }
+    sub
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_context_strategies() {
+        assert!(context_missing_with(ContextMissing::IgnoreError, "x").is_ok());
+        assert!(context_missing_with(ContextMissing::LogError, "x").is_ok());
+        let e = context_missing_with(ContextMissing::RuntimeError, "begin_subsegment").unwrap_err();
+        assert!(e.to_string().contains("begin_subsegment"));
     }
 }

@@ -3,33 +3,32 @@
 //! An adapter knows, when a call ends, everything its subsegment's `aws` block will hold,
 //! but turning it into JSON (picking whitelisted parameters out of a serialized request and
 //! response, formatting the operation and region) takes time the caller would wait for.
-//! [`EntityMut::add_deferred_fields`] hands that work over in one value instead, usually
+//! [`Record::add_deferred_fields`] hands that work over in one value instead, usually
 //! holding cheap clones (reference-counted bodies, `'static` names); the emitter's thread
 //! calls it when it writes the document.
 //!
-//! [`EntityMut::add_deferred_fields`]: crate::EntityMut::add_deferred_fields
+//! [`Record::add_deferred_fields`]: crate::Record::add_deferred_fields
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::emitter::serialize::{write_str, write_u64};
-use crate::segment::AwsValue;
+use crate::json::{write_str, write_u64};
 
 /// Fields of an entity produced when its document is written, on the emitter's thread.
 ///
 /// [`aws`](DeferredFields::aws) can run more than once for one entity (a document over the
 /// size limit is written again in parts) and must give the same fields each time. Fields
-/// set directly with [`EntityMut::set_aws_field`] win over deferred ones with the same key,
+/// set directly with [`Record::set_aws_field`] win over deferred ones with the same key,
 /// and the first deferred value of a key wins over later ones. More kinds of fields may be
 /// added as provided methods.
 ///
-/// [`EntityMut::set_aws_field`]: crate::EntityMut::set_aws_field
+/// [`Record::set_aws_field`]: crate::Record::set_aws_field
 ///
 /// ```
 /// use std::sync::Arc;
+/// use xray_sdk::Record;
 /// use xray_sdk::deferred::{AwsFieldWriter, DeferredFields};
 ///
 /// /// The table name, read from a request body only if the subsegment is ever written.
@@ -65,10 +64,8 @@ pub trait DeferredFields: fmt::Debug + Send + 'static {
 /// written.
 pub struct AwsFieldWriter<'a> {
     out: &'a mut Vec<u8>,
-    /// Fields set directly on the entity (written first, and win over deferred ones).
-    direct: &'a [(Cow<'static, str>, AwsValue)],
-    /// Keys written by deferred fields so far.
-    deferred: Vec<&'static str>,
+    /// Keys written so far (fields set directly come first, and win over deferred ones).
+    written: Vec<&'a str>,
     /// Whether `"aws":{` has been written.
     opened: bool,
     /// Keys the block already has (a segment's `xray`, `ecs`, ...), which fields cannot
@@ -80,69 +77,51 @@ pub struct AwsFieldWriter<'a> {
 impl fmt::Debug for AwsFieldWriter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsFieldWriter")
-            .field("deferred", &self.deferred)
+            .field("written", &self.written)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> AwsFieldWriter<'a> {
-    /// Writes the entity's directly set fields, ready for deferred ones.
-    pub(crate) fn begin(out: &'a mut Vec<u8>, direct: &'a [(Cow<'static, str>, AwsValue)]) -> Self {
-        Self::start(out, direct, false, &[])
+    /// A writer that opens `,"aws":{` with its first field.
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        Self::start(out, false, &[])
     }
 
-    /// Like [`AwsFieldWriter::begin`], inside a block already opened (`{"xray":...` written,
-    /// without its closing brace), whose `taken` keys the fields cannot replace.
-    pub(crate) fn continue_block(
-        out: &'a mut Vec<u8>,
-        direct: &'a [(Cow<'static, str>, AwsValue)],
-        taken: &'a [&'a str],
-    ) -> Self {
-        Self::start(out, direct, true, taken)
+    /// A writer inside a block already opened (`{"xray":...` written, without its closing
+    /// brace), whose `taken` keys the fields cannot replace.
+    pub(crate) fn continuing(out: &'a mut Vec<u8>, taken: &'a [&'a str]) -> Self {
+        Self::start(out, true, taken)
     }
 
-    fn start(
-        out: &'a mut Vec<u8>,
-        direct: &'a [(Cow<'static, str>, AwsValue)],
-        opened: bool,
-        taken: &'a [&'a str],
-    ) -> Self {
-        let mut w = AwsFieldWriter {
+    fn start(out: &'a mut Vec<u8>, opened: bool, taken: &'a [&'a str]) -> Self {
+        AwsFieldWriter {
             out,
-            direct,
-            deferred: Vec::new(),
+            written: Vec::new(),
             opened,
             taken,
             error: None,
-        };
-        for (k, v) in direct {
-            if taken.contains(&&**k) {
-                continue;
-            }
-            w.open_field(k);
-            let result = match v {
-                AwsValue::Value(v) => serde_json::to_writer(&mut *w.out, v),
-                AwsValue::Raw(raw) => {
-                    w.out.extend_from_slice(raw.get().as_bytes());
-                    Ok(())
-                }
-            };
-            w.note(result);
         }
-        w
+    }
+
+    /// Writes a field whose value is JSON text, unless its key was written already.
+    pub(crate) fn raw(&mut self, key: &'a str, json: &str) {
+        if self.claim(key) {
+            self.out.extend_from_slice(json.as_bytes());
+        }
     }
 
     /// Runs `fields` on this writer. A panic in it (deferred fields can be user code, run
     /// on the emitter's thread) is caught and logged, and whatever it had written is taken
     /// back, so the document stays valid and the emitter goes on.
     pub(crate) fn write_guarded(&mut self, fields: &dyn DeferredFields) {
-        let (len, opened, keys) = (self.out.len(), self.opened, self.deferred.len());
+        let (len, opened, keys) = (self.out.len(), self.opened, self.written.len());
         let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fields.aws(self)));
         if wrote.is_err() {
             tracing::warn!("deferred aws fields panicked while the document was written; left out");
             self.out.truncate(len);
             self.opened = opened;
-            self.deferred.truncate(keys);
+            self.written.truncate(keys);
         }
     }
 
@@ -188,15 +167,11 @@ impl<'a> AwsFieldWriter<'a> {
     }
 
     /// True (and the key written) if `key` is not taken yet.
-    fn claim(&mut self, key: &'static str) -> bool {
-        if self.error.is_some()
-            || self.direct.iter().any(|(k, _)| k == key)
-            || self.deferred.contains(&key)
-            || self.taken.contains(&key)
-        {
+    fn claim(&mut self, key: &'a str) -> bool {
+        if self.error.is_some() || self.written.contains(&key) || self.taken.contains(&key) {
             return false;
         }
-        self.deferred.push(key);
+        self.written.push(key);
         self.open_field(key);
         // Keys are written by `open_field`; an escaping error is noted there.
         self.error.is_none()
@@ -228,6 +203,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::record::Record;
     use crate::testing::{UdpCapture, flatten};
 
     #[derive(Debug)]

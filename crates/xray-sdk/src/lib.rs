@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use xray_sdk::{Recorder, TraceHeader, context::FutureExt};
+//! use xray_sdk::{Record, Recorder, TraceHeader, context::FutureExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let recorder = Recorder::builder()
@@ -65,14 +65,18 @@ pub mod config;
 pub mod context;
 pub mod deferred;
 pub mod emitter;
+mod handle;
 pub mod header;
 pub mod id;
+mod json;
 pub mod model;
 pub mod plugins;
+mod record;
 pub mod recorder;
 pub mod sampling;
-mod segment;
+mod segment_builder;
 mod timestamp;
+mod trace;
 
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -83,16 +87,16 @@ pub mod testing;
 pub use serde_json;
 
 pub use config::{ConfigError, ContextMissing, DaemonAddress};
-pub use context::{FutureExt, subsegment, with_subsegment};
+pub use context::{ContextMissingError, FutureExt, begin_subsegment, subsegment, with_subsegment};
 pub use emitter::{EmitterStats, FlushError};
+pub use handle::{Context, Entity};
 pub use header::{SamplingFlag, TraceHeader};
 pub use id::{EntityId, IdError, TraceId};
 pub use model::{AnnotationError, AnnotationValue, Cause, Exception, HttpRequest, Namespace};
-pub use recorder::{
-    ContextMissingError, Recorder, RecorderBuilder, SegmentBuilder, begin_subsegment,
-};
+pub use record::{Patch, Record};
+pub use recorder::{Recorder, RecorderBuilder};
 pub use sampling::{Sampler, SamplingDecision, SamplingRequest};
-pub use segment::{Context, EntityMut, Segment, Subsegment};
+pub use segment_builder::SegmentBuilder;
 
 // The public types cross threads and tasks: checked when the crate compiles.
 const _: () = {
@@ -100,8 +104,7 @@ const _: () = {
     send_sync::<Recorder>();
     send_sync::<RecorderBuilder>();
     send_sync::<Context>();
-    send_sync::<Segment>();
-    send_sync::<Subsegment>();
+    send_sync::<Entity>();
     send_sync::<TraceHeader>();
     send_sync::<ConfigError>();
     send_sync::<ContextMissingError>();

@@ -3,17 +3,16 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig};
-use crate::emitter::{Emitter, EmitterStats, FlushError};
-use crate::header::TraceHeader;
-use crate::id::TraceId;
+use crate::emitter::json::{ProcessInfo, UdpJson};
+use crate::emitter::{Counters, Emitter, EmitterStats, FlushError, Sink};
+use crate::handle::Entity;
 use crate::plugins::{Plugins, Resources};
 use crate::sampling::{self, Sampler, SamplingDecision, SamplingRequest, SamplingSettings};
-use crate::segment::{Context, EntityMut, Segment, Subsegment};
+use crate::segment_builder::SegmentBuilder;
 
 /// Default number of completed subsegments a segment holds before they are streamed as
 /// separate documents (the Java and Node SDKs' default).
@@ -34,7 +33,8 @@ pub(crate) struct RecorderConfig {
 
 pub(crate) struct RecorderInner {
     pub(crate) config: RecorderConfig,
-    pub(crate) emitter: Emitter,
+    /// Where segments send their batches; each segment holds it too.
+    pub(crate) sink: Arc<Sink>,
     pub(crate) sampler: Arc<dyn Sampler>,
     pub(crate) resources: Arc<Resources>,
 }
@@ -43,7 +43,7 @@ pub(crate) struct RecorderInner {
 /// every clone shares one emitter thread and one sampler.
 ///
 /// ```
-/// use xray_sdk::Recorder;
+/// use xray_sdk::{Record, Recorder};
 ///
 /// let recorder = Recorder::builder()
 ///     .service_name("orders")
@@ -243,17 +243,25 @@ impl RecorderBuilder {
         if config.enabled {
             crate::plugins::detect_in_background(self.plugins, Arc::clone(&resources));
         }
-        let emitter = Emitter::start(
-            daemon.udp().clone(),
-            self.queue_capacity,
-            Arc::clone(&resources),
-            config.service_version.clone(),
-            config.enabled,
-        );
+        let emitter = if config.enabled {
+            let counters = Arc::new(Counters::default());
+            let info = Arc::new(ProcessInfo {
+                resources: Arc::clone(&resources),
+                service_version: config.service_version.clone(),
+            });
+            let exporter = UdpJson::new(daemon.udp().clone(), info, Arc::clone(&counters));
+            Emitter::start(self.queue_capacity, counters, exporter)
+        } else {
+            Emitter::disabled()
+        };
+        let sink = Arc::new(Sink {
+            emitter,
+            streaming_threshold: config.streaming_threshold,
+        });
         Ok(Recorder {
             inner: Arc::new(RecorderInner {
                 config,
-                emitter,
+                sink,
                 sampler,
                 resources,
             }),
@@ -301,8 +309,6 @@ impl Recorder {
 
     /// A recorder that records and sends nothing (trace headers still propagate).
     pub fn disabled() -> Recorder {
-        let resources = Arc::new(Resources::default());
-        let daemon = DaemonAddress::default();
         Recorder {
             inner: Arc::new(RecorderInner {
                 config: RecorderConfig {
@@ -310,18 +316,15 @@ impl Recorder {
                     context_missing: ContextMissing::IgnoreError,
                     enabled: false,
                     streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
-                    daemon: daemon.clone(),
+                    daemon: DaemonAddress::default(),
                     service_version: None,
                 },
-                emitter: Emitter::start(
-                    daemon.udp().clone(),
-                    1,
-                    Arc::clone(&resources),
-                    None,
-                    false,
-                ),
+                sink: Arc::new(Sink {
+                    emitter: Emitter::disabled(),
+                    streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
+                }),
                 sampler: Arc::new(sampling::NeverSample),
-                resources,
+                resources: Arc::new(Resources::default()),
             }),
         }
     }
@@ -367,8 +370,8 @@ impl Recorder {
     }
 
     /// Begins a segment for a new trace; the sampler decides whether it is recorded.
-    pub fn begin_segment(&self, name: impl Into<Cow<'static, str>>) -> Segment {
-        self.segment(name).begin()
+    pub fn begin_segment<'a>(&self, name: impl Into<Cow<'a, str>>) -> Entity {
+        self.segment(name.into()).begin()
     }
 
     /// Starts building a segment: continue a trace from a header, give the sampler the
@@ -381,19 +384,13 @@ impl Recorder {
     /// let segment = recorder.segment("api").header(&incoming).begin();
     /// assert_eq!(segment.trace_id(), incoming.root().unwrap());
     /// ```
-    pub fn segment(&self, name: impl Into<Cow<'static, str>>) -> SegmentBuilder<'_> {
-        SegmentBuilder {
-            recorder: self,
-            name: name.into(),
-            header: None,
-            request: SamplingRequest::default(),
-            forced: None,
-        }
+    pub fn segment<'a>(&'a self, name: impl Into<Cow<'a, str>>) -> SegmentBuilder<'a> {
+        SegmentBuilder::new(&self.inner, name.into())
     }
 
     /// Emitter counters: documents sent, dropped, send errors.
     pub fn stats(&self) -> EmitterStats {
-        self.inner.emitter.stats()
+        self.inner.sink.emitter.stats()
     }
 
     /// Waits until everything queued before this call has been sent, or `timeout` passes.
@@ -402,13 +399,17 @@ impl Recorder {
     /// it at shutdown, or through `tokio::task::spawn_blocking` from async code that must not
     /// stall its runtime.
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
-        self.inner.emitter.flush(timeout)
+        self.inner.sink.emitter.flush(timeout)
     }
 
     /// Makes this recorder the process-wide default (used by adapters that are not given one,
     /// and for the context-missing strategy). Returns `false` if one was already installed.
     pub fn install_global(&self) -> bool {
-        GLOBAL.set(self.clone()).is_ok()
+        let installed = GLOBAL.set(self.clone()).is_ok();
+        if installed {
+            crate::context::set_context_missing_strategy(self.inner.config.context_missing);
+        }
+        installed
     }
 
     /// The process-wide recorder, if one was installed.
@@ -419,191 +420,10 @@ impl Recorder {
 
 static GLOBAL: OnceLock<Recorder> = OnceLock::new();
 
-/// Builds one segment; see [`Recorder::segment`].
-#[derive(Debug)]
-#[must_use = "call .begin() to start the segment"]
-pub struct SegmentBuilder<'a> {
-    recorder: &'a Recorder,
-    name: Cow<'static, str>,
-    header: Option<&'a TraceHeader>,
-    request: SamplingRequest<'a>,
-    forced: Option<bool>,
-}
-
-impl<'a> SegmentBuilder<'a> {
-    /// Continues the trace of an incoming header: its Root and Parent become this segment's
-    /// `trace_id` and `parent_id`, and `Sampled=1`/`0` is obeyed. An absent or invalid Root
-    /// starts a new trace.
-    pub fn header(mut self, header: &'a TraceHeader) -> Self {
-        self.header = Some(header);
-        self
-    }
-
-    /// The request facts the sampling rules match on (host, method, path, ...). The service
-    /// name defaults to the segment name.
-    pub fn sampling_request(mut self, request: SamplingRequest<'a>) -> Self {
-        self.request = request;
-        self
-    }
-
-    /// Forces (`true`) or vetoes (`false`) sampling, whatever the header and rules say.
-    pub fn sampled(mut self, sampled: bool) -> Self {
-        self.forced = Some(sampled);
-        self
-    }
-
-    /// Begins the segment.
-    pub fn begin(self) -> Segment {
-        self.begin_with(|_| {})
-    }
-
-    /// Begins the segment and, when it is sampled, records into it before it is shared:
-    /// cheaper than [`SegmentBuilder::begin`] followed by setters, and `init` never runs for
-    /// an unsampled request.
-    ///
-    /// ```
-    /// use xray_sdk::HttpRequest;
-    /// # let recorder = xray_sdk::Recorder::disabled();
-    /// let segment = recorder.segment("orders").begin_with(|e| {
-    ///     e.set_http_request(HttpRequest {
-    ///         method: Some("GET".into()),
-    ///         url: Some("https://orders.example.com/orders/7".into()),
-    ///         ..HttpRequest::default()
-    ///     });
-    /// });
-    /// segment.end();
-    /// ```
-    pub fn begin_with(self, init: impl FnOnce(&mut EntityMut<'_>)) -> Segment {
-        let recorder = &self.recorder.inner;
-        let root = self.header.and_then(TraceHeader::root);
-        let trace_id: TraceId = root.unwrap_or_else(TraceId::new);
-        let extra = self.header.and_then(TraceHeader::extra_shared);
-        let decision = if !recorder.config.enabled {
-            SamplingDecision::new(false)
-        } else if let Some(forced) = self.forced {
-            SamplingDecision::new(forced)
-        } else if let Some(d) = self.header.and_then(|h| h.sampled().decision()) {
-            SamplingDecision::new(d)
-        } else {
-            let mut req = self.request;
-            if req.service_name.is_none() {
-                req.service_name = Some(&self.name);
-            }
-            if req.service_type.is_none() {
-                req.service_type = self.recorder.origin();
-            }
-            recorder.sampler.should_sample(&req)
-        };
-        let ctx = if decision.sampled {
-            // A parent without the trace it belongs to is meaningless.
-            let parent = root.and(self.header.and_then(TraceHeader::parent));
-            Context::new_segment(
-                Arc::clone(recorder),
-                self.name,
-                trace_id,
-                parent,
-                extra,
-                decision.rule_name,
-                init,
-            )
-        } else {
-            Context::new_unsampled(trace_id, extra)
-        };
-        Segment::from_context(ctx)
-    }
-}
-
-/// There was no current segment or subsegment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextMissingError {
-    operation: &'static str,
-}
-
-impl fmt::Display for ContextMissingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "X-Ray context missing: {} was called outside any segment (wrap the work in a segment, or set AWS_XRAY_CONTEXT_MISSING=IGNORE_ERROR)",
-            self.operation
-        )
-    }
-}
-
-impl std::error::Error for ContextMissingError {}
-
-fn context_missing_strategy() -> ContextMissing {
-    if let Some(r) = Recorder::global() {
-        return r.context_missing();
-    }
-    static FROM_ENV: OnceLock<ContextMissing> = OnceLock::new();
-    *FROM_ENV.get_or_init(|| {
-        std::env::var(crate::config::env::CONTEXT_MISSING)
-            .ok()
-            .and_then(|v| ContextMissing::parse(&v).ok())
-            .unwrap_or_default()
-    })
-}
-
-/// Applies the context-missing strategy for `operation`: `Err` only for `RUNTIME_ERROR`.
-/// Logging is rate-limited (the 1st, 10th, 100th, ... occurrence).
-pub fn context_missing(operation: &'static str) -> Result<(), ContextMissingError> {
-    context_missing_with(context_missing_strategy(), operation)
-}
-
-/// Like [`context_missing`] with an explicit strategy.
-pub fn context_missing_with(
-    strategy: ContextMissing,
-    operation: &'static str,
-) -> Result<(), ContextMissingError> {
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let err = ContextMissingError { operation };
-    match strategy {
-        ContextMissing::IgnoreError => Ok(()),
-        ContextMissing::LogError => {
-            let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() || n.is_multiple_of(1000) {
-                tracing::error!(occurrences = n, "{err}");
-            }
-            Ok(())
-        }
-        ContextMissing::RuntimeError => Err(err),
-    }
-}
-
-/// Begins a subsegment of the current context. Without one, the context-missing strategy
-/// decides: `LOG_ERROR` logs and `IGNORE_ERROR` stays silent (both return a subsegment that
-/// records nothing), `RUNTIME_ERROR` returns the error.
-pub fn begin_subsegment(
-    name: impl Into<Cow<'static, str>>,
-) -> Result<Subsegment, ContextMissingError> {
-    let name = name.into();
-    match crate::context::with_current(|c| c.map(|c| c.begin_subsegment(name))) {
-        Some(sub) => Ok(sub),
-        None => context_missing("begin_subsegment").map(|()| Subsegment::noop()),
-    }
-}
-
-pub(crate) fn begin_subsegment_in_current(
-    name: impl Into<Cow<'static, str>>,
-) -> Option<Subsegment> {
-    let name = name.into();
-    let sub = crate::context::with_current(|c| c.map(|c| c.begin_subsegment(name)));
-    if sub.is_none() {
-        let _ = context_missing_with(
-            match context_missing_strategy() {
-                // Infallible callers cannot return the error: log it.
-                ContextMissing::RuntimeError => ContextMissing::LogError,
-                other => other,
-            },
-            "subsegment",
-        );
-    }
-    sub
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::header::TraceHeader;
 
     #[test]
     fn builder_rejects_bad_values() {
@@ -682,13 +502,5 @@ mod tests {
                 .begin()
                 .is_sampled()
         );
-    }
-
-    #[test]
-    fn missing_context_strategies() {
-        assert!(context_missing_with(ContextMissing::IgnoreError, "x").is_ok());
-        assert!(context_missing_with(ContextMissing::LogError, "x").is_ok());
-        let e = context_missing_with(ContextMissing::RuntimeError, "begin_subsegment").unwrap_err();
-        assert!(e.to_string().contains("begin_subsegment"));
     }
 }

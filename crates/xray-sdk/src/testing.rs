@@ -272,3 +272,127 @@ pub fn fuzz_settings(default_seed: u64) -> (Duration, u64) {
         .unwrap_or(default_seed);
     (Duration::from_secs_f64(secs.clamp(0.1, 3600.0)), seed)
 }
+
+/// A finished segment held for rendering, for benchmarks of the emitter's own work: the
+/// shape of a real request (a segment with its `http` block and `n` DynamoDB-style
+/// subsegments, each with a status and four `aws` fields).
+pub struct RecordedSegment(crate::trace::Batch);
+
+impl std::fmt::Debug for RecordedSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordedSegment")
+            .field("entities", &self.0.entities.len())
+            .finish()
+    }
+}
+
+/// Buffers a renderer reuses from segment to segment.
+#[derive(Default)]
+pub struct RenderScratch {
+    scratch: crate::emitter::json::Scratch,
+    info: crate::emitter::json::ProcessInfo,
+}
+
+impl std::fmt::Debug for RenderScratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenderScratch")
+    }
+}
+
+impl RecordedSegment {
+    /// A segment with `subsegments` DynamoDB-style subsegments.
+    pub fn new(subsegments: usize) -> Self {
+        use std::borrow::Cow;
+
+        use crate::model::{AnnotationValue, Namespace};
+        use crate::trace::{AwsKey, Op, Origin, Trace};
+
+        let origin = Origin {
+            trace_id: crate::TraceId::new(),
+            segment_id: crate::EntityId::new(),
+            parent_id: Some(crate::EntityId::new()),
+            extra: None,
+            rule_name: None,
+        };
+        let seg = origin.segment_id;
+        let t0 = crate::timestamp::now_micros();
+        let trace = Trace::new(
+            origin,
+            "orders-api",
+            t0,
+            [
+                Op::HttpMethod(Cow::Borrowed("GET")),
+                Op::HttpUrl(Cow::Borrowed("https://orders.example.com/orders/42")),
+                Op::HttpUserAgent(Cow::Borrowed("Mozilla/5.0 (X11; Linux x86_64)")),
+                Op::HttpClientIp {
+                    ip: Cow::Borrowed("203.0.113.7"),
+                    x_forwarded_for: true,
+                },
+            ],
+        );
+        for i in 0..subsegments {
+            let id = crate::EntityId::new();
+            let index = trace
+                .begin(
+                    0,
+                    seg,
+                    id,
+                    "DynamoDB",
+                    t0 + 10,
+                    [
+                        Op::Namespace(Namespace::Aws),
+                        Op::Aws(AwsKey::Operation, Cow::Borrowed("GetItem")),
+                        Op::Aws(AwsKey::Region, Cow::Borrowed("us-east-1")),
+                        Op::Aws(AwsKey::TableName, Cow::Borrowed("orders")),
+                    ],
+                )
+                .unwrap_or(0);
+            let request_id = format!("V4KL2QAGFH8IL1L7S5N2S8HUGRVV4KQNSO5AEMVJF66Q9ASUAAJ{i}");
+            let _ = trace.end(
+                index,
+                id,
+                t0 + 1500,
+                [
+                    Op::HttpResponse {
+                        status: 200,
+                        content_length: Some(512),
+                    },
+                    Op::Aws(AwsKey::RequestId, Cow::Owned(request_id)),
+                ],
+                u32::MAX,
+            );
+        }
+        let batch = trace.end(
+            0,
+            seg,
+            t0 + 2000,
+            [
+                Op::HttpResponse {
+                    status: 200,
+                    content_length: Some(1024),
+                },
+                Op::Annotation(Cow::Borrowed("tier"), AnnotationValue::from("gold")),
+            ],
+            u32::MAX,
+        );
+        match batch {
+            Some(batch) => RecordedSegment(batch),
+            None => unreachable!("a segment whose subsegments have all ended is sent when it ends"),
+        }
+    }
+
+    /// Renders the segment into datagrams appended to `buf` (cleared first), as the emitter
+    /// does; returns how many.
+    pub fn render(&self, buf: &mut Vec<u8>, scratch: &mut RenderScratch) -> usize {
+        buf.clear();
+        let mut n = 0;
+        crate::emitter::json::documents(
+            &self.0,
+            &scratch.info,
+            &mut scratch.scratch,
+            buf,
+            &mut |_| n += 1,
+        );
+        n
+    }
+}

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use xray_sdk::Record;
 use xray_sdk::context::FutureExt;
 use xray_sdk::testing::{UdpCapture, flatten};
 use xray_sdk::{Context, HttpRequest, TraceHeader};
@@ -252,7 +253,7 @@ fn many_subsegments_are_streamed() {
 }
 
 #[test]
-fn shared_names_are_sent_as_given_and_invalid_ones_sanitized() {
+fn names_set_before_the_entity_begins_are_sent_as_given_and_invalid_ones_sanitized() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
     let valid: std::sync::Arc<str> = "orders-api".into();
@@ -261,9 +262,9 @@ fn shared_names_are_sent_as_given_and_invalid_ones_sanitized() {
         let segment = recorder
             .segment("")
             .sampled(true)
-            .begin_with(|e| e.set_shared_name(name));
+            .begin_with(|e| e.set_name(&**name));
         segment
-            .begin_subsegment_with("", |e| e.set_shared_name(name))
+            .begin_subsegment_with("", |e| e.set_name(&**name))
             .end();
         segment.end();
     }

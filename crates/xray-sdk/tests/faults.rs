@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
+use xray_sdk::Record;
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::AlwaysSample;
 use xray_sdk::testing::UdpCapture;

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use xray_sdk::Record;
 use xray_sdk::emitter::MAX_DATAGRAM_SIZE;
 use xray_sdk::model::{Exception, Sql, StackFrame};
 use xray_sdk::testing::{UdpCapture, flatten};

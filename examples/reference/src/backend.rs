@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use xray_sdk::Recorder;
+use xray_sdk::{Record, Recorder};
 use xray_sdk_tower::XRayLayer;
 
 use crate::config::{BackendConfig, Role};

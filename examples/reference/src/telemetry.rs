@@ -1,6 +1,7 @@
 //! Logging, and the X-Ray instrumentation that is not done by a layer or a middleware.
 
 use xray_sdk::Context;
+use xray_sdk::Record;
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
 pub fn init_logging() {
@@ -21,7 +22,7 @@ pub fn instrument_dynamodb(
 }
 
 /// Annotates the current segment (or subsegment), if any.
-pub fn annotate(key: &'static str, value: impl Into<xray_sdk::AnnotationValue>) {
+pub fn annotate<'a>(key: &'static str, value: impl Into<xray_sdk::AnnotationValue<'a>>) {
     if let Some(c) = Context::current() {
         c.annotate(key, value);
     }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use xray_sdk::Record;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};

@@ -1,0 +1,421 @@
+//! [`Context`], a handle that records into an open segment or subsegment, and [`Entity`],
+//! the guard that owns one and ends it when dropped.
+//!
+//! A sampled segment's entities live in one arena per trace (see `trace`), which the
+//! handles share with the queue it is sent to. Unsampled requests have no arena at all: their
+//! [`Context`] carries only the IDs and the extra header keys that go downstream.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::emitter::Sink;
+use crate::header::{SamplingFlag, TraceHeader};
+use crate::id::{EntityId, TraceId};
+use crate::model::sanitize_name;
+use crate::record::{Patch, Record};
+use crate::trace::{Op, Origin, Trace};
+
+/// A recorded trace and where its batches go.
+pub(crate) struct Shared {
+    pub(crate) trace: Trace,
+    pub(crate) sink: Arc<Sink>,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Recorded {
+        shared: Arc<Shared>,
+        index: u32,
+        id: EntityId,
+    },
+    /// Nothing is recorded: the trace is not sampled, or (`sampled: true`) the work began
+    /// where it could not be recorded (its segment already sent), while the trace's
+    /// decision still travels downstream.
+    NotRecorded {
+        trace_id: TraceId,
+        id: EntityId,
+        extra: Option<Arc<str>>,
+        sampled: bool,
+    },
+}
+
+/// A handle to an open segment or subsegment: records into it (see [`Record`]), begins
+/// subsegments under it, and produces the trace header for downstream calls.
+///
+/// `Context` is cheap to clone (a reference count) and `Send + Sync`. It does not own the
+/// entity: the [`Entity`] guard does, and ends it when dropped. Recording through a
+/// `Context` whose entity was already sent is ignored. For an unsampled request, every
+/// recording method is a no-op and only the IDs are kept, so the decision still travels
+/// downstream.
+#[derive(Clone)]
+pub struct Context {
+    inner: Inner,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("trace_id", &self.trace_id())
+            .field("id", &self.id())
+            .field("sampled", &self.is_sampled())
+            .finish()
+    }
+}
+
+impl Context {
+    /// A recorded segment, its changes applied before it is shared.
+    pub(crate) fn new_segment<'a>(
+        sink: Arc<Sink>,
+        origin: Origin,
+        name: &str,
+        start_us: u64,
+        ops: impl IntoIterator<Item = Op<'a>>,
+    ) -> Context {
+        let id = origin.segment_id;
+        Context {
+            inner: Inner::Recorded {
+                shared: Arc::new(Shared {
+                    trace: Trace::new(origin, name, start_us, ops),
+                    sink,
+                }),
+                index: 0,
+                id,
+            },
+        }
+    }
+
+    pub(crate) fn new_unsampled(trace_id: TraceId, extra: Option<Arc<str>>) -> Context {
+        Context {
+            inner: Inner::NotRecorded {
+                trace_id,
+                id: EntityId::new(),
+                extra,
+                sampled: false,
+            },
+        }
+    }
+
+    /// A context of a sampled trace whose work is not recorded.
+    fn not_recorded(trace: &Trace) -> Context {
+        Context {
+            inner: Inner::NotRecorded {
+                trace_id: trace.trace_id,
+                id: EntityId::new(),
+                extra: trace.extra.clone(),
+                sampled: true,
+            },
+        }
+    }
+
+    /// The current context of this task or thread, if any (see [`crate::context`]).
+    pub fn current() -> Option<Context> {
+        crate::context::current()
+    }
+
+    /// The trace ID.
+    #[inline]
+    pub fn trace_id(&self) -> TraceId {
+        match &self.inner {
+            Inner::Recorded { shared, .. } => shared.trace.trace_id,
+            Inner::NotRecorded { trace_id, .. } => *trace_id,
+        }
+    }
+
+    /// The ID of this segment or subsegment.
+    #[inline]
+    pub fn id(&self) -> EntityId {
+        match &self.inner {
+            Inner::Recorded { id, .. } | Inner::NotRecorded { id, .. } => *id,
+        }
+    }
+
+    /// The segment this entity belongs to (itself for a segment), while it is recorded;
+    /// `None` when nothing is recorded (an unsampled trace). For example, to annotate the
+    /// request's segment from deep inside its subsegments.
+    ///
+    /// ```
+    /// use xray_sdk::Record;
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// # let segment = recorder.begin_segment("svc");
+    /// # let sub = segment.begin_subsegment("step");
+    /// if let Some(segment) = sub.segment() {
+    ///     segment.annotate("customer_tier", "gold");
+    /// }
+    /// ```
+    pub fn segment(&self) -> Option<Context> {
+        match &self.inner {
+            Inner::Recorded { shared, .. } => Some(Context {
+                inner: Inner::Recorded {
+                    shared: Arc::clone(shared),
+                    index: 0,
+                    id: shared.trace.segment_id,
+                },
+            }),
+            Inner::NotRecorded { .. } => None,
+        }
+    }
+
+    /// True when this trace is sampled: its documents are sent, and downstream calls carry
+    /// `Sampled=1`. (Work begun under a segment that was already sent is not recorded, but
+    /// its trace stays sampled downstream.)
+    #[inline]
+    pub fn is_sampled(&self) -> bool {
+        match &self.inner {
+            Inner::Recorded { .. } => true,
+            Inner::NotRecorded { sampled, .. } => *sampled,
+        }
+    }
+
+    /// Extra header keys that came in with the trace (such as `Lineage`), as `k=v;k=v`.
+    pub fn extra_header_fields(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Recorded { shared, .. } => shared.trace.extra.as_deref(),
+            Inner::NotRecorded { extra, .. } => extra.as_deref(),
+        }
+    }
+
+    /// The header to send with a downstream call made by this entity:
+    /// `Root=<trace>;Parent=<this id>;Sampled=<1|0>` plus the extra keys that came in.
+    ///
+    /// ```
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// let segment = recorder.begin_segment("svc");
+    /// let header = segment.downstream_header();
+    /// assert_eq!(header.parent(), Some(segment.id()));
+    /// ```
+    pub fn downstream_header(&self) -> TraceHeader {
+        let extra = match &self.inner {
+            Inner::Recorded { shared, .. } => shared.trace.extra.clone(),
+            Inner::NotRecorded { extra, .. } => extra.clone(),
+        };
+        TraceHeader::new(
+            self.trace_id(),
+            Some(self.id()),
+            SamplingFlag::from_decision(self.is_sampled()),
+        )
+        .with_extra_shared(extra)
+    }
+
+    /// Makes several changes to this entity under one lock, which is cheaper than calling
+    /// the setters one by one. `f` collects them in a [`Patch`] (without any lock held: it
+    /// may record anywhere); they are applied when it returns. Returns `None` without
+    /// calling `f` when nothing is recorded (an unsampled trace).
+    ///
+    /// ```
+    /// use xray_sdk::{Namespace, Record};
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// # let segment = recorder.begin_segment("svc");
+    /// let call = segment.begin_subsegment("DynamoDB");
+    /// call.update(|p| {
+    ///     p.set_namespace(Namespace::Aws);
+    ///     p.set_aws_operation("GetItem");
+    ///     p.set_aws_table_name("orders");
+    /// });
+    /// ```
+    pub fn update<'a, R>(&self, f: impl FnOnce(&Patch<'a>) -> R) -> Option<R> {
+        let Inner::Recorded { shared, index, id } = &self.inner else {
+            return None;
+        };
+        let patch = Patch::new();
+        let out = f(&patch);
+        shared.trace.record(*index, *id, patch.into_ops());
+        Some(out)
+    }
+
+    /// Begins a subsegment under this entity. The returned guard ends it when dropped.
+    pub fn begin_subsegment<'a>(&self, name: impl Into<Cow<'a, str>>) -> Entity {
+        self.begin_subsegment_with(name, |_| {})
+    }
+
+    /// Begins a subsegment with changes made before it joins the trace, all under one lock:
+    /// cheaper than [`Context::begin_subsegment`] followed by several setters. `init` runs
+    /// only when the trace is sampled, without any lock held (it may record elsewhere in
+    /// the trace); its changes are dropped if the segment was sent meanwhile. A panic in
+    /// `init` begins nothing.
+    ///
+    /// ```
+    /// use xray_sdk::{Namespace, Record};
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// let segment = recorder.begin_segment("svc");
+    /// let call = segment.begin_subsegment_with("inventory.internal", |p| {
+    ///     p.set_namespace(Namespace::Remote);
+    ///     p.set_http_method("GET");
+    ///     p.set_http_url("http://inventory.internal/items/42");
+    /// });
+    /// call.end_with(|p| p.set_http_response(200, Some(512)));
+    /// ```
+    pub fn begin_subsegment_with<'a>(
+        &self,
+        name: impl Into<Cow<'a, str>>,
+        init: impl FnOnce(&Patch<'a>),
+    ) -> Entity {
+        let ctx = match &self.inner {
+            Inner::NotRecorded {
+                trace_id,
+                extra,
+                sampled,
+                ..
+            } => Context {
+                inner: Inner::NotRecorded {
+                    trace_id: *trace_id,
+                    id: EntityId::new(),
+                    extra: extra.clone(),
+                    sampled: *sampled,
+                },
+            },
+            Inner::Recorded { shared, index, id } => {
+                let patch = Patch::new();
+                init(&patch);
+                let name = sanitize_name(name);
+                let new_id = EntityId::new();
+                let start = crate::timestamp::now_micros();
+                match shared
+                    .trace
+                    .begin(*index, *id, new_id, &name, start, patch.into_ops())
+                {
+                    Some(new_index) => Context {
+                        inner: Inner::Recorded {
+                            shared: Arc::clone(shared),
+                            index: new_index,
+                            id: new_id,
+                        },
+                    },
+                    // The segment was already sent: record nothing, keep propagating.
+                    None => Context::not_recorded(&shared.trace),
+                }
+            }
+        };
+        Entity { ctx, ended: false }
+    }
+
+    /// Applies `last` (when the entity is recorded) and ends the entity, under one lock. A
+    /// panic in `last` still ends the entity (with what it had recorded), then carries on.
+    fn end_with<'a>(&self, last: impl FnOnce(&Patch<'a>)) {
+        let Inner::Recorded { shared, index, id } = &self.inner else {
+            return;
+        };
+        let patch = Patch::new();
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| last(&patch))).err();
+        let end = crate::timestamp::now_micros();
+        let batch = shared.trace.end(
+            *index,
+            *id,
+            end,
+            patch.into_ops(),
+            shared.sink.streaming_threshold,
+        );
+        if let Some(batch) = batch {
+            shared.sink.emitter.submit(batch);
+        }
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
+        }
+    }
+
+    fn end(&self) {
+        let Inner::Recorded { shared, index, id } = &self.inner else {
+            return;
+        };
+        let end = crate::timestamp::now_micros();
+        if let Some(batch) = shared.trace.end(
+            *index,
+            *id,
+            end,
+            std::iter::empty(),
+            shared.sink.streaming_threshold,
+        ) {
+            shared.sink.emitter.submit(batch);
+        }
+    }
+}
+
+impl<'a> Record<'a> for Context {
+    fn push(&self, op: Op<'a>) {
+        if let Inner::Recorded { shared, index, id } = &self.inner {
+            shared.trace.record(*index, *id, std::iter::once(op));
+        }
+    }
+
+    #[inline]
+    fn records(&self) -> bool {
+        matches!(self.inner, Inner::Recorded { .. })
+    }
+}
+
+/// An open segment or subsegment (an *entity*): one unit of work of this service (usually
+/// one incoming request), or a unit of work inside one (a downstream call, a query, a step).
+///
+/// Dereferences to [`Context`] for recording. Ends when [`Entity::end`] is called or when
+/// dropped, so a cancelled future still closes what it opened. A segment is sent once it and
+/// all its subsegments have ended.
+#[must_use = "an entity ends when dropped"]
+pub struct Entity {
+    ctx: Context,
+    ended: bool,
+}
+
+impl Entity {
+    pub(crate) fn from_context(ctx: Context) -> Self {
+        Entity { ctx, ended: false }
+    }
+
+    /// An entity that records nothing (used when there is no current context).
+    pub fn noop() -> Self {
+        Entity {
+            ctx: Context::new_unsampled(TraceId::from_parts(0, [0; 12]), None),
+            ended: true,
+        }
+    }
+
+    /// A handle to record into this entity from elsewhere (clones share the entity).
+    pub fn context(&self) -> Context {
+        self.ctx.clone()
+    }
+
+    /// Ends the entity now.
+    pub fn end(mut self) {
+        self.ended = true;
+        self.ctx.end();
+    }
+
+    /// Records the last changes and ends the entity, under one lock (`last` runs only when
+    /// the entity is recorded, without any lock held).
+    ///
+    /// ```
+    /// use xray_sdk::Record;
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// # let segment = recorder.begin_segment("svc");
+    /// let call = segment.begin_subsegment("payments.internal");
+    /// call.end_with(|p| {
+    ///     p.set_http_response(503, None);
+    ///     p.set_http_traced(true);
+    /// });
+    /// ```
+    pub fn end_with<'a>(mut self, last: impl FnOnce(&Patch<'a>)) {
+        self.ended = true;
+        self.ctx.end_with(last);
+    }
+}
+
+impl std::ops::Deref for Entity {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl Drop for Entity {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ctx.end();
+        }
+    }
+}
+
+impl fmt::Debug for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Entity").field(&self.ctx).finish()
+    }
+}

@@ -1,0 +1,133 @@
+//! [`SegmentBuilder`]: the one place a segment begins, with its sampling decision.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::handle::{Context, Entity};
+use crate::header::TraceHeader;
+use crate::id::{EntityId, TraceId};
+use crate::model::sanitize_name;
+use crate::record::Patch;
+use crate::recorder::RecorderInner;
+use crate::sampling::{SamplingDecision, SamplingRequest};
+use crate::trace::Origin;
+
+/// Builds one segment; see [`Recorder::segment`](crate::Recorder::segment).
+#[must_use = "call .begin() to start the segment"]
+pub struct SegmentBuilder<'a> {
+    recorder: &'a Arc<RecorderInner>,
+    name: Cow<'a, str>,
+    header: Option<&'a TraceHeader>,
+    request: SamplingRequest<'a>,
+    forced: Option<bool>,
+}
+
+impl fmt::Debug for SegmentBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentBuilder")
+            .field("name", &self.name)
+            .field("header", &self.header)
+            .field("forced", &self.forced)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> SegmentBuilder<'a> {
+    pub(crate) fn new(recorder: &'a Arc<RecorderInner>, name: Cow<'a, str>) -> Self {
+        SegmentBuilder {
+            recorder,
+            name,
+            header: None,
+            request: SamplingRequest::default(),
+            forced: None,
+        }
+    }
+
+    /// Continues the trace of an incoming header: its Root and Parent become this segment's
+    /// `trace_id` and `parent_id`, and `Sampled=1`/`0` is obeyed. An absent or invalid Root
+    /// starts a new trace.
+    pub fn header(mut self, header: &'a TraceHeader) -> Self {
+        self.header = Some(header);
+        self
+    }
+
+    /// The request facts the sampling rules match on (host, method, path, ...). The service
+    /// name defaults to the segment name.
+    pub fn sampling_request(mut self, request: SamplingRequest<'a>) -> Self {
+        self.request = request;
+        self
+    }
+
+    /// Forces (`true`) or vetoes (`false`) sampling, whatever the header and rules say.
+    pub fn sampled(mut self, sampled: bool) -> Self {
+        self.forced = Some(sampled);
+        self
+    }
+
+    /// Begins the segment.
+    pub fn begin(self) -> Entity {
+        self.begin_with(|_| {})
+    }
+
+    /// Begins the segment and, when it is sampled, records into it before it is shared:
+    /// cheaper than [`SegmentBuilder::begin`] followed by setters, and `init` never runs for
+    /// an unsampled request. A name set in `init` replaces the builder's.
+    ///
+    /// ```
+    /// use xray_sdk::Record;
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// let segment = recorder.segment("orders").begin_with(|p| {
+    ///     p.set_http_method("GET");
+    ///     p.set_http_url("https://orders.example.com/orders/7");
+    /// });
+    /// segment.end();
+    /// ```
+    pub fn begin_with<'p>(self, init: impl FnOnce(&Patch<'p>)) -> Entity {
+        let recorder = self.recorder;
+        let root = self.header.and_then(TraceHeader::root);
+        let trace_id: TraceId = root.unwrap_or_else(TraceId::new);
+        let extra = self.header.and_then(TraceHeader::extra_shared);
+        let decision = if !recorder.config.enabled {
+            SamplingDecision::new(false)
+        } else if let Some(forced) = self.forced {
+            SamplingDecision::new(forced)
+        } else if let Some(d) = self.header.and_then(|h| h.sampled().decision()) {
+            SamplingDecision::new(d)
+        } else {
+            let mut req = self.request;
+            if req.service_name.is_none() {
+                req.service_name = Some(&self.name);
+            }
+            if req.service_type.is_none() {
+                req.service_type = recorder.resources.get().and_then(|r| r.origin);
+            }
+            recorder.sampler.should_sample(&req)
+        };
+        let ctx = if decision.sampled {
+            let patch = Patch::new();
+            init(&patch);
+            // A parent without the trace it belongs to is meaningless.
+            let parent_id = root.and(self.header.and_then(TraceHeader::parent));
+            let origin = Origin {
+                trace_id,
+                segment_id: EntityId::new(),
+                parent_id,
+                extra,
+                rule_name: decision.rule_name,
+            };
+            let name = sanitize_name(self.name);
+            let start = crate::timestamp::now_micros();
+            Context::new_segment(
+                Arc::clone(&recorder.sink),
+                origin,
+                &name,
+                start,
+                patch.into_ops(),
+            )
+        } else {
+            Context::new_unsampled(trace_id, extra)
+        };
+        Entity::from_context(ctx)
+    }
+}

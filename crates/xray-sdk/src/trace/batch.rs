@@ -1,0 +1,28 @@
+//! What the emitter receives from a trace: a whole segment, or subsegments streamed ahead of it.
+
+use std::sync::Arc;
+
+use super::entity::{EntityData, Extra, Text};
+use crate::id::TraceId;
+
+/// A whole segment (`is_segment`: entity 0 is the segment; any other entity without a parent
+/// was begun under a subsegment streamed earlier) or a set of completed subtrees streamed
+/// early. Every entity with `parent == NO_PARENT`, other than a segment, is the root of an
+/// independent subsegment document, under its `parent_id`. Parents come before their
+/// children, and siblings are in the order they began.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) trace_id: TraceId,
+    pub(crate) rule_name: Option<Arc<str>>,
+    pub(crate) is_segment: bool,
+    pub(crate) entities: Vec<EntityData>,
+    pub(crate) text: String,
+    pub(crate) extras: Vec<Extra>,
+}
+
+impl Batch {
+    /// A string of this batch.
+    pub(crate) fn str(&self, t: Text) -> &str {
+        t.get(&self.text)
+    }
+}

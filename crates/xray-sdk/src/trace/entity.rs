@@ -1,0 +1,365 @@
+//! One segment or subsegment as a trace's arena holds it: every field X-Ray knows is typed and
+//! stored in place, strings are ranges of the trace's text buffer, and the open-ended parts
+//! (annotations, metadata, other `aws` fields, `cause`, `sql`, ...) are [`Extra`] entries of
+//! the trace, tagged with the entity they belong to.
+
+use std::num::NonZeroU32;
+
+use crate::deferred::DeferredFields;
+use crate::id::EntityId;
+use crate::model::{Cause, Namespace, Sql};
+
+/// The parent index of an entity without a parent in its arena or batch.
+pub(crate) const NO_PARENT: u32 = u32::MAX;
+
+pub(crate) const FLAG_ERROR: u8 = 1;
+pub(crate) const FLAG_FAULT: u8 = 2;
+pub(crate) const FLAG_THROTTLE: u8 = 4;
+
+/// Flags for an HTTP status, as all official SDKs set them: 4xx error, 429 also throttle,
+/// 5xx fault.
+pub(crate) fn status_flags(status: u16) -> u8 {
+    match status {
+        429 => FLAG_ERROR | FLAG_THROTTLE,
+        400..=499 => FLAG_ERROR,
+        500..=599 => FLAG_FAULT,
+        _ => 0,
+    }
+}
+
+/// A string stored in a trace's text buffer, as a byte range of it. (The end is kept plus
+/// one, so that an absent string costs no more room than a present one.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Text {
+    start: u32,
+    end_plus_one: NonZeroU32,
+}
+
+impl Text {
+    /// The empty string.
+    pub(crate) const EMPTY: Text = Text {
+        start: 0,
+        end_plus_one: NonZeroU32::MIN,
+    };
+
+    /// Appends `s` to `text` and returns where it is; `None` when the buffer would pass
+    /// 4 GiB (the value is then not recorded).
+    pub(crate) fn push(text: &mut String, s: &str) -> Option<Text> {
+        let start = u32::try_from(text.len()).ok()?;
+        let end = u32::try_from(text.len() + s.len()).ok()?;
+        let end_plus_one = NonZeroU32::new(end.checked_add(1)?)?;
+        text.push_str(s);
+        Some(Text {
+            start,
+            end_plus_one,
+        })
+    }
+
+    /// The string in `text`; empty if the range is not one of `text`'s.
+    pub(crate) fn get(self, text: &str) -> &str {
+        text.get(self.start as usize..self.end() as usize)
+            .unwrap_or("")
+    }
+
+    /// Copies the string from `from` into `to` and points at the copy.
+    pub(crate) fn moved(self, from: &str, to: &mut String) -> Text {
+        Text::push(to, self.get(from)).unwrap_or(Text::EMPTY)
+    }
+
+    fn end(self) -> u32 {
+        self.end_plus_one.get() - 1
+    }
+}
+
+/// Moves every [`Text`] an `Option<Text>` holds.
+fn move_opt(t: &mut Option<Text>, from: &str, to: &mut String) {
+    if let Some(x) = t {
+        *x = x.moved(from, to);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntityState {
+    Open,
+    Ended,
+    /// Already sent as an independent subsegment; only a tombstone remains.
+    Streamed,
+}
+
+/// The `http` block.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct HttpFields {
+    pub(crate) method: Option<Text>,
+    pub(crate) url: Option<Text>,
+    pub(crate) user_agent: Option<Text>,
+    pub(crate) client_ip: Option<Text>,
+    pub(crate) x_forwarded_for: bool,
+    pub(crate) traced: bool,
+    pub(crate) status: Option<u16>,
+    pub(crate) content_length: Option<u64>,
+}
+
+impl HttpFields {
+    pub(crate) fn has_request(&self) -> bool {
+        self.method.is_some()
+            || self.url.is_some()
+            || self.user_agent.is_some()
+            || self.client_ip.is_some()
+            || self.x_forwarded_for
+            || self.traced
+    }
+
+    pub(crate) fn has_response(&self) -> bool {
+        self.status.is_some() || self.content_length.is_some()
+    }
+
+    fn move_text(&mut self, from: &str, to: &mut String) {
+        for t in [
+            &mut self.method,
+            &mut self.url,
+            &mut self.user_agent,
+            &mut self.client_ip,
+        ] {
+            move_opt(t, from, to);
+        }
+    }
+}
+
+/// The `aws` fields X-Ray and the official SDKs give meaning to, typed. Other keys are
+/// [`Item::Aws`] extras.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AwsFields {
+    pub(crate) operation: Option<Text>,
+    pub(crate) region: Option<Text>,
+    pub(crate) request_id: Option<Text>,
+    pub(crate) table_name: Option<Text>,
+    pub(crate) queue_url: Option<Text>,
+    pub(crate) retries: Option<u32>,
+}
+
+/// The typed string fields of the `aws` block, in the order they are written.
+#[allow(unreachable_pub)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsKey {
+    Operation,
+    Region,
+    RequestId,
+    TableName,
+    QueueUrl,
+}
+
+impl AwsKey {
+    pub(crate) const ALL: [AwsKey; 5] = [
+        AwsKey::Operation,
+        AwsKey::Region,
+        AwsKey::RequestId,
+        AwsKey::TableName,
+        AwsKey::QueueUrl,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AwsKey::Operation => "operation",
+            AwsKey::Region => "region",
+            AwsKey::RequestId => "request_id",
+            AwsKey::TableName => "table_name",
+            AwsKey::QueueUrl => "queue_url",
+        }
+    }
+
+    pub(crate) fn from_key(key: &str) -> Option<AwsKey> {
+        AwsKey::ALL.into_iter().find(|k| k.as_str() == key)
+    }
+}
+
+impl AwsFields {
+    pub(crate) fn slot(&mut self, key: AwsKey) -> &mut Option<Text> {
+        match key {
+            AwsKey::Operation => &mut self.operation,
+            AwsKey::Region => &mut self.region,
+            AwsKey::RequestId => &mut self.request_id,
+            AwsKey::TableName => &mut self.table_name,
+            AwsKey::QueueUrl => &mut self.queue_url,
+        }
+    }
+
+    pub(crate) fn get(&self, key: AwsKey) -> Option<Text> {
+        match key {
+            AwsKey::Operation => self.operation,
+            AwsKey::Region => self.region,
+            AwsKey::RequestId => self.request_id,
+            AwsKey::TableName => self.table_name,
+            AwsKey::QueueUrl => self.queue_url,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.retries.is_none() && AwsKey::ALL.into_iter().all(|k| self.get(k).is_none())
+    }
+
+    fn move_text(&mut self, from: &str, to: &mut String) {
+        for k in AwsKey::ALL {
+            move_opt(self.slot(k), from, to);
+        }
+    }
+}
+
+/// Typed fields written only for some entities (mostly segments).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct MoreFields {
+    pub(crate) user: Option<Text>,
+    pub(crate) origin: Option<Text>,
+    pub(crate) resource_arn: Option<Text>,
+    pub(crate) service_version: Option<Text>,
+}
+
+impl MoreFields {
+    fn move_text(&mut self, from: &str, to: &mut String) {
+        for t in [
+            &mut self.user,
+            &mut self.origin,
+            &mut self.resource_arn,
+            &mut self.service_version,
+        ] {
+            move_opt(t, from, to);
+        }
+    }
+}
+
+/// One segment or subsegment.
+#[derive(Debug, Clone)]
+pub(crate) struct EntityData {
+    pub(crate) id: EntityId,
+    /// Index of the parent in the arena or batch, or [`NO_PARENT`].
+    pub(crate) parent: u32,
+    /// The parent's ID: for a segment the caller's (from the header), for a subsegment the
+    /// enclosing entity's, kept so a streamed subtree knows where it belongs.
+    pub(crate) parent_id: Option<EntityId>,
+    pub(crate) name: Text,
+    pub(crate) start_us: u64,
+    /// 0 while the entity is in progress.
+    pub(crate) end_us: u64,
+    pub(crate) flags: u8,
+    pub(crate) namespace: Option<Namespace>,
+    pub(crate) state: EntityState,
+    /// Whether any [`Extra`] of the trace belongs to this entity (lets writers skip the look-up).
+    pub(crate) has_extras: bool,
+    pub(crate) http: HttpFields,
+    pub(crate) aws: AwsFields,
+    pub(crate) more: MoreFields,
+    /// Tree links inside the arena ([`NO_PARENT`] when absent), so a subtree can be moved
+    /// out without scanning the whole arena.
+    pub(crate) first_child: u32,
+    pub(crate) last_child: u32,
+    pub(crate) next_sibling: u32,
+    /// Descendants not yet ended.
+    pub(crate) open_descendants: u32,
+    /// Next entry of the list of ended subsegments still in the arena.
+    pub(crate) next_completed: u32,
+}
+
+impl EntityData {
+    pub(crate) fn new(
+        id: EntityId,
+        parent: u32,
+        parent_id: Option<EntityId>,
+        name: Text,
+        start_us: u64,
+    ) -> Self {
+        EntityData {
+            id,
+            parent,
+            parent_id,
+            name,
+            start_us,
+            end_us: 0,
+            flags: 0,
+            namespace: None,
+            state: EntityState::Open,
+            has_extras: false,
+            http: HttpFields::default(),
+            aws: AwsFields::default(),
+            more: MoreFields::default(),
+            first_child: NO_PARENT,
+            last_child: NO_PARENT,
+            next_sibling: NO_PARENT,
+            open_descendants: 0,
+            next_completed: NO_PARENT,
+        }
+    }
+
+    /// Copies every string of the entity from `from` into `to`.
+    pub(crate) fn move_text(&mut self, from: &str, to: &mut String) {
+        self.name = self.name.moved(from, to);
+        self.http.move_text(from, to);
+        self.aws.move_text(from, to);
+        self.more.move_text(from, to);
+    }
+}
+
+/// An annotation value as the arena holds it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scalar {
+    Str(Text),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// An open-ended part of an entity.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Annotation {
+        key: Text,
+        value: Scalar,
+    },
+    /// A value of the `metadata` block, already JSON text.
+    Metadata {
+        namespace: Text,
+        key: Text,
+        json: Text,
+    },
+    /// An `aws` field beyond the typed ones, as JSON text.
+    Aws {
+        key: Text,
+        json: Text,
+    },
+    Cause(Box<Cause>),
+    Sql(Box<Sql>),
+    Deferred(Box<dyn DeferredFields>),
+    Precursor(EntityId),
+}
+
+impl Item {
+    pub(crate) fn move_text(&mut self, from: &str, to: &mut String) {
+        match self {
+            Item::Annotation { key, value } => {
+                *key = key.moved(from, to);
+                if let Scalar::Str(s) = value {
+                    *s = s.moved(from, to);
+                }
+            }
+            Item::Metadata {
+                namespace,
+                key,
+                json,
+            } => {
+                *namespace = namespace.moved(from, to);
+                *key = key.moved(from, to);
+                *json = json.moved(from, to);
+            }
+            Item::Aws { key, json } => {
+                *key = key.moved(from, to);
+                *json = json.moved(from, to);
+            }
+            Item::Cause(_) | Item::Sql(_) | Item::Deferred(_) | Item::Precursor(_) => {}
+        }
+    }
+}
+
+/// An [`Item`] of the entity at index `entity`.
+#[derive(Debug)]
+pub(crate) struct Extra {
+    pub(crate) entity: u32,
+    pub(crate) item: Item,
+}

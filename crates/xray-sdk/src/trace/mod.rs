@@ -1,0 +1,339 @@
+//! The arena of one trace segment: every entity of a segment, its strings and its open-ended
+//! parts, behind one mutex.
+//!
+//! Beginning a subsegment pushes onto a vector and ending one is a store; strings are copied
+//! into one text buffer per trace, so recording a field never allocates on its own. When the
+//! segment and all its subsegments have ended, the arena's vectors become a [`Batch`] in one
+//! move; documents are written from it on the emitter's thread.
+//!
+//! Changes arrive as [`Op`]s that hold no user code (values were checked and serialized
+//! before), so nothing the lock protects can be re-entered while it is held.
+
+mod batch;
+mod entity;
+mod op;
+mod stream;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+pub(crate) use batch::Batch;
+pub(crate) use entity::{
+    AwsKey, EntityData, EntityState, Extra, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, Item, NO_PARENT,
+    Scalar, Text,
+};
+#[allow(unreachable_pub)]
+pub use op::Op;
+
+use crate::id::{EntityId, TraceId};
+
+/// The most a new trace's entity arena asks of the allocator at first.
+///
+/// The arena is allocated on the request thread and freed on the emitter's, so the request
+/// thread's allocator cache rarely has a block ready, and a request of 1 KiB or more is the
+/// worst case: glibc serves it from its large bins, which first merges every small freed
+/// block (`malloc_consolidate`). Staying under that keeps the arena among the small, cached
+/// sizes.
+const ARENA_BYTES: usize = 1000;
+
+/// Entities room is made for when a trace begins: the segment and, within
+/// [`ARENA_BYTES`], its first subsegments.
+const ARENA_CAPACITY: usize = ARENA_BYTES / std::mem::size_of::<EntityData>();
+
+// A segment with three subsegments is the common shape: a new arena holds it without
+// growing, within ARENA_BYTES. An entity that grows past 250 bytes fails the build here.
+const _: () = assert!(
+    ARENA_CAPACITY >= 4,
+    "an entity must stay within 250 bytes: see ARENA_BYTES"
+);
+
+/// Room made for the text of a new trace: a URL, a user agent and the names and `aws`
+/// fields of a few subsegments.
+const TEXT_CAPACITY: usize = 512;
+
+/// A trace segment's entities, text and extras.
+#[derive(Debug)]
+pub(crate) struct TraceState {
+    pub(crate) entities: Vec<EntityData>,
+    pub(crate) text: String,
+    pub(crate) extras: Vec<Extra>,
+    /// Ended subsegments still held in the arena (candidates for streaming), as a list
+    /// linked through the entities, so ending a subsegment never allocates.
+    completed_head: u32,
+    completed_len: u32,
+    /// Slots of streamed entities, reused by later subsegments.
+    free: Vec<u32>,
+    /// Entities were streamed out, so slot order is no longer the order they began in.
+    reordered: bool,
+    /// The segment has been handed over: nothing more is recorded.
+    sent: bool,
+}
+
+impl TraceState {
+    /// Adds 1 to (or takes 1 from) the open-descendant count of every ancestor of `index`.
+    /// A subsegment whose parent was streamed counts under the segment, which waits for it.
+    fn adjust_ancestors(&mut self, index: usize, increment: bool) {
+        let up = |i: usize, parent: u32| {
+            if parent == NO_PARENT && i != 0 {
+                0
+            } else {
+                parent
+            }
+        };
+        let mut p = self
+            .entities
+            .get(index)
+            .map_or(NO_PARENT, |e| up(index, e.parent));
+        while let Some(e) = self.entities.get_mut(p as usize) {
+            e.open_descendants = if increment {
+                e.open_descendants + 1
+            } else {
+                e.open_descendants.saturating_sub(1)
+            };
+            p = up(p as usize, e.parent);
+        }
+    }
+
+    fn link_child(&mut self, parent: usize, child: u32) {
+        let last = match self.entities.get_mut(parent) {
+            Some(p) => {
+                let last = p.last_child;
+                p.last_child = child;
+                if last == NO_PARENT {
+                    p.first_child = child;
+                }
+                last
+            }
+            None => return,
+        };
+        if let Some(prev) = self.entities.get_mut(last as usize) {
+            prev.next_sibling = child;
+        }
+    }
+
+    /// Ended, with every descendant ended, and not streamed yet.
+    fn is_complete(&self, index: usize) -> bool {
+        self.entities
+            .get(index)
+            .is_some_and(|e| e.state == EntityState::Ended && e.open_descendants == 0)
+    }
+
+    /// Whether the entity at `index` is `id` and can still be recorded into.
+    fn live(&self, index: usize, id: EntityId) -> bool {
+        !self.sent
+            && self
+                .entities
+                .get(index)
+                .is_some_and(|e| e.id == id && e.state != EntityState::Streamed)
+    }
+}
+
+/// The recorded part of one trace segment: its IDs and the locked arena.
+pub(crate) struct Trace {
+    pub(crate) trace_id: TraceId,
+    /// The ID of the segment (entity 0 of the arena).
+    pub(crate) segment_id: EntityId,
+    /// Extra header keys that came in with the trace, passed on downstream.
+    pub(crate) extra: Option<Arc<str>>,
+    /// The sampling rule that chose this trace, written in the segment's `aws` block.
+    pub(crate) rule_name: Option<Arc<str>>,
+    state: Mutex<TraceState>,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("trace_id", &self.trace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a new segment comes from.
+pub(crate) struct Origin {
+    pub(crate) trace_id: TraceId,
+    pub(crate) segment_id: EntityId,
+    /// The caller's entity, from the incoming header.
+    pub(crate) parent_id: Option<EntityId>,
+    pub(crate) extra: Option<Arc<str>>,
+    pub(crate) rule_name: Option<Arc<str>>,
+}
+
+impl Trace {
+    /// A trace whose segment is named `name`, began at `start_us` and holds `ops`.
+    pub(crate) fn new<'a>(
+        origin: Origin,
+        name: &str,
+        start_us: u64,
+        ops: impl IntoIterator<Item = Op<'a>>,
+    ) -> Trace {
+        let mut text = String::with_capacity(TEXT_CAPACITY);
+        let name = Text::push(&mut text, name).unwrap_or(Text::EMPTY);
+        let mut entities = Vec::with_capacity(ARENA_CAPACITY);
+        entities.push(EntityData::new(
+            origin.segment_id,
+            NO_PARENT,
+            origin.parent_id,
+            name,
+            start_us,
+        ));
+        let mut state = TraceState {
+            entities,
+            text,
+            extras: Vec::new(),
+            completed_head: NO_PARENT,
+            completed_len: 0,
+            free: Vec::new(),
+            reordered: false,
+            sent: false,
+        };
+        for op in ops {
+            state.apply(0, op);
+        }
+        Trace {
+            trace_id: origin.trace_id,
+            segment_id: origin.segment_id,
+            extra: origin.extra,
+            rule_name: origin.rule_name,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TraceState> {
+        // Nothing that runs under the lock can panic on input, and every change is applied
+        // whole, so even a poisoned lock holds consistent data.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Begins a subsegment `id` under the entity at `parent` (`parent_id`), with `ops`
+    /// applied. Returns its index, or `None` when the segment was already sent or the
+    /// parent is gone.
+    pub(crate) fn begin<'a>(
+        &self,
+        parent: u32,
+        parent_id: EntityId,
+        id: EntityId,
+        name: &str,
+        start_us: u64,
+        ops: impl IntoIterator<Item = Op<'a>>,
+    ) -> Option<u32> {
+        let mut state = self.lock();
+        if state.sent {
+            return None;
+        }
+        // Work begun under a subsegment already streamed ahead (late work of a detached
+        // task) is sent on its own, under its parent's ID.
+        let parent = if state.live(parent as usize, parent_id) {
+            parent
+        } else {
+            NO_PARENT
+        };
+        let name = Text::push(&mut state.text, name).unwrap_or(Text::EMPTY);
+        let entity = EntityData::new(id, parent, Some(parent_id), name, start_us);
+        let index = match state.free.pop() {
+            Some(slot) => {
+                state.entities[slot as usize] = entity;
+                slot
+            }
+            None => {
+                let index = u32::try_from(state.entities.len())
+                    .ok()
+                    .filter(|&i| i < NO_PARENT)?;
+                state.entities.push(entity);
+                index
+            }
+        };
+        if parent != NO_PARENT {
+            state.link_child(parent as usize, index);
+        }
+        state.adjust_ancestors(index as usize, true);
+        for op in ops {
+            state.apply(index as usize, op);
+        }
+        Some(index)
+    }
+
+    /// Applies `ops` to the entity at `index` if it is still `id` and recorded. Returns
+    /// whether it was.
+    pub(crate) fn record<'a>(
+        &self,
+        index: u32,
+        id: EntityId,
+        ops: impl IntoIterator<Item = Op<'a>>,
+    ) -> bool {
+        let mut state = self.lock();
+        if !state.live(index as usize, id) {
+            return false;
+        }
+        for op in ops {
+            state.apply(index as usize, op);
+        }
+        true
+    }
+
+    /// Applies `ops` and ends the entity at `index` at `end_us`. Returns what must be sent
+    /// now, if anything: the whole segment once it and every subsegment have ended, or
+    /// completed subsegments streamed ahead of it when more than `streaming_threshold` wait.
+    pub(crate) fn end<'a>(
+        &self,
+        index: u32,
+        id: EntityId,
+        end_us: u64,
+        ops: impl IntoIterator<Item = Op<'a>>,
+        streaming_threshold: u32,
+    ) -> Option<Batch> {
+        let mut state = self.lock();
+        let i = index as usize;
+        if !state.live(i, id) {
+            return None;
+        }
+        for op in ops {
+            state.apply(i, op);
+        }
+        let entity = state.entities.get_mut(i)?;
+        if entity.state != EntityState::Open {
+            return None;
+        }
+        entity.state = EntityState::Ended;
+        // Never before the start (anchors of two threads' clocks may differ slightly).
+        // Never 0, which means "in progress".
+        entity.end_us = end_us.max(entity.start_us).max(1);
+        state.adjust_ancestors(i, false);
+        if i != 0 {
+            let head = state.completed_head;
+            if let Some(e) = state.entities.get_mut(i) {
+                e.next_completed = head;
+            }
+            state.completed_head = index;
+            state.completed_len += 1;
+        }
+        // The segment goes out once it and every subsegment have ended.
+        if state.is_complete(0) {
+            state.sent = true;
+            return Some(self.take_segment(&mut state));
+        }
+        if i != 0 && state.completed_len > streaming_threshold {
+            return stream::stream_completed(&mut state, self.trace_id);
+        }
+        None
+    }
+
+    /// Moves every remaining entity out of the arena.
+    fn take_segment(&self, state: &mut TraceState) -> Batch {
+        let mut batch = if state.reordered {
+            state.take_reordered(self.trace_id)
+        } else {
+            Batch {
+                trace_id: self.trace_id,
+                rule_name: None,
+                is_segment: true,
+                entities: std::mem::take(&mut state.entities),
+                text: std::mem::take(&mut state.text),
+                extras: std::mem::take(&mut state.extras),
+            }
+        };
+        batch.rule_name = self.rule_name.clone();
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+//! The arena on its own: streaming, slot reuse, orphans and text compaction.
+
+use std::borrow::Cow;
+
+use super::*;
+
+fn origin() -> Origin {
+    Origin {
+        trace_id: TraceId::new(),
+        segment_id: EntityId::new(),
+        parent_id: None,
+        extra: None,
+        rule_name: None,
+    }
+}
+
+fn annotate(key: &'static str, v: i64) -> Op<'static> {
+    Op::Annotation(Cow::Borrowed(key), crate::model::AnnotationValue::Int(v))
+}
+
+#[test]
+fn a_segment_goes_out_once_it_and_its_subsegments_have_ended() {
+    let o = origin();
+    let seg = o.segment_id;
+    let trace = Trace::new(o, "svc", 1, []);
+    let a = EntityId::new();
+    let i = trace.begin(0, seg, a, "a", 2, [annotate("k", 1)]).unwrap();
+    assert!(
+        trace.end(0, seg, 3, [], 100).is_none(),
+        "waits for its subsegment"
+    );
+    let batch = trace
+        .end(i, a, 4, [], 100)
+        .expect("sent with its last subsegment");
+    assert!(batch.is_segment);
+    assert_eq!(batch.entities.len(), 2);
+    assert_eq!(batch.str(batch.entities[1].name), "a");
+    assert_eq!(batch.extras.len(), 1);
+    assert_eq!(batch.extras[0].entity, 1);
+    // Nothing more is recorded once sent.
+    assert!(!trace.record(0, seg, [annotate("late", 1)]));
+    assert!(
+        trace
+            .begin(0, seg, EntityId::new(), "late", 5, [])
+            .is_none()
+    );
+}
+
+#[test]
+fn streamed_slots_are_reused_and_the_text_stays_bounded() {
+    let o = origin();
+    let seg = o.segment_id;
+    let trace = Trace::new(o, "batch-job", 1, []);
+    let mut streamed = 0;
+    for n in 0..10_000u32 {
+        let id = EntityId::new();
+        let name = format!("item-{n}-{}", "x".repeat(40));
+        let i = trace
+            .begin(0, seg, id, &name, 2, [annotate("n", i64::from(n))])
+            .unwrap();
+        if let Some(batch) = trace.end(i, id, 3, [], 10) {
+            assert!(!batch.is_segment);
+            for (e, x) in batch.entities.iter().zip(&batch.extras) {
+                assert!(batch.str(e.name).starts_with("item-"));
+                assert_eq!(
+                    x.entity,
+                    batch.entities.iter().position(|b| b.id == e.id).unwrap() as u32
+                );
+            }
+            streamed += batch.entities.len();
+        }
+    }
+    let state = trace.lock();
+    assert!(
+        state.entities.len() <= 12,
+        "slots reused: {}",
+        state.entities.len()
+    );
+    assert!(
+        state.text.len() < 2_000,
+        "text compacted: {}",
+        state.text.len()
+    );
+    assert!(state.extras.len() <= 11);
+    drop(state);
+    let last = trace.end(0, seg, 4, [], 10).unwrap();
+    assert_eq!(streamed + last.entities.len() - 1, 10_000);
+    assert_eq!(last.str(last.entities[0].name), "batch-job");
+}
+
+#[test]
+fn work_begun_under_a_streamed_subsegment_is_sent_on_its_own_and_held_for() {
+    let o = origin();
+    let seg = o.segment_id;
+    let trace = Trace::new(o, "svc", 1, []);
+    let a = EntityId::new();
+    let ia = trace.begin(0, seg, a, "a", 2, []).unwrap();
+    let streamed = trace.end(ia, a, 3, [], 0).expect("streamed at once");
+    assert_eq!(streamed.entities[0].id, a);
+    // Late work under `a`: an orphan under a's ID, which the segment waits for.
+    let late = EntityId::new();
+    let il = trace.begin(ia, a, late, "late", 4, []).unwrap();
+    assert!(trace.end(0, seg, 5, [], 100).is_none());
+    let batch = trace
+        .end(il, late, 6, [], 100)
+        .expect("the segment goes with it");
+    let orphan = batch.entities.iter().find(|e| e.id == late).unwrap();
+    assert_eq!(orphan.parent, NO_PARENT);
+    assert_eq!(orphan.parent_id, Some(a));
+    assert_eq!(batch.str(orphan.name), "late");
+}
