@@ -40,7 +40,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
@@ -312,4 +312,50 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `MIDDLEWARE_BENCH_LOOP=<with|without>:<calls>`: that many calls of `middleware_only`
+/// (no I/O) with or without the middleware, untimed, then exit: a fixed amount of work whose
+/// instructions callgrind counts. The middleware's own work per call is the difference of
+/// the two runs divided by the calls (see docs/PERFORMANCE.md).
+fn fixed_loop(spec: &str) {
+    let (variant, calls) = spec
+        .split_once(':')
+        .expect("MIDDLEWARE_BENCH_LOOP=<with|without>:<calls>");
+    let calls: u64 = calls.parse().expect("a number of calls");
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("udp sink");
+    let recorder = Recorder::builder()
+        .ignore_env()
+        .service_name("bench")
+        .daemon_address(sink.local_addr().expect("udp addr").to_string())
+        .sampler(AlwaysSample)
+        .centralized_sampling(false)
+        .plugins(Plugins::none())
+        .build()
+        .expect("recorder");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let added = if variant == "with" {
+        Added::XRay
+    } else {
+        Added::Nothing
+    };
+    let client = client(added, true);
+    run(
+        &rt,
+        &recorder,
+        &client,
+        ("http://canned.invalid/", Clock::Wall),
+        calls,
+    );
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("MIDDLEWARE_BENCH_LOOP") {
+        fixed_loop(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -17,6 +17,7 @@ use xray_sdk::Context;
 ///
 /// ```
 /// use axum::{Router, routing::get};
+/// use xray_sdk::Record;
 /// use xray_sdk_tower::{XRayContext, XRayLayer};
 ///
 /// async fn checkout(segment: XRayContext) -> &'static str {

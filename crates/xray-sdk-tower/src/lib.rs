@@ -10,6 +10,7 @@
 //! use http::Request;
 //! use http_body_util::BodyExt;
 //! use tower::ServiceExt;
+//! use xray_sdk::Record;
 //! use xray_sdk_tower::{XRayContext, XRayLayer};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {

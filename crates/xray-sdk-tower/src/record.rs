@@ -209,16 +209,35 @@ impl<'a> RequestHeaders<'a> {
 #[derive(Debug)]
 struct RequestBlock<'a> {
     method: Cow<'static, str>,
-    url: String,
+    url: Url<'a>,
     user_agent: Option<&'a str>,
     client_ip: Option<Cow<'a, str>>,
     x_forwarded_for: bool,
 }
 
+/// The request's URL, in parts where they can be borrowed.
+#[derive(Debug)]
+enum Url<'a> {
+    /// `http[s]://` + host + path.
+    Parts {
+        https: bool,
+        host: &'a str,
+        path: &'a str,
+    },
+    /// Another scheme.
+    Built(String),
+    /// No host known: the path alone.
+    Path(&'a str),
+}
+
 impl<'a> RequestBlock<'a> {
     fn record(self, e: &Patch<'a>) {
         e.set_http_method(self.method);
-        e.set_http_url(self.url);
+        match self.url {
+            Url::Parts { https, host, path } => e.set_http_url_parts(https, host, path),
+            Url::Built(url) => e.set_http_url(url),
+            Url::Path(path) => e.set_http_url(path),
+        }
         if let Some(ua) = self.user_agent {
             e.set_http_user_agent(ua);
         }
@@ -228,30 +247,30 @@ impl<'a> RequestBlock<'a> {
     }
 }
 
-fn request_block<'a, B>(req: &'a Request<B>, host: Option<&str>) -> RequestBlock<'a> {
+fn request_block<'a, B>(req: &'a Request<B>, host: Option<&'a str>) -> RequestBlock<'a> {
     let headers = req.headers();
     let found = RequestHeaders::find(headers);
-    let scheme = match req.uri().scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("https") => Cow::Borrowed("https"),
-        Some(s) if s.eq_ignore_ascii_case("http") => Cow::Borrowed("http"),
-        Some(s) => Cow::Owned(s.to_ascii_lowercase()),
-        None => Cow::Borrowed(match found.forwarded_proto.and_then(first_element) {
-            Some(p) if p.eq_ignore_ascii_case("https") => "https",
-            _ => "http",
-        }),
+    let https = match req.uri().scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => Some(true),
+        Some(s) if s.eq_ignore_ascii_case("http") => Some(false),
+        Some(_) => None,
+        None => Some(matches!(
+            found.forwarded_proto.and_then(first_element),
+            Some(p) if p.eq_ignore_ascii_case("https")
+        )),
     };
     let path = req.uri().path();
-    let url = match host {
-        // Sized once and filled by hand: `format!` costs more than the rest of the block.
-        Some(host) => {
-            let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
-            url.push_str(&scheme);
-            url.push_str("://");
-            url.push_str(host);
-            url.push_str(path);
-            url
+    let url = match (host, https) {
+        (Some(host), Some(https)) => Url::Parts { https, host, path },
+        (Some(host), None) => {
+            let scheme = req
+                .uri()
+                .scheme_str()
+                .unwrap_or("http")
+                .to_ascii_lowercase();
+            Url::Built(format!("{scheme}://{host}{path}"))
         }
-        None => path.to_owned(),
+        (None, _) => Url::Path(path),
     };
     let (client_ip, x_forwarded_for) = match found.forwarded_for.and_then(first_element) {
         Some(ip) => (Some(Cow::Borrowed(ip)), true),
@@ -352,11 +371,22 @@ mod tests {
         );
     }
 
+    /// The URL as it is recorded.
+    fn url_string(url: &Url<'_>) -> String {
+        match url {
+            Url::Parts { https, host, path } => {
+                format!("{}://{host}{path}", if *https { "https" } else { "http" })
+            }
+            Url::Built(s) => s.clone(),
+            Url::Path(p) => (*p).to_owned(),
+        }
+    }
+
     #[test]
     fn request_urls() {
         let url = |req: Request<()>| {
             let host = host(&req);
-            request_block(&req, host).url
+            url_string(&request_block(&req, host).url)
         };
         let get = |uri: &str| Request::get(uri);
         assert_eq!(
@@ -420,7 +450,7 @@ mod tests {
         let block = request_block(&req, host(&req));
         assert_eq!(block.client_ip.as_deref(), Some("203.0.113.7"));
         assert!(block.x_forwarded_for);
-        assert_eq!(block.url, "https://api.example.com/a");
+        assert_eq!(url_string(&block.url), "https://api.example.com/a");
         assert_eq!(block.user_agent, Some("curl/8.5.0"));
 
         // An empty first element is no address: the peer's (none here) is used instead.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use xray_sdk::Record;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::{AlwaysSample, NeverSample};
 use xray_sdk::testing::{RecordedSegment, RenderScratch};
@@ -370,4 +370,53 @@ criterion_group!(
     serialization,
     emitter_throughput
 );
-criterion_main!(benches);
+/// `CORE_BENCH_LOOP=<w1|w2|w2_unsampled>:<requests>`: runs that many requests of one
+/// workload, untimed, and exits: a fixed amount of work whose instructions callgrind counts
+/// (see docs/PERFORMANCE.md).
+fn fixed_loop(spec: &str) {
+    let (what, n) = spec
+        .split_once(':')
+        .expect("CORE_BENCH_LOOP=<workload>:<requests>");
+    let n: u64 = n.parse().expect("a number of requests");
+    let (addr, _count) = sink();
+    let rec = recorder(&addr, what != "w2_unsampled");
+    let incoming = TraceHeader::parse(HEADER).with_sampled(xray_sdk::SamplingFlag::Unknown);
+    run_loop(what, n, &rec, &incoming);
+    rec.flush(Duration::from_secs(10)).ok();
+}
+
+/// The measured part of [`fixed_loop`], kept apart so callgrind can collect it alone
+/// (`--toggle-collect=*run_loop*`).
+#[inline(never)]
+fn run_loop(what: &str, n: u64, rec: &Recorder, incoming: &TraceHeader) {
+    let mut done = 0;
+    while done < n {
+        let chunk = (n - done).min(256);
+        match what {
+            "w1" => {
+                let seg = rec.begin_segment("orders-api");
+                for _ in 0..chunk.min(64) {
+                    dynamodb_call(&seg, REQUEST_IDS[0]);
+                }
+                seg.end();
+                done += chunk.min(64);
+            }
+            _ => {
+                for _ in 0..chunk {
+                    w2_request(rec, incoming);
+                }
+                done += chunk;
+            }
+        }
+        rec.flush(Duration::from_secs(10)).ok();
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("CORE_BENCH_LOOP") {
+        fixed_loop(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -14,7 +14,7 @@ use crate::header::{SamplingFlag, TraceHeader};
 use crate::id::{EntityId, TraceId};
 use crate::model::sanitize_name;
 use crate::record::{Patch, Record};
-use crate::trace::{Op, Origin, Trace};
+use crate::trace::{Changes, Op, Origin, Trace};
 
 /// A recorded trace and where its batches go.
 pub(crate) struct Shared {
@@ -65,18 +65,18 @@ impl fmt::Debug for Context {
 
 impl Context {
     /// A recorded segment, its changes applied before it is shared.
-    pub(crate) fn new_segment<'a>(
+    pub(crate) fn new_segment(
         sink: Arc<Sink>,
         origin: Origin,
-        name: &str,
+        name: Option<&str>,
         start_us: u64,
-        ops: impl IntoIterator<Item = Op<'a>>,
+        changes: Changes<'_, '_>,
     ) -> Context {
         let id = origin.segment_id;
         Context {
             inner: Inner::Recorded {
                 shared: Arc::new(Shared {
-                    trace: Trace::new(origin, name, start_us, ops),
+                    trace: Trace::new(origin, name, start_us, changes),
                     sink,
                 }),
                 index: 0,
@@ -217,9 +217,9 @@ impl Context {
         let Inner::Recorded { shared, index, id } = &self.inner else {
             return None;
         };
-        let patch = Patch::new();
+        let mut patch = Patch::new();
         let out = f(&patch);
-        shared.trace.record(*index, *id, patch.into_ops());
+        patch.apply(|changes| shared.trace.record(*index, *id, changes));
         Some(out)
     }
 
@@ -265,15 +265,17 @@ impl Context {
                 },
             },
             Inner::Recorded { shared, index, id } => {
-                let patch = Patch::new();
+                let mut patch = Patch::new();
                 init(&patch);
                 let name = sanitize_name(name);
                 let new_id = EntityId::new();
                 let start = crate::timestamp::now_micros();
-                match shared
-                    .trace
-                    .begin(*index, *id, new_id, &name, start, patch.into_ops())
-                {
+                let begun = patch.apply(|changes| {
+                    shared
+                        .trace
+                        .begin(*index, *id, new_id, &name, start, changes)
+                });
+                match begun {
                     Some(new_index) => Context {
                         inner: Inner::Recorded {
                             shared: Arc::clone(shared),
@@ -295,17 +297,15 @@ impl Context {
         let Inner::Recorded { shared, index, id } = &self.inner else {
             return;
         };
-        let patch = Patch::new();
+        let mut patch = Patch::new();
         let panicked =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| last(&patch))).err();
         let end = crate::timestamp::now_micros();
-        let batch = shared.trace.end(
-            *index,
-            *id,
-            end,
-            patch.into_ops(),
-            shared.sink.streaming_threshold,
-        );
+        let batch = patch.apply(|changes| {
+            shared
+                .trace
+                .end(*index, *id, end, changes, shared.sink.streaming_threshold)
+        });
         if let Some(batch) = batch {
             shared.sink.emitter.submit(batch);
         }
@@ -319,22 +319,35 @@ impl Context {
             return;
         };
         let end = crate::timestamp::now_micros();
-        if let Some(batch) = shared.trace.end(
-            *index,
-            *id,
-            end,
-            std::iter::empty(),
-            shared.sink.streaming_threshold,
-        ) {
+        let batch = Changes::none(|changes| {
+            shared
+                .trace
+                .end(*index, *id, end, changes, shared.sink.streaming_threshold)
+        });
+        if let Some(batch) = batch {
             shared.sink.emitter.submit(batch);
         }
     }
 }
 
 impl<'a> Record<'a> for Context {
+    fn change(&self, f: impl FnOnce(&Patch<'a>)) {
+        self.update(f);
+    }
+
     fn push(&self, op: Op<'a>) {
         if let Inner::Recorded { shared, index, id } = &self.inner {
-            shared.trace.record(*index, *id, std::iter::once(op));
+            let first = [op];
+            shared.trace.record(
+                *index,
+                *id,
+                Changes {
+                    first: &first,
+                    more: &[],
+                    local: "",
+                    owned: &mut [],
+                },
+            );
         }
     }
 

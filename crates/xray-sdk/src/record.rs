@@ -10,7 +10,9 @@
 //! [`Context`]: crate::Context
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+
+use arrayvec::ArrayVec;
 use std::fmt;
 
 use serde::Serialize;
@@ -21,7 +23,7 @@ use crate::model::{
     AnnotationError, AnnotationValue, Cause, Exception, HttpRequest, MAX_ANNOTATION_VALUE_LEN,
     Namespace, Sql, sanitize_name, validate_annotation_key,
 };
-use crate::trace::{AwsKey, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, Op};
+use crate::trace::{AwsKey, Changes, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, Op, Owned, Str, Value};
 
 mod sealed {
     pub trait Sealed {}
@@ -48,7 +50,13 @@ mod sealed {
 /// call.end_with(|p| p.set_http_response(200, None));
 /// ```
 pub trait Record<'a>: sealed::Sealed {
-    /// Applies (or, on a [`Patch`], collects) one change.
+    /// Makes changes through a patch: this one, or (on a [`Context`](crate::Context)) a new
+    /// one applied at once. Not called when nothing is recorded.
+    #[doc(hidden)]
+    fn change(&self, f: impl FnOnce(&Patch<'a>));
+
+    /// Makes one change whose strings are borrowed (on a [`Context`](crate::Context):
+    /// applied at once, without a patch).
     #[doc(hidden)]
     fn push(&self, op: Op<'a>);
 
@@ -56,11 +64,21 @@ pub trait Record<'a>: sealed::Sealed {
     #[doc(hidden)]
     fn records(&self) -> bool;
 
+    /// Makes a change that holds one string.
+    #[doc(hidden)]
+    #[inline]
+    fn push_str(&self, s: Cow<'a, str>, make: impl Fn(Str<'a>) -> Op<'a>) {
+        match s {
+            Cow::Borrowed(b) => self.push(make(Str::Borrowed(b))),
+            owned => self.change(|p| p.push(make(p.str(owned)))),
+        }
+    }
+
     /// Renames the entity (sanitized like every name, see
     /// [`sanitize_name`](crate::model::sanitize_name)).
     fn set_name(&self, name: impl Into<Cow<'a, str>>) {
         if self.records() {
-            self.push(Op::Name(sanitize_name(name)));
+            self.push_str(sanitize_name(name), Op::Name);
         }
     }
 
@@ -71,9 +89,6 @@ pub trait Record<'a>: sealed::Sealed {
 
     /// Sets the fields of the `http.request` block that `request` has.
     fn set_http_request(&self, request: HttpRequest) {
-        if !self.records() {
-            return;
-        }
         let HttpRequest {
             method,
             url,
@@ -82,49 +97,77 @@ pub trait Record<'a>: sealed::Sealed {
             x_forwarded_for,
             traced,
         } = request;
-        if let Some(m) = method {
-            self.push(Op::HttpMethod(m));
-        }
-        if let Some(u) = url {
-            self.push(Op::HttpUrl(Cow::Owned(u)));
-        }
-        if let Some(a) = user_agent {
-            self.push(Op::HttpUserAgent(Cow::Owned(a)));
-        }
-        if let Some(ip) = client_ip {
-            self.push(Op::HttpClientIp {
-                ip: Cow::Owned(ip),
-                x_forwarded_for,
-            });
-        }
-        if traced {
-            self.push(Op::HttpTraced(true));
-        }
+        self.change(|p| {
+            if let Some(m) = method {
+                p.push(Op::HttpMethod(p.str(m)));
+            }
+            if let Some(u) = url {
+                p.push(Op::HttpUrl(p.str(Cow::Owned(u))));
+            }
+            if let Some(a) = user_agent {
+                p.push(Op::HttpUserAgent(p.str(Cow::Owned(a))));
+            }
+            if let Some(ip) = client_ip {
+                p.push(Op::HttpClientIp(p.str(Cow::Owned(ip)), x_forwarded_for));
+            }
+            if traced {
+                p.push(Op::HttpTraced(true));
+            }
+        });
     }
 
     /// Sets `http.request.method` (upper case, as [`http_method`](crate::model::http_method)
     /// gives it).
     fn set_http_method(&self, method: impl Into<Cow<'a, str>>) {
-        self.push(Op::HttpMethod(method.into()));
+        self.push_str(method.into(), Op::HttpMethod);
     }
 
     /// Sets `http.request.url`.
     fn set_http_url(&self, url: impl Into<Cow<'a, str>>) {
-        self.push(Op::HttpUrl(url.into()));
+        self.push_str(url.into(), Op::HttpUrl);
+    }
+
+    /// Sets `http.request.url` to `http://` (or `https://`) + `host` + `path`, without
+    /// building the URL first.
+    ///
+    /// ```
+    /// use xray_sdk::Record;
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// let segment = recorder.segment("api").begin_with(|p| {
+    ///     p.set_http_url_parts(true, "api.example.com", "/orders/7");
+    /// });
+    /// # segment.end();
+    /// ```
+    fn set_http_url_parts(
+        &self,
+        https: bool,
+        host: impl Into<Cow<'a, str>>,
+        path: impl Into<Cow<'a, str>>,
+    ) {
+        match (host.into(), path.into()) {
+            (Cow::Borrowed(h), Cow::Borrowed(path)) => {
+                self.push(Op::HttpUrlParts(
+                    https,
+                    Str::Borrowed(h),
+                    Str::Borrowed(path),
+                ));
+            }
+            (h, path) => self.change(|p| p.push(Op::HttpUrlParts(https, p.str(h), p.str(path)))),
+        }
     }
 
     /// Sets `http.request.user_agent` (segments).
     fn set_http_user_agent(&self, user_agent: impl Into<Cow<'a, str>>) {
-        self.push(Op::HttpUserAgent(user_agent.into()));
+        self.push_str(user_agent.into(), Op::HttpUserAgent);
     }
 
     /// Sets `http.request.client_ip` (segments), and `x_forwarded_for` when the address
     /// came from that header.
     fn set_http_client_ip(&self, ip: impl Into<Cow<'a, str>>, x_forwarded_for: bool) {
-        self.push(Op::HttpClientIp {
-            ip: ip.into(),
-            x_forwarded_for,
-        });
+        match ip.into() {
+            Cow::Borrowed(ip) => self.push(Op::HttpClientIp(Str::Borrowed(ip), x_forwarded_for)),
+            ip => self.change(|p| p.push(Op::HttpClientIp(p.str(ip), x_forwarded_for))),
+        }
     }
 
     /// Marks the downstream service of this subsegment as traced (`http.request.traced`).
@@ -135,10 +178,7 @@ pub trait Record<'a>: sealed::Sealed {
     /// Sets the `http.response` block and the error/throttle/fault flags the status implies:
     /// 4xx error, 429 throttle (and error), 5xx fault.
     fn set_http_response(&self, status: u16, content_length: Option<u64>) {
-        self.push(Op::HttpResponse {
-            status,
-            content_length,
-        });
+        self.push(Op::HttpResponse(status, content_length));
     }
 
     /// Sets the `error` flag (a client error, 4xx-like).
@@ -162,31 +202,34 @@ pub trait Record<'a>: sealed::Sealed {
     /// ones are counted in the last kept exception's `skipped`, so that a long-lived segment
     /// recording an error per message neither grows without bound nor gets too large to send.
     fn add_cause(&self, cause: Cause) {
-        if self.records() {
-            self.push(Op::Cause(Box::new(cause)));
-        }
+        self.change(|p| p.own(Owned::Cause(Box::new(cause))));
     }
 
     /// Adds one exception to the `cause` block without changing flags.
     fn add_exception(&self, exception: Exception) {
-        if self.records() {
-            self.push(Op::Cause(Box::new(Cause::from_exception(exception))));
-        }
+        self.change(|p| p.own(Owned::Cause(Box::new(Cause::from_exception(exception)))));
     }
 
     /// Records an error and its `source()` chain as the `cause`, and sets `fault`.
     fn record_error<E: std::error::Error + 'static>(&self, error: &E) {
         if self.records() {
-            self.push(Op::Cause(Box::new(Cause::from_error(error))));
-            self.push(Op::Flags(FLAG_FAULT));
+            // The error is formatted before anything is locked.
+            let cause = Cause::from_error(error);
+            self.change(|p| {
+                p.own(Owned::Cause(Box::new(cause)));
+                p.push(Op::Flags(FLAG_FAULT));
+            });
         }
     }
 
     /// Records an error given as a trait object, and sets `fault`.
     fn record_dyn_error(&self, error: &(dyn std::error::Error + 'static)) {
         if self.records() {
-            self.push(Op::Cause(Box::new(Cause::from_dyn_error(error))));
-            self.push(Op::Flags(FLAG_FAULT));
+            let cause = Cause::from_dyn_error(error);
+            self.change(|p| {
+                p.own(Owned::Cause(Box::new(cause)));
+                p.push(Op::Flags(FLAG_FAULT));
+            });
         }
     }
 
@@ -206,9 +249,15 @@ pub trait Record<'a>: sealed::Sealed {
         value: impl Into<AnnotationValue<'a>>,
     ) -> Result<(), AnnotationError> {
         let (key, value) = checked_annotation(key.into(), value.into())?;
-        if self.records() {
-            self.push(Op::Annotation(key, value));
-        }
+        self.change(|p| {
+            let value = match value {
+                AnnotationValue::String(s) => Value::Str(p.str(s)),
+                AnnotationValue::Int(i) => Value::Int(i),
+                AnnotationValue::Float(f) => Value::Float(f),
+                AnnotationValue::Bool(b) => Value::Bool(b),
+            };
+            p.push(Op::Annotation(p.str(key), value));
+        });
         Ok(())
     }
 
@@ -239,10 +288,12 @@ pub trait Record<'a>: sealed::Sealed {
             return;
         }
         match serde_json::to_string(&value) {
-            Ok(json) => self.push(Op::Metadata {
-                namespace,
-                key: key.into(),
-                json: json.into_boxed_str(),
+            Ok(json) => self.change(|p| {
+                p.push(Op::Metadata(
+                    p.str(namespace),
+                    p.str(key.into()),
+                    p.str(Cow::Owned(json)),
+                ));
             }),
             Err(e) => tracing::debug!(error = %e, "metadata value is not serializable; dropped"),
         }
@@ -259,44 +310,47 @@ pub trait Record<'a>: sealed::Sealed {
             return;
         }
         let key = key.into();
-        match serde_json::to_string(&value) {
-            Ok(json) => match (AwsKey::from_key(&key), crate::json::plain_string(&json)) {
-                (Some(k), Some(s)) => self.push(Op::Aws(k, Cow::Owned(s.to_owned()))),
+        let json = match serde_json::to_string(&value) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::debug!(error = %e, "aws field value is not serializable; dropped");
+                return;
+            }
+        };
+        self.change(
+            |p| match (AwsKey::from_key(&key), crate::json::plain_string(&json)) {
+                (Some(k), Some(s)) => p.push(Op::Aws(k, p.str(Cow::Owned(s.to_owned())))),
                 _ => match (&*key, json.parse::<u32>()) {
-                    ("retries", Ok(n)) => self.push(Op::AwsRetries(n)),
-                    _ => self.push(Op::AwsJson {
-                        key,
-                        json: Cow::Owned(json),
-                    }),
+                    ("retries", Ok(n)) => p.push(Op::AwsRetries(n)),
+                    _ => p.push(Op::AwsJson(p.str(key), p.str(Cow::Owned(json)))),
                 },
             },
-            Err(e) => tracing::debug!(error = %e, "aws field value is not serializable; dropped"),
-        }
+        );
     }
 
     /// Sets `aws.operation`, the AWS API operation called (`GetItem`).
     fn set_aws_operation(&self, operation: impl Into<Cow<'a, str>>) {
-        self.push(Op::Aws(AwsKey::Operation, operation.into()));
+        self.push_str(operation.into(), |s| Op::Aws(AwsKey::Operation, s));
     }
 
     /// Sets `aws.region`.
     fn set_aws_region(&self, region: impl Into<Cow<'a, str>>) {
-        self.push(Op::Aws(AwsKey::Region, region.into()));
+        self.push_str(region.into(), |s| Op::Aws(AwsKey::Region, s));
     }
 
     /// Sets `aws.request_id`.
     fn set_aws_request_id(&self, request_id: impl Into<Cow<'a, str>>) {
-        self.push(Op::Aws(AwsKey::RequestId, request_id.into()));
+        self.push_str(request_id.into(), |s| Op::Aws(AwsKey::RequestId, s));
     }
 
     /// Sets `aws.table_name` (DynamoDB).
     fn set_aws_table_name(&self, table_name: impl Into<Cow<'a, str>>) {
-        self.push(Op::Aws(AwsKey::TableName, table_name.into()));
+        self.push_str(table_name.into(), |s| Op::Aws(AwsKey::TableName, s));
     }
 
     /// Sets `aws.queue_url` (SQS).
     fn set_aws_queue_url(&self, queue_url: impl Into<Cow<'a, str>>) {
-        self.push(Op::Aws(AwsKey::QueueUrl, queue_url.into()));
+        self.push_str(queue_url.into(), |s| Op::Aws(AwsKey::QueueUrl, s));
     }
 
     /// Sets `aws.retries`, the number of retries the call took.
@@ -308,36 +362,32 @@ pub trait Record<'a>: sealed::Sealed {
     /// thread, instead of now (see [`crate::deferred`]). Fields set directly win over
     /// deferred ones.
     fn add_deferred_fields(&self, fields: Box<dyn DeferredFields>) {
-        if self.records() {
-            self.push(Op::Deferred(fields));
-        }
+        self.change(|p| p.own(Owned::Deferred(fields)));
     }
 
     /// Sets the `sql` block.
     fn set_sql(&self, sql: Sql) {
-        if self.records() {
-            self.push(Op::Sql(Box::new(sql)));
-        }
+        self.change(|p| p.own(Owned::Sql(Box::new(sql))));
     }
 
     /// Sets the `user` field (segments).
     fn set_user(&self, user: impl Into<Cow<'a, str>>) {
-        self.push(Op::User(user.into()));
+        self.push_str(user.into(), Op::User);
     }
 
     /// Sets the `origin` field (segments), e.g. `AWS::ECS::Container`. Overrides the plugins'.
     fn set_origin(&self, origin: impl Into<Cow<'a, str>>) {
-        self.push(Op::Origin(origin.into()));
+        self.push_str(origin.into(), Op::Origin);
     }
 
     /// Sets `resource_arn`.
     fn set_resource_arn(&self, arn: impl Into<Cow<'a, str>>) {
-        self.push(Op::ResourceArn(arn.into()));
+        self.push_str(arn.into(), Op::ResourceArn);
     }
 
     /// Sets `service.version` (segments).
     fn set_service_version(&self, version: impl Into<Cow<'a, str>>) {
-        self.push(Op::ServiceVersion(version.into()));
+        self.push_str(version.into(), Op::ServiceVersion);
     }
 
     /// Adds a `precursor_ids` entry: a sibling subsegment that completed before this one began.
@@ -370,7 +420,7 @@ fn checked_annotation<'a>(
 }
 
 /// Room for the changes of a typical closure without allocating.
-const INLINE_OPS: usize = 8;
+const INLINE_OPS: usize = 6;
 
 /// Changes collected by a closure ([`Context::update`](crate::Context::update),
 /// [`Entity::end_with`](crate::Entity::end_with),
@@ -381,57 +431,175 @@ const INLINE_OPS: usize = 8;
 /// The closure runs without any lock held, so it may record anywhere, this trace included;
 /// those changes are applied at once, before the patch.
 pub struct Patch<'a> {
-    ops: RefCell<Ops<'a>>,
+    /// The first changes, in place; they borrow their strings, so keeping them costs no
+    /// allocation and dropping them nothing.
+    ops: RefCell<ArrayVec<Op<'a>, INLINE_OPS>>,
+    /// What few patches need, made on first use: nothing to build or drop otherwise.
+    rest: RefCell<Option<Box<Rest<'a>>>>,
 }
 
-struct Ops<'a> {
-    inline: [Option<Op<'a>>; INLINE_OPS],
-    len: usize,
+/// The parts of a [`Patch`] beyond its first changes.
+#[derive(Default)]
+struct Rest<'a> {
+    /// Changes after the first [`INLINE_OPS`].
     more: Vec<Op<'a>>,
+    /// Strings handed over owned, which [`Str::Local`] ranges point into.
+    local: String,
+    /// Values that cannot be borrowed, in the order of their [`Op::Owned`] markers.
+    owned: Vec<Option<Owned>>,
 }
 
 impl fmt::Debug for Patch<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.ops.try_borrow().map_or(0, |o| o.len + o.more.len());
-        f.debug_struct("Patch").field("changes", &n).finish()
+        let more = self
+            .rest
+            .try_borrow()
+            .map_or(0, |r| r.as_ref().map_or(0, |r| r.more.len()));
+        let first = self.ops.try_borrow().map_or(0, |o| o.len());
+        f.debug_struct("Patch")
+            .field("changes", &(first + more))
+            .finish()
     }
 }
 
 impl<'a> Patch<'a> {
     pub(crate) fn new() -> Self {
         Patch {
-            ops: RefCell::new(Ops {
-                inline: [const { None }; INLINE_OPS],
-                len: 0,
-                more: Vec::new(),
-            }),
+            ops: RefCell::new(ArrayVec::new_const()),
+            rest: RefCell::new(None),
         }
     }
 
-    /// The changes, in the order they were made.
-    pub(crate) fn into_ops(self) -> impl Iterator<Item = Op<'a>> {
-        let Ops { inline, len, more } = self.ops.into_inner();
-        inline.into_iter().take(len).flatten().chain(more)
+    /// Adds a change.
+    #[inline]
+    fn add(&self, op: Op<'a>) {
+        let full = match self.ops.try_borrow_mut() {
+            Ok(mut ops) => ops.try_push(op).err().map(|e| e.element()),
+            Err(_) => Some(op),
+        };
+        if let Some(op) = full {
+            self.with_rest(|rest| rest.more.push(op));
+        }
     }
+
+    /// Runs `f` on the patch's further parts, made if needed.
+    #[cold]
+    fn with_rest<R: Default>(&self, f: impl FnOnce(&mut Rest<'a>) -> R) -> R {
+        match self.rest.try_borrow_mut() {
+            Ok(mut rest) => f(rest.get_or_insert_with(Box::default)),
+            // Never borrowed across user code: not reached.
+            Err(_) => R::default(),
+        }
+    }
+
+    /// A string for a change: borrowed as it is, or an owned one moved into the patch.
+    #[inline]
+    fn str(&self, s: Cow<'a, str>) -> Str<'a> {
+        match s {
+            Cow::Borrowed(b) => Str::Borrowed(b),
+            Cow::Owned(o) => self.local_str(&o),
+        }
+    }
+
+    #[cold]
+    fn local_str(&self, s: &str) -> Str<'a> {
+        self.with_rest(|rest| {
+            let local = &mut rest.local;
+            if local.capacity() == 0 {
+                // The thread's spare buffer, so that owned values cost no allocation here.
+                *local = LOCAL.try_with(|l| l.take()).unwrap_or_default();
+            }
+            let (Ok(start), Ok(end)) = (
+                u32::try_from(local.len()),
+                u32::try_from(local.len() + s.len()),
+            ) else {
+                return None;
+            };
+            local.push_str(s);
+            Some(Str::Local { start, end })
+        })
+        .unwrap_or(Str::Borrowed(""))
+    }
+
+    /// Adds a change that owns its value.
+    fn own(&self, value: Owned) {
+        let index = self.with_rest(|rest| {
+            let i = u32::try_from(rest.owned.len()).ok()?;
+            rest.owned.push(Some(value));
+            Some(i)
+        });
+        if let Some(i) = index {
+            self.add(Op::Owned(i));
+        }
+    }
+
+    /// Whether the changes name the entity.
+    pub(crate) fn names(&self) -> bool {
+        let named = |op: &Op<'a>| matches!(op, Op::Name(_));
+        self.ops.try_borrow().is_ok_and(|o| o.iter().any(named))
+            || self.rest.try_borrow().is_ok_and(|r| {
+                r.as_ref()
+                    .is_some_and(|r| r.more.iter().any(|op| matches!(op, Op::Name(_))))
+            })
+    }
+
+    /// Hands the changes, in order, to `apply`.
+    pub(crate) fn apply<R>(&mut self, apply: impl FnOnce(Changes<'_, 'a>) -> R) -> R {
+        let first = self.ops.get_mut().as_slice();
+        match self.rest.get_mut() {
+            None => apply(Changes {
+                first,
+                more: &[],
+                local: "",
+                owned: &mut [],
+            }),
+            Some(rest) => apply(Changes {
+                first,
+                more: &rest.more,
+                local: &rest.local,
+                owned: &mut rest.owned,
+            }),
+        }
+    }
+}
+
+impl Drop for Patch<'_> {
+    fn drop(&mut self) {
+        let Some(rest) = self.rest.get_mut() else {
+            return;
+        };
+        let local = &mut rest.local;
+        if local.capacity() != 0 {
+            let mut spare = std::mem::take(local);
+            spare.clear();
+            // Buffers grown past a few KiB (a large metadata value) are not kept.
+            if spare.capacity() <= 4096 {
+                let _ = LOCAL.try_with(|l| l.set(spare));
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// A buffer for the owned strings of this thread's patches, reused from patch to patch
+    /// (a nested patch, made while one holds it, gets a buffer of its own).
+    static LOCAL: Cell<String> = const { Cell::new(String::new()) };
 }
 
 impl sealed::Sealed for Patch<'_> {}
 
 impl<'a> Record<'a> for Patch<'a> {
-    fn push(&self, op: Op<'a>) {
-        // Never borrowed across user code: setters push only after their values are ready.
-        if let Ok(mut ops) = self.ops.try_borrow_mut() {
-            let len = ops.len;
-            match ops.inline.get_mut(len) {
-                Some(slot) => {
-                    *slot = Some(op);
-                    ops.len += 1;
-                }
-                None => ops.more.push(op),
-            }
-        }
+    #[inline]
+    fn change(&self, f: impl FnOnce(&Patch<'a>)) {
+        f(self);
     }
 
+    #[inline]
+    fn push(&self, op: Op<'a>) {
+        self.add(op);
+    }
+
+    #[inline]
     fn records(&self) -> bool {
         true
     }

@@ -105,7 +105,7 @@ impl<'a> SegmentBuilder<'a> {
             recorder.sampler.should_sample(&req)
         };
         let ctx = if decision.sampled {
-            let patch = Patch::new();
+            let mut patch = Patch::new();
             init(&patch);
             // A parent without the trace it belongs to is meaningless.
             let parent_id = root.and(self.header.and_then(TraceHeader::parent));
@@ -116,15 +116,18 @@ impl<'a> SegmentBuilder<'a> {
                 extra,
                 rule_name: decision.rule_name,
             };
-            let name = sanitize_name(self.name);
+            // A name set in `init` replaces the builder's, which is then not even checked.
+            let name = (!patch.names()).then(|| sanitize_name(self.name));
             let start = crate::timestamp::now_micros();
-            Context::new_segment(
-                Arc::clone(&recorder.sink),
-                origin,
-                &name,
-                start,
-                patch.into_ops(),
-            )
+            patch.apply(|changes| {
+                Context::new_segment(
+                    Arc::clone(&recorder.sink),
+                    origin,
+                    name.as_deref(),
+                    start,
+                    changes,
+                )
+            })
         } else {
             Context::new_unsampled(trace_id, extra)
         };

@@ -302,10 +302,9 @@ impl std::fmt::Debug for RenderScratch {
 impl RecordedSegment {
     /// A segment with `subsegments` DynamoDB-style subsegments.
     pub fn new(subsegments: usize) -> Self {
-        use std::borrow::Cow;
-
-        use crate::model::{AnnotationValue, Namespace};
-        use crate::trace::{AwsKey, Op, Origin, Trace};
+        use crate::model::Namespace;
+        use crate::record::{Patch, Record};
+        use crate::trace::{Batch, Origin, Trace};
 
         let origin = Origin {
             trace_id: crate::TraceId::new(),
@@ -316,69 +315,42 @@ impl RecordedSegment {
         };
         let seg = origin.segment_id;
         let t0 = crate::timestamp::now_micros();
-        let trace = Trace::new(
-            origin,
-            "orders-api",
-            t0,
-            [
-                Op::HttpMethod(Cow::Borrowed("GET")),
-                Op::HttpUrl(Cow::Borrowed("https://orders.example.com/orders/42")),
-                Op::HttpUserAgent(Cow::Borrowed("Mozilla/5.0 (X11; Linux x86_64)")),
-                Op::HttpClientIp {
-                    ip: Cow::Borrowed("203.0.113.7"),
-                    x_forwarded_for: true,
-                },
-            ],
-        );
+        let mut request = Patch::new();
+        request.set_http_method("GET");
+        request.set_http_url("https://orders.example.com/orders/42");
+        request.set_http_user_agent("Mozilla/5.0 (X11; Linux x86_64)");
+        request.set_http_client_ip("203.0.113.7", true);
+        let trace = request.apply(|c| Trace::new(origin, Some("orders-api"), t0, c));
         for i in 0..subsegments {
             let id = crate::EntityId::new();
-            let index = trace
-                .begin(
-                    0,
-                    seg,
-                    id,
-                    "DynamoDB",
-                    t0 + 10,
-                    [
-                        Op::Namespace(Namespace::Aws),
-                        Op::Aws(AwsKey::Operation, Cow::Borrowed("GetItem")),
-                        Op::Aws(AwsKey::Region, Cow::Borrowed("us-east-1")),
-                        Op::Aws(AwsKey::TableName, Cow::Borrowed("orders")),
-                    ],
-                )
+            let mut call = Patch::new();
+            call.set_namespace(Namespace::Aws);
+            call.set_aws_operation("GetItem");
+            call.set_aws_region("us-east-1");
+            call.set_aws_table_name("orders");
+            let index = call
+                .apply(|c| trace.begin(0, seg, id, "DynamoDB", t0 + 10, c))
                 .unwrap_or(0);
-            let request_id = format!("V4KL2QAGFH8IL1L7S5N2S8HUGRVV4KQNSO5AEMVJF66Q9ASUAAJ{i}");
-            let _ = trace.end(
-                index,
-                id,
-                t0 + 1500,
-                [
-                    Op::HttpResponse {
-                        status: 200,
-                        content_length: Some(512),
-                    },
-                    Op::Aws(AwsKey::RequestId, Cow::Owned(request_id)),
-                ],
-                u32::MAX,
-            );
+            let mut done = Patch::new();
+            done.set_http_response(200, Some(512));
+            done.set_aws_request_id(format!(
+                "V4KL2QAGFH8IL1L7S5N2S8HUGRVV4KQNSO5AEMVJF66Q9ASUAAJ{i}"
+            ));
+            let _ = done.apply(|c| trace.end(index, id, t0 + 1500, c, u32::MAX));
         }
-        let batch = trace.end(
-            0,
-            seg,
-            t0 + 2000,
-            [
-                Op::HttpResponse {
-                    status: 200,
-                    content_length: Some(1024),
-                },
-                Op::Annotation(Cow::Borrowed("tier"), AnnotationValue::from("gold")),
-            ],
-            u32::MAX,
-        );
-        match batch {
-            Some(batch) => RecordedSegment(batch),
-            None => unreachable!("a segment whose subsegments have all ended is sent when it ends"),
-        }
+        let mut last = Patch::new();
+        last.set_http_response(200, Some(1024));
+        last.annotate("tier", "gold");
+        let batch = last.apply(|c| trace.end(0, seg, t0 + 2000, c, u32::MAX));
+        // A segment whose subsegments have all ended is sent when it ends.
+        RecordedSegment(batch.unwrap_or_else(|| Batch {
+            trace_id: trace.trace_id,
+            rule_name: None,
+            is_segment: true,
+            entities: Vec::new(),
+            text: String::new(),
+            extras: Vec::new(),
+        }))
     }
 
     /// Renders the segment into datagrams appended to `buf` (cleared first), as the emitter

@@ -44,11 +44,21 @@ impl Text {
 
     /// Appends `s` to `text` and returns where it is; `None` when the buffer would pass
     /// 4 GiB (the value is then not recorded).
+    #[inline]
     pub(crate) fn push(text: &mut String, s: &str) -> Option<Text> {
-        let start = u32::try_from(text.len()).ok()?;
-        let end = u32::try_from(text.len() + s.len()).ok()?;
-        let end_plus_one = NonZeroU32::new(end.checked_add(1)?)?;
-        text.push_str(s);
+        Text::push_all(text, [s])
+    }
+
+    /// Appends the concatenation of `parts` to `text` and returns where it is.
+    #[inline]
+    pub(crate) fn push_all<const N: usize>(text: &mut String, parts: [&str; N]) -> Option<Text> {
+        let start = text.len();
+        let end = start + parts.iter().map(|p| p.len()).sum::<usize>();
+        let (start, end_plus_one) = (u32::try_from(start).ok()?, u32::try_from(end + 1).ok()?);
+        let end_plus_one = NonZeroU32::new(end_plus_one)?;
+        for p in parts {
+            text.push_str(p);
+        }
         Some(Text {
             start,
             end_plus_one,

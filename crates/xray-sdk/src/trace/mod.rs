@@ -21,8 +21,9 @@ pub(crate) use entity::{
     AwsKey, EntityData, EntityState, Extra, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, Item, NO_PARENT,
     Scalar, Text,
 };
+pub(crate) use op::Changes;
 #[allow(unreachable_pub)]
-pub use op::Op;
+pub use op::{Op, Owned, Str, Value};
 
 use crate::id::{EntityId, TraceId};
 
@@ -158,15 +159,18 @@ pub(crate) struct Origin {
 }
 
 impl Trace {
-    /// A trace whose segment is named `name`, began at `start_us` and holds `ops`.
-    pub(crate) fn new<'a>(
+    /// A trace whose segment is named `name`, began at `start_us` and holds `changes`
+    /// (`name` is `None` when `changes` name the segment.)
+    pub(crate) fn new(
         origin: Origin,
-        name: &str,
+        name: Option<&str>,
         start_us: u64,
-        ops: impl IntoIterator<Item = Op<'a>>,
+        changes: Changes<'_, '_>,
     ) -> Trace {
         let mut text = String::with_capacity(TEXT_CAPACITY);
-        let name = Text::push(&mut text, name).unwrap_or(Text::EMPTY);
+        let name = name
+            .and_then(|n| Text::push(&mut text, n))
+            .unwrap_or(Text::EMPTY);
         let mut entities = Vec::with_capacity(ARENA_CAPACITY);
         entities.push(EntityData::new(
             origin.segment_id,
@@ -185,9 +189,7 @@ impl Trace {
             reordered: false,
             sent: false,
         };
-        for op in ops {
-            state.apply(0, op);
-        }
+        state.apply_all(0, changes);
         Trace {
             trace_id: origin.trace_id,
             segment_id: origin.segment_id,
@@ -206,14 +208,14 @@ impl Trace {
     /// Begins a subsegment `id` under the entity at `parent` (`parent_id`), with `ops`
     /// applied. Returns its index, or `None` when the segment was already sent or the
     /// parent is gone.
-    pub(crate) fn begin<'a>(
+    pub(crate) fn begin(
         &self,
         parent: u32,
         parent_id: EntityId,
         id: EntityId,
         name: &str,
         start_us: u64,
-        ops: impl IntoIterator<Item = Op<'a>>,
+        changes: Changes<'_, '_>,
     ) -> Option<u32> {
         let mut state = self.lock();
         if state.sent {
@@ -245,39 +247,30 @@ impl Trace {
             state.link_child(parent as usize, index);
         }
         state.adjust_ancestors(index as usize, true);
-        for op in ops {
-            state.apply(index as usize, op);
-        }
+        state.apply_all(index as usize, changes);
         Some(index)
     }
 
     /// Applies `ops` to the entity at `index` if it is still `id` and recorded. Returns
     /// whether it was.
-    pub(crate) fn record<'a>(
-        &self,
-        index: u32,
-        id: EntityId,
-        ops: impl IntoIterator<Item = Op<'a>>,
-    ) -> bool {
+    pub(crate) fn record(&self, index: u32, id: EntityId, changes: Changes<'_, '_>) -> bool {
         let mut state = self.lock();
         if !state.live(index as usize, id) {
             return false;
         }
-        for op in ops {
-            state.apply(index as usize, op);
-        }
+        state.apply_all(index as usize, changes);
         true
     }
 
     /// Applies `ops` and ends the entity at `index` at `end_us`. Returns what must be sent
     /// now, if anything: the whole segment once it and every subsegment have ended, or
     /// completed subsegments streamed ahead of it when more than `streaming_threshold` wait.
-    pub(crate) fn end<'a>(
+    pub(crate) fn end(
         &self,
         index: u32,
         id: EntityId,
         end_us: u64,
-        ops: impl IntoIterator<Item = Op<'a>>,
+        changes: Changes<'_, '_>,
         streaming_threshold: u32,
     ) -> Option<Batch> {
         let mut state = self.lock();
@@ -285,9 +278,7 @@ impl Trace {
         if !state.live(i, id) {
             return None;
         }
-        for op in ops {
-            state.apply(i, op);
-        }
+        state.apply_all(i, changes);
         let entity = state.entities.get_mut(i)?;
         if entity.state != EntityState::Open {
             return None;

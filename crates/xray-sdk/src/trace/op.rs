@@ -2,156 +2,224 @@
 //!
 //! Values are checked, sanitized and (for metadata and other `aws` fields) turned into JSON
 //! text before a change becomes an [`Op`]: applying one runs no user code, so it is done
-//! under the trace's lock without any risk of re-entering it.
-
-use std::borrow::Cow;
+//! under the trace's lock without any risk of re-entering it. An `Op` is plain data that
+//! borrows its strings (from the caller, or from the buffer of the patch that collected it),
+//! so collecting and applying changes costs no allocation and no drop.
 
 use super::TraceState;
 use super::entity::{AwsKey, Extra, Item, Scalar, Text, status_flags};
 use crate::deferred::DeferredFields;
 use crate::id::EntityId;
-use crate::model::{AnnotationValue, Cause, Namespace, Sql, append_exceptions};
+use crate::model::{Cause, Namespace, Sql, append_exceptions};
 
-/// A change to one segment or subsegment. Strings are borrowed where the caller can lend
-/// them: they are copied into the trace's text when the change is applied.
+/// A string of a change: borrowed from the caller, or a range of the collecting patch's own
+/// buffer (a value the caller handed over owned).
 #[allow(unreachable_pub)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
+pub enum Str<'a> {
+    Borrowed(&'a str),
+    Local { start: u32, end: u32 },
+}
+
+impl<'a> Str<'a> {
+    #[inline]
+    fn get<'s>(self, local: &'s str) -> &'s str
+    where
+        'a: 's,
+    {
+        match self {
+            Str::Borrowed(s) => s,
+            Str::Local { start, end } => local.get(start as usize..end as usize).unwrap_or(""),
+        }
+    }
+}
+
+/// An annotation value of a change.
+#[allow(unreachable_pub)]
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Str(Str<'a>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// A change to one segment or subsegment.
+#[allow(unreachable_pub)]
+#[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Op<'a> {
     /// A name already sanitized.
-    Name(Cow<'a, str>),
+    Name(Str<'a>),
     Namespace(Namespace),
     /// Flag bits to set.
     Flags(u8),
-    HttpMethod(Cow<'a, str>),
-    HttpUrl(Cow<'a, str>),
-    HttpUserAgent(Cow<'a, str>),
-    HttpClientIp {
-        ip: Cow<'a, str>,
-        x_forwarded_for: bool,
-    },
+    HttpMethod(Str<'a>),
+    HttpUrl(Str<'a>),
+    /// A URL from its parts: `https` or not, host, path.
+    HttpUrlParts(bool, Str<'a>, Str<'a>),
+    HttpUserAgent(Str<'a>),
+    HttpClientIp(Str<'a>, bool),
     HttpTraced(bool),
     /// The response status (and the flags it implies) and length.
-    HttpResponse {
-        status: u16,
-        content_length: Option<u64>,
-    },
-    Aws(AwsKey, Cow<'a, str>),
+    HttpResponse(u16, Option<u64>),
+    Aws(AwsKey, Str<'a>),
     AwsRetries(u32),
-    /// Any other `aws` field, as JSON text.
-    AwsJson {
-        key: Cow<'a, str>,
-        json: Cow<'a, str>,
-    },
-    User(Cow<'a, str>),
-    Origin(Cow<'a, str>),
-    ResourceArn(Cow<'a, str>),
-    ServiceVersion(Cow<'a, str>),
+    /// Any other `aws` field: its key and its value as JSON text.
+    AwsJson(Str<'a>, Str<'a>),
+    User(Str<'a>),
+    Origin(Str<'a>),
+    ResourceArn(Str<'a>),
+    ServiceVersion(Str<'a>),
     /// A checked annotation.
-    Annotation(Cow<'a, str>, AnnotationValue<'a>),
-    /// A metadata value, already JSON text.
-    Metadata {
-        namespace: Cow<'a, str>,
-        key: Cow<'a, str>,
-        json: Box<str>,
-    },
-    Cause(Box<Cause>),
-    Sql(Box<Sql>),
-    Deferred(Box<dyn DeferredFields>),
+    Annotation(Str<'a>, Value<'a>),
+    /// A metadata value: namespace, key and JSON text, each in the patch's buffer.
+    Metadata(Str<'a>, Str<'a>, Str<'a>),
+    /// The value at this index of the patch's owned values.
+    Owned(u32),
     Precursor(EntityId),
 }
 
+/// A value of a change that cannot be borrowed.
+#[allow(unreachable_pub)]
+#[derive(Debug)]
+pub enum Owned {
+    Cause(Box<Cause>),
+    Sql(Box<Sql>),
+    Deferred(Box<dyn DeferredFields>),
+}
+
+/// Changes ready to be applied, in order (`first`, then `more`), with the buffer their local
+/// strings are in and the owned values they refer to.
+pub(crate) struct Changes<'p, 'a> {
+    pub(crate) first: &'p [Op<'a>],
+    pub(crate) more: &'p [Op<'a>],
+    pub(crate) local: &'p str,
+    pub(crate) owned: &'p mut [Option<Owned>],
+}
+
+impl Changes<'_, '_> {
+    /// Runs `f` with no changes.
+    pub(crate) fn none<R>(f: impl FnOnce(Changes<'_, '_>) -> R) -> R {
+        f(Changes {
+            first: &[],
+            more: &[],
+            local: "",
+            owned: &mut [],
+        })
+    }
+}
+
 impl TraceState {
-    /// Applies `op` to the entity at `index` (which the caller has checked exists).
-    pub(crate) fn apply(&mut self, index: usize, op: Op<'_>) {
+    /// Applies every change to the entity at `index` (which the caller has checked exists).
+    pub(crate) fn apply_all(&mut self, index: usize, changes: Changes<'_, '_>) {
+        for &op in changes.first.iter().chain(changes.more) {
+            match op {
+                Op::Owned(i) => {
+                    if let Some(value) = changes.owned.get_mut(i as usize).and_then(Option::take) {
+                        self.apply_owned(index, value);
+                    }
+                }
+                op => self.apply(index, op, changes.local),
+            }
+        }
+    }
+
+    /// Applies one change.
+    pub(crate) fn apply(&mut self, index: usize, op: Op<'_>, local: &str) {
         let text = &mut self.text;
         let Some(e) = self.entities.get_mut(index) else {
             return;
         };
         match op {
             Op::Name(name) => {
-                if let Some(t) = Text::push(text, &name) {
+                if let Some(t) = Text::push(text, name.get(local)) {
                     e.name = t;
                 }
             }
             Op::Namespace(ns) => e.namespace = Some(ns),
             Op::Flags(bits) => e.flags |= bits,
-            Op::HttpMethod(v) => e.http.method = Text::push(text, &v),
-            Op::HttpUrl(v) => e.http.url = Text::push(text, &v),
-            Op::HttpUserAgent(v) => e.http.user_agent = Text::push(text, &v),
-            Op::HttpClientIp {
-                ip,
-                x_forwarded_for,
-            } => {
-                e.http.client_ip = Text::push(text, &ip);
+            Op::HttpMethod(v) => e.http.method = Text::push(text, v.get(local)),
+            Op::HttpUrl(v) => e.http.url = Text::push(text, v.get(local)),
+            Op::HttpUrlParts(https, host, path) => {
+                let scheme = if https { "https://" } else { "http://" };
+                e.http.url = Text::push_all(text, [scheme, host.get(local), path.get(local)]);
+            }
+            Op::HttpUserAgent(v) => e.http.user_agent = Text::push(text, v.get(local)),
+            Op::HttpClientIp(ip, x_forwarded_for) => {
+                e.http.client_ip = Text::push(text, ip.get(local));
                 e.http.x_forwarded_for = x_forwarded_for;
             }
             Op::HttpTraced(traced) => e.http.traced = traced,
-            Op::HttpResponse {
-                status,
-                content_length,
-            } => {
+            Op::HttpResponse(status, content_length) => {
                 e.flags |= status_flags(status);
                 e.http.status = Some(status);
                 e.http.content_length = content_length;
             }
             Op::Aws(key, v) => {
-                *e.aws.slot(key) = Text::push(text, &v);
-                self.remove_aws_extra(index, key.as_str());
+                *e.aws.slot(key) = Text::push(text, v.get(local));
+                if e.has_extras {
+                    self.remove_aws_extra(index, key.as_str());
+                }
             }
             Op::AwsRetries(n) => {
                 e.aws.retries = Some(n);
-                self.remove_aws_extra(index, "retries");
+                if e.has_extras {
+                    self.remove_aws_extra(index, "retries");
+                }
             }
-            Op::AwsJson { key, json } => {
+            Op::AwsJson(key, json) => {
+                let (key, json) = (key.get(local), json.get(local));
                 // The latest value of a key wins, typed or not.
                 if key == "retries" {
                     e.aws.retries = None;
-                } else if let Some(k) = AwsKey::from_key(&key) {
+                } else if let Some(k) = AwsKey::from_key(key) {
                     *e.aws.slot(k) = None;
                 }
-                let json = Text::push(text, &json);
-                match self.find_extra(
+                let Some(json) = Text::push(text, json) else {
+                    return;
+                };
+                let found = self.find_extra(
                     index,
                     |i, t| matches!(i, Item::Aws { key: k, .. } if k.get(t) == key),
-                ) {
+                );
+                match found {
                     Some(pos) => {
-                        if let (
-                            Some(Extra {
-                                item: Item::Aws { json: slot, .. },
-                                ..
-                            }),
-                            Some(json),
-                        ) = (self.extras.get_mut(pos), json)
+                        if let Some(Extra {
+                            item: Item::Aws { json: slot, .. },
+                            ..
+                        }) = self.extras.get_mut(pos)
                         {
                             *slot = json;
                         }
                     }
                     None => {
-                        if let (Some(key), Some(json)) = (Text::push(&mut self.text, &key), json) {
+                        if let Some(key) = Text::push(&mut self.text, key) {
                             self.push_extra(index, Item::Aws { key, json });
                         }
                     }
                 }
             }
-            Op::User(v) => e.more.user = Text::push(text, &v),
-            Op::Origin(v) => e.more.origin = Text::push(text, &v),
-            Op::ResourceArn(v) => e.more.resource_arn = Text::push(text, &v),
-            Op::ServiceVersion(v) => e.more.service_version = Text::push(text, &v),
+            Op::User(v) => e.more.user = Text::push(text, v.get(local)),
+            Op::Origin(v) => e.more.origin = Text::push(text, v.get(local)),
+            Op::ResourceArn(v) => e.more.resource_arn = Text::push(text, v.get(local)),
+            Op::ServiceVersion(v) => e.more.service_version = Text::push(text, v.get(local)),
             Op::Annotation(key, value) => {
+                let key = key.get(local);
                 let value = match value {
-                    AnnotationValue::String(s) => match Text::push(text, &s) {
+                    Value::Str(s) => match Text::push(text, s.get(local)) {
                         Some(t) => Scalar::Str(t),
                         None => return,
                     },
-                    AnnotationValue::Int(i) => Scalar::Int(i),
-                    AnnotationValue::Float(f) => Scalar::Float(f),
-                    AnnotationValue::Bool(b) => Scalar::Bool(b),
+                    Value::Int(i) => Scalar::Int(i),
+                    Value::Float(f) => Scalar::Float(f),
+                    Value::Bool(b) => Scalar::Bool(b),
                 };
-                match self.find_extra(
+                let found = self.find_extra(
                     index,
                     |i, t| matches!(i, Item::Annotation { key: k, .. } if k.get(t) == key),
-                ) {
+                );
+                match found {
                     Some(pos) => {
                         if let Some(Extra {
                             item: Item::Annotation { value: slot, .. },
@@ -162,24 +230,22 @@ impl TraceState {
                         }
                     }
                     None => {
-                        if let Some(key) = Text::push(&mut self.text, &key) {
+                        if let Some(key) = Text::push(&mut self.text, key) {
                             self.push_extra(index, Item::Annotation { key, value });
                         }
                     }
                 }
             }
-            Op::Metadata {
-                namespace,
-                key,
-                json,
-            } => {
-                let Some(json) = Text::push(text, &json) else {
+            Op::Metadata(namespace, key, json) => {
+                let (namespace, key) = (namespace.get(local), key.get(local));
+                let Some(json) = Text::push(text, json.get(local)) else {
                     return;
                 };
-                match self.find_extra(index, |i, t| {
+                let found = self.find_extra(index, |i, t| {
                     matches!(i, Item::Metadata { namespace: n, key: k, .. }
                         if n.get(t) == namespace && k.get(t) == key)
-                }) {
+                });
+                match found {
                     Some(pos) => {
                         if let Some(Extra {
                             item: Item::Metadata { json: slot, .. },
@@ -191,8 +257,8 @@ impl TraceState {
                     }
                     None => {
                         if let (Some(namespace), Some(key)) = (
-                            Text::push(&mut self.text, &namespace),
-                            Text::push(&mut self.text, &key),
+                            Text::push(&mut self.text, namespace),
+                            Text::push(&mut self.text, key),
                         ) {
                             self.push_extra(
                                 index,
@@ -206,7 +272,16 @@ impl TraceState {
                     }
                 }
             }
-            Op::Cause(mut cause) => {
+            Op::Precursor(id) => self.push_extra(index, Item::Precursor(id)),
+            // Applied by `apply_all`, which holds the owned values.
+            Op::Owned(_) => {}
+        }
+    }
+
+    /// Applies an owned value.
+    pub(crate) fn apply_owned(&mut self, index: usize, value: Owned) {
+        match value {
+            Owned::Cause(mut cause) => {
                 match self.find_extra(index, |i, _| matches!(i, Item::Cause(_))) {
                     Some(pos) => {
                         if let Some(Extra {
@@ -227,7 +302,7 @@ impl TraceState {
                     }
                 }
             }
-            Op::Sql(sql) => match self.find_extra(index, |i, _| matches!(i, Item::Sql(_))) {
+            Owned::Sql(sql) => match self.find_extra(index, |i, _| matches!(i, Item::Sql(_))) {
                 Some(pos) => {
                     if let Some(Extra {
                         item: Item::Sql(slot),
@@ -239,8 +314,7 @@ impl TraceState {
                 }
                 None => self.push_extra(index, Item::Sql(sql)),
             },
-            Op::Deferred(fields) => self.push_extra(index, Item::Deferred(fields)),
-            Op::Precursor(id) => self.push_extra(index, Item::Precursor(id)),
+            Owned::Deferred(fields) => self.push_extra(index, Item::Deferred(fields)),
         }
     }
 

@@ -1,8 +1,7 @@
 //! The arena on its own: streaming, slot reuse, orphans and text compaction.
 
-use std::borrow::Cow;
-
 use super::*;
+use crate::record::{Patch, Record};
 
 fn origin() -> Origin {
     Origin {
@@ -14,51 +13,51 @@ fn origin() -> Origin {
     }
 }
 
-fn annotate(key: &'static str, v: i64) -> Op<'static> {
-    Op::Annotation(Cow::Borrowed(key), crate::model::AnnotationValue::Int(v))
+/// A patch with one annotation.
+fn annotated(key: &'static str, v: i64) -> Patch<'static> {
+    let p = Patch::new();
+    p.annotate(key, v);
+    p
 }
 
 #[test]
 fn a_segment_goes_out_once_it_and_its_subsegments_have_ended() {
     let o = origin();
     let seg = o.segment_id;
-    let trace = Trace::new(o, "svc", 1, []);
+    let trace = Changes::none(|c| Trace::new(o, Some("svc"), 1, c));
     let a = EntityId::new();
-    let i = trace.begin(0, seg, a, "a", 2, [annotate("k", 1)]).unwrap();
+    let i = annotated("k", 1)
+        .apply(|c| trace.begin(0, seg, a, "a", 2, c))
+        .unwrap();
     assert!(
-        trace.end(0, seg, 3, [], 100).is_none(),
+        Changes::none(|c| trace.end(0, seg, 3, c, 100)).is_none(),
         "waits for its subsegment"
     );
-    let batch = trace
-        .end(i, a, 4, [], 100)
-        .expect("sent with its last subsegment");
+    let batch =
+        Changes::none(|c| trace.end(i, a, 4, c, 100)).expect("sent with its last subsegment");
     assert!(batch.is_segment);
     assert_eq!(batch.entities.len(), 2);
     assert_eq!(batch.str(batch.entities[1].name), "a");
     assert_eq!(batch.extras.len(), 1);
     assert_eq!(batch.extras[0].entity, 1);
     // Nothing more is recorded once sent.
-    assert!(!trace.record(0, seg, [annotate("late", 1)]));
-    assert!(
-        trace
-            .begin(0, seg, EntityId::new(), "late", 5, [])
-            .is_none()
-    );
+    assert!(!annotated("late", 1).apply(|c| trace.record(0, seg, c)));
+    assert!(Changes::none(|c| trace.begin(0, seg, EntityId::new(), "late", 5, c)).is_none());
 }
 
 #[test]
 fn streamed_slots_are_reused_and_the_text_stays_bounded() {
     let o = origin();
     let seg = o.segment_id;
-    let trace = Trace::new(o, "batch-job", 1, []);
+    let trace = Changes::none(|c| Trace::new(o, Some("batch-job"), 1, c));
     let mut streamed = 0;
     for n in 0..10_000u32 {
         let id = EntityId::new();
         let name = format!("item-{n}-{}", "x".repeat(40));
-        let i = trace
-            .begin(0, seg, id, &name, 2, [annotate("n", i64::from(n))])
+        let i = annotated("n", i64::from(n))
+            .apply(|c| trace.begin(0, seg, id, &name, 2, c))
             .unwrap();
-        if let Some(batch) = trace.end(i, id, 3, [], 10) {
+        if let Some(batch) = Changes::none(|c| trace.end(i, id, 3, c, 10)) {
             assert!(!batch.is_segment);
             for (e, x) in batch.entities.iter().zip(&batch.extras) {
                 assert!(batch.str(e.name).starts_with("item-"));
@@ -83,7 +82,7 @@ fn streamed_slots_are_reused_and_the_text_stays_bounded() {
     );
     assert!(state.extras.len() <= 11);
     drop(state);
-    let last = trace.end(0, seg, 4, [], 10).unwrap();
+    let last = Changes::none(|c| trace.end(0, seg, 4, c, 10)).unwrap();
     assert_eq!(streamed + last.entities.len() - 1, 10_000);
     assert_eq!(last.str(last.entities[0].name), "batch-job");
 }
@@ -92,20 +91,29 @@ fn streamed_slots_are_reused_and_the_text_stays_bounded() {
 fn work_begun_under_a_streamed_subsegment_is_sent_on_its_own_and_held_for() {
     let o = origin();
     let seg = o.segment_id;
-    let trace = Trace::new(o, "svc", 1, []);
+    let trace = Changes::none(|c| Trace::new(o, Some("svc"), 1, c));
     let a = EntityId::new();
-    let ia = trace.begin(0, seg, a, "a", 2, []).unwrap();
-    let streamed = trace.end(ia, a, 3, [], 0).expect("streamed at once");
+    let ia = Changes::none(|c| trace.begin(0, seg, a, "a", 2, c)).unwrap();
+    let streamed = Changes::none(|c| trace.end(ia, a, 3, c, 0)).expect("streamed at once");
     assert_eq!(streamed.entities[0].id, a);
     // Late work under `a`: an orphan under a's ID, which the segment waits for.
     let late = EntityId::new();
-    let il = trace.begin(ia, a, late, "late", 4, []).unwrap();
-    assert!(trace.end(0, seg, 5, [], 100).is_none());
-    let batch = trace
-        .end(il, late, 6, [], 100)
-        .expect("the segment goes with it");
+    let il = Changes::none(|c| trace.begin(ia, a, late, "late", 4, c)).unwrap();
+    assert!(Changes::none(|c| trace.end(0, seg, 5, c, 100)).is_none());
+    let batch =
+        Changes::none(|c| trace.end(il, late, 6, c, 100)).expect("the segment goes with it");
     let orphan = batch.entities.iter().find(|e| e.id == late).unwrap();
     assert_eq!(orphan.parent, NO_PARENT);
     assert_eq!(orphan.parent_id, Some(a));
     assert_eq!(batch.str(orphan.name), "late");
+}
+
+#[test]
+fn sizes() {
+    eprintln!(
+        "Op {} EntityData {} Option<Op> {}",
+        std::mem::size_of::<Op<'static>>(),
+        std::mem::size_of::<EntityData>(),
+        std::mem::size_of::<Option<Op<'static>>>()
+    );
 }
