@@ -4,15 +4,15 @@
 //!   Unix epoch ([`now_micros`]), read from the CPU's time-stamp counter instead of the system
 //!   clock.
 //! - Sampling decisions and new trace IDs need only the whole epoch second
-//!   ([`epoch_seconds`]), derived from the same reading.
+//!   ([`epoch_seconds`]), taken from the same counter.
 //! - Samplers read time through the [`Clock`] trait, so tests can replace it: [`SystemClock`]
 //!   is this clock, [`ManualClock`] moves only when told to.
 //!
-//! A request with three subsegments reads the time eight times, plus once for the sampling
-//! decision. On the virtual machines this SDK usually runs on, `SystemTime::now` costs 30 to
-//! 50 ns, about a third of the whole request path; the counter (through `quanta`, which
-//! calibrates it once per process and falls back to the monotonic clock where it is unusable)
-//! costs about 10 ns. No thread keeps the time: a reading is the counter plus arithmetic.
+//! A request with three subsegments reads the time eight times, plus the second for its
+//! sampling decision and trace ID. On the virtual machines this SDK usually runs on,
+//! `SystemTime::now` costs 30 to 50 ns, about a third of the whole request path; the counter
+//! (through `quanta`, which calibrates it once per process and falls back to the monotonic
+//! clock where it is unusable) costs about 10 ns.
 //!
 //! Each thread anchors the counter to the wall clock (one `SystemTime::now` next to one
 //! counter read) and derives times from the anchor until it is a second old, then anchors
@@ -25,15 +25,17 @@
 //!
 //! The same disagreement would let two threads see different seconds for a few microseconds
 //! after each second starts, and a reservoir counting "requests this second" would then start
-//! its second twice. So [`epoch_seconds`] also keeps the latest second any thread has seen in
-//! one process-wide atomic, and a thread whose anchor is up to one second behind it takes
-//! that second: all threads agree on the second, as a clock kept in one place would.
+//! its second twice. So the seconds are kept in one place: the latest second read from the
+//! counter is one process-wide atomic, which a thread whose anchor is up to a second behind
+//! takes as its own, and while decisions are being made a job on the SDK's background thread
+//! ticks the current second into another, which decisions load instead of reading the
+//! counter (see [`epoch_seconds`]).
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
 
@@ -116,13 +118,12 @@ fn read(
     wall_us
 }
 
-/// The latest epoch second any thread has read through [`epoch_seconds`].
+/// The latest epoch second any thread has read from the counter (see [`exact_seconds`]).
 static LATEST_SECOND: AtomicU64 = AtomicU64::new(0);
 
-/// Whole seconds since the Unix epoch, the same on every thread (see the module's docs): for
-/// sampling decisions and trace IDs.
-#[inline]
-pub(crate) fn epoch_seconds() -> u64 {
+/// Whole seconds since the Unix epoch from the counter, the same on every thread: a thread
+/// whose anchor is up to a second behind the latest second read takes that second.
+fn exact_seconds() -> u64 {
     agree(&LATEST_SECOND, now_micros() / 1_000_000)
 }
 
@@ -136,21 +137,137 @@ fn agree(latest: &AtomicU64, mine: u64) -> u64 {
         // Another thread's anchor has reached the next second a few microseconds before
         // this one's.
         seen
+    } else if mine > seen {
+        latest.fetch_max(mine, Ordering::Relaxed);
+        mine
     } else {
-        record(latest, mine, seen)
+        // Two or more seconds behind: the wall clock was set back. Follow it.
+        latest.store(mine, Ordering::Relaxed);
+        mine
     }
+}
+
+// The ticked second. Reading the counter costs about 10 ns on the virtual machines this SDK
+// runs on (the `rdtsc` instruction alone), as much as the rest of a sampling decision, and
+// a decision needs only the whole second. So while decisions are being made, a job on the
+// SDK's background thread stores the second in `TICKED` just after each second starts, and
+// decisions load it: one relaxed load. When no one has read it for `IDLE_TICKS` ticks, the
+// job stops and sets it to 0; the next read takes the second from the counter and starts the
+// job again. An idle process therefore costs no wake-ups, and a busy one one a second, on a
+// thread it has anyway.
+//
+// Every `CHECK_EVERY`th read on each thread also reads the counter; if the ticked second is
+// behind it (the background thread was busy with a call when the second started, or a forked
+// child has no background thread), it moves the ticked second on. So the seconds readers see
+// lag the counter's by the job's wake-up latency at most, or by `CHECK_EVERY` reads of a
+// thread if the background thread is held up.
+
+/// The current second while the ticker runs; 0 while it does not.
+static TICKED: AtomicU64 = AtomicU64::new(0);
+/// Set by readers of `TICKED` since the last tick.
+static TICKED_READ: AtomicBool = AtomicBool::new(false);
+/// The ticker job: `IDLE`, `RUNNING`, or `UNAVAILABLE` (the background thread could not
+/// start: every read takes the counter).
+static TICKER: AtomicU8 = AtomicU8::new(IDLE);
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+const UNAVAILABLE: u8 = 2;
+/// Ticks without a reader before the ticker stops.
+const IDLE_TICKS: u32 = 2;
+/// How long after a second starts the tick comes.
+const TICK_MARGIN: Duration = Duration::from_micros(500);
+const CHECK_EVERY: u32 = 16;
+
+thread_local! {
+    static READS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whole seconds since the Unix epoch, the same on every thread: for sampling decisions and
+/// trace IDs. Usually one relaxed load (see above).
+#[inline]
+pub(crate) fn epoch_seconds() -> u64 {
+    let ticked = TICKED.load(Ordering::Relaxed);
+    if ticked != 0 {
+        if !TICKED_READ.load(Ordering::Relaxed) {
+            TICKED_READ.store(true, Ordering::Relaxed);
+        }
+        let reads = READS
+            .try_with(|r| {
+                let n = r.get().wrapping_add(1);
+                r.set(n);
+                n
+            })
+            .unwrap_or(0);
+        if !reads.is_multiple_of(CHECK_EVERY) {
+            return ticked;
+        }
+    }
+    epoch_seconds_slow(ticked)
 }
 
 #[cold]
 #[inline(never)]
-fn record(latest: &AtomicU64, mine: u64, seen: u64) -> u64 {
-    if mine > seen {
-        latest.fetch_max(mine, Ordering::Relaxed);
-    } else {
-        // Two or more seconds behind: the wall clock was set back. Follow it.
-        latest.store(mine, Ordering::Relaxed);
+fn epoch_seconds_slow(ticked: u64) -> u64 {
+    let exact = exact_seconds();
+    if ticked == 0 {
+        start_ticker();
+        return exact;
     }
-    mine
+    if exact > ticked {
+        // The tick is late: move the second on for everyone.
+        TICKED.fetch_max(exact, Ordering::Relaxed);
+        return exact;
+    }
+    // The counter a little behind the tick (another thread's anchor): keep to the second
+    // everyone else sees.
+    ticked
+}
+
+fn start_ticker() {
+    if TICKER
+        .compare_exchange(IDLE, RUNNING, Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    let ticker = Ticker { idle: 0 };
+    match crate::background::schedule(Box::new(ticker), Instant::now()) {
+        Ok(handle) => handle.detach(),
+        Err(e) => {
+            tracing::debug!(error = %e, "X-Ray clock: no background thread; reading the counter for every second");
+            TICKER.store(UNAVAILABLE, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The job that keeps `TICKED`.
+struct Ticker {
+    /// Ticks in a row without a reader.
+    idle: u32,
+}
+
+impl crate::background::Job for Ticker {
+    fn run(&mut self) -> Option<Instant> {
+        if TICKED_READ.swap(false, Ordering::Relaxed) {
+            self.idle = 0;
+        } else {
+            self.idle += 1;
+        }
+        if self.idle > IDLE_TICKS {
+            // Nobody reads it: stop; the next reader starts the ticker again.
+            TICKED.store(0, Ordering::Relaxed);
+            TICKER.store(IDLE, Ordering::Relaxed);
+            return None;
+        }
+        let micros = now_micros();
+        // Stored as is, not raised with `fetch_max`, so that a wall clock set back shows.
+        TICKED.store(
+            agree(&LATEST_SECOND, micros / 1_000_000).max(1),
+            Ordering::Relaxed,
+        );
+        let to_next = Duration::from_micros(1_000_000 - micros % 1_000_000);
+        Some(Instant::now() + to_next + TICK_MARGIN)
+    }
 }
 
 /// The wall clock the samplers read: whole seconds since the Unix epoch.
@@ -345,6 +462,31 @@ mod tests {
         assert_eq!(agree(&latest, 50), 50);
         assert_eq!(agree(&latest, 49), 50);
         assert_eq!(agree(&latest, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn the_second_is_ticked_while_it_is_read() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Reads start the ticker; it ticks the current second.
+        loop {
+            let read = epoch_seconds();
+            let ticked = TICKED.load(Ordering::Relaxed);
+            let wall = wall_micros() / 1_000_000;
+            if ticked != 0 {
+                assert!(ticked + 1 >= wall && ticked <= wall + 1, "{ticked} {wall}");
+                assert!(read + 1 >= wall && read <= wall + 1, "{read} {wall}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the ticker did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // It follows the seconds while they are read.
+        let first = TICKED.load(Ordering::Relaxed);
+        while TICKED.load(Ordering::Relaxed) <= first {
+            assert!(Instant::now() < deadline, "the ticker stopped ticking");
+            epoch_seconds();
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]

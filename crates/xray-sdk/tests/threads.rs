@@ -1,6 +1,7 @@
 //! The SDK's own threads. A process with one default recorder (centralized sampling and the
 //! plugins on) runs at most two: `xray-emitter` and `xray-background`, the second shared by the
-//! sampling poller and the metadata look-ups; and that thread sleeps while nothing is due.
+//! sampling poller, the metadata look-ups and the second ticked for decisions; and that thread
+//! sleeps while nothing is due.
 //!
 //! A test binary of its own, with one test, so that no other test's recorder or threads are
 //! around when the threads are counted.
@@ -131,14 +132,37 @@ fn one_default_recorder_runs_at_most_two_threads_of_the_sdk() {
         "{names:?}"
     );
 
-    // Nothing is due for seconds (the next report in 10 s, rules in 5 min): the background
-    // thread sleeps. One wake-up is allowed for a report that happens to fall due meanwhile.
     let (tid, _) = sdk
         .iter()
         .find(|(_, name)| name == "xray-background")
         .expect("background thread");
+    // While decisions are made, the thread ticks the second for them: about once a second
+    // (plus a statistics report that may fall due).
     let before = wake_ups(tid);
-    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        recorder.should_sample(&checkout);
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let woken = wake_ups(tid) - before;
-    assert!(woken <= 1, "the background thread woke {woken} times");
+    assert!(
+        woken <= 5,
+        "the background thread woke {woken} times in 2 s"
+    );
+    // Once no decision reads the second, the ticks stop within a few seconds, and with
+    // nothing due for seconds (the next report in 10 s, rules in 5 min) the thread sleeps:
+    // a window of 1.5 s without a wake-up (ticks would be one a second).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = wake_ups(tid);
+        std::thread::sleep(Duration::from_millis(1_500));
+        let woken = wake_ups(tid) - before;
+        if woken == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the background thread still wakes ({woken} times in 1.5 s)"
+        );
+    }
 }
