@@ -122,8 +122,9 @@ fn read(
 static LATEST_SECOND: AtomicU64 = AtomicU64::new(0);
 
 /// Whole seconds since the Unix epoch from the counter, the same on every thread: a thread
-/// whose anchor is up to a second behind the latest second read takes that second.
-fn exact_seconds() -> u64 {
+/// whose anchor is up to a second behind the latest second read takes that second. For
+/// readers off the request path: it neither needs nor starts the ticker.
+pub(crate) fn exact_seconds() -> u64 {
     agree(&LATEST_SECOND, now_micros() / 1_000_000)
 }
 
@@ -339,11 +340,20 @@ pub(crate) enum Time {
 }
 
 impl Time {
-    /// The current epoch second.
+    /// The current epoch second, for decisions.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         match self {
             Time::System => epoch_seconds(),
+            Time::Custom(clock) => clock.epoch_seconds(),
+        }
+    }
+
+    /// The current epoch second, for work off the request path (the sampling poller): the
+    /// same second, read without keeping the ticker busy.
+    pub(crate) fn exact(&self) -> u64 {
+        match self {
+            Time::System => exact_seconds(),
             Time::Custom(clock) => clock.epoch_seconds(),
         }
     }

@@ -2,10 +2,12 @@
 //! and the ECS and EC2 metadata endpoints. Plain HTTP only (every one of them is a local or
 //! link-local address), no proxy, answers read up to [`MAX_ANSWER_BYTES`].
 //!
-//! Built on `ureq` without its default features (no TLS, no compression). Each step of a
-//! call has the client's timeout: connecting, sending, waiting for the answer's head and
-//! reading its body. A dead endpoint therefore costs one timeout (a refused connection costs
-//! nothing); only an endpoint that trickles its answer can take longer.
+//! Built on `ureq` without its default features (no TLS, no compression). Each step of a call
+//! has the client's timeout: connecting, sending, waiting for the answer's head and reading
+//! its body. A dead endpoint therefore costs one timeout (a refused connection costs
+//! nothing); only an endpoint that trickles its answer can take longer. Redirects are not
+//! followed (none of these endpoints redirects, and following one would carry the metadata
+//! token elsewhere): a 3xx answer is an error like any other.
 //!
 //! Host names are resolved here, on the calling thread, with the system resolver, and each
 //! address is tried in turn; ureq is handed the address, with the name in the `Host` header.

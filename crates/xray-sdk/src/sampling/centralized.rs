@@ -136,7 +136,7 @@ impl CentralizedSampler {
     pub fn apply_rules_response(&self, body: &str) -> Result<usize, String> {
         let defs = super::daemon_api::parse_rules_response(body.as_bytes())?;
         let n = defs.len();
-        self.rules.apply_rules(defs, self.rules.now());
+        self.rules.apply_rules(defs, self.rules.now_exact());
         Ok(n)
     }
 
@@ -150,7 +150,7 @@ impl CentralizedSampler {
 /// The poller's view of the rules.
 impl RuleStore for ConsoleRules {
     fn epoch_seconds(&self) -> u64 {
-        self.now()
+        self.now_exact()
     }
 
     fn refreshed_at(&self) -> Option<u64> {

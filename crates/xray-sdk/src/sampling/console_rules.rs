@@ -129,6 +129,11 @@ impl ConsoleRules {
         self.time.now()
     }
 
+    /// The same, for the poller (see [`Time::exact`]).
+    pub(crate) fn now_exact(&self) -> u64 {
+        self.time.exact()
+    }
+
     /// True when decisions come from the fallback rules at epoch second `now` (no rules
     /// fetched yet, or the last fetch is older than the rule cache's TTL).
     pub(crate) fn is_using_fallback(&self, now: u64) -> bool {
