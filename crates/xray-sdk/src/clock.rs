@@ -1,10 +1,10 @@
 //! Time: the SDK's one clock.
 //!
 //! - Start and end times of segments and subsegments are wall-clock microseconds since the
-//!   Unix epoch ([`now_micros`]), read from the CPU's time-stamp counter instead of the system
+//!   Unix epoch (`now_micros`), read from the CPU's time-stamp counter instead of the system
 //!   clock.
 //! - Sampling decisions and new trace IDs need only the whole epoch second
-//!   ([`epoch_seconds`]), taken from the same counter.
+//!   (`epoch_seconds`), taken from the same counter.
 //! - Samplers read time through the [`Clock`] trait, so tests can replace it: [`SystemClock`]
 //!   is this clock, [`ManualClock`] moves only when told to.
 //!
@@ -29,7 +29,7 @@
 //! counter is one process-wide atomic, which a thread whose anchor is up to a second behind
 //! takes as its own, and while decisions are being made a job on the SDK's background thread
 //! ticks the current second into another, which decisions load instead of reading the
-//! counter (see [`epoch_seconds`]).
+//! counter.
 
 use std::cell::Cell;
 use std::fmt;

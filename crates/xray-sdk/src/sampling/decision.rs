@@ -49,7 +49,7 @@ pub trait Sampler: Send + Sync + fmt::Debug + 'static {
 }
 
 /// A shared sampler: hand the recorder a clone of an `Arc` and keep the other, to read the
-/// sampler's state later (say, [`CentralizedSampler::is_using_fallback`]).
+/// sampler's state later (say, [`CentralizedSampler::is_using_fallback`](super::CentralizedSampler::is_using_fallback)).
 ///
 /// ```
 /// use std::sync::Arc;
