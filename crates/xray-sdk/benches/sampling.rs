@@ -88,14 +88,18 @@ fn bench(c: &mut Criterion) {
         b.iter(|| central.should_sample(black_box(&none)))
     });
 
-    // The parts: rule matching alone, and reading the wall clock (which decisions on the
-    // system clock no longer do: they load the second kept by the `xray-clock` thread).
+    // The parts: rule matching alone; the second decisions read (`SystemClock`: the
+    // time-stamp counter, anchored to the wall clock once a second per thread); and the wall
+    // clock itself, which decisions do not read.
     let rules = local_rules();
     c.bench_function("sampling/parts/match-only-10th", |b| {
         b.iter(|| rules.find(black_box(&tenth)))
     });
     c.bench_function("sampling/parts/clock", |b| {
         b.iter(|| black_box(SystemClock.epoch_seconds()))
+    });
+    c.bench_function("sampling/parts/wall-clock", |b| {
+        b.iter(|| black_box(std::time::SystemTime::now()))
     });
 
     let default = DefaultSampler::default();

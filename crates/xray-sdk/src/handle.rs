@@ -269,7 +269,7 @@ impl Context {
                 init(&patch);
                 let name = sanitize_name(name);
                 let new_id = EntityId::new();
-                let start = crate::timestamp::now_micros();
+                let start = crate::clock::now_micros();
                 let begun = patch.apply(|changes| {
                     shared
                         .trace
@@ -300,7 +300,7 @@ impl Context {
         let mut patch = Patch::new();
         let panicked =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| last(&patch))).err();
-        let end = crate::timestamp::now_micros();
+        let end = crate::clock::now_micros();
         let batch = patch.apply(|changes| {
             shared
                 .trace
@@ -318,7 +318,7 @@ impl Context {
         let Inner::Recorded { shared, index, id } = &self.inner else {
             return;
         };
-        let end = crate::timestamp::now_micros();
+        let end = crate::clock::now_micros();
         let batch = Changes::none(|changes| {
             shared
                 .trace

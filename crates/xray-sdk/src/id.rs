@@ -144,14 +144,14 @@ impl TraceId {
 
     /// A new trace ID for the current time, with 96 random bits.
     ///
-    /// The time is the process's coarse clock (the whole second, kept by a background
-    /// thread, see the sampling module), so no wall-clock read is paid per trace.
+    /// The time is the second of the SDK's clock (the CPU's time-stamp counter, anchored to
+    /// the wall clock; see [`clock`](crate::clock)), so no system call is paid per trace.
     ///
     /// There is deliberately no `Default`: a default value that is random each time would
     /// surprise a `#[derive(Default)]` struct holding one.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        let secs = crate::sampling::clock::coarse_epoch_seconds();
+        let secs = crate::clock::epoch_seconds();
         Self::with_epoch(u32::try_from(secs).unwrap_or(u32::MAX))
     }
 

@@ -61,12 +61,15 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod background;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod deferred;
 pub mod emitter;
 mod handle;
 pub mod header;
+mod http;
 pub mod id;
 mod json;
 pub mod model;
@@ -75,7 +78,6 @@ mod record;
 pub mod recorder;
 pub mod sampling;
 mod segment_builder;
-mod timestamp;
 mod trace;
 
 #[cfg(any(test, feature = "test-util"))]

@@ -1,6 +1,7 @@
 //! Environment plugins: ECS, EC2 and EKS metadata for the segment's `aws` block and `origin`.
 //!
-//! Detection runs once, on a background thread, with short timeouts; segments sent before it
+//! Detection runs once, as a job on the SDK's background thread (`xray-background`, shared
+//! with the sampling poller), with blocking calls of 1 s timeouts; segments sent before it
 //! finishes simply go without the block. A missing endpoint is not an error. The emitter adds
 //! the result to every segment at serialization time, so the request path never pays for it.
 //!
@@ -10,10 +11,13 @@
 //! | EKS | the Kubernetes service-account token file exists | `eks` | `AWS::EKS::Container` |
 //! | EC2 | turned on in code (it probes the instance metadata service) | `ec2` | `AWS::EC2::Instance` |
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+
+use crate::background::{self, Job};
+use crate::http::{Client, Method};
 
 const K8S_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 const DEFAULT_IMDS: &str = "http://169.254.169.254";
@@ -139,47 +143,53 @@ impl Resources {
     }
 }
 
-pub(crate) fn detect_in_background(plugins: Plugins, into: std::sync::Arc<Resources>) {
+/// Runs the plugins once on the background thread and stores what they find in `into`.
+/// The job holds `into` weakly: a recorder dropped before it runs costs no look-ups.
+pub(crate) fn detect_in_background(plugins: Plugins, into: Arc<Resources>) {
     if !plugins.any() {
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("xray-plugins".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match rt {
-                Ok(rt) => into.set(rt.block_on(detect(&plugins))),
-                Err(e) => tracing::debug!(error = %e, "X-Ray plugins: no runtime"),
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::debug!(error = %e, "X-Ray plugins: could not start the detection thread");
+    let job = Detection {
+        plugins,
+        into: Arc::downgrade(&into),
+    };
+    match background::schedule(Box::new(job), Instant::now()) {
+        Ok(handle) => handle.detach(),
+        Err(e) => {
+            tracing::debug!(error = %e, "X-Ray plugins: could not start the background thread")
+        }
     }
 }
 
-/// Runs the enabled plugins and merges what they find.
-pub async fn detect(plugins: &Plugins) -> ResourceData {
-    let mut data = ResourceData::default();
-    let client = match reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .no_proxy()
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(error = %e, "X-Ray plugins: no HTTP client");
-            return data;
+struct Detection {
+    plugins: Plugins,
+    into: Weak<Resources>,
+}
+
+impl Job for Detection {
+    fn run(&mut self) -> Option<Instant> {
+        if self.into.strong_count() > 0 {
+            let data = detect(&self.plugins);
+            if let Some(into) = self.into.upgrade() {
+                into.set(data);
+            }
         }
-    };
+        None
+    }
+}
+
+/// Runs the enabled plugins and merges what they find. Blocks for the metadata calls (each
+/// step of each call times out after 1 s): call it off async runtimes' worker threads.
+pub fn detect(plugins: &Plugins) -> ResourceData {
+    let mut data = ResourceData::default();
+    let client = Client::new(TIMEOUT);
     if plugins.ec2 {
         let endpoint = plugins
             .imds_endpoint
             .clone()
             .or_else(|| std::env::var("IMDS_ENDPOINT").ok())
             .unwrap_or_else(|| DEFAULT_IMDS.to_owned());
-        if let Some((ec2, account)) = ec2(&client, endpoint.trim_end_matches('/')).await {
+        if let Some((ec2, account)) = ec2(&client, endpoint.trim_end_matches('/')) {
             data.ec2 = Some(ec2);
             data.account_id = account;
             data.origin = Some("AWS::EC2::Instance");
@@ -192,7 +202,7 @@ pub async fn detect(plugins: &Plugins) -> ResourceData {
                 .ok()
         });
         if let Some(uri) = uri.filter(|u| u.starts_with("http://")) {
-            let (block, logs) = ecs(&client, uri.trim_end_matches('/')).await;
+            let (block, logs) = ecs(&client, uri.trim_end_matches('/'));
             data.ecs = Some(block);
             data.cloudwatch_logs = logs;
             data.origin = Some("AWS::ECS::Container");
@@ -215,36 +225,31 @@ pub async fn detect(plugins: &Plugins) -> ResourceData {
     data
 }
 
-async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Option<Value> {
-    let mut req = client.get(url);
+fn get_json(client: &Client, url: &str, token: Option<&str>) -> Option<Value> {
+    let mut headers = Vec::new();
     if let Some(t) = token {
-        req = req.header("X-aws-ec2-metadata-token", t);
+        headers.push(("X-aws-ec2-metadata-token", t));
     }
-    let resp = req.send().await.ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let bytes = resp.bytes().await.ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let body = client.call(Method::Get, url, &headers, &[]).ok()?;
+    serde_json::from_slice(&body).ok()
 }
 
-async fn ec2(client: &reqwest::Client, endpoint: &str) -> Option<(Value, Option<String>)> {
+fn ec2(client: &Client, endpoint: &str) -> Option<(Value, Option<String>)> {
     // IMDSv2 first; fall back to IMDSv1 when the token call fails.
-    let token = match client
-        .put(format!("{endpoint}/latest/api/token"))
-        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() => r.text().await.ok(),
-        _ => None,
-    };
+    let token = client
+        .call(
+            Method::Put,
+            &format!("{endpoint}/latest/api/token"),
+            &[("X-aws-ec2-metadata-token-ttl-seconds", "60")],
+            &[],
+        )
+        .ok()
+        .and_then(|body| String::from_utf8(body).ok());
     let doc = get_json(
         client,
         &format!("{endpoint}/latest/dynamic/instance-identity/document"),
         token.as_deref(),
-    )
-    .await?;
+    )?;
     let field = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
     let mut ec2 = Map::new();
     for (key, src) in [
@@ -264,7 +269,7 @@ async fn ec2(client: &reqwest::Client, endpoint: &str) -> Option<(Value, Option<
 }
 
 /// The `aws.ecs` block and, when the container logs to CloudWatch, `aws.cloudwatch_logs`.
-async fn ecs(client: &reqwest::Client, uri: &str) -> (Value, Option<Value>) {
+fn ecs(client: &Client, uri: &str) -> (Value, Option<Value>) {
     let mut ecs = Map::new();
     let mut logs = None;
     // `container` is the hostname, as in every official SDK (the container's name only when
@@ -272,7 +277,7 @@ async fn ecs(client: &reqwest::Client, uri: &str) -> (Value, Option<Value>) {
     if let Some(h) = hostname() {
         ecs.insert("container".into(), h.into());
     }
-    if let Some(c) = get_json(client, uri, None).await {
+    if let Some(c) = get_json(client, uri, None) {
         let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         if let Some(name) = s(&c, "Name") {
             ecs.entry("container").or_insert_with(|| name.into());
@@ -313,7 +318,7 @@ async fn ecs(client: &reqwest::Client, uri: &str) -> (Value, Option<Value>) {
             logs = Some(Value::Array(vec![Value::Object(entry)]));
         }
     }
-    if let Some(task) = get_json(client, &format!("{uri}/task"), None).await {
+    if let Some(task) = get_json(client, &format!("{uri}/task"), None) {
         if let Some(lt) = task.get("LaunchType").and_then(Value::as_str) {
             ecs.insert("launch_type".into(), lt.to_ascii_lowercase().into());
         }

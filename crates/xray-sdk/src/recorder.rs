@@ -203,7 +203,7 @@ impl RecorderBuilder {
     }
 
     fn build_with(self, env: EnvConfig) -> Result<Recorder, ConfigError> {
-        crate::timestamp::warm_up();
+        crate::clock::warm_up();
         let daemon = match (&env.daemon_address, &self.daemon_address) {
             (Some(a), _) => a.clone(),
             (None, Some(code)) => {

@@ -118,7 +118,7 @@ impl<'a> SegmentBuilder<'a> {
             };
             // A name set in `init` replaces the builder's, which is then not even checked.
             let name = (!patch.names()).then(|| sanitize_name(self.name));
-            let start = crate::timestamp::now_micros();
+            let start = crate::clock::now_micros();
             patch.apply(|changes| {
                 Context::new_segment(
                     Arc::clone(&recorder.sink),

@@ -314,7 +314,7 @@ impl RecordedSegment {
             rule_name: None,
         };
         let seg = origin.segment_id;
-        let t0 = crate::timestamp::now_micros();
+        let t0 = crate::clock::now_micros();
         let mut request = Patch::new();
         request.set_http_method("GET");
         request.set_http_url("https://orders.example.com/orders/42");

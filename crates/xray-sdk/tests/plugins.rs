@@ -1,5 +1,5 @@
 //! ECS and EC2 plugins against real HTTP servers on loopback standing in for the metadata
-//! endpoints.
+//! endpoints. `detect` blocks, so it runs on a blocking thread while the runtime serves.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,7 +7,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
 use serde_json::json;
-use xray_sdk::plugins::{Plugins, detect};
+use xray_sdk::plugins::{Plugins, ResourceData};
 
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -16,7 +16,14 @@ async fn serve(app: Router) -> String {
     format!("http://{addr}")
 }
 
-#[tokio::test]
+async fn detect(plugins: &Plugins) -> ResourceData {
+    let plugins = plugins.clone();
+    tokio::task::spawn_blocking(move || xray_sdk::plugins::detect(&plugins))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecs_metadata_fills_the_ecs_block() {
     let app = Router::new()
         .route(
@@ -74,7 +81,7 @@ async fn ecs_metadata_fills_the_ecs_block() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ec2_uses_imdsv2_token() {
     let app = Router::new()
         .route("/latest/api/token", put(|| async { "tok-123" }))
@@ -104,7 +111,7 @@ async fn ec2_uses_imdsv2_token() {
     assert_eq!(data.account_id.as_deref(), Some("123456789012"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_endpoints_are_not_errors() {
     // A port that was just closed: connection refused, quickly.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -122,7 +129,7 @@ async fn missing_endpoints_are_not_errors() {
     assert!(data.ec2.is_none() && data.eks.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eks_is_detected_from_the_token_file() {
     let dir = std::env::temp_dir().join(format!("xray-eks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::clock::{Clock, Random, Reservoir, Time};
+use super::decision::{Sampler, SamplingDecision, SamplingRequest};
+use super::random::Random;
+use super::reservoir::Reservoir;
 use super::wildcard::{Field, Fields, Matchers, Pattern};
-use super::{Sampler, SamplingDecision, SamplingRequest};
+use crate::clock::{Clock, Time};
 
 /// One local rule: what it matches and how much it samples.
 ///

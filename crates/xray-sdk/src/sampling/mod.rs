@@ -30,92 +30,34 @@
 //! wall-clock second (across all threads), then the fraction `rate` of the rest. Patterns are
 //! case-insensitive with `*` and `?` wildcards ([`wildcard_match`]).
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, DaemonAddress};
 
+// Layered: each module uses only those listed before it.
 mod centralized;
-pub(crate) mod clock;
+mod console_rules;
+mod daemon_api;
+mod decision;
 mod local;
 mod poller;
+mod random;
+mod reservoir;
 mod wildcard;
 
+/// The clock samplers read, at its former path (it is the crate's [`clock`](crate::clock)).
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use centralized::{
     CentralizedSampler, CentralizedSamplerBuilder, DEFAULT_RULES_INTERVAL,
     DEFAULT_TARGETS_INTERVAL, RULE_CACHE_TTL,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use decision::{Sampler, SamplingDecision, SamplingRequest};
 pub use local::{LocalRule, LocalRules, LocalSampler, RulesError};
 pub use wildcard::wildcard_match;
 
-use clock::{Random, Reservoir, coarse_epoch_seconds};
-
-/// The facts a sampling rule matches on.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SamplingRequest<'a> {
-    /// The segment (service) name.
-    pub service_name: Option<&'a str>,
-    /// The service type (the segment's origin, e.g. `AWS::ECS::Container`).
-    pub service_type: Option<&'a str>,
-    /// The `Host` of the request.
-    pub host: Option<&'a str>,
-    /// The HTTP method.
-    pub method: Option<&'a str>,
-    /// The URL path.
-    pub url_path: Option<&'a str>,
-    /// The resource ARN.
-    pub resource_arn: Option<&'a str>,
-    /// Extra attributes.
-    pub attributes: &'a [(&'a str, &'a str)],
-}
-
-/// The outcome of a sampling decision.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SamplingDecision {
-    /// True when the trace is recorded.
-    pub sampled: bool,
-    /// The rule that decided, recorded in the segment as `aws.xray.sampling_rule_name`.
-    pub rule_name: Option<Arc<str>>,
-}
-
-impl SamplingDecision {
-    /// A decision made without a rule.
-    pub fn new(sampled: bool) -> Self {
-        SamplingDecision {
-            sampled,
-            rule_name: None,
-        }
-    }
-}
-
-/// Decides whether a new trace is recorded. Called on the request path: must be fast and
-/// must not block.
-pub trait Sampler: Send + Sync + fmt::Debug + 'static {
-    /// The decision for one request.
-    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision;
-}
-
-/// A shared sampler: hand the recorder a clone of an `Arc` and keep the other, to read the
-/// sampler's state later (say, [`CentralizedSampler::is_using_fallback`]).
-///
-/// ```
-/// use std::sync::Arc;
-/// use xray_sdk::config::DaemonAddress;
-/// use xray_sdk::sampling::CentralizedSampler;
-/// use xray_sdk::Recorder;
-///
-/// let sampler = Arc::new(CentralizedSampler::builder(&DaemonAddress::default()).polling(false).build());
-/// let recorder = Recorder::builder().ignore_env().sampler(Arc::clone(&sampler)).build().unwrap();
-/// assert!(sampler.is_using_fallback());
-/// # drop(recorder);
-/// ```
-impl<T: Sampler + ?Sized> Sampler for Arc<T> {
-    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
-        (**self).should_sample(request)
-    }
-}
+use random::Random;
+use reservoir::Reservoir;
 
 /// Samples every new trace (no rule name). Useful in tests and for low-traffic services
 /// where every request matters; an incoming `Sampled=0` is still obeyed.
@@ -184,7 +126,7 @@ impl Default for DefaultSampler {
 
 impl Sampler for DefaultSampler {
     fn should_sample(&self, _request: &SamplingRequest<'_>) -> SamplingDecision {
-        let now = coarse_epoch_seconds();
+        let now = crate::clock::epoch_seconds();
         let sampled = self.reservoir.take(now, self.fixed_target)
             || (self.rate > 0.0 && Random::Thread.next_f64() < self.rate);
         SamplingDecision::new(sampled)

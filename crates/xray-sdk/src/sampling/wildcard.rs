@@ -1,6 +1,6 @@
 //! The wildcard patterns of sampling rules.
 
-use super::SamplingRequest;
+use super::decision::SamplingRequest;
 
 /// Matches `text` against a sampling-rule `pattern`, ignoring case.
 ///
