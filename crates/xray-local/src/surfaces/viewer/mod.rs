@@ -1,13 +1,20 @@
-//! The web UI: three hand-written static files compiled into the binary.
+//! The viewer: three hand-written static files compiled into the binary,
+//! and the JSON API under `/api/*` they read (besides the X-Ray API on the
+//! same port).
+
+pub mod api;
+pub mod list;
+pub mod query;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use serde_json::json;
 
-use crate::server::App;
+use crate::state::App;
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
 const APP_JS: &str = include_str!("ui/app.js");
@@ -23,9 +30,18 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// `/`, `/app.js` and `/style.css`.
+/// The answer to a GET of anything else.
+pub(crate) fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": "no such endpoint"})),
+    )
+        .into_response()
+}
+
+/// `/`, `/app.js`, `/style.css` and `/api/*`.
 pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
+    api::routes()
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
