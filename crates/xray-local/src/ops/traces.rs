@@ -159,7 +159,11 @@ pub fn get_trace_summaries(app: &App, body: &[u8]) -> OpResult {
     for t in store.traces() {
         let (first, _) = t.time_range();
         let when = if by_trace_id {
-            trace_id_time(&t.id).unwrap_or(first)
+            // A trace ID without a time is one the service would have refused.
+            let Some(when) = trace_id_time(&t.id) else {
+                continue;
+            };
+            when
         } else {
             first
         };
