@@ -248,7 +248,10 @@ impl ListQuery {
 
     fn in_response_range(&self, s: &Summary) -> bool {
         let (lo, hi) = self.response;
-        lo.is_none_or(|v| s.response_time >= v) && hi.is_none_or(|v| s.response_time <= v)
+        // To the millisecond, as the histogram counts (times are differences of
+        // epoch seconds: 0.1 s may come out as 0.0999999).
+        let rt = (s.response_time * 1000.0).round() / 1000.0;
+        lo.is_none_or(|v| rt >= v) && hi.is_none_or(|v| rt <= v)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The viewer: three hand-written static files compiled into the binary,
+//! The viewer: hand-written static files (a page, a style sheet, six
+//! scripts) compiled into the binary,
 //! and the JSON API under `/api/*` they read (besides the X-Ray API on the
 //! same port).
 
@@ -16,9 +17,22 @@ use serde_json::json;
 
 use crate::state::App;
 
-const INDEX_HTML: &str = include_str!("ui/index.html");
-const APP_JS: &str = include_str!("ui/app.js");
-const STYLE_CSS: &str = include_str!("ui/style.css");
+/// The static files: path, content type, text. The scripts are loaded in
+/// this order (see `ui/index.html`) and share their globals.
+const ASSETS: [(&str, &str, &str); 8] = [
+    ("/", HTML, include_str!("ui/index.html")),
+    ("/style.css", CSS, include_str!("ui/style.css")),
+    ("/core.js", JS, include_str!("ui/core.js")),
+    ("/list.js", JS, include_str!("ui/list.js")),
+    ("/timeline.js", JS, include_str!("ui/timeline.js")),
+    ("/map.js", JS, include_str!("ui/map.js")),
+    ("/panels.js", JS, include_str!("ui/panels.js")),
+    ("/app.js", JS, include_str!("ui/app.js")),
+];
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
@@ -39,19 +53,11 @@ pub(crate) fn not_found() -> Response {
         .into_response()
 }
 
-/// `/`, `/app.js`, `/style.css` and `/api/*`.
+/// The static files and `/api/*`.
 pub(crate) fn routes() -> Router<Arc<App>> {
-    api::routes()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
-        )
+    let mut r = api::routes();
+    for (path, content_type, body) in ASSETS {
+        r = r.route(path, get(move || async move { asset(content_type, body) }));
+    }
+    r
 }
