@@ -30,8 +30,9 @@ pub fn segments(t: &Trace) -> Vec<(String, String)> {
         }
     }
     // Streamed subsegments go into their parent, which may itself be
-    // streamed: attach in rounds until a round attaches nothing.
-    loop {
+    // streamed: attach in rounds until a round attaches nothing (at most as
+    // many rounds as the nesting that is followed anywhere else).
+    for _ in 0..MAX_WALK_DEPTH {
         let before = streamed.len();
         let mut left = Vec::new();
         for (parent, mut sub) in streamed {
