@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::Method;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -172,7 +174,37 @@ fn ui_routes(app: Arc<App>) -> Router {
                 viewer::not_found()
             }
         })
+        .layer(middleware::from_fn(same_origin_posts))
         .with_state(app)
+}
+
+/// Refuses a `POST` a browser sends from another site's page (it carries an
+/// `Origin` that is not this server's): signatures are not checked here, so
+/// without this any web page could change the sampling rules or import
+/// traces. AWS clients send no `Origin`; the viewer sends its own.
+async fn same_origin_posts(req: Request, next: Next) -> Response {
+    if req.method() == Method::POST
+        && let Some(origin) = req.headers().get(header::ORIGIN)
+    {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        if host.is_none() || origin_host != host {
+            return (
+                StatusCode::FORBIDDEN,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"__type":"AccessDeniedException","message":"cross-origin requests are refused"}"#,
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Runs the trace-level checks on traces that went quiet.

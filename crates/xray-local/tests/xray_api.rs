@@ -621,6 +621,29 @@ async fn bad_requests_are_typed_errors() {
     let r = request(server.ui_addr(), "POST", "/Groups", "{}");
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["__type"], "UnknownOperationException");
+    // A page of another site cannot post here (a browser names its origin);
+    // the viewer's own origin can.
+    let post_from = |origin: &str| {
+        let mut s = std::net::TcpStream::connect(server.ui_addr()).expect("connect");
+        let req = format!(
+            "POST /DeleteSamplingRule HTTP/1.1\r\nHost: {}\r\nOrigin: {origin}\r\nConnection: close\r\n\
+             Content-Type: text/plain\r\nContent-Length: 21\r\n\r\n{{\"RuleName\":\"health\"}}",
+            server.ui_addr()
+        );
+        std::io::Write::write_all(&mut s, req.as_bytes()).expect("write");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out).expect("read");
+        out
+    };
+    let refused = post_from("http://evil.example");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(
+        request(server.tcp_addr(), "POST", "/GetSamplingRules", "")
+            .body
+            .contains("\"health\"")
+    );
+    let own = post_from(&format!("http://{}", server.ui_addr()));
+    assert!(own.starts_with("HTTP/1.1 200"), "{own}");
     // The daemon sends its telemetry here; it is accepted and dropped.
     let r = request(
         server.ui_addr(),
