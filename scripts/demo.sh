@@ -32,5 +32,12 @@ fi
 printf '==> Building (cargo build -p xray-demo --bins)\n'
 cargo build --quiet -p xray-demo --bins || fail "the build failed (see the errors above)"
 
+# xray-local answers the X-Ray API on its UI port: a command to try while the demo runs.
+UI_ENDPOINT="http://127.0.0.1:${DEMO_XRAY_UI_PORT:-2080}"
+printf '==> While the demo runs, the AWS CLI works against xray-local (more in README.md), e.g.:\n'
+printf '    export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1\n'
+printf '    aws xray get-trace-summaries --start-time $(( $(date +%%s) - 600 )) --end-time $(date +%%s) \\\n'
+printf '        --filter-expression %s --endpoint-url %s\n' "'service(\"xray-demo-bff\") { fault }'" "${UI_ENDPOINT}"
+
 # cargo run replaces itself with the demo, which receives Ctrl-C and stops what it started.
 exec cargo run --quiet -p xray-demo --bin demo

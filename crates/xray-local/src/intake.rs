@@ -129,6 +129,7 @@ fn reason(e: ParseError) -> Reject {
 pub struct IntakeCounters {
     received: AtomicU64,
     received_bytes: AtomicU64,
+    api_documents: AtomicU64,
     accepted: AtomicU64,
     forwarded: AtomicU64,
     forward_errors: AtomicU64,
@@ -139,6 +140,14 @@ impl IntakeCounters {
     /// Counts a datagram read from the socket.
     pub fn record_received(&self, bytes: usize) {
         self.received.fetch_add(1, Ordering::Relaxed);
+        self.received_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a document that arrived without a daemon header (through
+    /// `PutTraceSegments` or an import).
+    pub fn record_api_document(&self, bytes: usize) {
+        self.api_documents.fetch_add(1, Ordering::Relaxed);
         self.received_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -174,6 +183,7 @@ impl IntakeCounters {
         IntakeSnapshot {
             received: self.received.load(Ordering::Relaxed),
             received_bytes: self.received_bytes.load(Ordering::Relaxed),
+            api_documents: self.api_documents.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
             rejected_total: rejected.values().sum(),
             rejected,
@@ -189,8 +199,10 @@ impl IntakeCounters {
 pub struct IntakeSnapshot {
     /// Datagrams read from the socket.
     pub received: u64,
-    /// Bytes read from the socket.
+    /// Bytes read from the socket and received through the API.
     pub received_bytes: u64,
+    /// Documents received through the X-Ray API or an import.
+    pub api_documents: u64,
     /// Documents handed to the store.
     pub accepted: u64,
     /// Sum of `rejected`.

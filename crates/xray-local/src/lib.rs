@@ -1,9 +1,18 @@
-//! `xray-local`: a local, offline stand-in for the AWS X-Ray daemon.
+//! `xray-local`: a local, offline stand-in for AWS X-Ray.
 //!
 //! It accepts segment documents over UDP exactly like the daemon, answers
-//! the sampling API from a local rules file, assembles traces in memory,
-//! flags documents the X-Ray service would reject, and serves a web UI and
-//! a JSON API (trace list, timeline, service map, counters).
+//! the daemon's sampling API, speaks the X-Ray API as the AWS CLI and SDKs
+//! do (`--endpoint-url`), assembles traces in memory, flags documents the
+//! X-Ray service would reject, and serves a web viewer.
+//!
+//! The modules are layered; each uses only the ones listed before it:
+//!
+//! 1. leaves: [`config`], [`document`], [`intake`], [`validate`], [`procfs`];
+//! 2. [`state`]: the store, the sampling rules, the counters ([`App`]);
+//! 3. [`views`]: summaries, timelines, the service map, filter expressions;
+//! 4. [`ops`]: the X-Ray API operations, JSON in and out;
+//! 5. [`surfaces`]: UDP intake, sampling API, X-Ray API, viewer;
+//! 6. [`server`]: binds the listeners and runs the surfaces.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xray_local::StartError> {
@@ -14,19 +23,17 @@
 //! # }
 //! ```
 
-pub mod api;
 pub mod config;
 pub mod document;
-pub mod graph;
 pub mod intake;
-pub mod query;
-pub mod sampling;
+pub mod ops;
+pub mod procfs;
 pub mod server;
-pub mod store;
-pub mod summary;
-pub mod timeline;
-mod ui;
+pub mod state;
+pub mod surfaces;
 pub mod validate;
+pub mod views;
 
 pub use config::Config;
-pub use server::{App, Server, StartError};
+pub use server::{Server, StartError};
+pub use state::App;

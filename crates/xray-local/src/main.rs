@@ -32,6 +32,11 @@ async fn main() -> ExitCode {
     println!("  sampling API (TCP):  {}", server.tcp_addr());
     println!("  UI:                  http://{}/", server.ui_addr());
     println!(
+        "  X-Ray API:           http://{} (aws xray ... --endpoint-url http://{})",
+        server.ui_addr(),
+        server.ui_addr()
+    );
+    println!(
         "  JSON API:            http://{}/api/stats",
         server.ui_addr()
     );

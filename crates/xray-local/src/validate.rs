@@ -3,7 +3,7 @@
 //! Document-level checks run on every document as it arrives
 //! ([`check_document`]); trace-level checks (orphan subsegments, unfinished
 //! in-progress documents) run once a trace has been quiet for the settle
-//! time, in [`crate::store`].
+//! time, in the store (`state::store`).
 
 use std::sync::Arc;
 

@@ -14,57 +14,17 @@
 #[path = "browser/cdp.rs"]
 mod cdp;
 mod common;
+#[path = "browser/ui.rs"]
+mod ui;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cdp::Page;
 use common::*;
 use serde_json::{Value, json};
+use ui::*;
 use xray_local::Config;
-
-fn chromium() -> Option<PathBuf> {
-    let candidates = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
-    candidates.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-/// Chromium, or `None` (with the reason printed) when the tests should skip.
-fn chromium_or_skip() -> Option<PathBuf> {
-    let required = std::env::var("XRAY_BROWSER_TESTS").is_ok_and(|v| v == "1");
-    let bin = chromium();
-    if bin.is_none() {
-        assert!(
-            !required,
-            "XRAY_BROWSER_TESTS=1 but chromium is not installed"
-        );
-        println!(
-            "skipped: chromium not installed (apt-get install chromium, or set XRAY_BROWSER_TESTS=1 to require it)"
-        );
-    }
-    bin
-}
-
-/// One Chromium at a time: the timing-sensitive checks (polling, stale
-/// answers) must not compete for two cores with another browser.
-fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The flags of every headless Chromium these tests start: no sandbox (root in CI), no GPU,
-/// and none of the background work that would reach the network.
-const HEADLESS_FLAGS: &[&str] = &[
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-];
 
 /// Runs Chromium with a hard time limit and returns its stdout.
 fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> String {
@@ -204,63 +164,6 @@ async fn ui_shows_list_timeline_and_map() {
     drop(lock);
     server.shutdown().await;
 }
-
-/// A started server and a page on it, or `None` when Chromium is missing.
-struct Ui {
-    server: xray_local::Server,
-    page: Page,
-    lock: MutexGuard<'static, ()>,
-}
-
-impl Ui {
-    async fn start(config: Config, width: u32, height: u32) -> Option<Ui> {
-        let bin = chromium_or_skip()?;
-        let server = start(config).await;
-        let lock = one_browser_at_a_time();
-        let page = Page::launch(&bin, width, height);
-        Some(Ui { server, page, lock })
-    }
-
-    /// Opens the UI with `fragment` and waits for the first poll to render.
-    fn open(&mut self, fragment: &str) {
-        let url = format!("http://{}/{fragment}", self.server.ui_addr());
-        self.page.goto(&url);
-        self.page.wait(
-            "the first poll",
-            "document.getElementById('conn').textContent !== 'connecting…'",
-        );
-    }
-
-    async fn finish(self) {
-        let Ui { server, page, lock } = self;
-        assert!(
-            page.exceptions.is_empty(),
-            "uncaught exceptions in the page: {:?}",
-            page.exceptions
-        );
-        drop(page);
-        drop(lock);
-        server.shutdown().await;
-    }
-}
-
-/// JavaScript for the waterfall row whose label is `name`.
-fn wf_row(name: &str) -> String {
-    format!(
-        "[...document.querySelectorAll('.wf-row')].find((r) => r.querySelector('.wf-label').title === {})",
-        json!(name)
-    )
-}
-
-/// JavaScript for the trace list row of `trace`.
-fn list_row(trace: &str) -> String {
-    format!(
-        "document.querySelector('tr.trace-row[data-id={}]')",
-        json!(trace)
-    )
-}
-
-const POLL: Duration = Duration::from_millis(2_600);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_causes_do_not_take_down_the_timeline() {
@@ -606,16 +509,6 @@ async fn bars_of_deep_traces_start_at_the_right_time() {
     ui.finish().await;
 }
 
-/// Sets filter `field` to `value` as typing would.
-fn type_filter(field: &str, value: &str) -> String {
-    format!(
-        "(() => {{ const f = document.getElementById('filters').elements[{}]; f.value = {}; \
-           f.dispatchEvent(new Event('input', {{bubbles: true}})); }})()",
-        json!(field),
-        json!(value)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_errors_show_at_the_filters_and_stale_answers_are_ignored() {
     let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
@@ -732,12 +625,14 @@ async fn polling_leaves_unchanged_panels_and_settled_timelines_alone() {
     // The first node each panel renders.
     ui.page.eval(
         "window.__panels = ['#details > *', '#timeline > *', '#traces tbody > *', '#map > *', \
-           '#intake > *', '#validation > *'];",
+           '#intake > *', '#validation > *', '#histogram > *', '#rules > *', '#service-counts > *'];",
     );
-    // Mark today's nodes, select text, and count timeline requests.
+    // Mark today's nodes, open the metadata tab (which re-renders nothing), select
+    // text in it, and count timeline requests.
     ui.page.eval(
         "for (const sel of window.__panels) document.querySelector(sel).__kept = true; \
-         getSelection().selectAllChildren(document.querySelector('#details pre')); \
+         document.querySelector('#details [data-tab=metadata]').click(); \
+         getSelection().selectAllChildren(document.querySelector('#details [data-panel=metadata] pre')); \
          window.__timelineFetches = 0; window.__realFetch = window.fetch; \
          window.fetch = (url, opts) => { if (String(url).includes('/api/Timeline')) window.__timelineFetches++; \
            return window.__realFetch(url, opts); };",
@@ -944,14 +839,6 @@ async fn downstream_segments_nest_under_their_call_and_show_clock_skew() {
     ui.finish().await;
 }
 
-/// JavaScript for the map node named `name`.
-fn map_node(name: &str) -> String {
-    format!(
-        "document.querySelector('.map-node[data-name=' + JSON.stringify({}) + ']')",
-        json!(name)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_service_maps_stay_in_their_panel_and_nodes_filter_the_list() {
     let Some(mut ui) = Ui::start(Config::ephemeral(), 1400, 900).await else {
@@ -1067,26 +954,6 @@ async fn large_service_maps_stay_in_their_panel_and_nodes_filter_the_list() {
     );
     ui.finish().await;
 }
-
-/// Presses `key` as a keyboard would (trusted key events, Tab moves the focus).
-fn press(page: &mut Page, key: &str) {
-    let code = match key {
-        "Tab" => 9,
-        "Enter" => 13,
-        "ArrowUp" => 38,
-        "ArrowDown" => 40,
-        _ => 0,
-    };
-    for kind in ["rawKeyDown", "keyUp"] {
-        page.call(
-            "Input.dispatchKeyEvent",
-            json!({"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code}),
-        );
-    }
-}
-
-/// The `data-id` of the focused element, or its tag name.
-const FOCUSED: &str = "document.activeElement.dataset.id || document.activeElement.tagName";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_are_reachable_and_selectable_with_the_keyboard() {

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use xray_local::{App, Config, api, graph, query, sampling, summary, timeline};
+use xray_local::state::sampling;
+use xray_local::surfaces::viewer::{api, list, query};
+use xray_local::views::{graph, summary, timeline};
+use xray_local::{App, Config};
 
 /// xorshift64*: small, seedable, good enough to drive mutations.
 struct Rng(u64);
@@ -214,7 +217,7 @@ fn fuzz_datagrams_and_ingestion() {
                 let _ = timeline::build(t);
             }
         }
-        let _ = api::trace_summaries_json(&app, "limit=1000").expect("summaries");
+        let _ = list::trace_summaries_json(&app, "limit=1000").expect("summaries");
         let _ = api::validation_json(&app, "").expect("validation");
         let _ = api::stats_json(&app);
         check_consistent(&app);
@@ -223,7 +226,7 @@ fn fuzz_datagrams_and_ingestion() {
     assert!(n > 0);
 }
 
-/// Tokens beyond the filter keys themselves (`summary::FILTER_KEYS`, drawn first).
+/// Tokens beyond the filter keys themselves (`list::LIST_KEYS`, drawn first).
 const OTHER_QUERY_TOKENS: &[&str] = &[
     "=",
     "&",
@@ -254,7 +257,7 @@ fn random_query(rng: &mut Rng) -> String {
             if rng.below(10) == 0 {
                 char::from(rng.below(128) as u8).to_string()
             } else {
-                let keys = &summary::FILTER_KEYS;
+                let keys = &list::LIST_KEYS;
                 let i = rng.below(keys.len() + OTHER_QUERY_TOKENS.len());
                 keys.get(i)
                     .copied()
@@ -276,9 +279,9 @@ async fn fuzz_api_queries() {
     let mut n = 0u64;
     while Instant::now() < deadline {
         let q = random_query(&mut rng);
-        let _ = query::Params::parse(&q, &summary::FILTER_KEYS);
-        let _ = summary::Filter::parse(&q);
-        let _ = api::trace_summaries_json(&app, &q);
+        let _ = query::Params::parse(&q, &list::LIST_KEYS);
+        let _ = list::ListQuery::parse(&q);
+        let _ = list::trace_summaries_json(&app, &q);
         let _ = api::validation_json(&app, &q);
         n += 1;
     }

@@ -36,7 +36,8 @@ async fn default_rules() {
         assert_eq!(default["RuleName"], json!("Default"));
         assert_eq!(default["Priority"], json!(10000));
         assert_eq!(default["ReservoirSize"], json!(1));
-        assert_eq!(default["FixedRate"], json!(0.05));
+        // Locally every request is sampled (GET /health aside).
+        assert_eq!(default["FixedRate"], json!(1.0));
         for r in records {
             let rule = &r["SamplingRule"];
             assert_eq!(rule["Version"], json!(1));
@@ -55,7 +56,7 @@ async fn default_rules() {
     assert_eq!(status, 200);
     let t = &v["SamplingTargetDocuments"][0];
     assert_eq!(t["RuleName"], json!("Default"));
-    assert_eq!(t["FixedRate"], json!(0.05));
+    assert_eq!(t["FixedRate"], json!(1.0));
     assert_eq!(t["ReservoirQuota"], json!(1));
     assert_eq!(t["Interval"], json!(10));
     assert!(t["ReservoirQuotaTTL"].as_f64() > Some(now()));

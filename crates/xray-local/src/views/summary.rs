@@ -1,108 +1,16 @@
-//! Trace summaries (the `GetTraceSummaries` shape) and their filters.
+//! Trace summaries, in the `GetTraceSummaries` shape.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::document::{self, Field, Scalar};
-use crate::query::{Params, QueryError};
-use crate::store::{Entity, Trace, start_of};
+use crate::document::{Details, Field, Scalar};
+use crate::state::store::{Entity, Trace, start_of};
 
 /// Parents followed from an entity up to its segment (bad input can make a loop).
 const MAX_ANCESTORS: usize = 64;
 
-/// Status filter values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// No error, fault or throttle on the root segment.
-    Ok,
-    /// The root segment has `error` (4xx).
-    Error,
-    /// The root segment has `fault` (5xx).
-    Fault,
-    /// The root segment has `throttle` (429).
-    Throttle,
-}
-
-/// Filters for `GET /api/TraceSummaries`.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Earliest trace start, Unix seconds.
-    pub start: Option<f64>,
-    /// Latest trace start, Unix seconds.
-    pub end: Option<f64>,
-    /// A service (segment name) that must appear in the trace.
-    pub service: Option<String>,
-    /// Root segment status.
-    pub status: Option<Status>,
-    /// An annotation `key=value` that must appear in the trace.
-    pub annotation: Option<(String, String)>,
-    /// Minimum duration, seconds.
-    pub min_duration: Option<f64>,
-    /// Maximum number of summaries returned.
-    pub limit: usize,
-}
-
-/// Query keys accepted by [`Filter::parse`].
-pub const FILTER_KEYS: [&str; 7] = [
-    "start",
-    "end",
-    "service",
-    "status",
-    "annotation",
-    "min_duration",
-    "limit",
-];
-
-impl Filter {
-    /// Parses a raw query string.
-    pub fn parse(raw: &str) -> Result<Self, QueryError> {
-        let p = Params::parse(raw, &FILTER_KEYS)?;
-        let status = match p.get("status") {
-            None => None,
-            Some(s) => Some(match s.to_ascii_lowercase().as_str() {
-                "ok" => Status::Ok,
-                "error" => Status::Error,
-                "fault" => Status::Fault,
-                "throttle" => Status::Throttle,
-                _ => {
-                    return Err(QueryError(format!(
-                        "status must be ok, error, fault or throttle, got {s:?}"
-                    )));
-                }
-            }),
-        };
-        let annotation = match p.get("annotation") {
-            None => None,
-            Some(a) => match a.split_once('=') {
-                Some((k, v)) if !k.is_empty() => Some((k.to_string(), v.to_string())),
-                _ => {
-                    return Err(QueryError(format!(
-                        "annotation must be key=value, got {a:?}"
-                    )));
-                }
-            },
-        };
-        let f = Self {
-            start: p.number("start")?,
-            end: p.number("end")?,
-            service: p.get("service").map(str::to_string),
-            status,
-            annotation,
-            min_duration: p.number("min_duration")?,
-            limit: p.limit(100)?,
-        };
-        if let (Some(s), Some(e)) = (f.start, f.end)
-            && s > e
-        {
-            return Err(QueryError("start must not be after end".into()));
-        }
-        Ok(f)
-    }
-}
-
-/// The parts of a trace the filters and the summary need.
+/// The parts of a trace the lists, the filters and the summary need.
 #[derive(Debug, Clone)]
 pub struct Summary {
     /// Trace ID.
@@ -121,14 +29,23 @@ pub struct Summary {
     pub has_throttle: bool,
     /// Any document still in progress.
     pub is_partial: bool,
-    services: Vec<(String, String)>,
-    annotations: BTreeMap<String, Vec<(Scalar, String)>>,
-    /// Text of the root segment's document, for its `http` block (read only
-    /// when the summary is rendered).
-    root_raw: Option<Arc<str>>,
-    root_name: Option<String>,
-    documents: usize,
-    problems: usize,
+    /// The root answered without error, fault or throttle, but a call or a
+    /// downstream service in the trace failed.
+    pub downstream_failed: bool,
+    /// Services and resources in the trace: name and type.
+    pub services: Vec<(String, String)>,
+    /// Annotation values by key, each with the service that recorded it.
+    pub annotations: BTreeMap<String, Vec<(Scalar, String)>>,
+    /// Users (the `user` field) and the service that recorded each.
+    pub users: Vec<(String, String)>,
+    /// The root segment's HTTP request and response.
+    pub http: Details,
+    /// The root segment's name and type.
+    pub entry_point: Option<(String, String)>,
+    /// Stored documents.
+    pub documents: usize,
+    /// Validation problems.
+    pub problems: usize,
 }
 
 impl Summary {
@@ -173,8 +90,13 @@ impl Summary {
             }
             ("", inside_call)
         };
+        let mut users: Vec<(String, String)> = Vec::new();
+        let mut downstream_failed = false;
         for e in &entities {
             let name = e.node.name.as_str().unwrap_or("");
+            if e.node.error || e.node.fault || e.node.throttle {
+                downstream_failed |= root.is_none_or(|r| !std::ptr::eq(r.node, e.node));
+            }
             let (owner, inside_call) = if e.is_segment {
                 (name, false)
             } else {
@@ -186,7 +108,7 @@ impl Summary {
                 None
             } else {
                 match e.node.namespace.as_str() {
-                    Some("aws") => Some(crate::graph::aws_type(name)),
+                    Some("aws") => Some(crate::views::graph::aws_type(name)),
                     Some("remote") => Some("remote".to_string()),
                     _ => None,
                 }
@@ -195,6 +117,12 @@ impl Summary {
                 && seen_services.insert((name, kind.clone()))
             {
                 services.push((name.to_string(), kind));
+            }
+            if let Some(user) = e.node.details().user.as_deref()
+                && users.len() < 20
+                && !users.iter().any(|(u, _)| u == user)
+            {
+                users.push((user.to_string(), owner.to_string()));
             }
             if let Field::Ok(a) = &e.node.annotations {
                 for (k, v) in a {
@@ -216,70 +144,71 @@ impl Summary {
             })
             .filter(|d| d.is_finite())
             .unwrap_or(0.0);
+        let has_error = root.is_some_and(|r| r.node.error || r.node.throttle);
+        let has_fault = root.is_some_and(|r| r.node.fault);
         Summary {
             id: t.id.to_string(),
             start,
             duration: end - start,
             response_time,
-            has_error: root.is_some_and(|r| r.node.error || r.node.throttle),
-            has_fault: root.is_some_and(|r| r.node.fault),
+            has_error,
+            has_fault,
             has_throttle: root.is_some_and(|r| r.node.throttle),
             is_partial: t.docs.values().any(|d| d.in_progress),
+            downstream_failed: downstream_failed && !has_error && !has_fault,
             services,
             annotations,
-            // The root is always a top-level document (see root_segment).
-            root_raw: root
-                .and_then(|r| t.docs.get(r.doc_id))
-                .map(|d| d.raw.clone()),
-            root_name: root.and_then(|r| r.node.name.as_str()).map(str::to_string),
+            users,
+            http: root.map(|r| r.node.details().clone()).unwrap_or_default(),
+            entry_point: root.and_then(|r| {
+                let name = r.node.name.as_str()?;
+                Some((
+                    name.to_string(),
+                    r.node.origin.as_str().unwrap_or("service").to_string(),
+                ))
+            }),
             documents: t.docs.len(),
             problems: t.problem_count(),
         }
     }
 
-    /// `true` when the summary passes every filter.
-    pub fn matches(&self, f: &Filter) -> bool {
-        if f.start.is_some_and(|s| self.start < s) || f.end.is_some_and(|e| self.start > e) {
-            return false;
-        }
-        if f.min_duration.is_some_and(|d| self.duration < d) {
-            return false;
-        }
-        if let Some(svc) = &f.service
-            && !self.services.iter().any(|(n, _)| n == svc)
-        {
-            return false;
-        }
-        if let Some(status) = f.status {
-            let ok = match status {
-                Status::Ok => !self.has_error && !self.has_fault && !self.has_throttle,
-                Status::Error => self.has_error,
-                Status::Fault => self.has_fault,
-                Status::Throttle => self.has_throttle,
-            };
-            if !ok {
-                return false;
-            }
-        }
-        if let Some((k, want)) = &f.annotation {
-            let hit = self
-                .annotations
-                .get(k)
-                .is_some_and(|vals| vals.iter().any(|(v, _)| annotation_eq(v, want)));
-            if !hit {
-                return false;
-            }
-        }
-        true
+    /// The viewer's summary: the X-Ray `TraceSummary` members plus a few
+    /// local extras (`DocumentCount`, `ProblemCount`, `DownstreamFailed`).
+    pub fn to_json(&self) -> Value {
+        let mut v = self.to_xray_json();
+        v["EntryPoint"] = self
+            .entry_point
+            .as_ref()
+            .map_or(Value::Null, |(n, _)| json!({"Name": n}));
+        let h = &self.http;
+        v["Http"] = if h.has_http() {
+            json!({
+                "HttpURL": h.url,
+                "HttpMethod": h.method,
+                "UserAgent": h.user_agent,
+                "ClientIp": h.client_ip,
+                "HttpStatus": h.status.map(number),
+            })
+        } else {
+            json!({})
+        };
+        v["DocumentCount"] = json!(self.documents);
+        v["ProblemCount"] = json!(self.problems);
+        v["DownstreamFailed"] = json!(self.downstream_failed);
+        v
     }
 
-    /// The X-Ray `TraceSummary` JSON, plus a few local extras.
-    pub fn to_json(&self) -> Value {
-        let service_ids: Vec<Value> = self
-            .services
-            .iter()
-            .map(|(n, t)| json!({"Name": n, "Names": [n], "Type": t}))
-            .collect();
+    /// The `TraceSummary` of `GetTraceSummaries`, typed as the AWS SDKs
+    /// read it (integers where the API has integers, no nulls).
+    pub fn to_xray_json(&self) -> Value {
+        let id = |(n, t): &(String, String)| json!({"Name": n, "Names": [n], "Type": t});
+        let type_of = |svc: &str| {
+            self.services
+                .iter()
+                .find(|(n, _)| n == svc)
+                .map_or("service", |(_, t)| t.as_str())
+        };
+        let service_id = |svc: &str| id(&(svc.to_string(), type_of(svc).to_string()));
         let mut annotations = Map::new();
         for (k, vals) in &self.annotations {
             let list: Vec<Value> = vals
@@ -291,25 +220,32 @@ impl Summary {
                         Scalar::Str(s) => json!({"StringValue": s}),
                         Scalar::Other(other) => json!({"StringValue": other.to_string()}),
                     };
-                    json!({"AnnotationValue": av, "ServiceIds": [{"Name": svc}]})
+                    json!({"AnnotationValue": av, "ServiceIds": [service_id(svc)]})
                 })
                 .collect();
             annotations.insert(k.clone(), Value::Array(list));
         }
-        let http = self
-            .root_raw
-            .as_deref()
-            .and_then(|raw| document::top_level_field(raw, "http"));
-        let http = http.as_ref().map(|h| {
-            json!({
-                "HttpURL": h.pointer("/request/url"),
-                "HttpMethod": h.pointer("/request/method"),
-                "UserAgent": h.pointer("/request/user_agent"),
-                "ClientIp": h.pointer("/request/client_ip"),
-                "HttpStatus": h.pointer("/response/status"),
-            })
-        });
-        json!({
+        let mut http = Map::new();
+        let h = &self.http;
+        for (k, v) in [
+            ("HttpURL", &h.url),
+            ("HttpMethod", &h.method),
+            ("UserAgent", &h.user_agent),
+            ("ClientIp", &h.client_ip),
+        ] {
+            if let Some(v) = v {
+                http.insert(k.into(), json!(v));
+            }
+        }
+        if let Some(status) = h.status.and_then(as_i32) {
+            http.insert("HttpStatus".into(), json!(status));
+        }
+        let users: Vec<Value> = self
+            .users
+            .iter()
+            .map(|(u, svc)| json!({"UserName": u, "ServiceIds": [service_id(svc)]}))
+            .collect();
+        let mut v = json!({
             "Id": self.id,
             "StartTime": self.start,
             "Duration": self.duration,
@@ -318,27 +254,34 @@ impl Summary {
             "HasFault": self.has_fault,
             "HasThrottle": self.has_throttle,
             "IsPartial": self.is_partial,
-            "ServiceIds": service_ids,
-            "EntryPoint": self.root_name.as_ref().map(|n| json!({"Name": n})),
+            "ServiceIds": self.services.iter().map(id).collect::<Vec<_>>(),
             "Annotations": annotations,
-            "Http": http.unwrap_or_else(|| json!({})),
-            "DocumentCount": self.documents,
-            "ProblemCount": self.problems,
-        })
+            "Http": http,
+            "Users": users,
+            "Revision": i32::try_from(self.documents).unwrap_or(i32::MAX),
+        });
+        if let Some(e) = &self.entry_point {
+            v["EntryPoint"] = id(e);
+        }
+        v
     }
 }
 
-fn annotation_eq(v: &Scalar, want: &str) -> bool {
-    match v {
-        Scalar::Str(s) => &**s == want,
-        Scalar::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
-        Scalar::Num(n) => want
-            .parse::<f64>()
-            .ok()
-            .zip(n.as_f64())
-            .is_some_and(|(a, b)| a == b),
-        _ => false,
+/// A JSON number: an integer when `x` is a whole number.
+pub fn number(x: f64) -> Value {
+    match as_i64(x) {
+        Some(i) => json!(i),
+        None => json!(x),
     }
+}
+
+fn as_i64(x: f64) -> Option<i64> {
+    (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64)
+}
+
+/// `x` as a 32-bit integer, when it is a whole number in range.
+pub fn as_i32(x: f64) -> Option<i32> {
+    as_i64(x).and_then(|i| i32::try_from(i).ok())
 }
 
 /// The segment without a parent (earliest if several), else the earliest
@@ -359,7 +302,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::Summary;
-    use crate::store::Store;
+    use crate::state::store::Store;
 
     fn ingest(s: &mut Store, v: Value) {
         let raw = v.to_string();

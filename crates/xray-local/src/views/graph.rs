@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::document::Node;
-use crate::store::{Entity, Trace, end_of, start_of};
+use crate::state::store::{Entity, Trace, end_of, start_of};
+use crate::views::histogram::Histogram;
 
 /// Request counts and timings, in X-Ray's `SummaryStatistics` shape.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -52,7 +53,8 @@ pub struct FaultStats {
 }
 
 impl Stats {
-    fn record(&mut self, e: &Node) {
+    /// Counts one completed request.
+    pub fn record(&mut self, e: &Node) {
         let duration = end_of(e) - start_of(e);
         self.total_count += 1;
         if duration.is_finite() && duration >= 0.0 {
@@ -72,7 +74,8 @@ impl Stats {
         }
     }
 
-    fn merge(&mut self, o: &Stats) {
+    /// Adds every count of `o`.
+    pub fn merge(&mut self, o: &Stats) {
         self.total_count += o.total_count;
         self.ok_count += o.ok_count;
         self.error_statistics.total_count += o.error_statistics.total_count;
@@ -100,10 +103,21 @@ pub struct Service {
     pub kind: String,
     /// `true` when the node is reached directly from the client.
     pub root: bool,
+    /// Earliest request received, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<f64>,
+    /// Latest end of a request received, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
     /// Outgoing edges.
     pub edges: Vec<Edge>,
     /// Requests received by this node (sum of incoming edges).
     pub summary_statistics: Stats,
+    /// Their durations.
+    pub response_time_histogram: Histogram,
+    /// The same durations (locally nothing tells a service's duration from
+    /// its response time).
+    pub duration_histogram: Histogram,
 }
 
 /// An edge of the map.
@@ -112,20 +126,63 @@ pub struct Service {
 pub struct Edge {
     /// Target node's `ReferenceId`.
     pub reference_id: usize,
+    /// Earliest request along the edge, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<f64>,
+    /// Latest end of a request along it, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
     /// Requests along this edge.
     pub summary_statistics: Stats,
+    /// Their durations.
+    pub response_time_histogram: Histogram,
 }
 
-type Key = (String, String);
+/// Requests along one edge, as they are added up.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Counts and total time.
+    pub stats: Stats,
+    /// Durations.
+    pub histogram: Histogram,
+    /// Earliest start and latest end.
+    pub span: Option<(f64, f64)>,
+}
+
+impl Tally {
+    /// Counts one completed request.
+    pub fn record(&mut self, e: &Node) {
+        self.stats.record(e);
+        let (s, end) = (start_of(e), end_of(e));
+        self.histogram.add(end - s);
+        if s.is_finite() && end.is_finite() {
+            let (a, b) = self.span.unwrap_or((s, end));
+            self.span = Some((a.min(s), b.max(end)));
+        }
+    }
+
+    fn merge(&mut self, o: &Tally) {
+        self.stats.merge(&o.stats);
+        self.histogram.merge(&o.histogram);
+        if let Some((s, e)) = o.span {
+            let (a, b) = self.span.unwrap_or((s, e));
+            self.span = Some((a.min(s), b.max(e)));
+        }
+    }
+}
+
+/// A node of the map: its name and its type.
+pub type Key = (String, String);
 
 /// The graph for a set of traces.
 pub fn build<'a>(traces: impl Iterator<Item = &'a Trace>) -> Vec<Service> {
-    let mut edges: BTreeMap<(Key, Key), Stats> = BTreeMap::new();
+    let mut edges: BTreeMap<(Key, Key), Tally> = BTreeMap::new();
     let mut nodes: BTreeMap<Key, ()> = BTreeMap::new();
     for t in traces {
         add_trace(t, &mut nodes, &mut edges);
     }
     let index: HashMap<&Key, usize> = nodes.keys().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut received: Vec<Tally> = vec![Tally::default(); nodes.len()];
     let mut services: Vec<Service> = nodes
         .keys()
         .enumerate()
@@ -135,28 +192,58 @@ pub fn build<'a>(traces: impl Iterator<Item = &'a Trace>) -> Vec<Service> {
             names: vec![name.clone()],
             kind: kind.clone(),
             root: false,
+            start_time: None,
+            end_time: None,
             edges: Vec::new(),
             summary_statistics: Stats::default(),
+            response_time_histogram: Histogram::default(),
+            duration_histogram: Histogram::default(),
         })
         .collect();
-    for ((from, to), stats) in &edges {
+    for ((from, to), tally) in &edges {
         let (Some(&f), Some(&t)) = (index.get(from), index.get(to)) else {
             continue;
         };
         if from.1 == "client" {
             services[t].root = true;
         }
-        services[t].summary_statistics.merge(stats);
+        received[t].merge(tally);
         services[f].edges.push(Edge {
             reference_id: t,
-            summary_statistics: stats.clone(),
+            start_time: tally.span.map(|s| s.0),
+            end_time: tally.span.map(|s| s.1),
+            summary_statistics: tally.stats.clone(),
+            response_time_histogram: tally.histogram.clone(),
         });
+    }
+    for (s, tally) in services.iter_mut().zip(received) {
+        s.start_time = tally.span.map(|s| s.0);
+        s.end_time = tally.span.map(|s| s.1);
+        s.summary_statistics = tally.stats;
+        s.duration_histogram = tally.histogram.clone();
+        s.response_time_histogram = tally.histogram;
     }
     services
 }
 
-fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key, Key), Stats>) {
-    let entities = t.entities();
+/// One request along an edge of the map, inside one trace.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceEdge<'a> {
+    /// Index in the trace's entities of the callee's side of the request:
+    /// the callee's segment, or the call itself for a resource or a remote
+    /// host that sent no segment.
+    pub entity: usize,
+    /// The fields of that entity.
+    pub node: &'a Node,
+}
+
+/// The requests along the map's edges in one trace, with the nodes at
+/// their ends: `(from, to, request)`. In-progress entities are left out
+/// unless `in_progress` is set.
+pub fn trace_edges<'a>(
+    entities: &[Entity<'a>],
+    in_progress: bool,
+) -> Vec<(Key, Key, TraceEdge<'a>)> {
     let by_id: HashMap<&str, &Entity<'_>> = entities.iter().map(|e| (e.id, e)).collect();
     let segment_parents: HashSet<&str> = entities
         .iter()
@@ -176,10 +263,15 @@ fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key
         None
     };
     let client: Key = ("client".into(), "client".into());
-    for e in &entities {
-        if e.node.in_progress {
+    let mut out = Vec::new();
+    for (i, e) in entities.iter().enumerate() {
+        if e.node.in_progress && !in_progress {
             continue;
         }
+        let request = TraceEdge {
+            entity: i,
+            node: e.node,
+        };
         if e.is_segment {
             let to = service_key(e.node);
             let from = e
@@ -189,9 +281,7 @@ fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key
                 .and_then(|p| by_id.get(p))
                 .and_then(|p| owner(p))
                 .unwrap_or_else(|| client.clone());
-            nodes.insert(from.clone(), ());
-            nodes.insert(to.clone(), ());
-            edges.entry((from, to)).or_default().record(e.node);
+            out.push((from, to, request));
             continue;
         }
         let Some(to) = resource_key(e.node) else {
@@ -201,9 +291,17 @@ fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key
             continue;
         }
         let Some(from) = owner(e) else { continue };
+        out.push((from, to, request));
+    }
+    out
+}
+
+fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key, Key), Tally>) {
+    let entities = t.entities();
+    for (from, to, request) in trace_edges(&entities, false) {
         nodes.insert(from.clone(), ());
         nodes.insert(to.clone(), ());
-        edges.entry((from, to)).or_default().record(e.node);
+        edges.entry((from, to)).or_default().record(request.node);
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::store::{Entity, MAX_WALK_DEPTH, Trace, end_of, start_of};
+use crate::state::store::{Entity, MAX_WALK_DEPTH, Trace, end_of, start_of};
 use crate::validate::MAX_PROBLEMS_PER_DOCUMENT;
 
 /// Problems shown on one row: validation lists at most this many per document
@@ -206,7 +206,7 @@ mod tests {
 
     use serde_json::json;
 
-    use crate::store::Store;
+    use crate::state::store::Store;
 
     #[test]
     fn subsegments_naming_each_other_as_parents_still_get_rows() {
