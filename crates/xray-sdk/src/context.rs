@@ -129,6 +129,11 @@ impl Drop for EnterGuard {
 }
 
 impl Context {
+    /// The current context of this task or thread, if any (see [`crate::context`]).
+    pub fn current() -> Option<Context> {
+        current()
+    }
+
     /// Makes this context current on this thread until the guard is dropped. Do not hold the
     /// guard across an `.await`; wrap the future with [`FutureExt::in_context`] instead.
     #[inline]

@@ -108,11 +108,6 @@ impl Context {
         }
     }
 
-    /// The current context of this task or thread, if any (see [`crate::context`]).
-    pub fn current() -> Option<Context> {
-        crate::context::current()
-    }
-
     /// The trace ID.
     #[inline]
     pub fn trace_id(&self) -> TraceId {
@@ -329,6 +324,8 @@ impl Context {
         }
     }
 }
+
+impl crate::record::sealed::Sealed for Context {}
 
 impl<'a> Record<'a> for Context {
     fn change(&self, f: impl FnOnce(&Patch<'a>)) {

@@ -25,7 +25,8 @@ use crate::model::{
 };
 use crate::trace::{AwsKey, Changes, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, Op, Owned, Str, Value};
 
-mod sealed {
+/// Only this crate's types record.
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
@@ -604,5 +605,3 @@ impl<'a> Record<'a> for Patch<'a> {
         true
     }
 }
-
-impl sealed::Sealed for crate::handle::Context {}

@@ -12,7 +12,7 @@ use crate::emitter::{Counters, Emitter, EmitterStats, FlushError, Sink};
 use crate::handle::Entity;
 use crate::plugins::{Plugins, Resources};
 use crate::sampling::{self, Sampler, SamplingDecision, SamplingRequest, SamplingSettings};
-use crate::segment_builder::SegmentBuilder;
+use crate::segment_builder::{SegmentBuilder, Source};
 
 /// Default number of completed subsegments a segment holds before they are streamed as
 /// separate documents (the Java and Node SDKs' default).
@@ -33,10 +33,9 @@ pub(crate) struct RecorderConfig {
 
 pub(crate) struct RecorderInner {
     pub(crate) config: RecorderConfig,
-    /// Where segments send their batches; each segment holds it too.
-    pub(crate) sink: Arc<Sink>,
-    pub(crate) sampler: Arc<dyn Sampler>,
-    pub(crate) resources: Arc<Resources>,
+    /// What segments are made from: the sink they send to (each segment holds it too), the
+    /// sampler and the plugins' findings.
+    pub(crate) source: Source,
 }
 
 /// Records segments and sends them to the X-Ray daemon. Cheap to clone (a reference count);
@@ -260,10 +259,13 @@ impl RecorderBuilder {
         });
         Ok(Recorder {
             inner: Arc::new(RecorderInner {
+                source: Source {
+                    enabled: config.enabled,
+                    sink,
+                    sampler,
+                    resources,
+                },
                 config,
-                sink,
-                sampler,
-                resources,
             }),
         })
     }
@@ -319,12 +321,15 @@ impl Recorder {
                     daemon: DaemonAddress::default(),
                     service_version: None,
                 },
-                sink: Arc::new(Sink {
-                    emitter: Emitter::disabled(),
-                    streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
-                }),
-                sampler: Arc::new(sampling::NeverSample),
-                resources: Arc::new(Resources::default()),
+                source: Source {
+                    enabled: false,
+                    sink: Arc::new(Sink {
+                        emitter: Emitter::disabled(),
+                        streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
+                    }),
+                    sampler: Arc::new(sampling::NeverSample),
+                    resources: Arc::new(Resources::default()),
+                },
             }),
         }
     }
@@ -352,18 +357,18 @@ impl Recorder {
     /// The `origin` the environment plugins detected (e.g. `AWS::ECS::Container`), once
     /// detection has finished; used as the service type for sampling.
     pub fn origin(&self) -> Option<&'static str> {
-        self.inner.resources.get().and_then(|r| r.origin)
+        self.inner.source.resources.get().and_then(|r| r.origin)
     }
 
     /// The sampler in use.
     pub fn sampler(&self) -> &dyn Sampler {
-        &*self.inner.sampler
+        &*self.inner.source.sampler
     }
 
     /// Asks the sampler about a request.
     pub fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
         if self.inner.config.enabled {
-            self.inner.sampler.should_sample(request)
+            self.inner.source.sampler.should_sample(request)
         } else {
             SamplingDecision::new(false)
         }
@@ -385,12 +390,12 @@ impl Recorder {
     /// assert_eq!(segment.trace_id(), incoming.root().unwrap());
     /// ```
     pub fn segment<'a>(&'a self, name: impl Into<Cow<'a, str>>) -> SegmentBuilder<'a> {
-        SegmentBuilder::new(&self.inner, name.into())
+        SegmentBuilder::new(&self.inner.source, name.into())
     }
 
     /// Emitter counters: documents sent, dropped, send errors.
     pub fn stats(&self) -> EmitterStats {
-        self.inner.sink.emitter.stats()
+        self.inner.source.sink.emitter.stats()
     }
 
     /// Waits until everything queued before this call has been sent, or `timeout` passes.
@@ -399,7 +404,7 @@ impl Recorder {
     /// it at shutdown, or through `tokio::task::spawn_blocking` from async code that must not
     /// stall its runtime.
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
-        self.inner.sink.emitter.flush(timeout)
+        self.inner.source.sink.emitter.flush(timeout)
     }
 
     /// Makes this recorder the process-wide default (used by adapters that are not given one,

@@ -4,19 +4,29 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::emitter::Sink;
 use crate::handle::{Context, Entity};
 use crate::header::TraceHeader;
 use crate::id::{EntityId, TraceId};
 use crate::model::sanitize_name;
+use crate::plugins::Resources;
 use crate::record::Patch;
-use crate::recorder::RecorderInner;
-use crate::sampling::{SamplingDecision, SamplingRequest};
+use crate::sampling::{Sampler, SamplingDecision, SamplingRequest};
 use crate::trace::Origin;
+
+/// What a recorder lends its segments: where they go, who decides, and the facts the
+/// decision needs.
+pub(crate) struct Source {
+    pub(crate) enabled: bool,
+    pub(crate) sink: Arc<Sink>,
+    pub(crate) sampler: Arc<dyn Sampler>,
+    pub(crate) resources: Arc<Resources>,
+}
 
 /// Builds one segment; see [`Recorder::segment`](crate::Recorder::segment).
 #[must_use = "call .begin() to start the segment"]
 pub struct SegmentBuilder<'a> {
-    recorder: &'a Arc<RecorderInner>,
+    recorder: &'a Source,
     name: Cow<'a, str>,
     header: Option<&'a TraceHeader>,
     request: SamplingRequest<'a>,
@@ -34,7 +44,7 @@ impl fmt::Debug for SegmentBuilder<'_> {
 }
 
 impl<'a> SegmentBuilder<'a> {
-    pub(crate) fn new(recorder: &'a Arc<RecorderInner>, name: Cow<'a, str>) -> Self {
+    pub(crate) fn new(recorder: &'a Source, name: Cow<'a, str>) -> Self {
         SegmentBuilder {
             recorder,
             name,
@@ -88,7 +98,7 @@ impl<'a> SegmentBuilder<'a> {
         let root = self.header.and_then(TraceHeader::root);
         let trace_id: TraceId = root.unwrap_or_else(TraceId::new);
         let extra = self.header.and_then(TraceHeader::extra_shared);
-        let decision = if !recorder.config.enabled {
+        let decision = if !recorder.enabled {
             SamplingDecision::new(false)
         } else if let Some(forced) = self.forced {
             SamplingDecision::new(forced)
