@@ -10,6 +10,7 @@ use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig};
 use crate::emitter::json::{ProcessInfo, UdpJson};
 use crate::emitter::{Counters, Emitter, EmitterStats, FlushError, Sink};
 use crate::handle::Entity;
+use crate::header::TraceHeader;
 use crate::plugins::{Plugins, Resources};
 use crate::sampling::{self, Sampler, SamplingDecision, SamplingRequest, SamplingSettings};
 use crate::segment_builder::{SegmentBuilder, Source};
@@ -90,6 +91,7 @@ pub struct RecorderBuilder {
     plugins: Plugins,
     service_version: Option<String>,
     read_env: bool,
+    send_inline: bool,
 }
 
 impl Default for RecorderBuilder {
@@ -107,6 +109,7 @@ impl Default for RecorderBuilder {
             plugins: Plugins::default(),
             service_version: None,
             read_env: true,
+            send_inline: false,
         }
     }
 }
@@ -180,6 +183,17 @@ impl RecorderBuilder {
         self
     }
 
+    /// Renders and sends every finished segment (and every subsegment streamed ahead of it) on
+    /// the thread that finished it, instead of queueing it for a background thread; no
+    /// emitter thread is started. For AWS Lambda, where a function's documents must be sent
+    /// before its response is posted and the process may be frozen right after: each send
+    /// then costs the finishing thread a serialization and a UDP `send`. Elsewhere, keep the
+    /// default (off): the request path then never sends.
+    pub fn send_inline(mut self, on: bool) -> Self {
+        self.send_inline = on;
+        self
+    }
+
     /// Ignores the `AWS_XRAY_*` environment variables.
     pub fn ignore_env(mut self) -> Self {
         self.read_env = false;
@@ -249,7 +263,11 @@ impl RecorderBuilder {
                 service_version: config.service_version.clone(),
             });
             let exporter = UdpJson::new(daemon.udp().clone(), info, Arc::clone(&counters));
-            Emitter::start(self.queue_capacity, counters, exporter)
+            if self.send_inline {
+                Emitter::inline(counters, exporter)
+            } else {
+                Emitter::start(self.queue_capacity, counters, exporter)
+            }
         } else {
             Emitter::disabled()
         };
@@ -377,6 +395,26 @@ impl Recorder {
     /// Begins a segment for a new trace; the sampler decides whether it is recorded.
     pub fn begin_segment<'a>(&self, name: impl Into<Cow<'a, str>>) -> Entity {
         self.segment(name.into()).begin()
+    }
+
+    /// A facade for a segment that another party records, such as the function segment AWS
+    /// Lambda records for each invocation: its trace ID is the header's `Root` and its ID the
+    /// header's `Parent`, and it is never sent; subsegments begun under it are sent as
+    /// independent subsegments under that ID. The header's `Sampled` flag is final (the
+    /// sampler is not asked): a facade is recorded only for `Sampled=1` with a `Root` and a
+    /// `Parent`, and otherwise only propagates the decision.
+    ///
+    /// ```
+    /// use xray_sdk::{Recorder, TraceHeader};
+    /// # let recorder = Recorder::disabled();
+    /// let invocation = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
+    /// let facade = recorder.facade(&invocation);
+    /// let work = facade.begin_subsegment("compute");
+    /// work.end();
+    /// facade.end(); // nothing is sent for the facade itself
+    /// ```
+    pub fn facade(&self, header: &TraceHeader) -> Entity {
+        crate::segment_builder::facade(&self.inner.source, header)
     }
 
     /// Starts building a segment: continue a trace from a header, give the sampler the

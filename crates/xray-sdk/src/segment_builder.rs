@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use crate::emitter::Sink;
 use crate::handle::{Context, Entity};
-use crate::header::TraceHeader;
+use crate::header::{SamplingFlag, TraceHeader};
 use crate::id::{EntityId, TraceId};
 use crate::model::sanitize_name;
 use crate::plugins::Resources;
 use crate::record::Patch;
 use crate::sampling::{Sampler, SamplingDecision, SamplingRequest};
-use crate::trace::Origin;
+use crate::trace::{Changes, Origin};
 
 /// What a recorder lends its segments: where they go, who decides, and the facts the
 /// decision needs.
@@ -125,6 +125,7 @@ impl<'a> SegmentBuilder<'a> {
                 parent_id,
                 extra,
                 rule_name: decision.rule_name,
+                facade: false,
             };
             // A name set in `init` replaces the builder's, which is then not even checked.
             let name = (!patch.names()).then(|| sanitize_name(self.name));
@@ -143,4 +144,35 @@ impl<'a> SegmentBuilder<'a> {
         };
         Entity::from_context(ctx)
     }
+}
+
+/// A facade segment for `header` (see [`Recorder::facade`](crate::Recorder::facade)).
+pub(crate) fn facade(source: &Source, header: &TraceHeader) -> Entity {
+    let root = header.root();
+    let trace_id = root.unwrap_or_else(TraceId::new);
+    let extra = header.extra_shared();
+    let ctx = match (root, header.parent(), header.sampled()) {
+        (Some(_), Some(parent), SamplingFlag::Sampled) if source.enabled => {
+            let origin = Origin {
+                trace_id,
+                segment_id: parent,
+                parent_id: None,
+                extra,
+                rule_name: None,
+                facade: true,
+            };
+            let start = crate::clock::now_micros();
+            Changes::none(|changes| {
+                Context::new_segment(
+                    Arc::clone(&source.sink),
+                    origin,
+                    Some("facade"),
+                    start,
+                    changes,
+                )
+            })
+        }
+        _ => Context::new_unsampled(trace_id, extra),
+    };
+    Entity::from_context(ctx)
 }

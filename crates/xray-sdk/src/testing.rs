@@ -312,6 +312,7 @@ impl RecordedSegment {
             parent_id: Some(crate::EntityId::new()),
             extra: None,
             rule_name: None,
+            facade: false,
         };
         let seg = origin.segment_id;
         let t0 = crate::clock::now_micros();
@@ -347,6 +348,7 @@ impl RecordedSegment {
             trace_id: trace.trace_id,
             rule_name: None,
             is_segment: true,
+            facade: false,
             entities: Vec::new(),
             text: String::new(),
             extras: Vec::new(),

@@ -13,9 +13,9 @@ pub(crate) mod json;
 mod udp;
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -123,9 +123,12 @@ enum Work {
     Flush(SyncSender<()>),
 }
 
-/// The queue and its thread. Dropping every handle lets the thread finish the queue and exit.
+/// The queue and its thread (dropping every handle lets the thread finish the queue and
+/// exit), or an exporter run on the thread that finishes each batch.
 pub(crate) struct Emitter {
     tx: Option<SyncSender<Work>>,
+    /// Set when batches are sent on the caller's thread instead (AWS Lambda).
+    inline: Option<Mutex<Box<dyn Exporter>>>,
     counters: Arc<Counters>,
 }
 
@@ -142,7 +145,18 @@ impl Emitter {
     pub(crate) fn disabled() -> Emitter {
         Emitter {
             tx: None,
+            inline: None,
             counters: Arc::default(),
+        }
+    }
+
+    /// An emitter without a thread: each batch is rendered and sent by `exporter` on the
+    /// thread that finished it, before that thread goes on.
+    pub(crate) fn inline(counters: Arc<Counters>, exporter: impl Exporter) -> Emitter {
+        Emitter {
+            tx: None,
+            inline: Some(Mutex::new(Box::new(exporter))),
+            counters,
         }
     }
 
@@ -161,11 +175,16 @@ impl Emitter {
         match spawned {
             Ok(_) => Emitter {
                 tx: Some(tx),
+                inline: None,
                 counters,
             },
             Err(e) => {
                 tracing::error!(error = %e, "could not start the X-Ray emitter thread; nothing will be sent");
-                Emitter { tx: None, counters }
+                Emitter {
+                    tx: None,
+                    inline: None,
+                    counters,
+                }
             }
         }
     }
@@ -173,6 +192,14 @@ impl Emitter {
     /// Queues a batch without blocking; counts it as dropped when the queue is full.
     pub(crate) fn submit(&self, batch: Batch) {
         let Some(tx) = &self.tx else {
+            if let Some(exporter) = &self.inline {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                // Nothing that runs under this lock panics on input; a poisoned one is usable.
+                let mut exporter = exporter.lock().unwrap_or_else(PoisonError::into_inner);
+                exporter.export(&batch);
+                exporter.flush();
+                self.counters.processed.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         };
         match tx.try_send(Work::Batch(batch)) {
@@ -201,7 +228,8 @@ impl Emitter {
     /// Waits until everything queued before this call has been sent, or `timeout` passes.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         let Some(tx) = &self.tx else {
-            return if self.counters.queued.load(Ordering::Relaxed) == 0 {
+            // Sent as they were finished, or nothing was ever sent.
+            return if self.inline.is_some() || self.counters.queued.load(Ordering::Relaxed) == 0 {
                 Ok(())
             } else {
                 Err(FlushError::Stopped)

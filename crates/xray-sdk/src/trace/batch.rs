@@ -15,6 +15,8 @@ pub(crate) struct Batch {
     pub(crate) trace_id: TraceId,
     pub(crate) rule_name: Option<Arc<str>>,
     pub(crate) is_segment: bool,
+    /// The segment (entity 0) is a facade: not written; its children go out on their own.
+    pub(crate) facade: bool,
     pub(crate) entities: Vec<EntityData>,
     pub(crate) text: String,
     pub(crate) extras: Vec<Extra>,

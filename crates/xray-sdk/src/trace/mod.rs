@@ -137,6 +137,8 @@ pub(crate) struct Trace {
     pub(crate) extra: Option<Arc<str>>,
     /// The sampling rule that chose this trace, written in the segment's `aws` block.
     pub(crate) rule_name: Option<Arc<str>>,
+    /// The segment is a facade (another party records it): only its subsegments are sent.
+    pub(crate) facade: bool,
     state: Mutex<TraceState>,
 }
 
@@ -156,6 +158,9 @@ pub(crate) struct Origin {
     pub(crate) parent_id: Option<EntityId>,
     pub(crate) extra: Option<Arc<str>>,
     pub(crate) rule_name: Option<Arc<str>>,
+    /// The segment is recorded by someone else (AWS Lambda): it is never sent, and its
+    /// subsegments go out as independent documents under its ID.
+    pub(crate) facade: bool,
 }
 
 impl Trace {
@@ -195,6 +200,7 @@ impl Trace {
             segment_id: origin.segment_id,
             extra: origin.extra,
             rule_name: origin.rule_name,
+            facade: origin.facade,
             state: Mutex::new(state),
         }
     }
@@ -316,12 +322,14 @@ impl Trace {
                 trace_id: self.trace_id,
                 rule_name: None,
                 is_segment: true,
+                facade: false,
                 entities: std::mem::take(&mut state.entities),
                 text: std::mem::take(&mut state.text),
                 extras: std::mem::take(&mut state.extras),
             }
         };
         batch.rule_name = self.rule_name.clone();
+        batch.facade = self.facade;
         batch
     }
 }

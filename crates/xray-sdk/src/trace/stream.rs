@@ -60,6 +60,7 @@ impl TraceState {
             trace_id,
             rule_name: None,
             is_segment: false,
+            facade: false,
             entities: Vec::new(),
             text: String::new(),
             extras: Vec::new(),

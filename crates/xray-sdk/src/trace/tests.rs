@@ -10,6 +10,7 @@ fn origin() -> Origin {
         parent_id: None,
         extra: None,
         rule_name: None,
+        facade: false,
     }
 }
 

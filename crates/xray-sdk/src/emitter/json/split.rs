@@ -50,7 +50,14 @@ pub(crate) fn documents(
     };
     for (i, e) in batch.entities.iter().enumerate() {
         if i == 0 && batch.is_segment {
-            emit_tree(&ctx, 0, Kind::Segment, buf, sink);
+            if batch.facade {
+                // Another party records the segment: its subsegments go out on their own.
+                for &child in ctx.index.children_of(0) {
+                    emit_tree(&ctx, child as usize, Kind::Independent, buf, sink);
+                }
+            } else {
+                emit_tree(&ctx, 0, Kind::Segment, buf, sink);
+            }
         } else if e.parent == NO_PARENT {
             // A streamed subtree, or work begun under a subsegment streamed earlier: on its
             // own, under its parent's ID.
