@@ -108,13 +108,3 @@ fn work_begun_under_a_streamed_subsegment_is_sent_on_its_own_and_held_for() {
     assert_eq!(orphan.parent_id, Some(a));
     assert_eq!(batch.str(orphan.name), "late");
 }
-
-#[test]
-fn sizes() {
-    eprintln!(
-        "Op {} EntityData {} Option<Op> {}",
-        std::mem::size_of::<Op<'static>>(),
-        std::mem::size_of::<EntityData>(),
-        std::mem::size_of::<Option<Op<'static>>>()
-    );
-}
