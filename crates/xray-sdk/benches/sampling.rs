@@ -21,9 +21,9 @@ fn local_rules() -> LocalRules {
     (0..10).fold(LocalRules::new(1, 0.05), |rules, i| {
         rules.with_rule(
             LocalRule::new(1, 0.05)
-                .host(format!("svc{i}.example.com"))
-                .http_method("GET")
-                .url_path(format!("/api/v{i}/*")),
+                .with_host(format!("svc{i}.example.com"))
+                .with_http_method("GET")
+                .with_url_path(format!("/api/v{i}/*")),
         )
     })
 }

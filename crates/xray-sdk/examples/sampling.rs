@@ -48,12 +48,12 @@ fn main() -> ExitCode {
         println!(
             "  #{} {} {} {}: {} per second, then {} %{}",
             i + 1,
-            r.http_method_pattern().unwrap_or("*"),
-            r.host_pattern().unwrap_or("*"),
-            r.url_path_pattern().unwrap_or("*"),
+            r.http_method().unwrap_or("*"),
+            r.host().unwrap_or("*"),
+            r.url_path().unwrap_or("*"),
             r.fixed_target(),
             r.rate() * 100.0,
-            r.description_text()
+            r.description()
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default()
         );

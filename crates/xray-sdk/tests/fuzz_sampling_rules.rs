@@ -740,16 +740,16 @@ fn read_rule(
 fn build(e: &Expected) -> LocalRule {
     let mut r = LocalRule::new(e.fixed_target, e.rate);
     if let Some(d) = &e.description {
-        r = r.description(d.clone());
+        r = r.with_description(d.clone());
     }
     if let Some(p) = &e.host {
-        r = r.host(p.clone());
+        r = r.with_host(p.clone());
     }
     if let Some(p) = &e.http_method {
-        r = r.http_method(p.clone());
+        r = r.with_http_method(p.clone());
     }
     if let Some(p) = &e.url_path {
-        r = r.url_path(p.clone());
+        r = r.with_url_path(p.clone());
     }
     r
 }
@@ -845,9 +845,9 @@ fn check_decisions(rules: &LocalRules, seed: u64) {
     ];
     for r in rules.rules().iter().take(4) {
         owned.push((
-            r.http_method_pattern().map(instance),
-            r.host_pattern().map(instance),
-            r.url_path_pattern().map(instance),
+            r.http_method().map(instance),
+            r.host().map(instance),
+            r.url_path().map(instance),
         ));
     }
     // Reservoir slots used this second, per rule and then the default.
@@ -861,9 +861,9 @@ fn check_decisions(rules: &LocalRules, seed: u64) {
                 ..Default::default()
             };
             let want = rules.rules().iter().position(|r| {
-                matches(r.http_method_pattern(), req.method)
-                    && matches(r.host_pattern(), req.host)
-                    && matches(r.url_path_pattern(), req.url_path)
+                matches(r.http_method(), req.method)
+                    && matches(r.host(), req.host)
+                    && matches(r.url_path(), req.url_path)
             });
             assert_eq!(rules.find(&req), want, "rule for {req:?}");
             let decision = sampler.should_sample(&req);

@@ -91,7 +91,7 @@ fn version_2_file() {
     assert_eq!(rules.default_rule().fixed_target(), 1);
     assert_eq!(rules.default_rule().rate(), 0.05);
     assert_eq!(
-        rules.rules()[0].description_text(),
+        rules.rules()[0].description(),
         Some("never sample health checks")
     );
     assert_eq!(rules.find(&req("GET", "any", "/health")), Some(0));
@@ -125,7 +125,7 @@ fn version_2_file() {
 fn version_1_file_maps_service_name_to_host() {
     let rules = LocalRules::from_file(fixture("v1.json")).expect("valid v1 file");
     assert_eq!(rules.version(), 1);
-    assert_eq!(rules.rules()[0].host_pattern(), Some("localhost:*"));
+    assert_eq!(rules.rules()[0].host(), Some("localhost:*"));
     assert_eq!(rules.find(&req("GET", "localhost:8080", "/ping")), Some(0));
     assert_eq!(rules.find(&req("GET", "example.com", "/ping")), None);
     assert_eq!(rules.find(&req("PATCH", "api.foo.com", "/x")), Some(1));
@@ -223,24 +223,24 @@ fn rules_in_code_equal_rules_from_a_file() {
     let code = LocalRules::new(1, 0.05)
         .with_rule(
             LocalRule::new(0, 0.0)
-                .host("*")
-                .http_method("GET")
-                .url_path("/health")
-                .description("never sample health checks"),
+                .with_host("*")
+                .with_http_method("GET")
+                .with_url_path("/health")
+                .with_description("never sample health checks"),
         )
         .with_rule(
             LocalRule::new(10, 1.0)
-                .host("*")
-                .http_method("POST")
-                .url_path("/api/checkout")
-                .description("every checkout"),
+                .with_host("*")
+                .with_http_method("POST")
+                .with_url_path("/api/checkout")
+                .with_description("every checkout"),
         )
         .with_rule(
             LocalRule::new(2, 0.1)
-                .host("shop.*.example.com")
-                .http_method("*")
-                .url_path("/api/*")
-                .description("shop API: 2 per second, then 10 %"),
+                .with_host("shop.*.example.com")
+                .with_http_method("*")
+                .with_url_path("/api/*")
+                .with_description("shop API: 2 per second, then 10 %"),
         );
     let file = LocalRules::from_file(fixture("v2.json")).expect("valid");
     assert_eq!(code, file);

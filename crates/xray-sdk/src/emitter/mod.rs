@@ -28,8 +28,9 @@ pub const DAEMON_HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\n";
 /// margin below it (the Java SDK's limit) and below the 65,507-byte IPv4 UDP payload limit.
 pub const MAX_DATAGRAM_SIZE: usize = 63 * 1024;
 
-/// Counters of the emitter, all since the recorder was built.
+/// Counters of the emitter, all since the recorder was built (more may be added).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EmitterStats {
     /// Segments (or streamed groups of subsegments) accepted into the queue.
     pub queued: u64,

@@ -46,34 +46,6 @@ pub fn http_method(method: &str) -> Cow<'static, str> {
     }
 }
 
-/// The `http.response` block.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct HttpResponse {
-    /// The response status code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// The response body length in bytes, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_length: Option<u64>,
-}
-
-/// The `http` block of a segment or subsegment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Http {
-    /// The request half.
-    #[serde(skip_serializing_if = "is_default_request")]
-    pub request: HttpRequest,
-    /// The response half.
-    #[serde(skip_serializing_if = "is_default_response")]
-    pub response: HttpResponse,
-}
-
-fn is_default_request(r: &HttpRequest) -> bool {
-    *r == HttpRequest::default()
-}
-fn is_default_response(r: &HttpResponse) -> bool {
-    *r == HttpResponse::default()
-}
 fn is_false(b: &bool) -> bool {
     !*b
 }

@@ -10,7 +10,7 @@ mod sql;
 pub use annotation::{AnnotationError, AnnotationValue};
 pub use cause::{Cause, Exception, MAX_EXCEPTIONS, MAX_STACK_FRAMES, StackFrame};
 pub(crate) use cause::{append_exceptions, truncate_exceptions};
-pub use http::{Http, HttpRequest, HttpResponse, http_method};
+pub use http::{HttpRequest, http_method};
 pub use names::{
     MAX_ANNOTATION_KEY_LEN, MAX_ANNOTATION_VALUE_LEN, MAX_NAME_LEN, sanitize_annotation_key,
     sanitize_name, validate_annotation_key,

@@ -22,8 +22,10 @@ pub struct SamplingRequest<'a> {
     pub attributes: &'a [(&'a str, &'a str)],
 }
 
-/// The outcome of a sampling decision.
+/// The outcome of a sampling decision. Built with [`SamplingDecision::new`] and
+/// [`SamplingDecision::with_rule_name`] (more fields may come).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct SamplingDecision {
     /// True when the trace is recorded.
     pub sampled: bool,
@@ -38,6 +40,19 @@ impl SamplingDecision {
             sampled,
             rule_name: None,
         }
+    }
+
+    /// The same decision, made by the rule `name` (written in the segment as
+    /// `aws.xray.sampling_rule_name`).
+    ///
+    /// ```
+    /// use xray_sdk::SamplingDecision;
+    /// let decision = SamplingDecision::new(true).with_rule_name("checkout");
+    /// assert_eq!(decision.rule_name.as_deref(), Some("checkout"));
+    /// ```
+    pub fn with_rule_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.rule_name = Some(name.into());
+        self
     }
 }
 

@@ -20,8 +20,8 @@ use crate::clock::{Clock, Time};
 ///
 /// ```
 /// use xray_sdk::sampling::LocalRule;
-/// let health = LocalRule::new(0, 0.0).http_method("GET").url_path("/health").description("no health checks");
-/// assert_eq!(health.url_path_pattern(), Some("/health"));
+/// let health = LocalRule::new(0, 0.0).with_http_method("GET").with_url_path("/health").with_description("no health checks");
+/// assert_eq!(health.url_path(), Some("/health"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalRule {
@@ -55,19 +55,19 @@ impl LocalRule {
     }
 
     /// Matches the `Host` (wildcards allowed).
-    pub fn host(mut self, pattern: impl Into<String>) -> Self {
+    pub fn with_host(mut self, pattern: impl Into<String>) -> Self {
         self.host = Some(Pattern::new(pattern));
         self.plan()
     }
 
     /// Matches the HTTP method (wildcards allowed).
-    pub fn http_method(mut self, pattern: impl Into<String>) -> Self {
+    pub fn with_http_method(mut self, pattern: impl Into<String>) -> Self {
         self.http_method = Some(Pattern::new(pattern));
         self.plan()
     }
 
     /// Matches the URL path (wildcards allowed).
-    pub fn url_path(mut self, pattern: impl Into<String>) -> Self {
+    pub fn with_url_path(mut self, pattern: impl Into<String>) -> Self {
         self.url_path = Some(Pattern::new(pattern));
         self.plan()
     }
@@ -83,28 +83,28 @@ impl LocalRule {
     }
 
     /// A free-text description (not used for matching).
-    pub fn description(mut self, text: impl Into<String>) -> Self {
+    pub fn with_description(mut self, text: impl Into<String>) -> Self {
         self.description = Some(text.into());
         self
     }
 
     /// The description, if any.
-    pub fn description_text(&self) -> Option<&str> {
+    pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
     }
 
     /// The host pattern, if any (`service_name` in a version 1 file).
-    pub fn host_pattern(&self) -> Option<&str> {
+    pub fn host(&self) -> Option<&str> {
         self.host.as_ref().map(Pattern::as_str)
     }
 
     /// The HTTP method pattern, if any.
-    pub fn http_method_pattern(&self) -> Option<&str> {
+    pub fn http_method(&self) -> Option<&str> {
         self.http_method.as_ref().map(Pattern::as_str)
     }
 
     /// The URL path pattern, if any.
-    pub fn url_path_pattern(&self) -> Option<&str> {
+    pub fn url_path(&self) -> Option<&str> {
         self.url_path.as_ref().map(Pattern::as_str)
     }
 
@@ -137,8 +137,8 @@ impl LocalRule {
 /// ```
 /// use xray_sdk::sampling::{LocalRule, LocalRules};
 /// let rules = LocalRules::new(1, 0.05)
-///     .with_rule(LocalRule::new(0, 0.0).http_method("GET").url_path("/health"))
-///     .with_rule(LocalRule::new(10, 1.0).http_method("POST").url_path("/api/checkout"));
+///     .with_rule(LocalRule::new(0, 0.0).with_http_method("GET").with_url_path("/health"))
+///     .with_rule(LocalRule::new(10, 1.0).with_http_method("POST").with_url_path("/api/checkout"));
 /// assert_eq!(rules.rules().len(), 2);
 ///
 /// let from_file = LocalRules::from_json_str(r#"{
@@ -147,7 +147,7 @@ impl LocalRule {
 ///     "rules": [ { "host": "*", "http_method": "GET", "url_path": "/health",
 ///                  "fixed_target": 0, "rate": 0 } ]
 /// }"#).unwrap();
-/// assert_eq!(from_file.rules()[0].url_path_pattern(), Some("/health"));
+/// assert_eq!(from_file.rules()[0].url_path(), Some("/health"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalRules {
@@ -508,7 +508,7 @@ impl std::error::Error for RulesError {}
 /// use xray_sdk::{Sampler, SamplingRequest};
 ///
 /// let sampler = LocalSampler::new(
-///     LocalRules::default().with_rule(LocalRule::new(0, 0.0).url_path("/health")),
+///     LocalRules::default().with_rule(LocalRule::new(0, 0.0).with_url_path("/health")),
 /// );
 /// let health = SamplingRequest { url_path: Some("/health"), ..Default::default() };
 /// assert!(!sampler.should_sample(&health).sampled);
