@@ -36,6 +36,8 @@ cargo build --quiet -p xray-demo --bins || fail "the build failed (see the error
 UI_ENDPOINT="http://127.0.0.1:${DEMO_XRAY_UI_PORT:-2080}"
 printf '==> While the demo runs, the AWS CLI works against xray-local (more in README.md), e.g.:\n'
 printf '    export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1\n'
+# The command is printed as it is, for the user's shell to expand.
+# shellcheck disable=SC2016
 printf '    aws xray get-trace-summaries --start-time $(( $(date +%%s) - 600 )) --end-time $(date +%%s) \\\n'
 printf '        --filter-expression %s --endpoint-url %s\n' "'service(\"xray-demo-bff\") { fault }'" "${UI_ENDPOINT}"
 
