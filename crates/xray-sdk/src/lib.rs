@@ -78,6 +78,7 @@ mod record;
 pub mod recorder;
 pub mod sampling;
 mod segment_builder;
+mod shutdown;
 mod trace;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -96,9 +97,10 @@ pub use header::{SamplingFlag, TraceHeader};
 pub use id::{EntityId, IdError, TraceId};
 pub use model::{AnnotationError, AnnotationValue, Cause, Exception, HttpRequest, Namespace};
 pub use record::{Patch, Record};
-pub use recorder::{Recorder, RecorderBuilder};
+pub use recorder::{GlobalAlreadyInstalled, Recorder, RecorderBuilder};
 pub use sampling::{Sampler, SamplingDecision, SamplingRequest};
 pub use segment_builder::SegmentBuilder;
+pub use shutdown::ShutdownReport;
 
 // The public types cross threads and tasks: checked when the crate compiles.
 const _: () = {

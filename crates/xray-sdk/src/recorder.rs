@@ -431,6 +431,11 @@ impl Recorder {
         SegmentBuilder::new(&self.inner.source, name.into())
     }
 
+    /// What segments are made from (for the shutdown).
+    pub(crate) fn source(&self) -> &Source {
+        &self.inner.source
+    }
+
     /// Emitter counters: documents sent, dropped, send errors.
     pub fn stats(&self) -> EmitterStats {
         self.inner.source.sink.emitter.stats()
@@ -446,13 +451,13 @@ impl Recorder {
     }
 
     /// Makes this recorder the process-wide default (used by adapters that are not given one,
-    /// and for the context-missing strategy). Returns `false` if one was already installed.
-    pub fn install_global(&self) -> bool {
-        let installed = GLOBAL.set(self.clone()).is_ok();
-        if installed {
-            crate::context::set_context_missing_strategy(self.inner.config.context_missing);
-        }
-        installed
+    /// and for the context-missing strategy). Fails if one was already installed, which stays.
+    pub fn install_global(&self) -> Result<(), GlobalAlreadyInstalled> {
+        GLOBAL
+            .set(self.clone())
+            .map_err(|_| GlobalAlreadyInstalled)?;
+        crate::context::set_context_missing_strategy(self.inner.config.context_missing);
+        Ok(())
     }
 
     /// The process-wide recorder, if one was installed.
@@ -462,6 +467,19 @@ impl Recorder {
 }
 
 static GLOBAL: OnceLock<Recorder> = OnceLock::new();
+
+/// [`Recorder::install_global`] was called before: the first recorder stays the global one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GlobalAlreadyInstalled;
+
+impl fmt::Display for GlobalAlreadyInstalled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an X-Ray recorder is already installed as the global one")
+    }
+}
+
+impl std::error::Error for GlobalAlreadyInstalled {}
 
 #[cfg(test)]
 mod tests {

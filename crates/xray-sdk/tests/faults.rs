@@ -300,3 +300,54 @@ fn oversized_and_repetitive_headers_are_bounded() {
     let segment = recorder.segment("bounded").header(&h).begin();
     assert!(segment.downstream_header().to_string().len() < 600);
 }
+
+#[test]
+fn shutdown_sends_what_was_queued_stops_and_counts_what_ends_later() {
+    let capture = xray_sdk::testing::UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    for i in 0..50 {
+        let segment = recorder.begin_segment(format!("before-{i}"));
+        segment.end();
+    }
+    let late = recorder.begin_segment("late");
+    let report = recorder.shutdown_blocking(Duration::from_secs(5));
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.stats.sent, 50);
+    assert_eq!(capture.drain(Duration::from_millis(300)).len(), 50);
+    // Ended after the shutdown: counted, not sent.
+    late.end();
+    recorder.begin_segment("later").end();
+    let stats = recorder.stats();
+    assert_eq!(stats.dropped_after_shutdown, 2);
+    assert_eq!(stats.sent, 50);
+    assert!(capture.drain(Duration::from_millis(300)).is_empty());
+    // The emitter thread is gone: a flush cannot be answered.
+    assert!(recorder.flush(Duration::from_millis(200)).is_err());
+}
+
+#[test]
+fn async_shutdown_does_not_block_the_runtime() {
+    let capture = xray_sdk::testing::UdpCapture::start().unwrap();
+    let recorder = capture.recorder("svc");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt.block_on(async {
+        recorder.begin_segment("one").end();
+        // Another task keeps running while the shutdown waits.
+        let ticker = tokio::spawn(async {
+            let mut ticks = 0;
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                ticks += 1;
+            }
+            ticks
+        });
+        let report = recorder.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(ticker.await.unwrap(), 5);
+        report
+    });
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(capture.drain(Duration::from_millis(300)).len(), 1);
+}

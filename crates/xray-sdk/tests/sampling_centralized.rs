@@ -630,6 +630,32 @@ fn the_poller_thread_stops_with_the_sampler() {
 }
 
 #[test]
+fn a_recorder_shutdown_stops_the_poller_and_decisions_go_on() {
+    let (d, _state) = daemon(standard_rules(), &[no_targets()]);
+    let clock = Arc::new(ManualClock::new(T0));
+    let s = Arc::new(sampler(&d.address(), &clock));
+    let alive = s.poller_liveness();
+    wait_until("rules", || !s.rule_names().is_empty());
+    let recorder = Recorder::builder()
+        .ignore_env()
+        .daemon_address(d.addr.to_string())
+        .sampler(Arc::clone(&s))
+        .build()
+        .expect("recorder");
+    let report = recorder.shutdown_blocking(Duration::from_secs(2));
+    assert!(report.is_complete(), "{report:?}");
+    wait_until("poller stopped", || alive.upgrade().is_none());
+    // The sampler still decides, from the rules it has, and is not started again.
+    assert_eq!(
+        s.should_sample(&req("POST", "/api/checkout"))
+            .rule_name
+            .as_deref(),
+        Some("checkout")
+    );
+    assert!(alive.upgrade().is_none());
+}
+
+#[test]
 fn recorder_uses_console_rules() {
     let (d, _state) = daemon(standard_rules(), &[no_targets()]);
     let recorder = Recorder::builder()

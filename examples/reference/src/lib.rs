@@ -231,7 +231,9 @@ pub fn main_for(role: Role) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        recorder.install_global();
+        if let Err(e) = recorder.install_global() {
+            tracing::warn!(service = role.id(), "{e}");
+        }
         let app = with_xray_stats(app, recorder.clone());
         let listener = match TcpListener::bind(bind).await {
             Ok(l) => l,

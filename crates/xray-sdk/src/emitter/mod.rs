@@ -13,7 +13,7 @@ pub(crate) mod json;
 mod udp;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -47,6 +47,8 @@ pub struct EmitterStats {
     pub send_errors: u64,
     /// Queued items the worker has finished with.
     pub processed: u64,
+    /// Segments ended after the recorder was shut down, not sent.
+    pub dropped_after_shutdown: u64,
 }
 
 impl EmitterStats {
@@ -66,6 +68,7 @@ pub(crate) struct Counters {
     pub(crate) truncated: AtomicU64,
     pub(crate) send_errors: AtomicU64,
     pub(crate) processed: AtomicU64,
+    pub(crate) dropped_after_shutdown: AtomicU64,
 }
 
 impl Counters {
@@ -78,6 +81,7 @@ impl Counters {
             truncated: self.truncated.load(Ordering::Relaxed),
             send_errors: self.send_errors.load(Ordering::Relaxed),
             processed: self.processed.load(Ordering::Relaxed),
+            dropped_after_shutdown: self.dropped_after_shutdown.load(Ordering::Relaxed),
         }
     }
 }
@@ -122,6 +126,8 @@ pub(crate) trait Exporter: Send + 'static {
 enum Work {
     Batch(Batch),
     Flush(SyncSender<()>),
+    /// Everything before has been handled: the thread exits.
+    Stop,
 }
 
 /// The queue and its thread (dropping every handle lets the thread finish the queue and
@@ -130,6 +136,8 @@ pub(crate) struct Emitter {
     tx: Option<SyncSender<Work>>,
     /// Set when batches are sent on the caller's thread instead (AWS Lambda).
     inline: Option<Mutex<Box<dyn Exporter>>>,
+    /// Set by [`Emitter::close`]: later batches are counted, not sent.
+    closed: AtomicBool,
     counters: Arc<Counters>,
 }
 
@@ -147,6 +155,7 @@ impl Emitter {
         Emitter {
             tx: None,
             inline: None,
+            closed: AtomicBool::new(false),
             counters: Arc::default(),
         }
     }
@@ -157,6 +166,7 @@ impl Emitter {
         Emitter {
             tx: None,
             inline: Some(Mutex::new(Box::new(exporter))),
+            closed: AtomicBool::new(false),
             counters,
         }
     }
@@ -177,6 +187,7 @@ impl Emitter {
             Ok(_) => Emitter {
                 tx: Some(tx),
                 inline: None,
+                closed: AtomicBool::new(false),
                 counters,
             },
             Err(e) => {
@@ -184,6 +195,7 @@ impl Emitter {
                 Emitter {
                     tx: None,
                     inline: None,
+                    closed: AtomicBool::new(false),
                     counters,
                 }
             }
@@ -192,6 +204,20 @@ impl Emitter {
 
     /// Queues a batch without blocking; counts it as dropped when the queue is full.
     pub(crate) fn submit(&self, batch: Batch) {
+        if self.closed.load(Ordering::Relaxed) {
+            let n = self
+                .counters
+                .dropped_after_shutdown
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n,
+                    "X-Ray recorder shut down; segments ended since are not sent"
+                );
+            }
+            return;
+        }
         let Some(tx) = &self.tx else {
             if let Some(exporter) = &self.inline {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
@@ -265,7 +291,34 @@ impl Emitter {
     }
 }
 
-/// The emitter thread: sleeps in `recv` until work arrives, exits when every sender is gone.
+impl Emitter {
+    /// Closes the emitter: batches handed over later are counted, not sent, and the thread
+    /// exits once it has handled what was queued before (waiting at most `timeout` for room
+    /// in a full queue to tell it so).
+    pub(crate) fn close(&self, timeout: Duration) {
+        self.closed.store(true, Ordering::Relaxed);
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let started = Instant::now();
+        let mut msg = Work::Stop;
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(m)) => {
+                    if started.elapsed() >= timeout {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                    msg = m;
+                }
+            }
+        }
+    }
+}
+
+/// The emitter thread: sleeps in `recv` until work arrives, exits when every sender is gone
+/// or when told to stop.
 fn run(rx: Receiver<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
     while let Ok(work) = rx.recv() {
         match work {
@@ -278,6 +331,7 @@ fn run(rx: Receiver<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
                 exporter.flush();
                 let _ = ack.try_send(());
             }
+            Work::Stop => break,
         }
     }
     exporter.flush();

@@ -56,8 +56,8 @@ pub struct CentralizedSampler {
     started: Once,
     /// What the poller needs, until it is started (`None` with polling off).
     pending: Mutex<Option<PendingPoller>>,
-    /// The poller's job; dropping it (with the sampler) stops the poller.
-    job: OnceLock<JobHandle>,
+    /// The poller's job; dropping it (with the sampler, or at shutdown) stops the poller.
+    job: Mutex<Option<JobHandle>>,
     #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
     alive: Weak<()>,
 }
@@ -104,7 +104,7 @@ impl CentralizedSampler {
             let store: Weak<dyn RuleStore> = rules;
             match poller::start(p.config, store, p.alive) {
                 Ok(job) => {
-                    let _ = self.job.set(job);
+                    *self.job.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
                 }
                 Err(e) => tracing::warn!(
                     error = %e,
@@ -180,6 +180,18 @@ impl Sampler for CentralizedSampler {
             self.start_polling();
         }
         self.rules.decide(request)
+    }
+
+    /// Stops the poller for good: the rules in force stay (until their cache expires, then
+    /// the fallback decides), and later decisions do not start it again.
+    fn shutdown(&self) {
+        self.started.call_once(|| {});
+        let job = self
+            .job
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(job);
     }
 }
 
@@ -290,7 +302,7 @@ impl CentralizedSamplerBuilder {
             rules,
             started: Once::new(),
             pending: Mutex::new(pending),
-            job: OnceLock::new(),
+            job: Mutex::new(None),
             alive,
         }
     }

@@ -61,6 +61,11 @@ impl SamplingDecision {
 pub trait Sampler: Send + Sync + fmt::Debug + 'static {
     /// The decision for one request.
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision;
+
+    /// Stops any background work of the sampler (the centralized sampler's calls to the
+    /// daemon); decisions go on from what it has. Called by
+    /// [`Recorder::shutdown`](crate::Recorder::shutdown).
+    fn shutdown(&self) {}
 }
 
 /// A shared sampler: hand the recorder a clone of an `Arc` and keep the other, to read the
@@ -80,5 +85,9 @@ pub trait Sampler: Send + Sync + fmt::Debug + 'static {
 impl<T: Sampler + ?Sized> Sampler for Arc<T> {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
         (**self).should_sample(request)
+    }
+
+    fn shutdown(&self) {
+        (**self).shutdown();
     }
 }
