@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Regenerates the listing of every library crate's public API (api/<crate>.txt) from
+# rustdoc's JSON output and fails when it differs from the checked-in one: a change to a
+# public surface shows up in review. `--update` writes the new listings instead.
+# rustdoc's JSON output is unstable; RUSTC_BOOTSTRAP lets the stable toolchain produce it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+crates=(xray-sdk xray-sdk-tower xray-sdk-reqwest xray-sdk-aws xray-sdk-tracing)
+for extra in xray-sdk-lambda xray-sdk-otlp; do
+    if [ -d "crates/${extra}" ]; then crates+=("${extra}"); fi
+done
+
+update=false
+[ "${1:-}" = "--update" ] && update=true
+mkdir -p api
+status=0
+for crate in "${crates[@]}"; do
+    RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json" \
+        cargo doc --quiet -p "${crate}" --no-deps --all-features
+    json="target/doc/${crate//-/_}.json"
+    listing="api/${crate}.txt"
+    if $update; then
+        python3 scripts/public-api.py "${json}" > "${listing}"
+        echo "wrote ${listing} ($(wc -l < "${listing}") items)"
+    elif ! diff -u "${listing}" <(python3 scripts/public-api.py "${json}"); then
+        echo "error: the public API of ${crate} changed; review it and run scripts/check-public-api.sh --update" >&2
+        status=1
+    fi
+done
+# No two public types of the workspace share a name.
+dups=$(cat api/*.txt | sed -nE 's/^(#\[non_exhaustive\] )?pub (struct|enum|trait) ([A-Za-z0-9_:]+)(<.*)?$/\3/p' \
+    | sort -u | awk -F'::' '{print $1" "$NF}' | sort -u | awk '{print $2}' | sort | uniq -d)
+if [ -n "${dups}" ]; then
+    echo "error: public type names used by more than one crate: ${dups}" >&2
+    status=1
+fi
+exit "${status}"
