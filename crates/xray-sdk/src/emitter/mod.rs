@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::id::{EntityId, TraceId};
 use crate::trace::Batch;
 
 /// The line every datagram starts with.
@@ -129,7 +130,45 @@ pub(crate) struct Emitter {
     tx: Option<SyncSender<Work>>,
     /// Set when batches are sent on the caller's thread instead (AWS Lambda).
     inline: Option<Mutex<Box<dyn Exporter>>>,
+    /// Set for the batches of a facade whose trace is not known yet (see [`Held`]).
+    held: Option<Mutex<Held>>,
     counters: Arc<Counters>,
+}
+
+/// What happens to the batches of a held facade (work recorded before the trace it belongs
+/// to is known, such as AWS Lambda's init phase; see [`crate::HeldFacade`]).
+pub(crate) enum Held {
+    /// The trace is not known yet: kept in memory.
+    Holding(Vec<Batch>),
+    /// Moved into trace `trace_id`, under entity `to` instead of the facade `from`, and sent
+    /// through `sink`.
+    Forward {
+        trace_id: TraceId,
+        from: EntityId,
+        to: EntityId,
+        sink: Arc<Sink>,
+    },
+    /// The trace is not recorded: dropped.
+    Discard,
+}
+
+impl Held {
+    /// Keeps, forwards or drops `batch`, as the state says.
+    pub(crate) fn accept(&mut self, mut batch: Batch) {
+        match self {
+            Held::Holding(kept) => kept.push(batch),
+            Held::Forward {
+                trace_id,
+                from,
+                to,
+                sink,
+            } => {
+                batch.move_under(*trace_id, *from, *to);
+                sink.emitter.submit(batch);
+            }
+            Held::Discard => {}
+        }
+    }
 }
 
 impl fmt::Debug for Emitter {
@@ -146,7 +185,30 @@ impl Emitter {
         Emitter {
             tx: None,
             inline: None,
+            held: None,
             counters: Arc::default(),
+        }
+    }
+
+    /// An emitter that keeps every batch until [`Emitter::release`] says where it goes.
+    pub(crate) fn held() -> Emitter {
+        Emitter {
+            tx: None,
+            inline: None,
+            held: Some(Mutex::new(Held::Holding(Vec::new()))),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Sets where the batches of a held emitter go from now on, and returns those it held.
+    pub(crate) fn release(&self, to: Held) -> Vec<Batch> {
+        let Some(held) = &self.held else {
+            return Vec::new();
+        };
+        let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *held, to) {
+            Held::Holding(kept) => kept,
+            _ => Vec::new(),
         }
     }
 
@@ -156,6 +218,7 @@ impl Emitter {
         Emitter {
             tx: None,
             inline: Some(Mutex::new(Box::new(exporter))),
+            held: None,
             counters,
         }
     }
@@ -176,6 +239,7 @@ impl Emitter {
             Ok(_) => Emitter {
                 tx: Some(tx),
                 inline: None,
+                held: None,
                 counters,
             },
             Err(e) => {
@@ -183,6 +247,7 @@ impl Emitter {
                 Emitter {
                     tx: None,
                     inline: None,
+                    held: None,
                     counters,
                 }
             }
@@ -199,6 +264,11 @@ impl Emitter {
                 exporter.export(&batch);
                 exporter.flush();
                 self.counters.processed.fetch_add(1, Ordering::Relaxed);
+            } else if let Some(held) = &self.held {
+                // Forwarding submits to another emitter under this lock: never this one.
+                held.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .accept(batch);
             }
             return;
         };
