@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks the deployment: cfn-lint on every CloudFormation template and on the Lambda SAM
 # template (installed into .venv, runs offline), scripts/check-app-drift.py (app.yaml against
-# the code of examples/reference: environment variables, ports, health check path, DynamoDB actions and key, /debug/ blocked;
-# PyYAML comes with cfn-lint) and shellcheck on every shell script (Debian package, installed
-# when root).
+# the code of examples/reference: environment variables, ports, health check path, DynamoDB
+# actions and key, /debug/ blocked; PyYAML comes with cfn-lint) and shellcheck on every shell
+# script (Debian package, installed when root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
