@@ -97,6 +97,7 @@ impl XRayLambdaLayer {
         Arc::get_mut(&mut self.settings).unwrap_or_else(|| unreachable!("just made unique"))
     }
 
+    #[cfg(feature = "http")]
     pub(crate) fn settings(&self) -> &Arc<Settings> {
         &self.settings
     }
