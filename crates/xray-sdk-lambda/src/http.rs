@@ -135,9 +135,13 @@ where
                 .settings
                 .begin(lambda, |p| describe_request(p, &request)),
             None => {
-                tracing::debug!("request without a Lambda context: not under lambda_http's adapter");
+                tracing::debug!(
+                    "request without a Lambda context: not under lambda_http's adapter"
+                );
                 self.settings
-                    .begin(&lambda_runtime::Context::default(), |p| describe_request(p, &request))
+                    .begin(&lambda_runtime::Context::default(), |p| {
+                        describe_request(p, &request)
+                    })
             }
         };
         let context = invocation.context();
@@ -158,7 +162,10 @@ fn describe_request<'a>(p: &Patch<'a>, request: &'a Request) {
     p.set_http_method(request.method().as_str());
     p.set_http_url(request.uri().to_string());
     let headers = request.headers();
-    if let Some(agent) = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+    if let Some(agent) = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
         p.set_http_user_agent(agent);
     }
     let client = headers

@@ -40,7 +40,11 @@ fn invocation_subsegment<'a>(docs: &'a [Value], parent: &str) -> &'a Value {
         .iter()
         .filter(|d| d["name"] == FUNCTION_NAME && d["parent_id"] == parent)
         .collect();
-    assert_eq!(tops.len(), 1, "one invocation subsegment under {parent}: {docs:#?}");
+    assert_eq!(
+        tops.len(),
+        1,
+        "one invocation subsegment under {parent}: {docs:#?}"
+    );
     tops[0]
 }
 
@@ -77,7 +81,11 @@ async fn sequential_invocations_send_their_own_subsegments_before_each_response(
     assert_eq!(compute[0].1.as_deref(), top["id"].as_str());
     assert_eq!(compute[0].2["annotations"]["request_id"], "a");
     let init = named(&all, "init");
-    assert_eq!(init.len(), 1, "init work goes with the first invocation: {docs:#?}");
+    assert_eq!(
+        init.len(),
+        1,
+        "init work goes with the first invocation: {docs:#?}"
+    );
     assert_eq!(init[0].1.as_deref(), Some(parent(1).as_str()));
     let config = named(&all, "load-config");
     assert_eq!(config[0].1.as_deref(), Some(init[0].0.as_str()));
@@ -102,7 +110,10 @@ async fn sequential_invocations_send_their_own_subsegments_before_each_response(
         panic!("b failed")
     };
     let down = body["downstream"].as_str().unwrap();
-    assert!(down.starts_with(&format!("Root={};Parent=", root(2))), "{down}");
+    assert!(
+        down.starts_with(&format!("Root={};Parent=", root(2))),
+        "{down}"
+    );
     assert!(down.ends_with(";Sampled=0"), "{down}");
 
     // C: its own trace, no init work any more.
@@ -116,7 +127,10 @@ async fn sequential_invocations_send_their_own_subsegments_before_each_response(
     let known: Vec<String> = [1, 2, 3].iter().map(|&n| root(n)).collect();
     for e in &log {
         if let Entry::Document(d) = e {
-            assert!(known.iter().any(|r| d["trace_id"] == *r), "stray document {d}");
+            assert!(
+                known.iter().any(|r| d["trace_id"] == *r),
+                "stray document {d}"
+            );
         }
     }
 }
@@ -137,7 +151,11 @@ async fn concurrent_invocations_never_mix_traces() {
         } else {
             sampled(n)
         };
-        api.push(Event::new(id, Some(&header), json!({"n": n, "sleep_ms": 300})));
+        api.push(Event::new(
+            id,
+            Some(&header),
+            json!({"n": n, "sleep_ms": 300}),
+        ));
     }
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let log = api.wait_answers(&id_refs, WAIT).await;
@@ -164,15 +182,20 @@ async fn concurrent_invocations_never_mix_traces() {
         let before = all.len();
         all.retain(|(_, _, d)| d["name"] != "init" && d["name"] != "load-config");
         inits += usize::from(before != all.len());
-        assert_eq!(all.len(), 2, "the invocation and its compute step only: {docs:#?}");
+        assert_eq!(
+            all.len(),
+            2,
+            "the invocation and its compute step only: {docs:#?}"
+        );
         let compute = named(&all, "compute");
         assert_eq!(compute[0].1.as_deref(), top["id"].as_str());
         assert_eq!(compute[0].2["annotations"]["request_id"], id.as_str());
         assert!(
-            body["downstream"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("Root={};Parent={}", root(n), top["id"].as_str().unwrap())),
+            body["downstream"].as_str().unwrap().starts_with(&format!(
+                "Root={};Parent={}",
+                root(n),
+                top["id"].as_str().unwrap()
+            )),
             "{body}"
         );
         spans.push((
@@ -193,8 +216,16 @@ async fn concurrent_invocations_never_mix_traces() {
 async fn errors_and_panics_are_faults_and_the_runtime_reports_them() {
     let api = RuntimeApi::start().await;
     let _function = Function::start(&api, 1, None);
-    api.push(Event::new("err", Some(&sampled(20)), json!({"op": "error"})));
-    api.push(Event::new("boom", Some(&sampled(21)), json!({"op": "panic"})));
+    api.push(Event::new(
+        "err",
+        Some(&sampled(20)),
+        json!({"op": "error"}),
+    ));
+    api.push(Event::new(
+        "boom",
+        Some(&sampled(21)),
+        json!({"op": "panic"}),
+    ));
     api.push(Event::new("after", Some(&sampled(22)), json!({})));
     let log = api.wait_answers(&["err", "boom", "after"], WAIT).await;
 
@@ -235,7 +266,11 @@ async fn errors_and_panics_are_faults_and_the_runtime_reports_them() {
     assert_eq!(named(&entities(&docs), "compute").len(), 1);
     assert!(matches!(answer_to(&log, "after"), Entry::Response { .. }));
     let docs = documents_before_answer(&log, &root(22), "after");
-    assert!(invocation_subsegment(&docs, &parent(22)).get("fault").is_none());
+    assert!(
+        invocation_subsegment(&docs, &parent(22))
+            .get("fault")
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,10 +290,17 @@ async fn a_timeout_leaves_what_had_finished_already_sent() {
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let log = api.log();
-    assert!(log.iter().all(|e| e.request_id().is_none()), "no answer: {log:#?}");
+    assert!(
+        log.iter().all(|e| e.request_id().is_none()),
+        "no answer: {log:#?}"
+    );
     let docs = documents_of(&log, &root(30));
     let all = entities(&docs);
-    assert_eq!(named(&all, "compute").len(), 1, "the finished step was sent: {docs:#?}");
+    assert_eq!(
+        named(&all, "compute").len(),
+        1,
+        "the finished step was sent: {docs:#?}"
+    );
     // The invocation and the step that hangs never finished: nothing of them was sent.
     assert!(named(&all, FUNCTION_NAME).is_empty(), "{docs:#?}");
     assert!(named(&all, "stuck").is_empty(), "{docs:#?}");
@@ -270,7 +312,11 @@ async fn init_work_is_dropped_when_the_first_invocation_is_not_sampled() {
     let _function = Function::start(&api, 1, None);
     api.push(Event::new(
         "first",
-        Some(&format!("Root={};Parent={};Sampled=0", root(40), parent(40))),
+        Some(&format!(
+            "Root={};Parent={};Sampled=0",
+            root(40),
+            parent(40)
+        )),
         json!({}),
     ));
     api.push(Event::new("second", Some(&sampled(41)), json!({})));
@@ -297,7 +343,11 @@ async fn dynamodb_calls_carry_the_invocation_and_their_own_subsegment() {
     // detection copies into the request; the interceptor's header must win.
     let _function = Function::start(&api, 1, Some(&proxy.endpoint));
     let incoming = format!("{};Lineage=a87bd80c:1", sampled(50));
-    api.push(Event::new("put", Some(&incoming), json!({"dynamodb": true})));
+    api.push(Event::new(
+        "put",
+        Some(&incoming),
+        json!({"dynamodb": true}),
+    ));
     let log = api.wait_answers(&["put"], WAIT).await;
     assert!(
         matches!(answer_to(&log, "put"), Entry::Response { .. }),
@@ -349,8 +399,15 @@ async fn lambda_http_requests_get_the_invocation_header_and_an_http_block() {
     let api = RuntimeApi::start().await;
     let _function = Function::start_http(&api, 2);
     assert!(api.wait_open_next(2, WAIT).await);
-    for (id, n, path, agent) in [("h1", 60, "/orders/1", "curl/8"), ("h2", 61, "/missing", "tests/1")] {
-        api.push(Event::new(id, Some(&sampled(n)), api_gateway_v2(path, agent)));
+    for (id, n, path, agent) in [
+        ("h1", 60, "/orders/1", "curl/8"),
+        ("h2", 61, "/missing", "tests/1"),
+    ] {
+        api.push(Event::new(
+            id,
+            Some(&sampled(n)),
+            api_gateway_v2(path, agent),
+        ));
     }
     let log = api.wait_answers(&["h1", "h2"], WAIT).await;
     for (id, n, path, status) in [("h1", 60, "/orders/1", 200), ("h2", 61, "/missing", 404)] {
@@ -492,10 +549,7 @@ async fn handler(
         client
             .put_item()
             .table_name(TABLE)
-            .item(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(id.clone()),
-            )
+            .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(id.clone()))
             .send()
             .await?;
     }
@@ -514,8 +568,14 @@ async fn handler(
     }))
 }
 
-async fn http_handler(request: lambda_http::Request) -> Result<lambda_http::Response<String>, Error> {
-    let status = if request.uri().path() == "/missing" { 404 } else { 200 };
+async fn http_handler(
+    request: lambda_http::Request,
+) -> Result<lambda_http::Response<String>, Error> {
+    let status = if request.uri().path() == "/missing" {
+        404
+    } else {
+        200
+    };
     let seen = json!({
         "x-amzn-trace-id": request.headers().get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
     });

@@ -46,7 +46,10 @@ fn links_are_read_from_the_messages_of_an_event() {
     let links: Vec<Option<SqsLink>> = event.records.iter().map(SqsLink::from_message).collect();
     let first = links[0].as_ref().unwrap();
     assert!(first.is_sampled());
-    assert_eq!(first.trace_id().to_string(), "1-5759e988-bd862e3fe1be46a994272793");
+    assert_eq!(
+        first.trace_id().to_string(),
+        "1-5759e988-bd862e3fe1be46a994272793"
+    );
     assert_eq!(first.parent_id().unwrap().to_string(), "53995c3f42cd8ad8");
     assert_eq!(first.message_id(), Some("m1"));
     assert!(!links[1].as_ref().unwrap().is_sampled());
@@ -91,6 +94,9 @@ fn a_link_is_recorded_as_an_annotation_and_metadata_on_its_subsegment() {
             "message_id": "m1"
         })
     );
-    assert_eq!(docs[1]["metadata"]["default"][LINK_METADATA]["sampled"], false);
+    assert_eq!(
+        docs[1]["metadata"]["default"][LINK_METADATA]["sampled"],
+        false
+    );
     assert!(docs[2].get("annotations").is_none(), "{}", docs[2]);
 }

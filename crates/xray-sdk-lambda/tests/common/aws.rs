@@ -55,7 +55,11 @@ impl HttpConnector for PlainHttp {
                     builder = builder.header(k, v);
                 }
             }
-            let body = request.body().bytes().map(<[u8]>::to_vec).unwrap_or_default();
+            let body = request
+                .body()
+                .bytes()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
             let resp = builder
                 .body(body)
                 .send()
@@ -68,7 +72,10 @@ impl HttpConnector for PlainHttp {
                 .iter()
                 .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
                 .collect();
-            let bytes = resp.bytes().await.map_err(|e| ConnectorError::io(e.into()))?;
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| ConnectorError::io(e.into()))?;
             let mut out = HttpResponse::new(status, SdkBody::from(bytes.to_vec()));
             for (k, v) in headers {
                 out.headers_mut().append(k, v);
@@ -109,7 +116,13 @@ pub fn dynamodb(endpoint: &str) -> Client {
 
 /// Creates `table` (hash key `pk`, a string) unless it exists.
 pub async fn ensure_table(client: &Client, table: &str) {
-    if client.describe_table().table_name(table).send().await.is_ok() {
+    if client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok()
+    {
         return;
     }
     let created = client
@@ -237,8 +250,7 @@ async fn forward(
     seen: &Mutex<Vec<Headers>>,
 ) -> std::io::Result<()> {
     let mut from_client = Vec::new();
-    while let Some((request, headers)) = read_message(&mut client, &mut from_client, false).await?
-    {
+    while let Some((request, headers)) = read_message(&mut client, &mut from_client, false).await? {
         seen.lock().unwrap().push(headers);
         let mut up = TcpStream::connect(upstream).await?;
         up.write_all(&request).await?;

@@ -96,7 +96,10 @@ impl Daemon {
         while let Ok(n) = self.socket.recv(&mut buf) {
             let datagram = &buf[..n];
             let header = b"{\"format\":\"json\",\"version\":1}\n";
-            assert!(datagram.starts_with(header), "datagram without the daemon header");
+            assert!(
+                datagram.starts_with(header),
+                "datagram without the daemon header"
+            );
             out.push(serde_json::from_slice(&datagram[header.len()..]).unwrap());
         }
         out
@@ -221,7 +224,11 @@ impl RuntimeApi {
                 return self.log();
             }
             let left = end.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no answer for all of {request_ids:?} in time: {:#?}", self.log());
+            assert!(
+                !left.is_zero(),
+                "no answer for all of {request_ids:?} in time: {:#?}",
+                self.log()
+            );
             let _ = tokio::time::timeout(left, logged).await;
         }
     }
@@ -229,20 +236,34 @@ impl RuntimeApi {
     /// The log, with every document that has arrived by now.
     pub fn log(&self) -> Vec<Entry> {
         let mut log = self.state.log.lock().unwrap();
-        log.extend(self.state.daemon.read_all().into_iter().map(Entry::Document));
+        log.extend(
+            self.state
+                .daemon
+                .read_all()
+                .into_iter()
+                .map(Entry::Document),
+        );
         log.clone()
     }
 }
 
 fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 async fn answer(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let headers = req.headers().clone();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let reply = |status: StatusCode| {
         Response::builder()
             .status(status)
@@ -399,13 +420,13 @@ pub fn documents_before_answer(log: &[Entry], root: &str, request_id: &str) -> V
         .position(|e| e.request_id() == Some(request_id))
         .unwrap_or_else(|| panic!("no answer to {request_id}: {log:#?}"));
     for (i, e) in log.iter().enumerate() {
-        if let Entry::Document(d) = e {
-            if d["trace_id"] == root {
-                assert!(
-                    i < answer,
-                    "a document of {root} arrived after the answer to {request_id}: {d}"
-                );
-            }
+        if let Entry::Document(d) = e
+            && d["trace_id"] == root
+        {
+            assert!(
+                i < answer,
+                "a document of {root} arrived after the answer to {request_id}: {d}"
+            );
         }
     }
     documents_of(log, root)
