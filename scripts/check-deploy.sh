@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Checks the deployment: cfn-lint on every CloudFormation template (installed into .venv,
-# runs offline), scripts/check-app-drift.py (app.yaml against the code of examples/reference:
-# environment variables, ports, health check path, DynamoDB actions and key, /debug/ blocked;
-# PyYAML comes with cfn-lint) and shellcheck on every shell script (Debian package, installed
-# when root).
+# Checks the deployment: cfn-lint on every CloudFormation template and on the Lambda SAM
+# template (installed into .venv, runs offline), scripts/check-app-drift.py (app.yaml against
+# the code of examples/reference: environment variables, ports, health check path, DynamoDB
+# actions and key, /debug/ blocked; PyYAML comes with cfn-lint) and shellcheck on every shell
+# script (Debian package, installed when root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +16,8 @@ if [ ! -x "${venv}/bin/cfn-lint" ]; then
         exit 1
     fi
 fi
-"${venv}/bin/cfn-lint" deploy/cloudformation/*.yaml
-echo "cfn-lint: $(find deploy/cloudformation -name '*.yaml' | wc -l) template(s) clean"
+"${venv}/bin/cfn-lint" deploy/cloudformation/*.yaml deploy/lambda/*.yaml
+echo "cfn-lint: $(find deploy/cloudformation deploy/lambda -name '*.yaml' | wc -l) template(s) clean"
 "${venv}/bin/python" scripts/check-app-drift.py
 
 if ! command -v shellcheck >/dev/null 2>&1; then

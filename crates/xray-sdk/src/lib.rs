@@ -69,6 +69,7 @@ pub mod deferred;
 pub mod emitter;
 mod handle;
 pub mod header;
+mod held;
 mod http;
 pub mod id;
 mod json;
@@ -94,6 +95,7 @@ pub use context::{ContextMissingError, FutureExt, begin_subsegment, subsegment, 
 pub use emitter::{EmitterStats, FlushError};
 pub use handle::{Context, Entity};
 pub use header::{SamplingFlag, TraceHeader};
+pub use held::HeldFacade;
 pub use id::{EntityId, IdError, TraceId};
 pub use model::{AnnotationError, AnnotationValue, Cause, Exception, HttpRequest, Namespace};
 pub use record::{Patch, Record};
@@ -109,6 +111,7 @@ const _: () = {
     send_sync::<RecorderBuilder>();
     send_sync::<Context>();
     send_sync::<Entity>();
+    send_sync::<HeldFacade>();
     send_sync::<TraceHeader>();
     send_sync::<ConfigError>();
     send_sync::<ContextMissingError>();

@@ -11,6 +11,7 @@ use crate::emitter::json::{ProcessInfo, UdpJson};
 use crate::emitter::{Counters, Emitter, EmitterStats, FlushError, Sink};
 use crate::handle::Entity;
 use crate::header::TraceHeader;
+use crate::held::HeldFacade;
 use crate::plugins::{Plugins, Resources};
 use crate::sampling::{self, Sampler, SamplingDecision, SamplingRequest, SamplingSettings};
 use crate::segment_builder::{SegmentBuilder, Source};
@@ -415,6 +416,14 @@ impl Recorder {
     /// ```
     pub fn facade(&self, header: &TraceHeader) -> Entity {
         crate::segment_builder::facade(&self.inner.source, header)
+    }
+
+    /// A facade whose trace is not known yet (see [`HeldFacade`]): what is recorded under it
+    /// is held in memory until [`HeldFacade::send_under`] moves it into a trace. For work
+    /// done before the trace it belongs to arrives, such as an AWS Lambda function's init
+    /// phase, which is sent with its first invocation.
+    pub fn held_facade(&self) -> HeldFacade {
+        HeldFacade::new(&self.inner.source)
     }
 
     /// Starts building a segment: continue a trace from a header, give the sampler the

@@ -153,26 +153,38 @@ pub(crate) fn facade(source: &Source, header: &TraceHeader) -> Entity {
     let extra = header.extra_shared();
     let ctx = match (root, header.parent(), header.sampled()) {
         (Some(_), Some(parent), SamplingFlag::Sampled) if source.enabled => {
-            let origin = Origin {
-                trace_id,
-                segment_id: parent,
-                parent_id: None,
-                extra,
-                rule_name: None,
-                facade: true,
-            };
-            let start = crate::clock::now_micros();
-            Changes::none(|changes| {
-                Context::new_segment(
-                    Arc::clone(&source.sink),
-                    origin,
-                    Some("facade"),
-                    start,
-                    changes,
-                )
-            })
+            recorded_facade(Arc::clone(&source.sink), trace_id, parent, extra)
         }
         _ => Context::new_unsampled(trace_id, extra),
     };
     Entity::from_context(ctx)
+}
+
+/// A facade with IDs of its own whose batches go to `sink`, which holds them until the trace
+/// they belong to is known (see [`HeldFacade`](crate::HeldFacade)).
+pub(crate) fn held_facade(source: &Source, sink: Arc<Sink>) -> Entity {
+    let ctx = if source.enabled {
+        recorded_facade(sink, TraceId::new(), EntityId::new(), None)
+    } else {
+        Context::new_unsampled(TraceId::new(), None)
+    };
+    Entity::from_context(ctx)
+}
+
+fn recorded_facade(
+    sink: Arc<Sink>,
+    trace_id: TraceId,
+    id: EntityId,
+    extra: Option<Arc<str>>,
+) -> Context {
+    let origin = Origin {
+        trace_id,
+        segment_id: id,
+        parent_id: None,
+        extra,
+        rule_name: None,
+        facade: true,
+    };
+    let start = crate::clock::now_micros();
+    Changes::none(|changes| Context::new_segment(sink, origin, Some("facade"), start, changes))
 }

@@ -78,3 +78,66 @@ fn an_unsampled_invocation_sends_nothing_and_passes_its_decision_on() {
     recorder.flush(Duration::from_secs(5)).unwrap();
     assert!(capture.drain(Duration::from_millis(300)).is_empty());
 }
+
+#[test]
+fn a_held_facade_sends_its_work_under_the_trace_that_adopts_it() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture
+        .recorder_builder("fn")
+        .send_inline(true)
+        .streaming_threshold(0)
+        .build()
+        .unwrap();
+    let held = recorder.held_facade();
+    let init = held.context().begin_subsegment("init");
+    let table = init.begin_subsegment("DynamoDB");
+    let early = table.downstream_header();
+    table.end();
+    init.end();
+    // Nothing leaves before the trace is known.
+    assert!(capture.drain(Duration::from_millis(200)).is_empty());
+    let invocation = recorder.facade(&TraceHeader::parse(INVOCATION));
+    assert_eq!(held.send_under(&invocation), 2);
+    let docs = capture.documents(1, Duration::from_secs(5));
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    let d = &docs[0];
+    assert_eq!(d["name"], "init");
+    assert_eq!(d["type"], "subsegment");
+    assert_eq!(d["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
+    assert_eq!(d["parent_id"], "53995c3f42cd8ad8");
+    assert_eq!(d["subsegments"][0]["name"], "DynamoDB");
+    // Calls made before carried the held trace's own ID.
+    assert_ne!(
+        early.root().unwrap().to_string(),
+        "1-5759e988-bd862e3fe1be46a994272793"
+    );
+    invocation.end();
+}
+
+#[test]
+fn a_held_facade_forwards_work_that_ends_later_and_drops_it_for_unsampled_traces() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture
+        .recorder_builder("fn")
+        .send_inline(true)
+        .streaming_threshold(0)
+        .build()
+        .unwrap();
+    let held = recorder.held_facade();
+    let late = held.context().begin_subsegment("warm-cache");
+    let invocation = recorder.facade(&TraceHeader::parse(INVOCATION));
+    assert_eq!(held.send_under(&invocation), 0);
+    assert!(capture.drain(Duration::from_millis(200)).is_empty());
+    late.end();
+    let docs = capture.documents(1, Duration::from_secs(5));
+    assert_eq!(docs[0]["name"], "warm-cache");
+    assert_eq!(docs[0]["parent_id"], "53995c3f42cd8ad8");
+
+    let held = recorder.held_facade();
+    held.context().begin_subsegment("init").end();
+    let unsampled = recorder.facade(&TraceHeader::parse(
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+    ));
+    assert_eq!(held.send_under(&unsampled), 1);
+    assert!(capture.drain(Duration::from_millis(200)).is_empty());
+}

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::id::{EntityId, TraceId};
 use crate::trace::Batch;
 
 /// The line every datagram starts with.
@@ -138,7 +139,45 @@ pub(crate) struct Emitter {
     inline: Option<Mutex<Box<dyn Exporter>>>,
     /// Set by [`Emitter::close`]: later batches are counted, not sent.
     closed: AtomicBool,
+    /// Set for the batches of a facade whose trace is not known yet (see [`Held`]).
+    held: Option<Mutex<Held>>,
     counters: Arc<Counters>,
+}
+
+/// What happens to the batches of a held facade (work recorded before the trace it belongs
+/// to is known, such as AWS Lambda's init phase; see [`crate::HeldFacade`]).
+pub(crate) enum Held {
+    /// The trace is not known yet: kept in memory.
+    Holding(Vec<Batch>),
+    /// Moved into trace `trace_id`, under entity `to` instead of the facade `from`, and sent
+    /// through `sink`.
+    Forward {
+        trace_id: TraceId,
+        from: EntityId,
+        to: EntityId,
+        sink: Arc<Sink>,
+    },
+    /// The trace is not recorded: dropped.
+    Discard,
+}
+
+impl Held {
+    /// Keeps, forwards or drops `batch`, as the state says.
+    pub(crate) fn accept(&mut self, mut batch: Batch) {
+        match self {
+            Held::Holding(kept) => kept.push(batch),
+            Held::Forward {
+                trace_id,
+                from,
+                to,
+                sink,
+            } => {
+                batch.move_under(*trace_id, *from, *to);
+                sink.emitter.submit(batch);
+            }
+            Held::Discard => {}
+        }
+    }
 }
 
 impl fmt::Debug for Emitter {
@@ -156,7 +195,31 @@ impl Emitter {
             tx: None,
             inline: None,
             closed: AtomicBool::new(false),
+            held: None,
             counters: Arc::default(),
+        }
+    }
+
+    /// An emitter that keeps every batch until [`Emitter::release`] says where it goes.
+    pub(crate) fn held() -> Emitter {
+        Emitter {
+            tx: None,
+            inline: None,
+            closed: AtomicBool::new(false),
+            held: Some(Mutex::new(Held::Holding(Vec::new()))),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Sets where the batches of a held emitter go from now on, and returns those it held.
+    pub(crate) fn release(&self, to: Held) -> Vec<Batch> {
+        let Some(held) = &self.held else {
+            return Vec::new();
+        };
+        let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *held, to) {
+            Held::Holding(kept) => kept,
+            _ => Vec::new(),
         }
     }
 
@@ -167,6 +230,7 @@ impl Emitter {
             tx: None,
             inline: Some(Mutex::new(Box::new(exporter))),
             closed: AtomicBool::new(false),
+            held: None,
             counters,
         }
     }
@@ -188,6 +252,7 @@ impl Emitter {
                 tx: Some(tx),
                 inline: None,
                 closed: AtomicBool::new(false),
+                held: None,
                 counters,
             },
             Err(e) => {
@@ -196,6 +261,7 @@ impl Emitter {
                     tx: None,
                     inline: None,
                     closed: AtomicBool::new(false),
+                    held: None,
                     counters,
                 }
             }
@@ -226,6 +292,11 @@ impl Emitter {
                 exporter.export(&batch);
                 exporter.flush();
                 self.counters.processed.fetch_add(1, Ordering::Relaxed);
+            } else if let Some(held) = &self.held {
+                // Forwarding submits to another emitter under this lock: never this one.
+                held.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .accept(batch);
             }
             return;
         };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::entity::{EntityData, Extra, Text};
-use crate::id::TraceId;
+use crate::id::{EntityId, TraceId};
 
 /// A whole segment (`is_segment`: entity 0 is the segment; any other entity without a parent
 /// was begun under a subsegment streamed earlier) or a set of completed subtrees streamed
@@ -26,5 +26,19 @@ impl Batch {
     /// A string of this batch.
     pub(crate) fn str(&self, t: Text) -> &str {
         t.get(&self.text)
+    }
+
+    /// Moves the batch into trace `trace_id`, with entity `from` (a facade) becoming `to`:
+    /// its subsegments are then sent under `to`.
+    pub(crate) fn move_under(&mut self, trace_id: TraceId, from: EntityId, to: EntityId) {
+        self.trace_id = trace_id;
+        for e in &mut self.entities {
+            if e.id == from {
+                e.id = to;
+            }
+            if e.parent_id == Some(from) {
+                e.parent_id = Some(to);
+            }
+        }
     }
 }
