@@ -76,6 +76,7 @@ pub mod model;
 pub mod plugins;
 mod record;
 pub mod recorder;
+pub mod remote;
 pub mod sampling;
 mod segment_builder;
 mod trace;
