@@ -122,16 +122,22 @@
 #![cfg_attr(not(feature = "axum"), allow(rustdoc::broken_intra_doc_links))]
 
 mod body;
+mod cause;
+pub mod client;
 mod config;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
+mod grpc;
 mod layer;
 mod naming;
+mod panic;
 mod record;
 mod service;
 
 pub use body::ResponseBody;
+pub use cause::ErrorCause;
+pub use client::{XRayClient, XRayClientLayer};
 #[cfg(feature = "axum")]
 pub use extract::{MissingXRayContext, XRayContext};
 pub use future::ResponseFuture;
@@ -147,4 +153,9 @@ const _: () = {
     send_sync::<ResponseFuture<()>>();
     send_sync::<ResponseBody<()>>();
     send_sync::<SegmentNaming>();
+    send_sync::<ErrorCause>();
+    send_sync::<XRayClientLayer>();
+    send_sync::<XRayClient<()>>();
+    send_sync::<client::ResponseFuture<()>>();
+    send_sync::<client::ResponseBody<()>>();
 };
