@@ -76,10 +76,10 @@ impl Recording {
                     .then(|| panic::take_noted(self.segment.id()))
                     .flatten();
                 self.segment.end_with(|p| {
-                    status.record(p, false);
                     if let Some(noted) = noted {
                         p.add_exception(panic::exception(None, Some(noted)));
                     }
+                    status.record(p, false);
                 });
             }
             None => self.segment.end(),
@@ -428,6 +428,10 @@ pub(crate) fn record_response<B: http_body::Body>(
                     ..CallOutcome::default()
                 };
                 outcome.record(p);
+                // The panic first: it is what went wrong; the status is what was answered.
+                if let Some(noted) = noted {
+                    p.add_exception(panic::exception(None, Some(noted)));
+                }
                 match grpc {
                     // The panic is the cause already: the status that stands for it adds
                     // only its code and flag.
@@ -437,9 +441,6 @@ pub(crate) fn record_response<B: http_body::Body>(
                     }
                     Some(g) => g.record(p, false),
                     None => {}
-                }
-                if let Some(noted) = noted {
-                    p.add_exception(panic::exception(None, Some(noted)));
                 }
                 if let Some(cause) = error {
                     p.add_cause(cause);
