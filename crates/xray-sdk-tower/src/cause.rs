@@ -135,10 +135,7 @@ mod tests {
         let cause = ErrorCause::new(Outer(inner.clone())).to_cause();
         assert_eq!(cause.exceptions.len(), 2);
         assert_eq!(cause.exceptions[0].kind.as_deref(), Some("Outer"));
-        assert_eq!(
-            cause.exceptions[0].message.as_deref(),
-            Some("bad order id")
-        );
+        assert_eq!(cause.exceptions[0].message.as_deref(), Some("bad order id"));
         assert_eq!(cause.exceptions[0].cause, Some(cause.exceptions[1].id));
         assert_eq!(
             cause.exceptions[1].message.as_deref(),
@@ -149,9 +146,6 @@ mod tests {
         assert_eq!(boxed.exceptions.len(), 2);
         assert_eq!(boxed.exceptions[0].kind.as_deref(), Some("Outer"));
         let text = ErrorCause::from_boxed("plain text".into()).to_cause();
-        assert_eq!(
-            text.exceptions[0].message.as_deref(),
-            Some("plain text")
-        );
+        assert_eq!(text.exceptions[0].message.as_deref(), Some("plain text"));
     }
 }

@@ -105,7 +105,10 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
 
 /// The exception for a panic: the hook's note (message and place) when there is one, else
 /// the message of the payload the layer caught.
-pub(crate) fn exception(payload: Option<&(dyn Any + Send)>, noted: Option<NotedPanic>) -> Exception {
+pub(crate) fn exception(
+    payload: Option<&(dyn Any + Send)>,
+    noted: Option<NotedPanic>,
+) -> Exception {
     match noted {
         Some(noted) => {
             let mut exception = Exception::new(noted.message, PANIC_TYPE);

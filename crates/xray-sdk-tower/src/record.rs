@@ -70,7 +70,10 @@ impl Recording {
     /// Ends the segment at the trailers that close the body: the gRPC status, when it was
     /// still to come, is in them.
     pub(crate) fn end_with_trailers(self, trailers: Option<&HeaderMap>) {
-        match trailers.filter(|_| self.grpc_pending).and_then(grpc::status_in) {
+        match trailers
+            .filter(|_| self.grpc_pending)
+            .and_then(grpc::status_in)
+        {
             Some(status) => {
                 let noted = failed(status.code.flags())
                     .then(|| panic::take_noted(self.segment.id()))
@@ -400,10 +403,10 @@ pub(crate) fn record_response<B: http_body::Body>(
         let status = res.status().as_u16();
         // An `ErrorCause` is the layer's to read: taken, so that no outer layer records it
         // again. Formatted here, before the lock.
-        let error = match res.extensions_mut().remove::<ErrorCause>() {
-            Some(cause) => Some(cause.to_cause()),
-            None => None,
-        };
+        let error = res
+            .extensions_mut()
+            .remove::<ErrorCause>()
+            .map(|cause| cause.to_cause());
         let grpc = if recording.grpc_pending {
             grpc::status_in(res.headers())
         } else {
@@ -587,5 +590,4 @@ mod tests {
         assert!(!block.x_forwarded_for);
         assert_eq!(block.user_agent, None);
     }
-
 }

@@ -394,7 +394,10 @@ async fn panic_with_catch_panic_inside_gets_500_a_cause_and_the_header() {
     let (status, _, _) = get_with(addr, "/caught", None).await;
     assert_eq!(status, StatusCode::OK);
     let doc = daemon.document().await;
-    assert!(doc.get("fault").is_none() && doc.get("cause").is_none(), "{doc}");
+    assert!(
+        doc.get("fault").is_none() && doc.get("cause").is_none(),
+        "{doc}"
+    );
     let (status, _, _) = get_with(addr, "/broken", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let doc = daemon.document().await;
@@ -471,7 +474,12 @@ impl axum::response::IntoResponse for AppError {
             AppError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::BadInput(_) => StatusCode::BAD_REQUEST,
         };
-        (status, xray_sdk_tower::ErrorCause::new(self), "request failed").into_response()
+        (
+            status,
+            xray_sdk_tower::ErrorCause::new(self),
+            "request failed",
+        )
+            .into_response()
     }
 }
 
@@ -492,7 +500,10 @@ async fn returned_errors_are_the_cause() {
     let addr = serve(router).await;
 
     let (status, _, body) = get_with(addr, "/orders/0", None).await;
-    assert_eq!((status, body.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "request failed"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "request failed")
+    );
     let doc = daemon.document().await;
     assert_eq!(doc["http"]["response"]["status"], 500);
     assert_eq!(doc["fault"], true);

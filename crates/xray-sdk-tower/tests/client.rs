@@ -66,10 +66,7 @@ fn app(daemon: &Daemon, last_chunk: Arc<Mutex<f64>>) -> Router {
         .layer(XRayLayer::new(daemon.recorder.clone()))
 }
 
-async fn get_body(
-    client: &mut XRayClient<HyperClient>,
-    uri: String,
-) -> (StatusCode, String) {
+async fn get_body(client: &mut XRayClient<HyperClient>, uri: String) -> (StatusCode, String) {
     let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
     let res = client.ready().await.unwrap().call(req).await.unwrap();
     let status = res.status();
@@ -103,9 +100,10 @@ async fn calls_through_a_hyper_client_join_the_server_trace() {
     let calls = client_doc["subsegments"].as_array().unwrap();
     assert_eq!(calls.len(), 3);
     let servers = server_side.documents(3).await;
-    for (call, (path, status)) in calls
-        .iter()
-        .zip([("/hello", 200), ("/missing", 404), ("/slow", 200)])
+    for (call, (path, status)) in
+        calls
+            .iter()
+            .zip([("/hello", 200), ("/missing", 404), ("/slow", 200)])
     {
         assert_eq!(call["name"], "127.0.0.1");
         assert_eq!(call["namespace"], "remote");
@@ -129,7 +127,10 @@ async fn calls_through_a_hyper_client_join_the_server_trace() {
     // The streamed call ends with its body, not with its headers.
     let slow_end = calls[2]["end_time"].as_f64().unwrap();
     let last = *last_chunk.lock().unwrap();
-    assert!(slow_end >= last, "ended at {slow_end}, last chunk at {last}");
+    assert!(
+        slow_end >= last,
+        "ended at {slow_end}, last chunk at {last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,7 +220,8 @@ async fn without_a_context_the_request_goes_out_untouched_or_is_refused() {
         .unwrap();
     let err = strict.ready().await.unwrap().call(req).await.unwrap_err();
     assert!(
-        err.downcast_ref::<xray_sdk::ContextMissingError>().is_some(),
+        err.downcast_ref::<xray_sdk::ContextMissingError>()
+            .is_some(),
         "{err}"
     );
     server_side.assert_nothing_sent().await;

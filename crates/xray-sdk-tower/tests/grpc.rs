@@ -17,8 +17,8 @@ use echo::EchoRequest;
 use echo::echo_server::EchoServer;
 use serde_json::{Value, json};
 use tonic::Code;
-use tonic::transport::Server;
 use tonic::service::LayerExt;
+use tonic::transport::Server;
 use xray_sdk::ContextMissing;
 use xray_sdk::context::FutureExt;
 use xray_sdk_tower::{XRay, XRayClientLayer, XRayLayer};
@@ -88,9 +88,13 @@ fn assert_client_call(call: &Value, addr: std::net::SocketAddr, method: &str) {
 async fn the_example_calls_as_recorded_on_both_sides() {
     let server_side = Daemon::new("unused");
     let client_side = Daemon::new("unused");
-    let server = demo::serve(server_side.recorder.clone(), "grpc-server", CatchPanic::Inside)
-        .await
-        .unwrap();
+    let server = demo::serve(
+        server_side.recorder.clone(),
+        "grpc-server",
+        CatchPanic::Inside,
+    )
+    .await
+    .unwrap();
     let mut client = demo::client(server.addr).await.unwrap();
     let outcomes = demo::run_calls(&client_side.recorder, &mut client).await;
     assert_eq!(
@@ -207,7 +211,10 @@ async fn every_status_code_in_a_trailers_only_answer() {
                 assert!(doc.get("cause").is_none(), "{what}: {doc}");
             } else {
                 let exception = &doc["cause"]["exceptions"][0];
-                assert_eq!(exception["message"], format!("asked for {:?}", Code::from_i32(code)));
+                assert_eq!(
+                    exception["message"],
+                    format!("asked for {:?}", Code::from_i32(code))
+                );
             }
         }
     }
@@ -375,7 +382,10 @@ async fn a_panic_with_catch_panic_outside_is_answered_internal_by_the_layer() {
     // One exception, the panic: the status the layer answered adds none of its own.
     let exceptions = server_doc["cause"]["exceptions"].as_array().unwrap();
     assert_eq!(exceptions.len(), 1, "{server_doc}");
-    assert_eq!(exceptions[0]["message"], r#"the handler panicked on "boom""#);
+    assert_eq!(
+        exceptions[0]["message"],
+        r#"the handler panicked on "boom""#
+    );
     server.stop().await;
 }
 
@@ -388,7 +398,10 @@ async fn a_single_traced_service_keeps_its_name() {
     tokio::spawn(async move {
         // `XRay<S>: NamedService` for the first, tonic's `named_layer` for the second.
         Server::builder()
-            .add_service(XRay::new(EchoServer::new(demo::EchoService), recorder.clone()))
+            .add_service(XRay::new(
+                EchoServer::new(demo::EchoService),
+                recorder.clone(),
+            ))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await
             .ok();
@@ -423,14 +436,18 @@ async fn outside_any_context_the_strategy_decides() {
     let server = demo::serve(server_side.recorder.clone(), "echo", CatchPanic::Inside)
         .await
         .unwrap();
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap();
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap();
     let channel = endpoint.connect().await.unwrap();
     let strict = tower::ServiceBuilder::new()
         .layer(XRayClientLayer::new().context_missing(ContextMissing::RuntimeError))
         .service(channel);
     let mut client = echo::echo_client::EchoClient::new(strict);
     // RUNTIME_ERROR: nothing is sent, the call fails with the context-missing error.
-    let refused = client.unary(request("no context", Code::Ok, 0)).await.unwrap_err();
+    let refused = client
+        .unary(request("no context", Code::Ok, 0))
+        .await
+        .unwrap_err();
     assert!(
         refused.message().contains("X-Ray context missing"),
         "{refused:?}"

@@ -121,11 +121,21 @@ async fn a_panic_in_call_is_answered_500_with_its_cause() {
         }
     });
     let http = client();
-    let res = http.get(format!("http://{addr}/panic")).send().await.unwrap();
+    let res = http
+        .get(format!("http://{addr}/panic"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 500);
-    let header = res.headers()["x-amzn-trace-id"].to_str().unwrap().to_owned();
+    let header = res.headers()["x-amzn-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let doc = daemon.document().await;
-    assert_eq!(header, format!("Root={}", doc["trace_id"].as_str().unwrap()));
+    assert_eq!(
+        header,
+        format!("Root={}", doc["trace_id"].as_str().unwrap())
+    );
     assert_eq!(doc["http"]["response"]["status"], 500);
     assert_eq!(doc["fault"], true);
     let exception = &doc["cause"]["exceptions"][0];

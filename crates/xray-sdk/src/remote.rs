@@ -386,7 +386,11 @@ pub fn decode_grpc_message(value: &[u8]) -> Cow<'_, str> {
     if !value.contains(&b'%') {
         return String::from_utf8_lossy(value);
     }
-    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     let mut out = Vec::with_capacity(value.len());
     let mut i = 0;
     while i < value.len() {
@@ -568,7 +572,10 @@ mod tests {
         assert_eq!(exception["remote"], true);
 
         let failed = &doc["subsegments"][1];
-        assert_eq!(failed["http"]["request"]["url"], "gopher://pricing.internal/x");
+        assert_eq!(
+            failed["http"]["request"]["url"],
+            "gopher://pricing.internal/x"
+        );
         assert_eq!(failed["fault"], true);
         assert_eq!(failed["cause"]["exceptions"][0]["message"], "refused");
         assert!(failed["http"].get("response").is_none());

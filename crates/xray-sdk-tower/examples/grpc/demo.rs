@@ -122,9 +122,12 @@ impl Drop for RunningServer {
     }
 }
 
+/// The answer to a panic: a function, so that the layer's type can be named.
+type PanicAnswer = fn(Box<dyn std::any::Any + Send>) -> http::Response<tonic::body::Body>;
+
 /// The panic recipe: tonic has no panic handler of its own, and a handler that panics
 /// reaches the client as a reset stream. `CatchPanicLayer::custom` answers `INTERNAL`.
-fn catch_panic() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send>) -> http::Response<tonic::body::Body>> {
+fn catch_panic() -> CatchPanicLayer<PanicAnswer> {
     CatchPanicLayer::custom(|_panic| Status::internal("the handler panicked").into_http())
 }
 
@@ -206,7 +209,10 @@ pub(crate) async fn run_calls(
     let outcomes = async {
         let mut outcomes = Vec::new();
         let unary = client.unary(ask("hello", Code::Ok, 0, false)).await;
-        outcomes.push(format!("unary: {:?}", unary.map(|r| r.into_inner().message)));
+        outcomes.push(format!(
+            "unary: {:?}",
+            unary.map(|r| r.into_inner().message)
+        ));
 
         let mut replies = 0;
         let streamed = match client.stream(ask("tick", Code::Ok, 3, false)).await {
@@ -232,7 +238,9 @@ pub(crate) async fn run_calls(
             let answer = client.unary(request).await;
             outcomes.push(format!(
                 "{what}: {:?}",
-                answer.map(|_| ()).map_err(|s| (s.code(), s.message().to_owned()))
+                answer
+                    .map(|_| ())
+                    .map_err(|s| (s.code(), s.message().to_owned()))
             ));
         }
         outcomes

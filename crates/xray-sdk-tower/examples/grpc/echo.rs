@@ -29,10 +29,10 @@ pub mod echo_client {
         dead_code,
         missing_docs,
         clippy::wildcard_imports,
-        clippy::let_unit_value,
+        clippy::let_unit_value
     )]
-    use tonic::codegen::*;
     use tonic::codegen::http::Uri;
+    use tonic::codegen::*;
     #[derive(Debug, Clone)]
     pub struct EchoClient<T> {
         inner: tonic::client::Grpc<T>,
@@ -52,22 +52,18 @@ pub mod echo_client {
             let inner = tonic::client::Grpc::with_origin(inner, origin);
             Self { inner }
         }
-        pub fn with_interceptor<F>(
-            inner: T,
-            interceptor: F,
-        ) -> EchoClient<InterceptedService<T, F>>
+        pub fn with_interceptor<F>(inner: T, interceptor: F) -> EchoClient<InterceptedService<T, F>>
         where
             F: tonic::service::Interceptor,
             T::ResponseBody: Default,
             T: tonic::codegen::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<
-                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                    http::Request<tonic::body::Body>,
+                    Response = http::Response<
+                        <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                    >,
                 >,
-            >,
-            <T as tonic::codegen::Service<
-                http::Request<tonic::body::Body>,
-            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+            <T as tonic::codegen::Service<http::Request<tonic::body::Body>>>::Error:
+                Into<StdError> + std::marker::Send + std::marker::Sync,
         {
             EchoClient::new(InterceptedService::new(inner, interceptor))
         }
@@ -107,18 +103,14 @@ pub mod echo_client {
             &mut self,
             request: impl tonic::IntoRequest<super::EchoRequest>,
         ) -> std::result::Result<tonic::Response<super::EchoReply>, tonic::Status> {
-            self.inner
-                .ready()
-                .await
-                .map_err(|e| {
-                    tonic::Status::unknown(
-                        format!("Service was not ready: {}", e.into()),
-                    )
-                })?;
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
             let codec = tonic_prost::ProstCodec::default();
             let path = http::uri::PathAndQuery::from_static("/xray.echo.Echo/Unary");
             let mut req = request.into_request();
-            req.extensions_mut().insert(GrpcMethod::new("xray.echo.Echo", "Unary"));
+            req.extensions_mut()
+                .insert(GrpcMethod::new("xray.echo.Echo", "Unary"));
             self.inner.unary(req, path, codec).await
         }
         /// Answers `count` replies, then the status asked for; with `count` 0, replies until the
@@ -130,18 +122,14 @@ pub mod echo_client {
             tonic::Response<tonic::codec::Streaming<super::EchoReply>>,
             tonic::Status,
         > {
-            self.inner
-                .ready()
-                .await
-                .map_err(|e| {
-                    tonic::Status::unknown(
-                        format!("Service was not ready: {}", e.into()),
-                    )
-                })?;
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
             let codec = tonic_prost::ProstCodec::default();
             let path = http::uri::PathAndQuery::from_static("/xray.echo.Echo/Stream");
             let mut req = request.into_request();
-            req.extensions_mut().insert(GrpcMethod::new("xray.echo.Echo", "Stream"));
+            req.extensions_mut()
+                .insert(GrpcMethod::new("xray.echo.Echo", "Stream"));
             self.inner.server_streaming(req, path, codec).await
         }
     }
@@ -153,7 +141,7 @@ pub mod echo_server {
         dead_code,
         missing_docs,
         clippy::wildcard_imports,
-        clippy::let_unit_value,
+        clippy::let_unit_value
     )]
     use tonic::codegen::*;
     /// Generated trait containing gRPC methods that should be implemented for use with EchoServer.
@@ -167,8 +155,7 @@ pub mod echo_server {
         /// Server streaming response type for the Stream method.
         type StreamStream: tonic::codegen::tokio_stream::Stream<
                 Item = std::result::Result<super::EchoReply, tonic::Status>,
-            >
-            + std::marker::Send
+            > + std::marker::Send
             + 'static;
         /// Answers `count` replies, then the status asked for; with `count` 0, replies until the
         /// client goes away.
@@ -198,10 +185,7 @@ pub mod echo_server {
                 max_encoding_message_size: None,
             }
         }
-        pub fn with_interceptor<F>(
-            inner: T,
-            interceptor: F,
-        ) -> InterceptedService<Self, F>
+        pub fn with_interceptor<F>(inner: T, interceptor: F) -> InterceptedService<Self, F>
         where
             F: tonic::service::Interceptor,
         {
@@ -256,21 +240,15 @@ pub mod echo_server {
                 "/xray.echo.Echo/Unary" => {
                     #[allow(non_camel_case_types)]
                     struct UnarySvc<T: Echo>(pub Arc<T>);
-                    impl<T: Echo> tonic::server::UnaryService<super::EchoRequest>
-                    for UnarySvc<T> {
+                    impl<T: Echo> tonic::server::UnaryService<super::EchoRequest> for UnarySvc<T> {
                         type Response = super::EchoReply;
-                        type Future = BoxFuture<
-                            tonic::Response<Self::Response>,
-                            tonic::Status,
-                        >;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
                         fn call(
                             &mut self,
                             request: tonic::Request<super::EchoRequest>,
                         ) -> Self::Future {
                             let inner = Arc::clone(&self.0);
-                            let fut = async move {
-                                <T as Echo>::unary(&inner, request).await
-                            };
+                            let fut = async move { <T as Echo>::unary(&inner, request).await };
                             Box::pin(fut)
                         }
                     }
@@ -299,24 +277,17 @@ pub mod echo_server {
                 "/xray.echo.Echo/Stream" => {
                     #[allow(non_camel_case_types)]
                     struct StreamSvc<T: Echo>(pub Arc<T>);
-                    impl<
-                        T: Echo,
-                    > tonic::server::ServerStreamingService<super::EchoRequest>
-                    for StreamSvc<T> {
+                    impl<T: Echo> tonic::server::ServerStreamingService<super::EchoRequest> for StreamSvc<T> {
                         type Response = super::EchoReply;
                         type ResponseStream = T::StreamStream;
-                        type Future = BoxFuture<
-                            tonic::Response<Self::ResponseStream>,
-                            tonic::Status,
-                        >;
+                        type Future =
+                            BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
                         fn call(
                             &mut self,
                             request: tonic::Request<super::EchoRequest>,
                         ) -> Self::Future {
                             let inner = Arc::clone(&self.0);
-                            let fut = async move {
-                                <T as Echo>::stream(&inner, request).await
-                            };
+                            let fut = async move { <T as Echo>::stream(&inner, request).await };
                             Box::pin(fut)
                         }
                     }
@@ -342,25 +313,19 @@ pub mod echo_server {
                     };
                     Box::pin(fut)
                 }
-                _ => {
-                    Box::pin(async move {
-                        let mut response = http::Response::new(
-                            tonic::body::Body::default(),
-                        );
-                        let headers = response.headers_mut();
-                        headers
-                            .insert(
-                                tonic::Status::GRPC_STATUS,
-                                (tonic::Code::Unimplemented as i32).into(),
-                            );
-                        headers
-                            .insert(
-                                http::header::CONTENT_TYPE,
-                                tonic::metadata::GRPC_CONTENT_TYPE,
-                            );
-                        Ok(response)
-                    })
-                }
+                _ => Box::pin(async move {
+                    let mut response = http::Response::new(tonic::body::Body::default());
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        tonic::Status::GRPC_STATUS,
+                        (tonic::Code::Unimplemented as i32).into(),
+                    );
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        tonic::metadata::GRPC_CONTENT_TYPE,
+                    );
+                    Ok(response)
+                }),
             }
         }
     }

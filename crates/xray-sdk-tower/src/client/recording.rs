@@ -109,7 +109,9 @@ fn outgoing_call<'a, B>(config: &'a ClientConfig, req: &'a Request<B>) -> Outgoi
             host,
             path,
         },
-        (Some(host), Some(s)) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
+        (Some(host), Some(s))
+            if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") =>
+        {
             CallUrl::Parts {
                 https: s.eq_ignore_ascii_case("https"),
                 host,
@@ -264,10 +266,18 @@ mod tests {
                 "https://api.example.com/a",
             ),
             ("http://[::1]:3000/x", "[::1]", "http://[::1]:3000/x"),
-            ("ftp://files.internal/f", "files.internal", "ftp://files.internal/f"),
+            (
+                "ftp://files.internal/f",
+                "files.internal",
+                "ftp://files.internal/f",
+            ),
             ("/inv.Inventory/Get", "unknown-host", "/inv.Inventory/Get"),
         ] {
-            assert_eq!(recorded(&plain, &req(uri)), (name.to_owned(), url.to_owned()), "{uri}");
+            assert_eq!(
+                recorded(&plain, &req(uri)),
+                (name.to_owned(), url.to_owned()),
+                "{uri}"
+            );
         }
         // A path-only URI (a tonic client built with `new`): the layer's origin, else `Host`.
         let with_origin = ClientConfig {
