@@ -339,7 +339,11 @@ fn request_url(url: &Url) -> Cow<'_, str> {
 /// [`Context::downstream_header`]), written by the core straight into a buffer of the exact
 /// length, which the header value then owns: one allocation, no copy.
 fn header_value(ctx: &Context) -> Option<HeaderValue> {
-    HeaderValue::try_from(remote::downstream_header_bytes(ctx)).ok()
+    let mut value = HeaderValue::try_from(remote::downstream_header_bytes(ctx)).ok()?;
+    // New for every call: over HTTP/2 it is sent as a literal "never indexed", so that it
+    // does not push the headers that repeat out of the connection's header tables.
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// The `cause` for an error returned by the inner middlewares or the client: one exception

@@ -12,6 +12,10 @@
 //! without it, timed on the side, and the bench prints the median over criterion's samples of
 //! the per-call difference (`paired ...`). `with_layer_unsampled` is the same with an
 //! unsampled segment current (the call only carries `Sampled=0` downstream).
+//! `unique_header_layer` is a reference, paired the same way: a layer that only adds an
+//! `X-Amzn-Trace-Id` of the same length whose value changes with every call, as a trace
+//! header does. Over HTTP/2 such a header is not in HPACK's tables: both ends encode and
+//! decode it in full on every call, which is the floor under any propagating layer.
 //!
 //! Every 10 calls the segment is ended (and sent to a UDP socket nobody reads) and a new one
 //! begins, in both variants alike, outside the timed part; the emitter is flushed after each
@@ -117,10 +121,53 @@ impl Started {
     }
 }
 
-/// The two clients of one server, on one connection.
+/// A layer that only adds a trace header of the usual length, new for every call.
+#[derive(Clone)]
+struct UniqueHeader<S> {
+    inner: S,
+    n: u64,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for UniqueHeader<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> S::Future {
+        self.n += 1;
+        let value = format!(
+            "Root=1-6b166bae-3ac0f12711e8a8df00aae2d8;Parent={:016x};Sampled=1",
+            self.n
+        );
+        if let Ok(value) = http::HeaderValue::try_from(value) {
+            req.headers_mut().insert("x-amzn-trace-id", value);
+        }
+        self.inner.call(req)
+    }
+}
+
+/// The clients of one server, on one connection.
 struct Clients {
     without: EchoClient<Channel>,
     with: EchoClient<XRayClient<Channel>>,
+    unique_header: EchoClient<UniqueHeader<Channel>>,
+}
+
+#[derive(Clone, Copy)]
+enum Variant {
+    Without,
+    With,
+    UniqueHeader,
 }
 
 fn clients(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> Clients {
@@ -130,7 +177,11 @@ fn clients(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> Clients {
         let layer = XRayClientLayer::new().origin(endpoint.uri().clone());
         Clients {
             without: EchoClient::new(channel.clone()),
-            with: EchoClient::new(tower::Layer::layer(&layer, channel)),
+            with: EchoClient::new(tower::Layer::layer(&layer, channel.clone())),
+            unique_header: EchoClient::new(UniqueHeader {
+                inner: channel,
+                n: 0,
+            }),
         }
     })
 }
@@ -148,7 +199,7 @@ fn run(
     rt: &tokio::runtime::Runtime,
     recorder: &Recorder,
     clients: &mut Clients,
-    with: bool,
+    variant: Variant,
     sampled: bool,
     clock: Clock,
     iters: u64,
@@ -163,10 +214,16 @@ fn run(
             let start = clock.start();
             async {
                 for _ in 0..n {
-                    if with {
-                        black_box(clients.with.unary(request()).await.expect("call"));
-                    } else {
-                        black_box(clients.without.unary(request()).await.expect("call"));
+                    match variant {
+                        Variant::Without => {
+                            black_box(clients.without.unary(request()).await.expect("call"));
+                        }
+                        Variant::With => {
+                            black_box(clients.with.unary(request()).await.expect("call"));
+                        }
+                        Variant::UniqueHeader => {
+                            black_box(clients.unique_header.unary(request()).await.expect("call"));
+                        }
                     }
                 }
             }
@@ -206,10 +263,24 @@ fn bench(c: &mut Criterion) {
         let mut clients = clients(&rt, addr);
         let mut group = c.benchmark_group(group_name);
         group.bench_function("without_layer", |b| {
-            b.iter_custom(|iters| run(&rt, &recorder, &mut clients, false, true, clock, iters));
+            b.iter_custom(|iters| {
+                run(
+                    &rt,
+                    &recorder,
+                    &mut clients,
+                    Variant::Without,
+                    true,
+                    clock,
+                    iters,
+                )
+            });
         });
         let mut paired = Vec::new();
-        for (name, sampled) in [("with_layer", true), ("with_layer_unsampled", false)] {
+        for (name, variant, sampled) in [
+            ("with_layer", Variant::With, true),
+            ("with_layer_unsampled", Variant::With, false),
+            ("unique_header_layer", Variant::UniqueHeader, true),
+        ] {
             let mut diffs = Vec::new();
             group.bench_function(name, |b| {
                 b.iter_custom(|iters| {
@@ -218,8 +289,16 @@ fn bench(c: &mut Criterion) {
                     while left > 0 {
                         let n = left.min(CALLS_PER_SEGMENT);
                         left -= n;
-                        total += run(&rt, &recorder, &mut clients, true, sampled, clock, n);
-                        base += run(&rt, &recorder, &mut clients, false, sampled, clock, n);
+                        total += run(&rt, &recorder, &mut clients, variant, sampled, clock, n);
+                        base += run(
+                            &rt,
+                            &recorder,
+                            &mut clients,
+                            Variant::Without,
+                            sampled,
+                            clock,
+                            n,
+                        );
                     }
                     let per = |d: Duration| d.as_nanos() as f64 / iters.max(1) as f64;
                     diffs.push(per(total) - per(base));

@@ -474,7 +474,11 @@ fn response_header_value(trace_id: TraceId, sampled: Option<bool>) -> Option<Hea
         out.extend_from_slice(SAMPLED);
         out.push(if sampled { b'1' } else { b'0' });
     }
-    HeaderValue::try_from(out).ok()
+    let mut value = HeaderValue::try_from(out).ok()?;
+    // New for every trace: over HTTP/2 it is sent as a literal "never indexed", so that it
+    // does not push the headers that repeat out of the connection's header tables.
+    value.set_sensitive(true);
+    Some(value)
 }
 
 #[cfg(test)]

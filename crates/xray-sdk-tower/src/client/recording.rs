@@ -66,8 +66,11 @@ pub(crate) fn begin<B>(config: &ClientConfig, req: &mut Request<B>) -> Option<Cl
     if config
         .existing_header
         .writes(req.headers().contains_key(TRACE_HEADER))
-        && let Ok(value) = HeaderValue::try_from(remote::downstream_header_bytes(&sub))
+        && let Ok(mut value) = HeaderValue::try_from(remote::downstream_header_bytes(&sub))
     {
+        // New for every call: never worth a place in HTTP/2's header tables, where it would
+        // push out the headers that repeat (HPACK sends it as a literal "never indexed").
+        value.set_sensitive(true);
         req.headers_mut().insert(TRACE_HEADER, value);
         propagated = true;
     }
