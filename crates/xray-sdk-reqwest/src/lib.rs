@@ -120,7 +120,8 @@ use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 use url::Position;
 use xray_sdk::context::{FutureExt, with_current};
-use xray_sdk::{Cause, Context, ContextMissing, Entity, Namespace, Record};
+use xray_sdk::remote::{self, CallOutcome, CallUrl, OutgoingCall};
+use xray_sdk::{Cause, Context, ContextMissing, Entity};
 
 /// `X-Amzn-Trace-Id`, as `http` stores header names (lower case).
 pub const TRACE_HEADER: HeaderName = HeaderName::from_static("x-amzn-trace-id");
@@ -131,17 +132,9 @@ const OPERATION: &str = "xray_sdk_reqwest::XRayMiddleware";
 /// The subsegment name used when a URL has no host (reqwest refuses to send those).
 const UNKNOWN_HOST: &str = "unknown-host";
 
-/// What to do when the request already carries an `X-Amzn-Trace-Id` header.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ExistingHeader {
-    /// Send the caller's header as it is (the default). The subsegment is still recorded, but
-    /// the called service continues whatever trace the caller's header names.
-    #[default]
-    Keep,
-    /// Replace it with this call's header.
-    Overwrite,
-}
+/// What to do when the request already carries an `X-Amzn-Trace-Id` header: keep it (the
+/// default) or overwrite it. Shared with the other HTTP adapters.
+pub use xray_sdk::remote::ExistingHeader;
 
 /// A marker for a request's extensions: this request is not traced at all (no subsegment, no
 /// header, no context-missing check).
@@ -216,13 +209,14 @@ impl XRayMiddleware {
         // The subsegment is opened and its request recorded under one lock; the strings are
         // borrowed from the request and copied into the trace only when the call is sampled.
         let open = |parent: &Context| {
-            // Named in `init`, which runs only when sampled: an unsampled call copies nothing.
-            parent.begin_subsegment_with(Cow::Borrowed("remote"), |e| {
-                e.set_name(subsegment_name(req.url()));
-                e.set_namespace(Namespace::Remote);
-                e.set_http_method(xray_sdk::model::http_method(req.method().as_str()));
-                e.set_http_url(request_url(req.url()));
-            })
+            remote::begin_call(
+                parent,
+                OutgoingCall {
+                    name: subsegment_name(req.url()),
+                    method: req.method().as_str(),
+                    url: CallUrl::Full(request_url(req.url())),
+                },
+            )
         };
         match ext.get::<Context>() {
             Some(parent) => Some(open(parent)),
@@ -254,8 +248,9 @@ impl Middleware for XRayMiddleware {
         // Whether the called service hears of this subsegment (a hand-set header it keeps
         // names another parent).
         let mut propagated = false;
-        if (self.existing_header == ExistingHeader::Overwrite
-            || !req.headers().contains_key(TRACE_HEADER))
+        if self
+            .existing_header
+            .writes(req.headers().contains_key(TRACE_HEADER))
             && let Some(value) = header_value(&sub)
         {
             req.headers_mut().insert(TRACE_HEADER, value);
@@ -273,20 +268,26 @@ impl Middleware for XRayMiddleware {
                 // subsegment: only when the service answered as a traced one and was told
                 // this subsegment's ID.
                 let traced = propagated && response.headers().contains_key(TRACE_HEADER);
-                sub.end_with(|e| {
-                    e.set_http_response(response.status().as_u16(), length);
-                    if traced {
-                        e.set_http_traced(true);
-                    }
-                });
+                remote::end_call(
+                    sub,
+                    CallOutcome {
+                        status: Some(response.status().as_u16()),
+                        content_length: length,
+                        traced,
+                        ..CallOutcome::default()
+                    },
+                );
             }
             Err(error) if sampled => {
                 // Built before the lock is taken: it walks the error chain.
                 let cause = error_cause(error);
-                sub.end_with(|e| {
-                    e.add_cause(cause);
-                    e.set_fault();
-                });
+                remote::end_call(
+                    sub,
+                    CallOutcome {
+                        error: Some(cause),
+                        ..CallOutcome::default()
+                    },
+                );
             }
             _ => sub.end(),
         }
@@ -334,29 +335,15 @@ fn request_url(url: &Url) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// `Root=` + trace ID + `;Parent=` + entity ID + `;Sampled=` + the flag.
-const FIXED_HEADER_LEN: usize = 5 + 35 + 8 + 16 + 10;
-
-/// Formats `Root=..;Parent=..;Sampled=..[;extra]` for `ctx` (the same text as
-/// [`Context::downstream_header`]) straight into a buffer of the exact length, which the
-/// header value then owns: one allocation, no copy.
+/// `Root=..;Parent=..;Sampled=..[;extra]` for `ctx` (the same text as
+/// [`Context::downstream_header`]), written by the core straight into a buffer of the exact
+/// length, which the header value then owns: one allocation, no copy.
 fn header_value(ctx: &Context) -> Option<HeaderValue> {
-    let extra = ctx.extra_header_fields();
-    let mut out = Vec::with_capacity(FIXED_HEADER_LEN + extra.map_or(0, |e| 1 + e.len()));
-    out.extend_from_slice(b"Root=");
-    out.extend_from_slice(&ctx.trace_id().to_bytes());
-    out.extend_from_slice(b";Parent=");
-    out.extend_from_slice(&ctx.id().to_bytes());
-    out.extend_from_slice(if ctx.is_sampled() {
-        b";Sampled=1"
-    } else {
-        b";Sampled=0"
-    });
-    if let Some(extra) = extra {
-        out.push(b';');
-        out.extend_from_slice(extra.as_bytes());
-    }
-    HeaderValue::try_from(out).ok()
+    let mut value = HeaderValue::try_from(remote::downstream_header_bytes(ctx)).ok()?;
+    // New for every call: over HTTP/2 it is sent as a literal "never indexed", so that it
+    // does not push the headers that repeat out of the connection's header tables.
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// The `cause` for an error returned by the inner middlewares or the client: one exception

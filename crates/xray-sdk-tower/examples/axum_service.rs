@@ -8,6 +8,8 @@
 //! curl -i -H 'X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?' localhost:3000/orders/42
 //! curl -i localhost:3000/missing     # 404: error=true
 //! curl -N localhost:3000/stream      # the segment ends after the last chunk
+//! curl -i localhost:3000/orders/0    # 500 from a returned error: fault, and the error as the cause
+//! curl -i localhost:3000/orders/x    # 400 from a returned error: error, and the cause
 //! ```
 //!
 //! Settings come from the environment (`AWS_XRAY_DAEMON_ADDRESS`, `AWS_XRAY_TRACING_NAME`,
@@ -25,13 +27,60 @@ use xray_sdk::Record;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use http_body::Frame;
 use xray_sdk::Recorder;
-use xray_sdk_tower::{XRayContext, XRayLayer};
+use xray_sdk_tower::{ErrorCause, XRayContext, XRayLayer};
 
-async fn order(segment: XRayContext, Path(id): Path<u32>) -> String {
+/// The handlers' error type. Its response carries an `ErrorCause`, which the layer records as
+/// the segment's cause (the error and its sources); the client sees only a short message.
+#[derive(Debug)]
+enum AppError {
+    /// The id in the path is not a number: the caller's mistake (400, `error`).
+    BadId(std::num::ParseIntError),
+    /// The order could not be loaded: ours (500, `fault`).
+    Storage(std::io::Error),
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::BadId(_) => f.write_str("the order id is not a number"),
+            AppError::Storage(_) => f.write_str("the order could not be loaded"),
+        }
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AppError::BadId(e) => Some(e),
+            AppError::Storage(e) => Some(e),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            AppError::BadId(_) => StatusCode::BAD_REQUEST,
+            AppError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = format!("{self}\n");
+        (status, ErrorCause::new(self), message).into_response()
+    }
+}
+
+async fn order(segment: XRayContext, Path(id): Path<String>) -> Result<String, AppError> {
+    let id: u32 = id.parse().map_err(AppError::BadId)?;
+    if id == 0 {
+        return Err(AppError::Storage(std::io::Error::other(
+            "order 0 is in a table that was dropped",
+        )));
+    }
     segment.annotate("order_id", id);
     // A timed step: a subsegment of the request's segment, found through the current context.
     let total = xray_sdk::subsegment("price-order", async move {
@@ -40,7 +89,7 @@ async fn order(segment: XRayContext, Path(id): Path<u32>) -> String {
     })
     .await;
     segment.put_metadata("total_cents", total);
-    format!("order {id}: {total} cents\n")
+    Ok(format!("order {id}: {total} cents\n"))
 }
 
 async fn stream() -> Body {

@@ -15,25 +15,45 @@ pin_project_lite::pin_project! {
     /// request's segment, which ends when the body does.
     ///
     /// The segment ends at the first of: the last data frame (the inner body reports its end),
-    /// the trailers, the end of the stream, an error from the inner body (recorded as a fault),
-    /// or this body being dropped (a client that went away). The segment is the current X-Ray
-    /// context while the inner body produces frames, so work done while streaming attaches
-    /// to it.
+    /// the trailers (which hold a gRPC call's status), the end of the stream, an error from
+    /// the inner body (recorded as a fault), or this body being dropped (a client that went
+    /// away; a gRPC call then counts as `CANCELLED`). The segment is the current X-Ray context
+    /// while the inner body produces frames, so work done while streaming attaches to it.
+    /// The answer the layer gives in place of a panic has an empty body.
     pub struct ResponseBody<B> {
         #[pin]
-        inner: B,
+        inner: Option<B>,
         recording: Option<Recording>,
+    }
+
+    impl<B> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(recording) = this.project().recording.take() {
+                recording.end_dropped();
+            }
+        }
     }
 }
 
 impl<B> ResponseBody<B> {
     pub(crate) fn new(inner: B, recording: Option<Recording>) -> Self {
-        ResponseBody { inner, recording }
+        ResponseBody {
+            inner: Some(inner),
+            recording,
+        }
     }
 
-    /// The wrapped body.
-    pub fn get_ref(&self) -> &B {
-        &self.inner
+    /// The empty body of the answer to a panic.
+    pub(crate) fn empty() -> Self {
+        ResponseBody {
+            inner: None,
+            recording: None,
+        }
+    }
+
+    /// The wrapped body; `None` in the layer's answer to a panic.
+    pub fn get_ref(&self) -> Option<&B> {
+        self.inner.as_ref()
     }
 }
 
@@ -54,12 +74,15 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
+        let Some(mut inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
         let Some(recording) = this.recording.as_mut() else {
-            return this.inner.poll_frame(cx);
+            return inner.poll_frame(cx);
         };
         let polled = {
             let _current = recording.enter();
-            let inner = this.inner.as_mut();
+            let inner = inner.as_mut();
             catch_unwind(AssertUnwindSafe(move || inner.poll_frame(cx)))
         };
         let frame = match polled {
@@ -74,7 +97,7 @@ impl<B: Body> Body for ResponseBody<B> {
         };
         let (done, failed) = match &frame {
             None => (true, false),
-            Some(Ok(f)) => (f.is_trailers() || this.inner.is_end_stream(), false),
+            Some(Ok(f)) => (f.is_trailers() || inner.is_end_stream(), false),
             Some(Err(_)) => (true, true),
         };
         if done && let Some(recording) = this.recording.take() {
@@ -87,17 +110,23 @@ impl<B: Body> Body for ResponseBody<B> {
                     e.set_fault();
                 });
             } else {
-                recording.segment.end();
+                let trailers = match &frame {
+                    Some(Ok(f)) => f.trailers_ref(),
+                    _ => None,
+                };
+                recording.end_with_trailers(trailers);
             }
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }

@@ -98,40 +98,174 @@
 //!    client address: the first `X-Forwarded-For` entry (with `x_forwarded_for: true`), else
 //!    the peer address from axum's `ConnectInfo<SocketAddr>` (serve the app with
 //!    `into_make_service_with_connect_info::<SocketAddr>()`; plain `axum::serve(listener,
-//!    app)` gives no peer address) or a `SocketAddr` request extension. The response's status and length follow; 4xx sets `error`, 429 `throttle`,
-//!    5xx `fault`.
+//!    app)` gives no peer address), tonic's `TcpConnectInfo` (feature `tonic`) or a
+//!    `SocketAddr` request extension. The response's status and length follow; 4xx sets
+//!    `error`, 429 `throttle`, 5xx `fault`. A gRPC call's status is recorded as well (see
+//!    [gRPC](#grpc-tonic)).
 //! 5. **The response** carries `X-Amzn-Trace-Id: Root=<trace id>`, plus `;Sampled=1|0` when the
 //!    caller asked with `Sampled=?` (turn it off with [`XRayLayer::response_header`]). A header
 //!    already set by the inner service is left alone.
 //! 6. **The segment ends** when the response body has finished streaming, fails (a fault), or
 //!    is dropped because the client went away; a response with an empty body ends it at
-//!    once. A panic in the handler is recorded as a fault with the panic message as its cause,
-//!    the segment is sent, and the panic continues to whatever handles it outside (a
-//!    `tower_http::catch_panic::CatchPanicLayer`, or the server).
+//!    once. See [Errors and panics](#errors-and-panics) for failed requests.
 //!
 //! Unsampled requests do no more than the decision and the propagation: no name, URL or
 //! address is built and nothing is sent.
 //!
+//! ## Errors and panics
+//!
+//! - **A returned error.** A 5xx response sets `fault` (4xx `error`), but the layer cannot
+//!   know why. Put an [`ErrorCause`] in the response (with axum, as a response part:
+//!   `(StatusCode::INTERNAL_SERVER_ERROR, ErrorCause::new(err), "...")`) and the error with
+//!   its `source()` chain becomes the segment's `cause`. This is the place for it in an
+//!   axum error type's `IntoResponse`, where every handler's `Result<_, AppError>` passes;
+//!   see `examples/axum_service.rs`.
+//! - **A panic in the handler** (in the inner service's `call`, its future, or a
+//!   [`CatchPanicLayer`](https://docs.rs/tower-http/latest/tower_http/catch_panic/) inside
+//!   this layer) is recorded as `fault`, status 500, and a cause: the panic message, typed
+//!   `panic`, with the file and line it happened at. Either order of the two layers works:
+//!   - **`CatchPanicLayer` inside** (added to the router before `XRayLayer`): its answer
+//!     passes through this layer like any response (status, trace header), and the panic
+//!     reaches the segment through a panic hook the layer installs once (chained to the hook
+//!     already there). This is the place for a custom answer, such as a JSON body or gRPC's
+//!     `Status::internal`.
+//!   - **`CatchPanicLayer` outside, or none**: the panic never leaves this layer. It answers
+//!     in its place, with the trace header as on any response: `500 Internal Server
+//!     Error` with an empty body, or for a gRPC call a trailers-only `INTERNAL` status
+//!     (`grpc-message: Service panicked`). The connection goes on serving.
+//!
+//!   A panic while the body streams (the status is already sent) is recorded the same way
+//!   and continues, as without the layer.
+//!
+//! ## gRPC (tonic)
+//!
+//! A request whose `content-type` is `application/grpc` (or `application/grpc+proto`, ...)
+//! is a gRPC call. Besides the HTTP block (method `POST`, the URL
+//! `http://host/package.Service/Method`, status 200), its segment records the gRPC status,
+//! read from the response headers (a trailers-only answer, which is how tonic sends an error
+//! of a unary call) or from the trailers that end a stream:
+//!
+//! - the code as the annotation `grpc_status` (filter: `annotation.grpc_status = 5`);
+//! - the flags: `error` for `INVALID_ARGUMENT`, `NOT_FOUND`, `ALREADY_EXISTS`,
+//!   `PERMISSION_DENIED`, `FAILED_PRECONDITION`, `ABORTED`, `OUT_OF_RANGE`,
+//!   `UNAUTHENTICATED`; `throttle` and `error` for `RESOURCE_EXHAUSTED`; `fault` for
+//!   `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`,
+//!   `DATA_LOSS`; none for `OK` and `CANCELLED`;
+//! - for a code that sets a flag, the `grpc-message` as the `cause`, typed by the code's name;
+//! - a call the client gave up (the stream dropped before its status) ends with
+//!   `grpc_status` 1 (`CANCELLED`) and no flag.
+//!
+//! The server: every service of a tonic server, or one of them.
+//!
+//! ```no_run
+//! # mod echo { include!("../examples/grpc/echo.rs"); }
+//! # use echo::{EchoReply, EchoRequest, echo_server::{Echo, EchoServer}};
+//! # #[derive(Default)] struct MyEcho;
+//! # #[tonic::async_trait] impl Echo for MyEcho {
+//! #     async fn unary(&self, r: tonic::Request<EchoRequest>) -> Result<tonic::Response<EchoReply>, tonic::Status> { unimplemented!() }
+//! #     type StreamStream = tokio_stream::Empty<Result<EchoReply, tonic::Status>>;
+//! #     async fn stream(&self, r: tonic::Request<EchoRequest>) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> { unimplemented!() }
+//! # }
+//! use tonic::service::LayerExt as _;
+//! use tonic::transport::Server;
+//! use tower_http::catch_panic::CatchPanicLayer;
+//! use xray_sdk_tower::{XRay, XRayLayer};
+//!
+//! # async fn demo(recorder: xray_sdk::Recorder) -> Result<(), tonic::transport::Error> {
+//! let addr = "127.0.0.1:50051".parse().unwrap();
+//! // Every service: the first layer added is the outermost.
+//! Server::builder()
+//!     .layer(XRayLayer::new(recorder.clone()))
+//!     // tonic has no panic handler: without one a panic resets the stream. This one, inside
+//!     // the X-Ray layer, answers `INTERNAL` and the segment still gets the panic as cause.
+//!     .layer(CatchPanicLayer::custom(|_| {
+//!         tonic::Status::internal("internal error").into_http::<tonic::body::Body>()
+//!     }))
+//!     .add_service(EchoServer::new(MyEcho))
+//!     .serve(addr)
+//!     .await?;
+//!
+//! // One service (feature `tonic`: `XRay<S>` keeps `S`'s name), or through tonic's
+//! // `named_layer`.
+//! Server::builder()
+//!     .add_service(XRay::new(EchoServer::new(MyEcho), recorder.clone()))
+//!     .serve(addr)
+//!     .await?;
+//! Server::builder()
+//!     .add_service(XRayLayer::new(recorder).named_layer(EchoServer::new(MyEcho)))
+//!     .serve(addr)
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! In a handler, the request's segment is the current context
+//! ([`xray_sdk::Context::current`]) and is in the request's extensions
+//! (`request.extensions().get::<xray_sdk::Context>()`), for annotations and subsegments.
+//!
+//! The client: [`XRayClientLayer`] around the `Channel` records each call as a `remote`
+//! subsegment of the current context (same status, flags and cause, the exception marked
+//! `remote`) and sends `X-Amzn-Trace-Id` with it as the parent, so the server's segment
+//! joins the trace. A client made with `new` sends path-only URIs and its channel adds the
+//! endpoint below the layer, so tell the layer the endpoint
+//! ([`XRayClientLayer::origin`]):
+//!
+//! ```no_run
+//! # mod echo { include!("../examples/grpc/echo.rs"); }
+//! # use echo::{EchoRequest, echo_client::EchoClient};
+//! use tonic::transport::Endpoint;
+//! use xray_sdk::context::FutureExt;
+//! use xray_sdk_tower::XRayClientLayer;
+//!
+//! # async fn demo(recorder: xray_sdk::Recorder) -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoint = Endpoint::from_static("http://echo.internal:50051");
+//! let channel = tower::ServiceBuilder::new()
+//!     .layer(XRayClientLayer::new().origin(endpoint.uri().clone()))
+//!     .service(endpoint.connect().await?);
+//! let mut client = EchoClient::new(channel);
+//!
+//! let segment = recorder.begin_segment("checkout");
+//! let reply = client
+//!     .unary(EchoRequest::default())
+//!     .in_context(segment.context())
+//!     .await?;
+//! # let _ = reply;
+//! segment.end();
+//! # Ok(()) }
+//! ```
+//!
+//! The same layer records calls of any tower HTTP client, such as hyper-util's
+//! (see [`client`]). `examples/grpc` runs a server and a client with both layers:
+//! `cargo run -p xray-sdk-tower --example grpc`.
+//!
 //! ## Feature flags
 //!
-//! - `axum` (default): the [`XRayContext`] extractor, and the client address from
-//!   `axum::extract::ConnectInfo<SocketAddr>`.
+//! - `axum` (default): the [`XRayContext`] extractor, [`ErrorCause`] as an axum response part,
+//!   and the client address from `axum::extract::ConnectInfo<SocketAddr>`.
+//! - `tonic`: `XRay<S>` implements `tonic::server::NamedService` when `S` does (a single
+//!   traced service for `Server::add_service`), and the client address comes from tonic's
+//!   `TcpConnectInfo`. Recording gRPC status codes and the client layer need no feature.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The crate documentation links to the `axum` feature's items, absent without it.
 #![cfg_attr(not(feature = "axum"), allow(rustdoc::broken_intra_doc_links))]
 
 mod body;
+mod cause;
+pub mod client;
 mod config;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
+mod grpc;
 mod layer;
 mod naming;
+mod panic;
 mod record;
 mod service;
 
 pub use body::ResponseBody;
+pub use cause::ErrorCause;
+pub use client::{XRayClient, XRayClientLayer};
 #[cfg(feature = "axum")]
 pub use extract::{MissingXRayContext, XRayContext};
 pub use future::ResponseFuture;
@@ -147,4 +281,9 @@ const _: () = {
     send_sync::<ResponseFuture<()>>();
     send_sync::<ResponseBody<()>>();
     send_sync::<SegmentNaming>();
+    send_sync::<ErrorCause>();
+    send_sync::<XRayClientLayer>();
+    send_sync::<XRayClient<()>>();
+    send_sync::<client::ResponseFuture<()>>();
+    send_sync::<client::ResponseBody<()>>();
 };

@@ -1,5 +1,6 @@
 //! The per-request work shared by the service, the response future and the body: opening the
-//! segment, making it current, recording the request, the response and panics.
+//! segment, making it current, recording the request, the response (HTTP and gRPC status, an
+//! [`ErrorCause`]) and panics.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -9,11 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
 use xray_sdk::header::HEADER_NAME_LOWER;
+use xray_sdk::remote::{CallOutcome, GRPC_STATUS_ANNOTATION, GrpcCode, StatusFlags};
 use xray_sdk::{
-    Context, Entity, Exception, Patch, Record, SamplingFlag, SamplingRequest, TraceHeader, TraceId,
+    Context, Entity, Patch, Record, SamplingFlag, SamplingRequest, TraceHeader, TraceId,
 };
 
+use crate::cause::ErrorCause;
 use crate::config::Config;
+use crate::{grpc, panic};
 
 pub(crate) const TRACE_HEADER: HeaderName = HeaderName::from_static(HEADER_NAME_LOWER);
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -26,25 +30,83 @@ pub(crate) struct Recording {
     /// Holds the segment's context while it is *not* current; while it is, holds whatever was
     /// current before.
     current: Option<Context>,
+    /// The request is a gRPC call (known for every request: a panic is answered in kind).
+    pub(crate) grpc: bool,
+    /// A recorded gRPC call whose status has not been seen yet.
+    grpc_pending: bool,
+    /// The layer caught a panic of this request and recorded it.
+    panicked: bool,
 }
 
 impl Recording {
     /// Makes the segment current until the guard is dropped.
     pub(crate) fn enter(&mut self) -> Entered<'_> {
-        xray_sdk::context::swap_current(&mut self.current);
-        Entered {
-            slot: &mut self.current,
+        Entered::swap(&mut self.current)
+    }
+
+    /// Records a panic the layer caught (`fault`, and the panic as the cause, with its place
+    /// when the hook noted it), before the layer answers in its place.
+    pub(crate) fn record_panic(&mut self, payload: &(dyn Any + Send)) {
+        self.panicked = true;
+        if self.segment.is_sampled() {
+            let exception = panic::exception(Some(payload), panic::take_noted(self.segment.id()));
+            self.segment.update(|p| {
+                p.add_exception(exception);
+                p.set_fault();
+            });
         }
     }
 
-    /// Records a caught panic (fault and a cause naming the panic message) and ends the
-    /// segment, before the panic is resumed.
+    /// Records a panic while the body streams (the response is already on its way) and ends
+    /// the segment, before the panic is resumed.
     pub(crate) fn end_with_panic(self, payload: &(dyn Any + Send)) {
+        let noted = panic::take_noted(self.segment.id());
         self.segment.end_with(|e| {
-            e.add_exception(Exception::new(panic_message(payload), "panic"));
+            e.add_exception(panic::exception(Some(payload), noted));
             e.set_fault();
         });
     }
+
+    /// Ends the segment at the trailers that close the body: the gRPC status, when it was
+    /// still to come, is in them.
+    pub(crate) fn end_with_trailers(self, trailers: Option<&HeaderMap>) {
+        match trailers
+            .filter(|_| self.grpc_pending)
+            .and_then(grpc::status_in)
+        {
+            Some(status) => {
+                let noted = failed(status.code.flags())
+                    .then(|| panic::take_noted(self.segment.id()))
+                    .flatten();
+                self.segment.end_with(|p| {
+                    if let Some(noted) = noted {
+                        p.add_exception(panic::exception(None, Some(noted)));
+                    }
+                    status.record(p, false);
+                });
+            }
+            None => self.segment.end(),
+        }
+    }
+
+    /// Ends the segment of a request whose response (future or body) was dropped before it
+    /// completed: the client went away. A gRPC call without a status yet is a cancelled call
+    /// (`CANCELLED`, which sets no flag).
+    pub(crate) fn end_dropped(self) {
+        if self.grpc_pending {
+            self.segment.end_with(|p| {
+                p.annotate(GRPC_STATUS_ANNOTATION, GrpcCode::CANCELLED.0);
+            });
+        } else {
+            self.segment.end();
+        }
+    }
+}
+
+/// Whether a status with these flags tells that the request failed on this side (where a
+/// panic may be the cause).
+fn failed(flags: StatusFlags) -> bool {
+    flags == StatusFlags::Fault
 }
 
 /// Restores the previous current context when dropped (also while unwinding).
@@ -52,19 +114,18 @@ pub(crate) struct Entered<'a> {
     slot: &'a mut Option<Context>,
 }
 
-impl Drop for Entered<'_> {
-    fn drop(&mut self) {
-        xray_sdk::context::swap_current(self.slot);
+impl<'a> Entered<'a> {
+    /// Makes the context in `slot` current (`slot` then holds what was current) until the
+    /// guard is dropped.
+    pub(crate) fn swap(slot: &'a mut Option<Context>) -> Self {
+        xray_sdk::context::swap_current(slot);
+        Entered { slot }
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        xray_sdk::context::swap_current(self.slot);
     }
 }
 
@@ -121,8 +182,16 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
             .as_ref()
             .is_some_and(|h| h.sampled() == SamplingFlag::Requested),
     };
+    let grpc = grpc::is_grpc(req.headers());
     let current = Some(segment.context());
-    (Recording { segment, current }, mode)
+    let recording = Recording {
+        grpc_pending: grpc && segment.is_sampled(),
+        segment,
+        current,
+        grpc,
+        panicked: false,
+    };
+    (recording, mode)
 }
 
 fn parse_incoming(value: &HeaderValue) -> TraceHeader {
@@ -288,8 +357,8 @@ fn request_block<'a, B>(req: &'a Request<B>, host: Option<&'a str>) -> RequestBl
     }
 }
 
-/// The peer address, from axum's `ConnectInfo<SocketAddr>` or a plain `SocketAddr` request
-/// extension (which a hyper server can insert).
+/// The peer address, from axum's `ConnectInfo<SocketAddr>`, tonic's `TcpConnectInfo` or a
+/// plain `SocketAddr` request extension (which a hyper server can insert).
 fn peer_address<B>(req: &Request<B>) -> Option<SocketAddr> {
     #[cfg(feature = "axum")]
     if let Some(info) = req
@@ -298,12 +367,21 @@ fn peer_address<B>(req: &Request<B>) -> Option<SocketAddr> {
     {
         return Some(info.0);
     }
+    #[cfg(feature = "tonic")]
+    if let Some(addr) = req
+        .extensions()
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
+    {
+        return Some(addr);
+    }
     req.extensions().get::<SocketAddr>().copied()
 }
 
-/// Records the response status and length, and adds the response trace header.
+/// Records the response (status and length; the gRPC status of a trailers-only answer; an
+/// [`ErrorCause`] it carries; a panic behind a failure) and adds the response trace header.
 pub(crate) fn record_response<B: http_body::Body>(
-    recording: &Recording,
+    recording: &mut Recording,
     mode: ResponseHeaderMode,
     res: &mut Response<B>,
 ) {
@@ -322,7 +400,56 @@ pub(crate) fn record_response<B: http_body::Body>(
                 .and_then(|v| v.parse::<u64>().ok())
                 .or(exact),
         };
-        segment.set_http_response(res.status().as_u16(), length);
+        let status = res.status().as_u16();
+        // An `ErrorCause` is the layer's to read: taken, so that no outer layer records it
+        // again. Formatted here, before the lock.
+        let error = res
+            .extensions_mut()
+            .remove::<ErrorCause>()
+            .map(|cause| cause.to_cause());
+        let grpc = if recording.grpc_pending {
+            grpc::status_in(res.headers())
+        } else {
+            None
+        };
+        let failed = status >= 500 || grpc.is_some_and(|g| failed(g.code.flags()));
+        let noted = (failed && !recording.panicked)
+            .then(|| panic::take_noted(segment.id()))
+            .flatten();
+        if grpc.is_none() && error.is_none() && noted.is_none() {
+            // The common case: one change, applied without a patch.
+            segment.set_http_response(status, length);
+        } else {
+            if grpc.is_some() {
+                recording.grpc_pending = false;
+            }
+            let panicked = recording.panicked;
+            segment.update(|p| {
+                let outcome = CallOutcome {
+                    status: Some(status),
+                    content_length: length,
+                    ..CallOutcome::default()
+                };
+                outcome.record(p);
+                // The panic first: it is what went wrong; the status is what was answered.
+                if let Some(noted) = noted {
+                    p.add_exception(panic::exception(None, Some(noted)));
+                }
+                match grpc {
+                    // The panic is the cause already: the status that stands for it adds
+                    // only its code and flag.
+                    Some(g) if panicked => {
+                        p.annotate(GRPC_STATUS_ANNOTATION, g.code.0);
+                        p.set_fault();
+                    }
+                    Some(g) => g.record(p, false),
+                    None => {}
+                }
+                if let Some(cause) = error {
+                    p.add_cause(cause);
+                }
+            });
+        }
     }
     if mode.enabled
         && let header::Entry::Vacant(slot) = res.headers_mut().entry(TRACE_HEADER)
@@ -347,7 +474,11 @@ fn response_header_value(trace_id: TraceId, sampled: Option<bool>) -> Option<Hea
         out.extend_from_slice(SAMPLED);
         out.push(if sampled { b'1' } else { b'0' });
     }
-    HeaderValue::try_from(out).ok()
+    let mut value = HeaderValue::try_from(out).ok()?;
+    // New for every trace: over HTTP/2 it is sent as a literal "never indexed", so that it
+    // does not push the headers that repeat out of the connection's header tables.
+    value.set_sensitive(true);
+    Some(value)
 }
 
 #[cfg(test)]
@@ -462,12 +593,5 @@ mod tests {
         assert_eq!(block.client_ip, None);
         assert!(!block.x_forwarded_for);
         assert_eq!(block.user_agent, None);
-    }
-
-    #[test]
-    fn panic_messages() {
-        assert_eq!(panic_message(&"boom"), "boom");
-        assert_eq!(panic_message(&String::from("bang")), "bang");
-        assert_eq!(panic_message(&42u8), "panic with a non-string payload");
     }
 }

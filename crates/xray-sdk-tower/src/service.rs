@@ -1,7 +1,7 @@
 //! [`XRay`]: the service that wraps each request in a segment.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
@@ -84,9 +84,17 @@ where
         match called {
             Ok(future) => ResponseFuture::new(future, recording, mode),
             Err(payload) => {
-                recording.end_with_panic(&*payload);
-                resume_unwind(payload)
+                // Answered by the future, as a panic in the future itself is.
+                recording.record_panic(&*payload);
+                ResponseFuture::panicked(recording, mode)
             }
         }
     }
+}
+
+/// A wrapped tonic service keeps its name, so that `Server::add_service(XRay::new(svc, ..))`
+/// routes to it.
+#[cfg(feature = "tonic")]
+impl<S: tonic::server::NamedService> tonic::server::NamedService for XRay<S> {
+    const NAME: &'static str = S::NAME;
 }

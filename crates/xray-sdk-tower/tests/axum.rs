@@ -319,19 +319,36 @@ async fn statuses_set_error_throttle_and_fault() {
     }
 }
 
+/// Checks the segment of a request whose handler panicked: status 500 and `fault`, the panic
+/// as the cause with the place it happened, and the trace header on the 500 the client got.
+fn assert_panic_recorded(doc: &Value, status: StatusCode, headers: &HeaderMap) {
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(doc["http"]["response"]["status"], 500, "{doc}");
+    assert_eq!(doc["fault"], true, "{doc}");
+    let exceptions = doc["cause"]["exceptions"].as_array().unwrap();
+    assert_eq!(exceptions.len(), 1, "one exception, not two: {doc}");
+    assert_eq!(exceptions[0]["message"], "boom at the handler");
+    assert_eq!(exceptions[0]["type"], "panic");
+    let frame = &exceptions[0]["stack"][0];
+    assert!(
+        frame["path"].as_str().unwrap().ends_with("tests/axum.rs"),
+        "{frame}"
+    );
+    assert!(frame["line"].as_u64().unwrap() > 0);
+    assert!(doc["end_time"].as_f64().is_some());
+    assert_eq!(
+        trace_header_of(headers),
+        format!("Root={}", doc["trace_id"].as_str().unwrap())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn panic_is_a_fault_with_a_cause_and_catch_panic_outside_answers_500() {
+async fn panic_with_catch_panic_outside_gets_500_a_cause_and_the_header() {
     let daemon = Daemon::new("svc");
     let router = app(&daemon).layer(tower_http::catch_panic::CatchPanicLayer::new());
     let addr = serve(router).await;
-    let (status, _, _) = get_with(addr, "/panic", None).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    let doc = daemon.document().await;
-    assert_eq!(doc["fault"], true, "{doc}");
-    let exception = &doc["cause"]["exceptions"][0];
-    assert_eq!(exception["message"], "boom at the handler");
-    assert_eq!(exception["type"], "panic");
-    assert!(doc["end_time"].as_f64().is_some());
+    let (status, headers, _) = get_with(addr, "/panic", None).await;
+    assert_panic_recorded(&daemon.document().await, status, &headers);
 
     // The server keeps serving, and the next request is clean.
     let (status, _, _) = get_with(addr, "/hello", None).await;
@@ -340,17 +357,182 @@ async fn panic_is_a_fault_with_a_cause_and_catch_panic_outside_answers_500() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn panic_without_catch_panic_still_sends_the_segment() {
+async fn panic_with_catch_panic_inside_gets_500_a_cause_and_the_header() {
+    let daemon = Daemon::new("svc");
+    let router = Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                if now_secs() > 0.0 {
+                    panic!("boom at the handler");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/caught",
+            get(|| async {
+                // A panic the handler recovers from: the request succeeds.
+                let _ = std::panic::catch_unwind(|| panic!("recovered"));
+                "fine"
+            }),
+        )
+        .route(
+            "/broken",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "later failure") }),
+        )
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(XRayLayer::new(daemon.recorder.clone()));
+    let addr = serve(router).await;
+    let (status, headers, body) = get_with(addr, "/panic", None).await;
+    // The 500 is CatchPanicLayer's own (its body), recorded as it passed through the layer.
+    assert_eq!(body, "Service panicked");
+    assert_panic_recorded(&daemon.document().await, status, &headers);
+
+    // A recovered panic is no cause of a successful request, nor of the next request's
+    // failure: the note belongs to its own request's segment.
+    let (status, _, _) = get_with(addr, "/caught", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc = daemon.document().await;
+    assert!(
+        doc.get("fault").is_none() && doc.get("cause").is_none(),
+        "{doc}"
+    );
+    let (status, _, _) = get_with(addr, "/broken", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let doc = daemon.document().await;
+    assert_eq!(doc["fault"], true);
+    assert!(doc.get("cause").is_none(), "{doc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_without_catch_panic_is_answered_500_by_the_layer() {
     let daemon = Daemon::new("svc");
     let addr = serve(app(&daemon)).await;
-    let res = client().get(format!("http://{addr}/panic")).send().await;
-    assert!(res.is_err(), "the connection is dropped by the panic");
+    let (status, headers, body) = get_with(
+        addr,
+        "/panic",
+        Some(&format!("Root={ROOT};Parent={PARENT};Sampled=?")),
+    )
+    .await;
+    assert_eq!(body, "");
     let doc = daemon.document().await;
+    assert_eq!(doc["trace_id"], ROOT);
+    assert_eq!(trace_header_of(&headers), format!("Root={ROOT};Sampled=1"));
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(doc["http"]["response"]["status"], 500);
     assert_eq!(doc["fault"], true);
     assert_eq!(
         doc["cause"]["exceptions"][0]["message"],
         "boom at the handler"
     );
+    // The connection was kept: the next request on the same client works.
+    let (status, _, _) = get_with(addr, "/hello", None).await;
+    assert_eq!(status, StatusCode::OK);
+    daemon.document().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_of_an_unsampled_request_is_answered_and_sends_nothing() {
+    let daemon = Daemon::never_sampling("svc");
+    let addr = serve(app(&daemon)).await;
+    let (status, headers, _) = get_with(addr, "/panic", None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(trace_header_of(&headers).starts_with("Root=1-"));
+    daemon.assert_nothing_sent().await;
+}
+
+/// The idiomatic axum failure: a handler's error type whose response is a 500 (or a 4xx)
+/// and that tells the layer what went wrong through `ErrorCause`.
+#[derive(Debug)]
+enum AppError {
+    Storage(std::io::Error),
+    BadInput(std::num::ParseIntError),
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::Storage(_) => f.write_str("could not load the order"),
+            AppError::BadInput(_) => f.write_str("the order id is not a number"),
+        }
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AppError::Storage(e) => Some(e),
+            AppError::BadInput(e) => Some(e),
+        }
+    }
+}
+
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let status = match self {
+            AppError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::BadInput(_) => StatusCode::BAD_REQUEST,
+        };
+        (
+            status,
+            xray_sdk_tower::ErrorCause::new(self),
+            "request failed",
+        )
+            .into_response()
+    }
+}
+
+async fn order(axum::extract::Path(id): axum::extract::Path<String>) -> Result<String, AppError> {
+    let id: u32 = id.parse().map_err(AppError::BadInput)?;
+    if id == 0 {
+        return Err(AppError::Storage(std::io::Error::other("disk on fire")));
+    }
+    Ok(format!("order {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returned_errors_are_the_cause() {
+    let daemon = Daemon::new("svc");
+    let router = Router::new()
+        .route("/orders/{id}", get(order))
+        .layer(XRayLayer::new(daemon.recorder.clone()));
+    let addr = serve(router).await;
+
+    let (status, _, body) = get_with(addr, "/orders/0", None).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "request failed")
+    );
+    let doc = daemon.document().await;
+    assert_eq!(doc["http"]["response"]["status"], 500);
+    assert_eq!(doc["fault"], true);
+    let exceptions = doc["cause"]["exceptions"].as_array().unwrap();
+    assert_eq!(exceptions.len(), 2, "{doc}");
+    assert_eq!(exceptions[0]["type"], "AppError");
+    assert_eq!(exceptions[0]["message"], "could not load the order");
+    assert_eq!(exceptions[1]["message"], "disk on fire");
+    assert_eq!(exceptions[0]["cause"], exceptions[1]["id"]);
+
+    // A 4xx error: `error`, not `fault`, and its cause all the same.
+    let (status, _, _) = get_with(addr, "/orders/x", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let doc = daemon.document().await;
+    assert_eq!(doc["error"], true);
+    assert!(doc.get("fault").is_none());
+    assert_eq!(
+        doc["cause"]["exceptions"][0]["message"],
+        "the order id is not a number"
+    );
+    assert_eq!(
+        doc["cause"]["exceptions"][1]["message"],
+        "invalid digit found in string"
+    );
+
+    // Success: no cause.
+    let (status, _, body) = get_with(addr, "/orders/7", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "order 7"));
+    assert!(daemon.document().await.get("cause").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,6 +77,7 @@ pub mod model;
 pub mod plugins;
 mod record;
 pub mod recorder;
+pub mod remote;
 pub mod sampling;
 mod segment_builder;
 mod shutdown;
