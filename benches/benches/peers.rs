@@ -6,12 +6,14 @@
 //!
 //! Groups:
 //! - `w2`, `w1`, `unsampled`: the time the serving thread spends per request (W1: per call),
-//!   **paired**: per criterion sample, a chunk of the peer's requests and a chunk of
-//!   xray-sdk's, each timed, in alternating order; background queues are drained after each
-//!   chunk, outside the timed part, so nothing is dropped and no exporter thread works beside
-//!   a timed chunk. Criterion reports the peer's time; each pair ends with a `paired` line on
-//!   stderr: both sides' medians over the samples and the median of the per-sample ratios.
-//!   (xray-lite ignores `Sampled=0`: its unsampled request is its W2 request.)
+//!   in chunks of 256 requests (W1: 64 calls to one open segment) with background queues
+//!   drained after each chunk, outside the timed part, so nothing is dropped and no exporter
+//!   thread works beside a timed chunk. First xray-sdk alone (an `alone` line on stderr),
+//!   then each peer **paired** with xray-sdk: per criterion sample, a chunk of the peer's
+//!   requests and a chunk of xray-sdk's, each timed, in alternating order. Criterion reports
+//!   the peer's time; each pair ends with a `paired` line on stderr: both sides' medians over
+//!   the samples and the median of the per-sample ratios. (xray-lite ignores `Sampled=0`:
+//!   its unsampled request is its W2 request, and is not run again.)
 //! - `background`: CPU time of the background threads per W2 request, read from
 //!   `/proc/self/task/<tid>/schedstat`: xray-sdk's `xray-emitter` against the floor, a loop
 //!   that renders the same document (`RecordedSegment::w2`) and sends it on a connected UDP
@@ -48,7 +50,12 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn summary(group: &str, peer: &dyn Peer, sink: &Sink, before: u64, produced: u64) {
+/// Prints what arrived of what a peer produced since `before`; nothing when the bench was
+/// filtered out (`ran` false).
+fn summary(group: &str, peer: &dyn Peer, sink: &Sink, before: u64, produced: u64, ran: bool) {
+    if !ran {
+        return;
+    }
     peer.flush();
     let delivered = sink
         .settle(before + produced, Duration::from_secs(5))
@@ -117,6 +124,33 @@ fn paired(c: &mut Criterion, workload: Workload, sampled: &Request) {
     let mut all = all_peers().unwrap();
     let (ours, others) = all.split_at_mut(1);
     let (ours, our_sink) = &mut ours[0];
+
+    // xray-sdk alone, for its own figure (the pairs below share the caches and the allocator
+    // with the other library's chunks).
+    let mut alone = Vec::new();
+    g.bench_function("xray-sdk", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(workload.chunk());
+                timed += workload.run(&mut **ours, &req, n).0;
+                ours.flush();
+                left -= n;
+            }
+            alone.push(timed.as_secs_f64() * 1e9 / iters as f64);
+            timed
+        })
+    });
+    if !alone.is_empty() {
+        eprintln!(
+            "alone {} xray-sdk: median of {} samples: {:.0} ns",
+            workload.group(),
+            alone.len(),
+            median(&mut alone)
+        );
+    }
+
     for (peer, sink) in others.iter_mut() {
         if workload == Workload::Unsampled && peer.records_unsampled() {
             eprintln!(
@@ -160,6 +194,9 @@ fn paired(c: &mut Criterion, workload: Workload, sampled: &Request) {
                 theirs
             })
         });
+        if ratios.is_empty() {
+            continue;
+        }
         eprintln!(
             "paired {} {}: median of {} samples: xray-sdk {:.0} ns, {} {:.0} ns, {} / xray-sdk = {:.2}",
             workload.group(),
@@ -177,6 +214,7 @@ fn paired(c: &mut Criterion, workload: Workload, sampled: &Request) {
             sink,
             their_before,
             their_produced,
+            true,
         );
         summary(
             workload.group(),
@@ -184,6 +222,7 @@ fn paired(c: &mut Criterion, workload: Workload, sampled: &Request) {
             our_sink,
             our_before,
             our_produced,
+            true,
         );
     }
     g.finish();
@@ -233,19 +272,22 @@ fn background(c: &mut Criterion, req: &Request) {
             start.elapsed()
         })
     });
-    let sent = our_sink.settle(ours.recorder().stats().sent, Duration::from_secs(5)) - ours_count;
-    let our_size = (our_sink.bytes() - ours_before) / sent.max(1);
-    let floor_sent = floor_sink.settle(u64::MAX, Duration::from_secs(1)) - floor_count;
-    let floor_avg = (floor_sink.bytes() - floor_before) / floor_sent.max(1);
-    eprintln!(
-        "paired background: median of {} samples: xray-emitter {:.0} ns of CPU per W2 document, \
+    if !ratios.is_empty() {
+        let sent =
+            our_sink.settle(ours.recorder().stats().sent, Duration::from_secs(5)) - ours_count;
+        let our_size = (our_sink.bytes() - ours_before) / sent.max(1);
+        let floor_sent = floor_sink.settle(u64::MAX, Duration::from_secs(1)) - floor_count;
+        let floor_avg = (floor_sink.bytes() - floor_before) / floor_sent.max(1);
+        eprintln!(
+            "paired background: median of {} samples: xray-emitter {:.0} ns of CPU per W2 document, \
          floor (render + connected send of the same document) {:.0} ns, emitter / floor = {:.2}; \
          datagrams: emitter {our_size} bytes on average ({sent} received), floor {floor_size} bytes ({floor_avg} on average, {floor_sent} received)",
-        ratios.len(),
-        median(&mut emitter_ns),
-        median(&mut floor_ns),
-        median(&mut ratios),
-    );
+            ratios.len(),
+            median(&mut emitter_ns),
+            median(&mut floor_ns),
+            median(&mut ratios),
+        );
+    }
 
     let (mut theirs_ns, mut ours_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let other_before = other_sink.count();
@@ -272,6 +314,10 @@ fn background(c: &mut Criterion, req: &Request) {
             start.elapsed()
         })
     });
+    if ratios.is_empty() {
+        g.finish();
+        return;
+    }
     eprintln!(
         "paired background opentelemetry-aws: median of {} samples: xray-emitter {:.0} ns of CPU per W2 request, \
          opentelemetry-aws batch thread {:.0} ns (4 spans), opentelemetry-aws / xray-sdk = {:.2}",
@@ -280,7 +326,14 @@ fn background(c: &mut Criterion, req: &Request) {
         median(&mut theirs_ns),
         median(&mut ratios),
     );
-    summary("background", &otel, &other_sink, other_before, requests * 4);
+    summary(
+        "background",
+        &otel,
+        &other_sink,
+        other_before,
+        requests * 4,
+        true,
+    );
     g.finish();
 }
 
@@ -327,6 +380,7 @@ fn delivered(c: &mut Criterion, req: &Request) {
             &sink,
             start_count,
             requests * per_request,
+            requests > 0,
         );
     }
     g.finish();
@@ -350,7 +404,14 @@ fn flush_per_request(c: &mut Criterion, req: &Request) {
             })
         });
         let produced = requests * peer.datagrams_per_request();
-        summary("flush_per_request", &*peer, &sink, start_count, produced);
+        summary(
+            "flush_per_request",
+            &*peer,
+            &sink,
+            start_count,
+            produced,
+            requests > 0,
+        );
     }
     g.finish();
 }
