@@ -163,6 +163,27 @@ fn request_path(c: &mut Criterion) {
     g.finish();
 }
 
+/// A subsegment with ten `aws` fields set one by one through the open-ended
+/// `set_aws_field` (four of them known fields, six not).
+fn subsegment_with_ten_aws_fields(seg: &xray_sdk::Context) {
+    let sub = seg.begin_subsegment("DynamoDB");
+    for (k, v) in [
+        ("operation", "GetItem"),
+        ("region", "us-east-1"),
+        ("request_id", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+        ("table_name", "items"),
+        ("a", "1"),
+        ("b", "2"),
+        ("c", "3"),
+        ("d", "4"),
+        ("e", "5"),
+        ("f", "6"),
+    ] {
+        sub.set_aws_field(k, v);
+    }
+    sub.end();
+}
+
 fn recording(c: &mut Criterion) {
     let (addr, _count) = sink();
     let rec = recorder(&addr, true);
@@ -172,22 +193,7 @@ fn recording(c: &mut Criterion) {
             let seg = rec.begin_segment("api");
             let start = Instant::now();
             for _ in 0..iters {
-                let sub = seg.begin_subsegment("DynamoDB");
-                for (k, v) in [
-                    ("operation", "GetItem"),
-                    ("region", "us-east-1"),
-                    ("request_id", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
-                    ("table_name", "items"),
-                    ("a", "1"),
-                    ("b", "2"),
-                    ("c", "3"),
-                    ("d", "4"),
-                    ("e", "5"),
-                    ("f", "6"),
-                ] {
-                    sub.set_aws_field(k, v);
-                }
-                sub.end();
+                subsegment_with_ten_aws_fields(&seg);
             }
             let elapsed = start.elapsed();
             drop(seg);
@@ -352,8 +358,8 @@ criterion_group!(
     serialization,
     emitter
 );
-/// `CORE_BENCH_LOOP=<w1|w2|w2_unsampled>:<requests>`: runs that many requests of one
-/// workload, untimed, and exits: a fixed amount of work whose instructions callgrind counts
+/// `CORE_BENCH_LOOP=<w1|w2|w2_unsampled|aws10>:<requests>`: runs that many requests of one
+/// workload (`aws10`: a subsegment with ten `set_aws_field` calls), untimed, and exits: a fixed amount of work whose instructions callgrind counts
 /// (see docs/PERFORMANCE.md).
 fn fixed_loop(spec: &str) {
     let (what, n) = spec
@@ -379,6 +385,14 @@ fn run_loop(what: &str, n: u64, rec: &Recorder, incoming: &TraceHeader) {
                 let seg = rec.begin_segment("orders-api");
                 for _ in 0..chunk.min(64) {
                     dynamodb_call(&seg, REQUEST_IDS[0]);
+                }
+                seg.end();
+                done += chunk.min(64);
+            }
+            "aws10" => {
+                let seg = rec.begin_segment("api");
+                for _ in 0..chunk.min(64) {
+                    subsegment_with_ten_aws_fields(&seg);
                 }
                 seg.end();
                 done += chunk.min(64);
