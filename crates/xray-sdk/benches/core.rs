@@ -1,6 +1,8 @@
-//! Core benchmarks: header parse/format, the request-path cost of a segment with three
-//! subsegments (sampled and unsampled), serialization of that document on the emitter
-//! thread, and emitter throughput to a loopback UDP receiver that counts what arrives.
+//! Core benchmarks: header parse/format, the request-path cost of W1 (one DynamoDB call in an
+//! open segment) and W2 (a request with its `http` block and three such calls; sampled and
+//! unsampled), the rendering of a W2 document on the emitter thread, and the emitter's CPU
+//! per W2 document against its floor (render + one connected UDP send of the same bytes) in
+//! the same samples, to a loopback UDP receiver that counts what arrives.
 //!
 //! `cargo bench -p xray-sdk --bench core -- --warm-up-time 1 --measurement-time 3`
 
@@ -93,7 +95,7 @@ fn dynamodb_call(parent: &xray_sdk::Context, request_id: &str) {
         p.set_aws_table_name("orders");
     });
     sub.end_with(|p| {
-        p.set_http_response(200, Some(512));
+        p.set_http_response(200, None);
         p.set_aws_request_id(request_id);
     });
 }
@@ -109,7 +111,7 @@ fn w2_request(rec: &Recorder, incoming: &TraceHeader) {
     for id in REQUEST_IDS {
         dynamodb_call(&seg, id);
     }
-    seg.end_with(|p| p.set_http_response(200, Some(1024)));
+    seg.end_with(|p| p.set_http_response(200, None));
 }
 
 fn request_path(c: &mut Criterion) {
@@ -158,39 +160,28 @@ fn request_path(c: &mut Criterion) {
             })
         });
     }
-    let incoming = TraceHeader::parse(HEADER).with_sampled(xray_sdk::SamplingFlag::Unknown);
-    for (label, sampled) in [
-        ("segment+3 subsegments sampled", true),
-        ("segment+3 subsegments unsampled", false),
-    ] {
-        let rec = recorder(&addr, sampled);
-        g.bench_function(label, |b| {
-            b.iter_custom(|iters| {
-                // Timed in chunks of 256 requests with the queue drained between chunks (not
-                // timed), as in a service whose emitter keeps up.
-                let mut elapsed = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(256);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        let seg = rec.segment("api").header(&incoming).begin();
-                        for name in ["auth", "load", "render"] {
-                            let sub = seg.begin_subsegment(name);
-                            sub.end();
-                        }
-                        seg.set_http_response(200, Some(128));
-                        seg.end();
-                    }
-                    elapsed += start.elapsed();
-                    rec.flush(Duration::from_secs(10)).ok();
-                    left -= n;
-                }
-                elapsed
-            })
-        });
-    }
     g.finish();
+}
+
+/// A subsegment with ten `aws` fields set one by one through the open-ended
+/// `set_aws_field` (four of them known fields, six not).
+fn subsegment_with_ten_aws_fields(seg: &xray_sdk::Context) {
+    let sub = seg.begin_subsegment("DynamoDB");
+    for (k, v) in [
+        ("operation", "GetItem"),
+        ("region", "us-east-1"),
+        ("request_id", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+        ("table_name", "items"),
+        ("a", "1"),
+        ("b", "2"),
+        ("c", "3"),
+        ("d", "4"),
+        ("e", "5"),
+        ("f", "6"),
+    ] {
+        sub.set_aws_field(k, v);
+    }
+    sub.end();
 }
 
 fn recording(c: &mut Criterion) {
@@ -202,22 +193,7 @@ fn recording(c: &mut Criterion) {
             let seg = rec.begin_segment("api");
             let start = Instant::now();
             for _ in 0..iters {
-                let sub = seg.begin_subsegment("DynamoDB");
-                for (k, v) in [
-                    ("operation", "GetItem"),
-                    ("region", "us-east-1"),
-                    ("request_id", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
-                    ("table_name", "items"),
-                    ("a", "1"),
-                    ("b", "2"),
-                    ("c", "3"),
-                    ("d", "4"),
-                    ("e", "5"),
-                    ("f", "6"),
-                ] {
-                    sub.set_aws_field(k, v);
-                }
-                sub.end();
+                subsegment_with_ten_aws_fields(&seg);
             }
             let elapsed = start.elapsed();
             drop(seg);
@@ -244,23 +220,23 @@ fn recording(c: &mut Criterion) {
 }
 
 fn serialization(c: &mut Criterion) {
-    let batch = RecordedSegment::new(3);
+    let batch = RecordedSegment::w2();
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut scratch = RenderScratch::default();
-    c.bench_function("serialize/segment+3 subsegments", |b| {
+    c.bench_function("serialize/W2 document", |b| {
         b.iter(|| batch.render(&mut buf, &mut scratch))
     });
 }
 
-/// CPU time (user + system) of one thread from its /proc stat file (clock ticks of 10 ms, the
-/// Linux default).
-fn thread_cpu(stat_path: &std::path::Path) -> Duration {
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Duration::from_millis((field(11) + field(12)) * 10)
+/// CPU time one thread has used, from its `schedstat` (nanoseconds).
+fn thread_cpu(task: &std::path::Path) -> Duration {
+    let stat = std::fs::read_to_string(task.join("schedstat")).unwrap_or_default();
+    let ns = stat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
 }
 
 /// CPU time used so far by the threads named `xray-emitter`.
@@ -270,95 +246,107 @@ fn emitter_cpu() -> Duration {
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             if comm.trim() == "xray-emitter" {
-                total += thread_cpu(&task.path().join("stat"));
+                total += thread_cpu(&task.path());
             }
         }
     }
     total
 }
 
-/// The machine's own ceiling: a bare loop of `send` calls of one segment-sized datagram to the
-/// same kind of receiver, in CPU time of the sending thread.
-fn bare_send_ceiling(addr: &str, count: &AtomicU64) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(addr).unwrap();
-    let datagram = vec![b'x'; 420];
-    let n = 300_000u64;
-    let before = count.load(Ordering::Relaxed);
-    let cpu0 = thread_cpu(std::path::Path::new("/proc/thread-self/stat"));
-    for i in 0..n {
-        let _ = sock.send(&datagram);
-        if i % 4096 == 0 {
-            // Same pacing as the emitter bench, so the receiver keeps up.
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    let cpu = thread_cpu(std::path::Path::new("/proc/thread-self/stat")).saturating_sub(cpu0);
-    std::thread::sleep(Duration::from_millis(500));
-    eprintln!(
-        "bare send loop: {:.2} µs of CPU per datagram, i.e. {:.0} datagrams per second of one core; receiver counted {} of {n}",
-        cpu.as_secs_f64() * 1e6 / n as f64,
-        n as f64 / cpu.as_secs_f64().max(1e-9),
-        count.load(Ordering::Relaxed) - before
-    );
+/// Criterion's samples in the `emitter` group.
+const EMITTER_SAMPLES: usize = 20;
+
+/// The median of the last `EMITTER_SAMPLES` values: the measured samples, after the calls
+/// criterion makes while warming up.
+fn median(v: &mut Vec<f64>) -> f64 {
+    let warm_up = v.len().saturating_sub(EMITTER_SAMPLES);
+    v.drain(..warm_up);
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn emitter_throughput(c: &mut Criterion) {
+/// The emitter's CPU per W2 document against its floor, in the same samples: per sample, W2
+/// requests in chunks of 256, each chunk flushed, with the `xray-emitter` thread's CPU time
+/// read before and after; then as many iterations of the floor on this thread: the same
+/// document rendered (`RecordedSegment::w2`) and sent on a connected UDP socket to the same
+/// kind of receiver, with a 1 ms pause every 256 (as the emitter gets its work).
+fn emitter(c: &mut Criterion) {
     let (addr, count) = sink();
     let rec = recorder(&addr, true);
-    let cpu_before = emitter_cpu();
+    let incoming = TraceHeader::parse(HEADER).with_sampled(xray_sdk::SamplingFlag::Unknown);
+    let floor_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    floor_sock.connect(&addr).unwrap();
+    let segment = RecordedSegment::w2();
+    let mut scratch = RenderScratch::default();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let this_thread = std::path::Path::new("/proc/thread-self");
+    let (mut emitter_ns, mut floor_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let stats_before = rec.stats();
+    let count_before = count.load(Ordering::Relaxed);
+    let mut floor_sent = 0u64;
     let mut g = c.benchmark_group("emitter");
     g.throughput(Throughput::Elements(1));
-    g.sample_size(10);
-    g.bench_function("segments delivered to loopback UDP", |b| {
-        b.iter_custom(|iters| {
-            let before = count.load(Ordering::Relaxed);
-            let sent_before = rec.stats().sent;
-            let start = Instant::now();
-            let mut left = iters;
-            while left > 0 {
-                // Chunks below the queue capacity, so nothing is dropped.
-                let n = left.min(4096);
-                for _ in 0..n {
-                    rec.begin_segment("throughput").end();
+    g.sample_size(EMITTER_SAMPLES);
+    g.bench_function(
+        "W2 documents: emitter CPU vs render + connected send",
+        |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut cpu = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(256);
+                    let before = emitter_cpu();
+                    for _ in 0..n {
+                        w2_request(&rec, &incoming);
+                    }
+                    rec.flush(Duration::from_secs(30)).ok();
+                    cpu += emitter_cpu().saturating_sub(before);
+                    left -= n;
                 }
-                rec.flush(Duration::from_secs(30)).ok();
-                left -= n;
-            }
-            let elapsed = start.elapsed();
-            let sent = rec.stats().sent - sent_before;
-            // Let the receiver catch up, then check nothing vanished unaccounted.
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while count.load(Ordering::Relaxed) - before < sent && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let arrived = count.load(Ordering::Relaxed) - before;
-            if arrived < sent {
-                eprintln!(
-                    "receiver got {arrived} of {sent} datagrams (kernel receive-buffer drops)"
-                );
-            }
-            elapsed
-        })
-    });
+                let floor_before = thread_cpu(this_thread);
+                for i in 0..iters {
+                    segment.render(&mut buf, &mut scratch);
+                    let _ = floor_sock.send(&buf);
+                    if i % 256 == 255 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                let floor = thread_cpu(this_thread).saturating_sub(floor_before);
+                floor_sent += iters;
+                let per = |d: Duration| d.as_secs_f64() * 1e9 / iters as f64;
+                emitter_ns.push(per(cpu));
+                floor_ns.push(per(floor));
+                ratios.push(cpu.as_secs_f64() / floor.as_secs_f64().max(1e-12));
+                start.elapsed()
+            })
+        },
+    );
     g.finish();
     let s = rec.stats();
-    let cpu = emitter_cpu().saturating_sub(cpu_before);
-    if s.sent > 0 && !cpu.is_zero() {
-        eprintln!(
-            "emitter thread CPU: {:.2} µs per datagram sent, i.e. {:.0} documents per second of one core",
-            cpu.as_secs_f64() * 1e6 / s.sent as f64,
-            s.sent as f64 / cpu.as_secs_f64()
-        );
+    let sent = s.sent - stats_before.sent;
+    // Let the receiver catch up, then check nothing vanished unaccounted.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count.load(Ordering::Relaxed) - count_before < sent + floor_sent
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
     }
-    bare_send_ceiling(&addr, &count);
     eprintln!(
-        "emitter totals: queued {} sent {} dropped(queue) {} send errors {}; receiver counted {}",
-        s.queued,
-        s.sent,
-        s.dropped_queue_full,
-        s.send_errors,
-        count.load(Ordering::Relaxed)
+        "emitter: median of {} samples: xray-emitter {:.0} ns of CPU per W2 document, floor \
+         (render + connected send, {} bytes) {:.0} ns, emitter / floor = {:.2}; queued {} sent {} \
+         dropped {} send errors {}; receiver counted {} of {} (emitter + floor)",
+        ratios.len().min(EMITTER_SAMPLES),
+        median(&mut emitter_ns),
+        buf.len(),
+        median(&mut floor_ns),
+        median(&mut ratios),
+        s.queued - stats_before.queued,
+        sent,
+        s.dropped_queue_full - stats_before.dropped_queue_full,
+        s.send_errors - stats_before.send_errors,
+        count.load(Ordering::Relaxed) - count_before,
+        sent + floor_sent,
     );
 }
 
@@ -368,10 +356,10 @@ criterion_group!(
     request_path,
     recording,
     serialization,
-    emitter_throughput
+    emitter
 );
-/// `CORE_BENCH_LOOP=<w1|w2|w2_unsampled>:<requests>`: runs that many requests of one
-/// workload, untimed, and exits: a fixed amount of work whose instructions callgrind counts
+/// `CORE_BENCH_LOOP=<w1|w2|w2_unsampled|aws10>:<requests>`: runs that many requests of one
+/// workload (`aws10`: a subsegment with ten `set_aws_field` calls), untimed, and exits: a fixed amount of work whose instructions callgrind counts
 /// (see docs/PERFORMANCE.md).
 fn fixed_loop(spec: &str) {
     let (what, n) = spec
@@ -397,6 +385,14 @@ fn run_loop(what: &str, n: u64, rec: &Recorder, incoming: &TraceHeader) {
                 let seg = rec.begin_segment("orders-api");
                 for _ in 0..chunk.min(64) {
                     dynamodb_call(&seg, REQUEST_IDS[0]);
+                }
+                seg.end();
+                done += chunk.min(64);
+            }
+            "aws10" => {
+                let seg = rec.begin_segment("api");
+                for _ in 0..chunk.min(64) {
+                    subsegment_with_ten_aws_fields(&seg);
                 }
                 seg.end();
                 done += chunk.min(64);

@@ -273,6 +273,13 @@ pub fn fuzz_settings(default_seed: u64) -> (Duration, u64) {
     (Duration::from_secs_f64(secs.clamp(0.1, 3600.0)), seed)
 }
 
+/// The request IDs of [`RecordedSegment::w2`]'s three calls, as DynamoDB returns them.
+const W2_REQUEST_IDS: [&str; 3] = [
+    "V4KL2QAGFH8IL1L7S5N2S8HUGRVV4KQNSO5AEMVJF66Q9ASUAAJG",
+    "8NQ2P0V6CL1B8PRVG9N7Q6S3HTFV4KQNSO5AEMVJF66Q9ASUAAJG",
+    "J1S0R8AK4M2VHQ7T3L9GSE6UDTFV4KQNSO5AEMVJF66Q9ASUAAJG",
+];
+
 /// A finished segment held for rendering, for benchmarks of the emitter's own work: the
 /// shape of a real request (a segment with its `http` block and `n` DynamoDB-style
 /// subsegments, each with a status and four `aws` fields).
@@ -302,6 +309,18 @@ impl std::fmt::Debug for RenderScratch {
 impl RecordedSegment {
     /// A segment with `subsegments` DynamoDB-style subsegments.
     pub fn new(subsegments: usize) -> Self {
+        Self::build(subsegments, true)
+    }
+
+    /// Exactly what the benchmarks' W2 request records: a segment named `orders-api` with
+    /// method, URL, client IP (from `X-Forwarded-For`) and response status 200, and three
+    /// `DynamoDB` subsegments, each in the `aws` namespace with operation, region, table name,
+    /// request ID and response status 200. No content length, user agent or annotation.
+    pub fn w2() -> Self {
+        Self::build(3, false)
+    }
+
+    fn build(subsegments: usize, extras: bool) -> Self {
         use crate::model::Namespace;
         use crate::record::{Patch, Record};
         use crate::trace::{Batch, Origin, Trace};
@@ -319,7 +338,9 @@ impl RecordedSegment {
         let mut request = Patch::new();
         request.set_http_method("GET");
         request.set_http_url("https://orders.example.com/orders/42");
-        request.set_http_user_agent("Mozilla/5.0 (X11; Linux x86_64)");
+        if extras {
+            request.set_http_user_agent("Mozilla/5.0 (X11; Linux x86_64)");
+        }
         request.set_http_client_ip("203.0.113.7", true);
         let trace = request.apply(|c| Trace::new(origin, Some("orders-api"), t0, c));
         for i in 0..subsegments {
@@ -333,15 +354,21 @@ impl RecordedSegment {
                 .apply(|c| trace.begin(0, seg, id, "DynamoDB", t0 + 10, c))
                 .unwrap_or(0);
             let mut done = Patch::new();
-            done.set_http_response(200, Some(512));
-            done.set_aws_request_id(format!(
-                "V4KL2QAGFH8IL1L7S5N2S8HUGRVV4KQNSO5AEMVJF66Q9ASUAAJ{i}"
-            ));
+            done.set_http_response(200, extras.then_some(512));
+            if extras {
+                done.set_aws_request_id(format!(
+                    "V4KL2QAGFH8IL1L7S5N2S8HUGRVV4KQNSO5AEMVJF66Q9ASUAAJ{i}"
+                ));
+            } else {
+                done.set_aws_request_id(W2_REQUEST_IDS[i % W2_REQUEST_IDS.len()]);
+            }
             let _ = done.apply(|c| trace.end(index, id, t0 + 1500, c, u32::MAX));
         }
         let mut last = Patch::new();
-        last.set_http_response(200, Some(1024));
-        last.annotate("tier", "gold");
+        last.set_http_response(200, extras.then_some(1024));
+        if extras {
+            last.annotate("tier", "gold");
+        }
         let batch = last.apply(|c| trace.end(0, seg, t0 + 2000, c, u32::MAX));
         // A segment whose subsegments have all ended is sent when it ends.
         RecordedSegment(batch.unwrap_or_else(|| Batch {
