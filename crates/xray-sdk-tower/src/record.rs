@@ -182,7 +182,8 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
             .as_ref()
             .is_some_and(|h| h.sampled() == SamplingFlag::Requested),
     };
-    let grpc = grpc::is_grpc(req.headers());
+    // gRPC calls are always POSTs: other requests skip the header look-up.
+    let grpc = req.method() == http::Method::POST && grpc::is_grpc(req.headers());
     let current = Some(segment.context());
     let recording = Recording {
         grpc_pending: grpc && segment.is_sampled(),
