@@ -10,6 +10,7 @@ use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig};
 use crate::emitter::json::{ProcessInfo, UdpJson};
 use crate::emitter::{Counters, Emitter, EmitterStats, FlushError, Sink};
 use crate::handle::Entity;
+use crate::model::SwitchGuard;
 use crate::plugins::{Plugins, Resources};
 use crate::sampling::{self, Sampler, SamplingDecision, SamplingRequest, SamplingSettings};
 use crate::segment_builder::SegmentBuilder;
@@ -29,10 +30,14 @@ pub(crate) struct RecorderConfig {
     pub(crate) streaming_threshold: u32,
     pub(crate) daemon: DaemonAddress,
     pub(crate) service_version: Option<String>,
+    /// What decided when a sampler's decision names no rule, for the debug log.
+    pub(crate) unnamed_rule: &'static str,
 }
 
 pub(crate) struct RecorderInner {
     pub(crate) config: RecorderConfig,
+    /// Keep stack capture for errors and panics on while this recorder lives.
+    pub(crate) _stack_switches: [Option<SwitchGuard>; 2],
     /// Where segments send their batches; each segment holds it too.
     pub(crate) sink: Arc<Sink>,
     pub(crate) sampler: Arc<dyn Sampler>,
@@ -90,6 +95,8 @@ pub struct RecorderBuilder {
     centralized_sampling: bool,
     plugins: Plugins,
     service_version: Option<String>,
+    error_stacks: bool,
+    panic_stacks: bool,
     read_env: bool,
 }
 
@@ -107,6 +114,8 @@ impl Default for RecorderBuilder {
             centralized_sampling: true,
             plugins: Plugins::default(),
             service_version: None,
+            error_stacks: false,
+            panic_stacks: true,
             read_env: true,
         }
     }
@@ -181,6 +190,28 @@ impl RecorderBuilder {
         self
     }
 
+    /// Records where each error was recorded: the first exception of a cause built from an
+    /// error (`record_error`, [`Cause::from_error`](crate::Cause::from_error)) carries the stack
+    /// (default off). The stack is captured unresolved when the error is recorded, a few
+    /// microseconds per error, and resolved to names, files and lines on the emitter's
+    /// thread (docs/PERFORMANCE.md has both costs). `RUST_BACKTRACE` does not turn it on.
+    ///
+    /// Process-wide: errors are captured while any recorder built with this on is alive.
+    pub fn error_stacks(mut self, on: bool) -> Self {
+        self.error_stacks = on;
+        self
+    }
+
+    /// Records where each panic happened (default on): the recorder installs a panic hook,
+    /// once per process and in front of the one already set, that captures the panicking
+    /// thread's stack unresolved; [`crate::panic::exception`] attaches it to the exception
+    /// of a caught panic, and the emitter resolves it. Process-wide, like `error_stacks`.
+    /// A disabled recorder installs nothing.
+    pub fn panic_stacks(mut self, on: bool) -> Self {
+        self.panic_stacks = on;
+        self
+    }
+
     /// Ignores the `AWS_XRAY_*` environment variables.
     pub fn ignore_env(mut self) -> Self {
         self.read_env = false;
@@ -218,24 +249,39 @@ impl RecorderBuilder {
             Some(n) => Cow::Owned(n),
             None => self.service_name,
         };
+        let enabled = env.enabled.unwrap_or(self.enabled);
+        let rules_from_env = env.sampling_rules.is_some();
+        let rules_file = env.sampling_rules.or(self.sampling_rules);
+        let centralized = self.centralized_sampling && enabled && self.sampler.is_none();
         let config = RecorderConfig {
             service_name: crate::model::sanitize_name(service_name),
             context_missing: env.context_missing.unwrap_or(self.context_missing),
-            enabled: env.enabled.unwrap_or(self.enabled),
+            enabled,
             streaming_threshold: self.streaming_threshold,
             daemon: daemon.clone(),
             service_version: self.service_version,
+            unnamed_rule: if self.sampler.is_some() {
+                "custom sampler"
+            } else {
+                "local rules"
+            },
         };
+        let sampling_mode = sampling_mode(
+            self.sampler.is_some(),
+            centralized,
+            rules_file.as_deref(),
+            &daemon,
+        );
         let sampler = match self.sampler {
             Some(s) => s,
             None => sampling::build_sampler(&SamplingSettings {
-                rules_setting: if env.sampling_rules.is_some() {
+                rules_setting: if rules_from_env {
                     crate::config::env::SAMPLING_RULES
                 } else {
                     "sampling_rules_file"
                 },
-                rules_file: env.sampling_rules.or(self.sampling_rules),
-                centralized: self.centralized_sampling && config.enabled,
+                rules_file,
+                centralized,
                 daemon: daemon.clone(),
             })?,
         };
@@ -258,14 +304,62 @@ impl RecorderBuilder {
             emitter,
             streaming_threshold: config.streaming_threshold,
         });
+        let error_stacks =
+            (config.enabled && self.error_stacks).then(crate::model::enable_error_stacks);
+        let panic_stacks = (config.enabled && self.panic_stacks)
+            .then(crate::panic::enable_panic_stacks)
+            .flatten();
+        if config.enabled {
+            tracing::info!(
+                service = %config.service_name,
+                daemon = %daemon,
+                sampling = %sampling_mode,
+                error_stacks = error_stacks.is_some(),
+                panic_stacks = panic_stacks.is_some(),
+                "X-Ray recorder enabled: sending segments over UDP to {}",
+                daemon.udp(),
+            );
+        } else {
+            tracing::info!(
+                service = %config.service_name,
+                "X-Ray recorder disabled (AWS_XRAY_SDK_ENABLED or enabled(false)): nothing is \
+                 recorded or sent; trace headers still propagate",
+            );
+        }
         Ok(Recorder {
             inner: Arc::new(RecorderInner {
                 config,
+                _stack_switches: [error_stacks, panic_stacks],
                 sink,
                 sampler,
                 resources,
             }),
         })
+    }
+}
+
+/// How sampling is decided, for the start-up log line.
+fn sampling_mode(
+    custom: bool,
+    centralized: bool,
+    rules_file: Option<&std::path::Path>,
+    daemon: &DaemonAddress,
+) -> String {
+    if custom {
+        return "custom sampler".to_owned();
+    }
+    let local = match rules_file {
+        Some(path) => format!("local rules from {}", path.display()),
+        None => "the built-in local rule (1 per second, then 5 %)".to_owned(),
+    };
+    if centralized {
+        format!(
+            "centralized rules from the daemon at {} (polled from the first request); {local} \
+             until they arrive and whenever the daemon cannot be reached",
+            daemon.tcp()
+        )
+    } else {
+        local
     }
 }
 
@@ -318,7 +412,9 @@ impl Recorder {
                     streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
                     daemon: DaemonAddress::default(),
                     service_version: None,
+                    unnamed_rule: "disabled",
                 },
+                _stack_switches: [None, None],
                 sink: Arc::new(Sink {
                     emitter: Emitter::disabled(),
                     streaming_threshold: DEFAULT_STREAMING_THRESHOLD,

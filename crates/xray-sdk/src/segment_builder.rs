@@ -88,12 +88,12 @@ impl<'a> SegmentBuilder<'a> {
         let root = self.header.and_then(TraceHeader::root);
         let trace_id: TraceId = root.unwrap_or_else(TraceId::new);
         let extra = self.header.and_then(TraceHeader::extra_shared);
-        let decision = if !recorder.config.enabled {
-            SamplingDecision::new(false)
+        let (decision, by) = if !recorder.config.enabled {
+            (SamplingDecision::new(false), DecidedBy::Disabled)
         } else if let Some(forced) = self.forced {
-            SamplingDecision::new(forced)
+            (SamplingDecision::new(forced), DecidedBy::Code)
         } else if let Some(d) = self.header.and_then(|h| h.sampled().decision()) {
-            SamplingDecision::new(d)
+            (SamplingDecision::new(d), DecidedBy::Header)
         } else {
             let mut req = self.request;
             if req.service_name.is_none() {
@@ -102,8 +102,12 @@ impl<'a> SegmentBuilder<'a> {
             if req.service_type.is_none() {
                 req.service_type = recorder.resources.get().and_then(|r| r.origin);
             }
-            recorder.sampler.should_sample(&req)
+            (recorder.sampler.should_sample(&req), DecidedBy::Rule)
         };
+        // One check of a cached flag when debug logging is off; nothing is formatted.
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            log_decision(recorder, &self.name, trace_id, &decision, by);
+        }
         let ctx = if decision.sampled {
             let mut patch = Patch::new();
             init(&patch);
@@ -133,4 +137,50 @@ impl<'a> SegmentBuilder<'a> {
         };
         Entity::from_context(ctx)
     }
+}
+
+/// What made a sampling decision.
+#[derive(Clone, Copy)]
+enum DecidedBy {
+    Disabled,
+    Code,
+    Header,
+    Rule,
+}
+
+#[cold]
+fn log_decision(
+    recorder: &RecorderInner,
+    name: &str,
+    trace_id: TraceId,
+    decision: &SamplingDecision,
+    by: DecidedBy,
+) {
+    let by = match by {
+        DecidedBy::Disabled => "the SDK being disabled",
+        DecidedBy::Code => "code (SegmentBuilder::sampled)",
+        DecidedBy::Header => "the incoming X-Amzn-Trace-Id header",
+        DecidedBy::Rule => {
+            let rule = match &decision.rule_name {
+                Some(rule) => rule,
+                None => recorder.config.unnamed_rule,
+            };
+            tracing::debug!(
+                segment = name,
+                %trace_id,
+                sampled = decision.sampled,
+                rule,
+                "X-Ray sampling decision: {} by rule {rule:?}",
+                if decision.sampled { "sampled" } else { "not sampled" },
+            );
+            return;
+        }
+    };
+    tracing::debug!(
+        segment = name,
+        %trace_id,
+        sampled = decision.sampled,
+        "X-Ray sampling decision: {} by {by}",
+        if decision.sampled { "sampled" } else { "not sampled" },
+    );
 }
