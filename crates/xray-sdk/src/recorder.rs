@@ -261,9 +261,9 @@ impl RecorderBuilder {
             daemon: daemon.clone(),
             service_version: self.service_version,
             unnamed_rule: if self.sampler.is_some() {
-                "custom sampler"
+                "the custom sampler"
             } else {
-                "local rules"
+                "the local rules"
             },
         };
         let sampling_mode = sampling_mode(
@@ -412,7 +412,7 @@ impl Recorder {
                     streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
                     daemon: DaemonAddress::default(),
                     service_version: None,
-                    unnamed_rule: "disabled",
+                    unnamed_rule: "the disabled recorder",
                 },
                 _stack_switches: [None, None],
                 sink: Arc::new(Sink {

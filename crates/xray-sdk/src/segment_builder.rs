@@ -160,21 +160,20 @@ fn log_decision(
         DecidedBy::Disabled => "the SDK being disabled",
         DecidedBy::Code => "code (SegmentBuilder::sampled)",
         DecidedBy::Header => "the incoming X-Amzn-Trace-Id header",
-        DecidedBy::Rule => {
-            let rule = match &decision.rule_name {
-                Some(rule) => rule,
-                None => recorder.config.unnamed_rule,
-            };
-            tracing::debug!(
-                segment = name,
-                %trace_id,
-                sampled = decision.sampled,
-                rule,
-                "X-Ray sampling decision: {} by rule {rule:?}",
-                if decision.sampled { "sampled" } else { "not sampled" },
-            );
-            return;
-        }
+        DecidedBy::Rule => match &decision.rule_name {
+            Some(rule) => {
+                tracing::debug!(
+                    segment = name,
+                    %trace_id,
+                    sampled = decision.sampled,
+                    rule = &**rule,
+                    "X-Ray sampling decision: {} by rule {rule:?}",
+                    if decision.sampled { "sampled" } else { "not sampled" },
+                );
+                return;
+            }
+            None => recorder.config.unnamed_rule,
+        },
     };
     tracing::debug!(
         segment = name,
