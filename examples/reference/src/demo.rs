@@ -205,36 +205,73 @@ pub fn main() -> ExitCode {
     })
 }
 
-/// Fails with a clear message when one of the demo's ports is taken.
-fn check_ports(s: &Settings, start_moto: bool) -> Result<(), String> {
+/// Checks every port the demo needs and fails with all the problems at once. A running
+/// xray-local on the daemon and UI ports is not a problem: the demo uses it (`Some(stats)`).
+async fn check_ports(
+    s: &Settings,
+    start_moto: bool,
+    client: &reqwest::Client,
+) -> Result<Option<Value>, String> {
+    let running_xray_local = running_xray_local(client, &s.ui_url()).await;
     let mut tcp = vec![
         (s.service_ports[0], "the BFF", "DEMO_BFF_PORT"),
         (s.service_ports[1], "backend #1", "DEMO_BACKEND1_PORT"),
         (s.service_ports[2], "backend #2", "DEMO_BACKEND2_PORT"),
-        (s.xray_port, "xray-local's sampling API", "DEMO_XRAY_PORT"),
-        (s.xray_ui_port, "xray-local's UI", "DEMO_XRAY_UI_PORT"),
     ];
+    if running_xray_local.is_none() {
+        tcp.push((s.xray_port, "xray-local's sampling API", "DEMO_XRAY_PORT"));
+        tcp.push((s.xray_ui_port, "xray-local's UI", "DEMO_XRAY_UI_PORT"));
+    }
     if start_moto {
         tcp.push((s.dynamodb_port, "moto (DynamoDB)", "DEMO_DYNAMODB_PORT"));
     }
+    let mut problems = Vec::new();
     let mut seen = BTreeMap::new();
     for (port, what, var) in &tcp {
         if let Some(other) = seen.insert(*port, *what) {
-            return Err(format!("{what} and {other} are both set to port {port}"));
+            problems.push(format!(
+                "{what} and {other} are both set to port {port}: give one another with {var}=<port>"
+            ));
+            continue;
         }
         if let Err(e) = StdTcpListener::bind((Ipv4Addr::LOCALHOST, *port)) {
-            return Err(format!(
-                "port {port} on 127.0.0.1 (for {what}) is not free: {e}.\n  Stop what is using it (see `ss -ltnp 'sport = :{port}'`), or pick another port with {var}=<port>."
+            problems.push(format!(
+                "TCP port {port} on 127.0.0.1 (for {what}) is not free: {e}; stop what uses it (`ss -ltnp 'sport = :{port}'`) or set {var}=<port>"
             ));
         }
     }
-    if let Err(e) = StdUdpSocket::bind((Ipv4Addr::LOCALHOST, s.xray_port)) {
-        return Err(format!(
-            "UDP port {} on 127.0.0.1 (xray-local's segment intake) is not free: {e}.\n  Is an X-Ray daemon already running? Stop it (see `ss -lunp 'sport = :{}'`), or pick another port with DEMO_XRAY_PORT=<port>.",
-            s.xray_port, s.xray_port
+    if running_xray_local.is_none()
+        && let Err(e) = StdUdpSocket::bind((Ipv4Addr::LOCALHOST, s.xray_port))
+    {
+        problems.push(format!(
+            "UDP port {port} on 127.0.0.1 (xray-local's segment intake) is not free: {e}; is an X-Ray daemon running? Stop it (`ss -lunp 'sport = :{port}'`) or set DEMO_XRAY_PORT=<port>",
+            port = s.xray_port
         ));
     }
-    Ok(())
+    match problems.len() {
+        0 => Ok(running_xray_local),
+        1 => Err(problems.remove(0)),
+        n => Err(format!(
+            "{n} ports are not free:\n{}",
+            problems
+                .iter()
+                .map(|p| format!("  - {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
+}
+
+/// The stats of an xray-local already answering on the UI port, if one is.
+async fn running_xray_local(client: &reqwest::Client, ui: &str) -> Option<Value> {
+    let answer = client
+        .get(format!("{ui}/api/stats"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    let stats: Value = answer.json().await.ok()?;
+    stats.pointer("/Store/Traces").is_some().then_some(stats)
 }
 
 fn log_file(s: &Settings, name: &str) -> Result<(std::fs::File, PathBuf), String> {
@@ -328,27 +365,43 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> 
 
 async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
     let start_moto = s.dynamodb_endpoint.is_none();
-    check_ports(s, start_moto)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))?;
+    let running = check_ports(s, start_moto, &client).await?;
 
-    // 1. xray-local, in this process: the daemon address the services send to.
-    say!(
-        "==> xray-local (daemon on 127.0.0.1:{}, UI on {})",
-        s.xray_port,
-        s.ui_url()
-    );
-    let mut config = xray_local::Config::default();
-    config.udp = SocketAddr::from((Ipv4Addr::LOCALHOST, s.xray_port));
-    config.tcp = config.udp;
-    config.ui = SocketAddr::from((Ipv4Addr::LOCALHOST, s.xray_ui_port));
-    config.rules = Some(s.xray_local_rules.clone());
-    config.settle = Duration::from_secs(5);
-    let xray = xray_local::Server::start(config)
-        .await
-        .map_err(|e| format!("xray-local: {e}"))?;
+    // 1. xray-local, in this process (the daemon address the services send to), unless one
+    //    is already running on the same ports.
+    let xray = match running {
+        Some(stats) => {
+            say!(
+                "==> Using the xray-local already running (daemon on 127.0.0.1:{}, UI on {}): it holds {} traces from before, and its own sampling rules apply",
+                s.xray_port,
+                s.ui_url(),
+                stats.pointer("/Store/Traces").unwrap_or(&Value::Null),
+            );
+            None
+        }
+        None => {
+            say!(
+                "==> xray-local (daemon on 127.0.0.1:{}, UI on {})",
+                s.xray_port,
+                s.ui_url()
+            );
+            let mut config = xray_local::Config::default();
+            config.udp = SocketAddr::from((Ipv4Addr::LOCALHOST, s.xray_port));
+            config.tcp = config.udp;
+            config.ui = SocketAddr::from((Ipv4Addr::LOCALHOST, s.xray_ui_port));
+            config.rules = Some(s.xray_local_rules.clone());
+            config.settle = Duration::from_secs(5);
+            Some(
+                xray_local::Server::start(config)
+                    .await
+                    .map_err(|e| format!("xray-local: {e}"))?,
+            )
+        }
+    };
 
     // 2. DynamoDB: moto's server unless an endpoint was given.
     let endpoint = match &s.dynamodb_endpoint {
@@ -434,6 +487,11 @@ async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
     }
 
     // 4. Traffic.
+    let ui = s.ui_url();
+    // A running xray-local may hold traces from before.
+    let before = get_json(&client, &format!("{ui}/api/TraceSummaries?limit=1000"))
+        .await
+        .map_or(0, |v| count(&v, "TraceSummaries"));
     let bff = s.bff_url();
     say!(
         "==> Sending {} requests to {bff}/api/now (and 5 to /health, which are not sampled)",
@@ -464,8 +522,7 @@ async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
     }
 
     // 5. What was traced.
-    let ui = s.ui_url();
-    let expected = s.requests - failures;
+    let expected = before + s.requests - failures;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let summaries = get_json(&client, &format!("{ui}/api/TraceSummaries?limit=1000")).await?;
@@ -491,14 +548,18 @@ async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
                 _ = crate::shutdown_signal() => break,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
                     if let Some(exit) = children.exited() {
-                        xray.shutdown().await;
+                        if let Some(xray) = xray {
+                            xray.shutdown().await;
+                        }
                         return Err(exit);
                     }
                 }
             }
         }
     }
-    xray.shutdown().await;
+    if let Some(xray) = xray {
+        xray.shutdown().await;
+    }
     Ok(())
 }
 
@@ -560,7 +621,11 @@ pub async fn summary(client: &reqwest::Client, ui: &str) -> Result<String, Strin
             .to_string()
     };
     let _ = writeln!(out, "\n    Services:");
-    for svc in &services {
+    // The `client` node (the callers) has no statistics of its own: its calls are its edges.
+    for svc in services
+        .iter()
+        .filter(|s| s.get("Type").and_then(Value::as_str) != Some("client"))
+    {
         let name = svc.get("Name").and_then(Value::as_str).unwrap_or("?");
         let kind = svc.get("Type").and_then(Value::as_str).unwrap_or("?");
         let total = svc
@@ -628,4 +693,114 @@ pub async fn summary(client: &reqwest::Client, ui: &str) -> Result<String, Strin
         let _ = writeln!(out, "             {ui}/#trace={id}");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn free_port() -> u16 {
+        StdTcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn settings(ports: [u16; 3], xray_port: u16, xray_ui_port: u16) -> Settings {
+        Settings {
+            requests: 1,
+            exit_after_summary: true,
+            service_ports: ports,
+            dynamodb_port: free_port(),
+            xray_port,
+            xray_ui_port,
+            moto_server: PathBuf::from("moto_server"),
+            dynamodb_endpoint: None,
+            bin_dir: PathBuf::from("."),
+            log_dir: PathBuf::from("."),
+            xray_local_rules: PathBuf::from("rules.json"),
+            sdk_rules: PathBuf::from("rules.json"),
+        }
+    }
+
+    #[tokio::test]
+    async fn busy_ports_are_reported_together() {
+        let client = reqwest::Client::new();
+        let bff = StdTcpListener::bind("127.0.0.1:0").unwrap();
+        let ui = StdTcpListener::bind("127.0.0.1:0").unwrap();
+        let bff_port = bff.local_addr().unwrap().port();
+        let ui_port = ui.local_addr().unwrap().port();
+        let s = settings([bff_port, free_port(), free_port()], free_port(), ui_port);
+        let err = check_ports(&s, true, &client).await.unwrap_err();
+        assert!(err.starts_with("2 ports are not free:"), "{err}");
+        assert!(err.contains(&format!("TCP port {bff_port} ")), "{err}");
+        assert!(err.contains("DEMO_BFF_PORT"), "{err}");
+        assert!(err.contains(&format!("TCP port {ui_port} ")), "{err}");
+        assert!(err.contains("DEMO_XRAY_UI_PORT"), "{err}");
+
+        let free = settings(
+            [free_port(), free_port(), free_port()],
+            free_port(),
+            free_port(),
+        );
+        assert!(check_ports(&free, true, &client).await.unwrap().is_none());
+    }
+
+    /// A small datagram of a traced request, as a service would send it.
+    fn send_segment(udp: SocketAddr) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let doc = serde_json::json!({
+            "name": "xray-demo-bff", "id": "53995c3f42cd8ad8",
+            "trace_id": format!("1-{:08x}-bd862e3fe1be46a994272793", now as u64),
+            "start_time": now - 0.01, "end_time": now,
+            "http": {"request": {"method": "GET", "url": "http://127.0.0.1/api/now"},
+                     "response": {"status": 200}}
+        });
+        let datagram = format!("{{\"format\":\"json\",\"version\":1}}\n{doc}");
+        StdUdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .send_to(datagram.as_bytes(), udp)
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_xray_local_is_used_and_the_summary_has_no_client_row() {
+        let client = reqwest::Client::new();
+        let xray = xray_local::Server::start(xray_local::Config::ephemeral())
+            .await
+            .unwrap();
+        // The demo's daemon port is xray-local's UDP port (its TCP port differs here).
+        let s = settings(
+            [free_port(), free_port(), free_port()],
+            xray.udp_addr().port(),
+            xray.ui_addr().port(),
+        );
+        let stats = check_ports(&s, true, &client).await.unwrap();
+        assert!(stats.is_some());
+
+        send_segment(xray.udp_addr());
+        let ui = s.ui_url();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            let text = summary(&client, &ui).await.unwrap();
+            if text.contains("xray-demo-bff") || Instant::now() > deadline {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let services = text
+            .split("Services:")
+            .nth(1)
+            .and_then(|t| t.split("Edges").next())
+            .unwrap();
+        assert!(services.contains("xray-demo-bff"), "{text}");
+        assert!(!services.contains("client"), "{text}");
+        assert!(text.contains("client -> xray-demo-bff"), "{text}");
+        xray.shutdown().await;
+    }
 }
