@@ -389,8 +389,7 @@ mod tests {
             .with_writer(writer)
             .finish();
         tracing::subscriber::with_default(subscriber, f);
-        let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
-        lines
+        lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     struct LineWriter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
