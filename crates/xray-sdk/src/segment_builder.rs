@@ -102,11 +102,15 @@ impl<'a> SegmentBuilder<'a> {
             if req.service_type.is_none() {
                 req.service_type = recorder.resources.get().and_then(|r| r.origin);
             }
-            (recorder.sampler.should_sample(&req), DecidedBy::Rule)
+            let decision = recorder.sampler.should_sample(&req);
+            // One check of a cached flag when debug logging is off; nothing is formatted.
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                log_rule_decision(recorder, &req, trace_id, &decision);
+            }
+            (decision, DecidedBy::Rule)
         };
-        // One check of a cached flag when debug logging is off; nothing is formatted.
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            log_decision(recorder, &self.name, trace_id, &decision, by);
+        if !matches!(by, DecidedBy::Rule) && tracing::enabled!(tracing::Level::DEBUG) {
+            log_decision(trace_id, &decision, by);
         }
         let ctx = if decision.sampled {
             let mut patch = Patch::new();
@@ -148,38 +152,62 @@ enum DecidedBy {
     Rule,
 }
 
+fn outcome(decision: &SamplingDecision) -> &'static str {
+    if decision.sampled {
+        "sampled"
+    } else {
+        "not sampled"
+    }
+}
+
+/// A decision of the sampler, with the request facts the rules matched on.
 #[cold]
-fn log_decision(
+fn log_rule_decision(
     recorder: &RecorderInner,
-    name: &str,
+    req: &SamplingRequest<'_>,
     trace_id: TraceId,
     decision: &SamplingDecision,
-    by: DecidedBy,
 ) {
+    let service = req.service_name.unwrap_or("");
+    let method = req.method.unwrap_or("");
+    let path = req.url_path.unwrap_or("");
+    match &decision.rule_name {
+        Some(rule) => tracing::debug!(
+            %trace_id,
+            sampled = decision.sampled,
+            rule = &**rule,
+            service,
+            method,
+            path,
+            "X-Ray sampling decision: {} by rule {rule:?}",
+            outcome(decision),
+        ),
+        None => tracing::debug!(
+            %trace_id,
+            sampled = decision.sampled,
+            service,
+            method,
+            path,
+            "X-Ray sampling decision: {} by {}",
+            outcome(decision),
+            recorder.config.unnamed_rule,
+        ),
+    }
+}
+
+/// A decision made without the sampler.
+#[cold]
+fn log_decision(trace_id: TraceId, decision: &SamplingDecision, by: DecidedBy) {
     let by = match by {
         DecidedBy::Disabled => "the SDK being disabled",
         DecidedBy::Code => "code (SegmentBuilder::sampled)",
         DecidedBy::Header => "the incoming X-Amzn-Trace-Id header",
-        DecidedBy::Rule => match &decision.rule_name {
-            Some(rule) => {
-                tracing::debug!(
-                    segment = name,
-                    %trace_id,
-                    sampled = decision.sampled,
-                    rule = &**rule,
-                    "X-Ray sampling decision: {} by rule {rule:?}",
-                    if decision.sampled { "sampled" } else { "not sampled" },
-                );
-                return;
-            }
-            None => recorder.config.unnamed_rule,
-        },
+        DecidedBy::Rule => "the sampler",
     };
     tracing::debug!(
-        segment = name,
         %trace_id,
         sampled = decision.sampled,
         "X-Ray sampling decision: {} by {by}",
-        if decision.sampled { "sampled" } else { "not sampled" },
+        outcome(decision),
     );
 }

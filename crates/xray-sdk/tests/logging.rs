@@ -139,11 +139,16 @@ fn each_decision_is_logged_at_debug_with_what_made_it() {
         .collect();
     assert_eq!(decisions.len(), 4, "{text}");
     assert!(decisions.iter().all(|l| l.contains(" DEBUG ")), "{text}");
+    // The sampler's decisions carry the facts the rules matched on.
     assert!(
-        decisions
-            .iter()
-            .all(|l| l.contains("segment=\"shop\"") || l.contains("segment=shop")),
-        "{text}"
+        decisions[0].contains("service=\"shop\""),
+        "{}",
+        decisions[0]
+    );
+    assert!(
+        decisions[3].contains("path=\"/health\""),
+        "{}",
+        decisions[3]
     );
     assert!(
         decisions[0].contains("sampled by the custom sampler")
