@@ -23,6 +23,10 @@
 //! # fn run_job() {}
 //! ```
 //!
+//! When the payload is out of reach (a panic caught and answered further in, such as by
+//! tower-http's `CatchPanicLayer`), [`panics_on_this_thread`] before and after the inner code
+//! says whether it panicked, and [`latest_exception`] gives the exception.
+//!
 //! A hook installed later that does not call the one it replaces (`take_hook`) ends the
 //! capture: install yours before building the recorder, or chain to the previous one.
 
@@ -44,12 +48,15 @@ const NON_STRING: &str = "panic with a non-string payload";
 
 struct LastPanic {
     fingerprint: u64,
-    stack: CapturedStack,
+    message: String,
+    stack: Option<CapturedStack>,
 }
 
 thread_local! {
-    /// The stack of this thread's latest panic.
+    /// This thread's latest panic.
     static LAST: RefCell<Option<LastPanic>> = const { RefCell::new(None) };
+    /// Panics the hook has seen on this thread.
+    static SEEN: Cell<u64> = const { Cell::new(0) };
     /// Set while this thread captures in the hook or resolves a stack: a panic then (inside
     /// the standard library's backtrace code, which holds its lock) must not capture again.
     static BUSY: Cell<bool> = const { Cell::new(false) };
@@ -77,22 +84,24 @@ fn hook(info: &PanicHookInfo<'_>) {
         if busy.get() {
             return;
         }
-        let entry = (PANIC_STACKS.load(Ordering::Relaxed) > 0).then(|| {
-            busy.set(true);
+        busy.set(true);
+        let stack = (PANIC_STACKS.load(Ordering::Relaxed) > 0).then(|| {
             let location = info.location().map(|l| (l.file(), l.line()));
-            let stack = CapturedStack::capture_panic(location);
-            busy.set(false);
-            LastPanic {
-                fingerprint: fingerprint(info.payload()),
-                stack,
-            }
+            CapturedStack::capture_panic(location)
         });
+        let entry = LastPanic {
+            fingerprint: fingerprint(info.payload()),
+            message: message(info.payload()).to_owned(),
+            stack,
+        };
         // Always replaced, so a panic that was not captured never gets an older one's stack.
         let _ = LAST.try_with(|last| {
             if let Ok(mut slot) = last.try_borrow_mut() {
-                *slot = entry;
+                *slot = Some(entry);
             }
         });
+        let _ = SEEN.try_with(|n| n.set(n.get().wrapping_add(1)));
+        busy.set(false);
     });
 }
 
@@ -137,7 +146,32 @@ pub fn stack(payload: &(dyn Any + Send)) -> Option<CapturedStack> {
     LAST.try_with(|last| {
         let slot = last.try_borrow().ok()?;
         let entry = slot.as_ref()?;
-        (entry.fingerprint == fingerprint).then(|| entry.stack.clone())
+        (entry.fingerprint == fingerprint)
+            .then(|| entry.stack.clone())
+            .flatten()
+    })
+    .ok()
+    .flatten()
+}
+
+/// How many panics the SDK's hook has seen on this thread (0 until a recorder installed it).
+/// Code that cannot see the payload (a panic caught and answered further in, such as by
+/// tower-http's `CatchPanicLayer`) compares it before and after running the inner code, and
+/// then records [`latest_exception`].
+pub fn panics_on_this_thread() -> u64 {
+    SEEN.try_with(Cell::get).unwrap_or(0)
+}
+
+/// The exception of this thread's latest panic, as [`exception`] builds it from its payload:
+/// type `panic`, the message, and the frames when they were captured. `None` before the
+/// SDK's hook has seen a panic on this thread.
+pub fn latest_exception() -> Option<Exception> {
+    LAST.try_with(|last| {
+        let slot = last.try_borrow().ok()?;
+        let entry = slot.as_ref()?;
+        let mut e = Exception::new(entry.message.clone(), "panic");
+        e.captured = entry.stack.clone();
+        Some(e)
     })
     .ok()
     .flatten()

@@ -207,6 +207,35 @@ fn panics_carry_the_frames_of_the_code_that_panicked() {
     );
     assert_eq!(frame["line"].as_u64(), Some(panic_line(message)), "{frame}");
 
+    // Without the payload (a panic answered further in): counted, and the latest exception.
+    let before = xray_sdk::panic::panics_on_this_thread();
+    let _ = catch_unwind(|| checkout_total(None));
+    assert_eq!(xray_sdk::panic::panics_on_this_thread(), before + 1);
+    let latest = xray_sdk::panic::latest_exception().unwrap();
+    assert_eq!(latest.kind.as_deref(), Some("panic"));
+    assert!(
+        latest
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("no items at line ")
+    );
+    let (frames, _) = latest.captured.as_ref().unwrap().resolve();
+    assert!(
+        frames[0]
+            .label
+            .as_deref()
+            .unwrap()
+            .ends_with("stacks::checkout_total"),
+        "{frames:#?}"
+    );
+    std::thread::spawn(|| {
+        assert_eq!(xray_sdk::panic::panics_on_this_thread(), 0);
+        assert!(xray_sdk::panic::latest_exception().is_none());
+    })
+    .join()
+    .unwrap();
+
     // A payload that is not this thread's latest panic gets no frames.
     let first = catch_unwind(|| checkout_total(None)).unwrap_err();
     let _second = catch_unwind(|| panic!("another")).unwrap_err();
