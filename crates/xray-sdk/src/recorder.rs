@@ -192,9 +192,15 @@ impl RecorderBuilder {
 
     /// Records where each error was recorded: the first exception of a cause built from an
     /// error (`record_error`, [`Cause::from_error`](crate::Cause::from_error)) carries the stack
-    /// (default off). The stack is captured unresolved when the error is recorded, a few
-    /// microseconds per error, and resolved to names, files and lines on the emitter's
-    /// thread (docs/PERFORMANCE.md has both costs). `RUST_BACKTRACE` does not turn it on.
+    /// (default off). The stack is captured unresolved when the error is recorded (5 to
+    /// 25 µs per error, by depth), and resolved to names, files and lines on the emitter's
+    /// thread (0.06 to 0.2 ms); [`CapturedStack::capture`](crate::model::CapturedStack::capture)
+    /// has the details and `cargo bench -p xray-sdk --bench causes` measures both.
+    /// `RUST_BACKTRACE` does not turn it on: it is commonly set in production for panic
+    /// messages, and capturing and resolving a stack on the request path cost 0.05 to 0.2 ms
+    /// per error. No
+    /// official SDK has an environment variable for this (Python's `max_trace_back` is a
+    /// setting in code), so there is none here either.
     ///
     /// Process-wide: errors are captured while any recorder built with this on is alive.
     pub fn error_stacks(mut self, on: bool) -> Self {

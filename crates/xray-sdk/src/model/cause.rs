@@ -347,9 +347,14 @@ impl CapturedStack {
     /// Captures the calling thread's stack, unresolved. The frames of the SDK itself at the
     /// top of the stack are left out when it is resolved.
     ///
-    /// The capture walks the stack under the standard library's backtrace lock, which the
-    /// emitter's thread also holds while it resolves a stack: a capture made just then waits
-    /// for that resolution (see docs/PERFORMANCE.md for both costs).
+    /// The capture costs 0.25 to 0.4 µs per frame (5 to 8 µs for 20 frames, 16 to 24 µs for
+    /// 60, on the machine `benches/causes.rs` was run on). It walks the stack under the
+    /// standard library's backtrace lock, which the emitter's thread also holds while it
+    /// resolves a stack (0.06 to 0.2 ms once the debug information is loaded; loading it, at
+    /// the first resolution in a process, took 120 to 150 ms there): a capture made just then
+    /// waits for that resolution. Only threads that capture (a panic, or an error with `error_stacks` on)
+    /// ever wait on it; the standard library's own panic message does the same when
+    /// `RUST_BACKTRACE` is set.
     pub fn capture() -> Self {
         Self::new(Origin::Error)
     }
