@@ -197,10 +197,9 @@ impl RecorderBuilder {
     /// thread (0.06 to 0.2 ms); [`CapturedStack::capture`](crate::model::CapturedStack::capture)
     /// has the details and `cargo bench -p xray-sdk --bench causes` measures both.
     /// `RUST_BACKTRACE` does not turn it on: it is commonly set in production for panic
-    /// messages, and capturing and resolving a stack on the request path cost 0.05 to 0.2 ms
-    /// per error. No
-    /// official SDK has an environment variable for this (Python's `max_trace_back` is a
-    /// setting in code), so there is none here either.
+    /// messages, and capturing and resolving a stack on the request path cost 0.05 to
+    /// 0.2 ms per error. No official SDK has an environment variable for this (Python's
+    /// `max_trace_back` is a setting in code), so there is none here either.
     ///
     /// Process-wide: errors are captured while any recorder built with this on is alive.
     pub fn error_stacks(mut self, on: bool) -> Self {
