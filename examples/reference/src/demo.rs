@@ -283,6 +283,8 @@ fn log_file(s: &Settings, name: &str) -> Result<(std::fs::File, PathBuf), String
     Ok((file, path))
 }
 
+/// Starts `program` with its output going to `<log dir>/<name>.log`, as plain text: colour
+/// codes (moto's web server writes them whatever its output is) are taken out.
 fn spawn(
     s: &Settings,
     children: &mut Children,
@@ -292,21 +294,25 @@ fn spawn(
     env: &[(&str, String)],
 ) -> Result<(), String> {
     let (log, _) = log_file(s, name)?;
-    let err = log
-        .try_clone()
-        .map_err(|e| format!("cannot open the log of {name}: {e}"))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {name} ({}): {e}", program.display()))?;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(log));
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(plain_log::copy_plain(out, std::sync::Arc::clone(&log)));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(plain_log::copy_plain(err, log));
+    }
     children.0.push((name.to_string(), child));
     Ok(())
 }
@@ -695,6 +701,7 @@ pub async fn summary(client: &reqwest::Client, ui: &str) -> Result<String, Strin
     Ok(out)
 }
 
+mod plain_log;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;

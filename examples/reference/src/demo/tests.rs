@@ -1,5 +1,6 @@
 //! Tests of the demo runner: ports, an xray-local already running, the summary.
 
+use super::plain_log::plain;
 use super::*;
 
 fn free_port() -> u16 {
@@ -104,4 +105,23 @@ async fn a_running_xray_local_is_used_and_the_summary_has_no_client_row() {
     assert!(!services.contains("client"), "{text}");
     assert!(text.contains("client -> xray-demo-bff"), "{text}");
     xray.shutdown().await;
+}
+
+#[test]
+fn colour_codes_are_taken_out_of_log_lines() {
+    // As moto's web server (werkzeug) writes its request lines.
+    let line = "127.0.0.1 - - [07/Dec/2026 09:22:42] \"\u{1b}[31m\u{1b}[1mPOST / HTTP/1.1\u{1b}[0m\" 400 -";
+    assert_eq!(
+        plain(line),
+        "127.0.0.1 - - [07/Dec/2026 09:22:42] \"POST / HTTP/1.1\" 400 -"
+    );
+    assert_eq!(
+        plain("\u{1b}[33mPress CTRL+C to quit\u{1b}[0m"),
+        "Press CTRL+C to quit"
+    );
+    assert!(matches!(
+        plain("no codes"),
+        std::borrow::Cow::Borrowed("no codes")
+    ));
+    assert_eq!(plain("cut \u{1b}["), "cut ");
 }
