@@ -28,6 +28,8 @@ use tokio::process::{Child, Command};
 
 use crate::config::{DEFAULT_REGION, DEFAULT_TABLE_NAME, DynamoEndpoint, Role, process_env};
 
+mod plain_log;
+
 /// Writes a line to stdout (the demo's user interface), ignoring a closed pipe.
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -701,7 +703,6 @@ pub async fn summary(client: &reqwest::Client, ui: &str) -> Result<String, Strin
     Ok(out)
 }
 
-mod plain_log;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
