@@ -29,8 +29,15 @@ if [[ -z "${DYNAMODB_ENDPOINT:-}" ]]; then
     export DEMO_MOTO_SERVER
 fi
 
-printf '==> Building (cargo build -p xray-demo --bins)\n'
-cargo build --quiet -p xray-demo --bins || fail "the build failed (see the errors above)"
+# The first build compiles every dependency (axum, reqwest, the AWS SDK, ...): say so, and
+# let cargo show its progress.
+TARGET_DIR="${CARGO_TARGET_DIR:-${ROOT}/target}"
+if [[ -x "${TARGET_DIR}/debug/demo" && -x "${TARGET_DIR}/debug/bff" ]]; then
+    printf '==> Building (cargo build -p xray-demo --bins)\n'
+else
+    printf '==> First build (cargo build -p xray-demo --bins): a few minutes, about 3 on a 2-core machine; later runs take seconds\n'
+fi
+cargo build -p xray-demo --bins || fail "the build failed (see the errors above)"
 
 # xray-local answers the X-Ray API on its UI port: a command to try while the demo runs.
 UI_ENDPOINT="http://127.0.0.1:${DEMO_XRAY_UI_PORT:-2080}"

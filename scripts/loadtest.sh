@@ -8,12 +8,22 @@
 #   stub  the BFF alone against two stub backends (a tiny asyncio HTTP server answering fixed
 #         JSON, not traced): the BFF is the bottleneck, so this is the figure for "what does
 #         tracing cost the BFF".
-# Each scenario runs, per round, an arm with AWS_XRAY_SDK_ENABLED=true (every /api/* request
-# sampled: config/sampling-rules.json locally and xray-local's centralized rules both say rate 1)
-# and an arm with AWS_XRAY_SDK_ENABLED=false. Per arm: a warm-up, then wrk --latency for the
-# duration, the BFF's VmRSS every second, and the documents: produced (what the services'
-# recorders queued, from their GET /debug/xray-stats) = delivered (xray-local's Accepted,
-# from /api/stats) + counted drops (SDK queue/size/send drops, xray-local rejects).
+# Each scenario runs, per round, these arms (LOADTEST_ARMS, all by default):
+#   on       AWS_XRAY_SDK_ENABLED=true, xray-local as the daemon (every /api/* request sampled:
+#            config/sampling-rules.json locally and xray-local's centralized rules both say rate 1)
+#   off      AWS_XRAY_SDK_ENABLED=false: the untraced run of the same load
+#   stopped  tracing on, the daemon address a port where nothing listens
+#   slow     tracing on, the daemon a receiver that reads slowly (LOADTEST_SLOW_RATE datagrams a
+#            second from a 64 KiB socket buffer; the kernel drops what does not fit)
+#   restart  tracing on, an xray-local of its own that is stopped a third into the measurement
+#            and started again (same ports) at two thirds
+# Per arm: a warm-up, then wrk --latency for the duration, the BFF's VmRSS every second, and the
+# documents. On the SDK side, from each service's GET /debug/xray-stats: queued = sent +
+# send_errors + dropped_too_large (+ pending), and produced = queued + dropped_queue_full. On
+# the daemon side: delivered (xray-local's Accepted, from /api/stats, summed over both lives of
+# the restarted one; the slow receiver's own count), and lost after sending = sent - delivered
+# - collector rejects (UDP: nobody listening, or the kernel's drops at a full socket buffer,
+# which the slow arm reads from /proc/net/udp).
 #
 # Usage: scripts/loadtest.sh
 #   LOADTEST_DURATION=60       seconds of measurement per arm (default 60)
@@ -24,6 +34,8 @@
 #   LOADTEST_ROUNDS=1          repeat on/off pairs to see the noise (default 1; even rounds run
 #                              tracing off first); the ratio uses the mean of each arm's req/s
 #   LOADTEST_SCENARIOS="demo stub"
+#   LOADTEST_ARMS="on off stopped slow restart"
+#   LOADTEST_SLOW_RATE=200     datagrams a second the slow receiver reads (default 200)
 #   LOADTEST_SAMPLING=all      all: every /api/* request sampled (the demo's rules, the worst
 #                              case); default: the SDK's default rule (1 request per second,
 #                              then 5 %), locally and in xray-local's centralized rules, which
@@ -60,11 +72,19 @@ THREADS="$(int_setting LOADTEST_THREADS 1 1 64)"
 CONNECTIONS="$(int_setting LOADTEST_CONNECTIONS 32 1 10000)"
 ROUNDS="$(int_setting LOADTEST_ROUNDS 1 1 20)"
 SCENARIOS="${LOADTEST_SCENARIOS:-demo stub}"
+ARMS="${LOADTEST_ARMS:-on off stopped slow restart}"
+SLOW_RATE="$(int_setting LOADTEST_SLOW_RATE 200 1 1000000)"
 SAMPLING="${LOADTEST_SAMPLING:-all}"
 [[ "${SAMPLING}" == all || "${SAMPLING}" == default ]] \
     || fail "LOADTEST_SAMPLING: unknown value \`${SAMPLING}\` (all, default)"
 for s in ${SCENARIOS}; do
     [[ "${s}" == demo || "${s}" == stub ]] || fail "LOADTEST_SCENARIOS: unknown scenario \`${s}\` (demo, stub)"
+done
+for a in ${ARMS}; do
+    case "${a}" in
+        on | off | stopped | slow | restart) ;;
+        *) fail "LOADTEST_ARMS: unknown arm \`${a}\` (on, off, stopped, slow, restart)" ;;
+    esac
 done
 ((THREADS <= CONNECTIONS)) || fail "LOADTEST_THREADS must not exceed LOADTEST_CONNECTIONS"
 OUT="${LOADTEST_OUT:-${ROOT}/target/loadtest/$(date +%Y%m%d-%H%M%S)}"
@@ -296,7 +316,7 @@ fi
 # One arm: start the services, warm up, measure, account for the documents, stop the services.
 
 RESULTS="${OUT}/results.tsv"
-printf 'scenario\ttracing\tround\treq_s\tp50_ms\tp99_ms\trequests\terrors\trss_idle_kb\trss_max_kb\trss_end_kb\tload1\tapi_requests\tbff_docs\tproduced\tdelivered\tsdk_drops\tcollector_rejects\tunaccounted\tpending\tbff_cpu_us_per_req\txray_local_cpu_us_per_req\n' >"${RESULTS}"
+printf 'scenario\ttracing\tround\treq_s\tp50_ms\tp99_ms\trequests\terrors\trss_idle_kb\trss_max_kb\trss_end_kb\tload1\tapi_requests\tbff_docs\tproduced\tdelivered\tsdk_drops\tcollector_rejects\tunaccounted\tpending\tbff_cpu_us_per_req\txray_local_cpu_us_per_req\tqueued\tsent\tsend_errors\tqueue_full\ttoo_large\tsdk_unaccounted\tlost_after_sending\tkernel_drops\n' >"${RESULTS}"
 
 # to_ms VALUE: wrk's 812.00us / 1.25ms / 2.01s as milliseconds.
 to_ms() {
@@ -317,10 +337,54 @@ wrk_requests() {
     awk '/requests in/ { print $1; found = 1 } END { if (!found) print 0 }' "$1"
 }
 
+# The slow daemon: reads at most RATE datagrams a second from a 64 KiB receive buffer, and keeps
+# the count it read in STATS_FILE ("received N"), updated at least every 0.2 s.
+cat >"${OUT}/slow_daemon.py" <<'EOF'
+import os, socket, sys, time
+port, rate, stats = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.bind(("127.0.0.1", port))
+s.settimeout(0.2)
+n, written, interval = 0, -1, 1.0 / rate
+def write():
+    global written
+    if n != written:
+        with open(stats + ".tmp", "w") as f:
+            f.write(f"received {n}\n")
+        os.replace(stats + ".tmp", stats)
+        written = n
+write()
+last = time.monotonic()
+while True:
+    try:
+        s.recv(65536)
+        n += 1
+        time.sleep(interval)
+    except socket.timeout:
+        pass
+    if time.monotonic() - last >= 0.2:
+        write()
+        last = time.monotonic()
+EOF
+
+# udp_drops PORT: the kernel's drop count of the UDP socket bound to 127.0.0.1:PORT.
+udp_drops() {
+    awk -v want="$(printf '0100007F:%04X' "$1")" '$2 == want { print $NF; found = 1 } END { if (!found) print 0 }' /proc/net/udp
+}
+
+# xray_accepted URL: xray-local's Accepted count (from its /api/stats), or fails.
+xray_accepted() {
+    local f="${OUT}/.stats.json"
+    curl -fsS -m 5 -o "${f}" "$1/api/stats" || fail "$1/api/stats failed"
+    json_get "${f}" Intake Accepted
+}
+
+# run_arm SCENARIO ARM ROUND: ARM is on, off, stopped, slow or restart (see the top).
 run_arm() {
-    local scenario="$1" tracing="$2" round="$3"
-    local tag="${scenario}-${tracing}-${round}" enabled=false
-    [[ "${tracing}" == on ]] && enabled=true
+    local scenario="$1" arm="$2" round="$3"
+    local tag="${scenario}-${arm}-${round}" enabled=true
+    [[ "${arm}" == off ]] && enabled=false
     local bff_port b1_port b2_port b1_url b2_url svc_pids=() svc_names=() pid name
     read -r bff_port b1_port b2_port <<<"$(free_ports 3)"
     if [[ "${scenario}" == demo ]]; then
@@ -332,14 +396,51 @@ run_arm() {
     fi
     local bff="http://127.0.0.1:${bff_port}"
     say ""
-    say "==> ${scenario}, tracing ${tracing} (AWS_XRAY_SDK_ENABLED=${enabled}), round ${round}"
+    say "==> ${scenario}, arm ${arm} (AWS_XRAY_SDK_ENABLED=${enabled}), round ${round}"
 
-    local accepted0 rejected0
-    curl -fsS -m 5 -o "${OUT}/${tag}.xray-before.json" "${XRAY_UI}/api/stats" || fail "xray-local /api/stats failed"
-    accepted0="$(json_get "${OUT}/${tag}.xray-before.json" Intake Accepted)"
-    rejected0="$(json_get "${OUT}/${tag}.xray-before.json" Intake RejectedTotal)"
+    # The daemon of this arm: its address, and where delivered documents are counted.
+    local daemon_port="${XRAY_PORT}" ui="${XRAY_UI}" daemon_pid="${XRAY_PID}" slow_stats="" arm_ui_port=""
+    case "${arm}" in
+        stopped)
+            # A port nothing listens on (UDP or TCP).
+            read -r daemon_port <<<"$(free_ports 1)"
+            ui=""
+            daemon_pid=""
+            say "    daemon address 127.0.0.1:${daemon_port}: nothing listens there"
+            ;;
+        slow)
+            read -r daemon_port <<<"$(free_ports 1)"
+            slow_stats="${OUT}/${tag}.slow-daemon.txt"
+            start "${tag}.slow-daemon" "${PYTHON}" "${OUT}/slow_daemon.py" "${daemon_port}" "${SLOW_RATE}" "${slow_stats}"
+            daemon_pid="${STARTED_PID}"
+            local until=$((SECONDS + 10))
+            until [[ -s "${slow_stats}" ]]; do
+                kill -0 "${daemon_pid}" 2>/dev/null || fail "the slow daemon exited; see ${OUT}/${tag}.slow-daemon.log"
+                ((SECONDS < until)) || fail "the slow daemon did not start"
+                sleep 0.1
+            done
+            ui=""
+            say "    daemon 127.0.0.1:${daemon_port}: reads ${SLOW_RATE} datagrams/s from a 64 KiB buffer"
+            ;;
+        restart)
+            read -r daemon_port arm_ui_port <<<"$(free_ports 2)"
+            ui="http://127.0.0.1:${arm_ui_port}"
+            start "${tag}.xray-local" "${BIN}/xray-local" --udp "127.0.0.1:${daemon_port}" --tcp "127.0.0.1:${daemon_port}" \
+                --ui "127.0.0.1:${arm_ui_port}" --rules "${COLLECTOR_RULES}" --settle-secs 5
+            daemon_pid="${STARTED_PID}"
+            wait_http "${ui}/api/stats" 30 "${daemon_pid}" "${tag}.xray-local"
+            say "    xray-local of its own on 127.0.0.1:${daemon_port}: stopped at $((DURATION / 3)) s, started again at $((2 * DURATION / 3)) s"
+            ;;
+    esac
 
-    local common=(env BIND_ADDRESS=127.0.0.1 "AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:${XRAY_PORT}"
+    local accepted0=0 rejected0=0
+    if [[ -n "${ui}" ]]; then
+        curl -fsS -m 5 -o "${OUT}/${tag}.xray-before.json" "${ui}/api/stats" || fail "xray-local /api/stats failed"
+        accepted0="$(json_get "${OUT}/${tag}.xray-before.json" Intake Accepted)"
+        rejected0="$(json_get "${OUT}/${tag}.xray-before.json" Intake RejectedTotal)"
+    fi
+
+    local common=(env BIND_ADDRESS=127.0.0.1 "AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:${daemon_port}"
         "AWS_XRAY_SAMPLING_RULES=${SDK_RULES}" "AWS_XRAY_SDK_ENABLED=${enabled}"
         AWS_REGION=us-east-1 TABLE_NAME=xray-demo "DYNAMODB_ENDPOINT=http://127.0.0.1:${MOTO_PORT:-8000}"
         "BACKEND1_URL=${b1_url}" "BACKEND2_URL=${b2_url}" "RUST_LOG=${LOADTEST_RUST_LOG:-warn}")
@@ -394,19 +495,46 @@ run_arm() {
     local sampler=$!
     PIDS+=("${sampler}")
     say "    wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s --latency ${bff}/api/now"
-    local bff_cpu0 xray_cpu0
+    local bff_cpu0 xray_cpu0=0
     bff_cpu0="$(cpu_ticks "${bff_pid}")"
-    xray_cpu0="$(cpu_ticks "${XRAY_PID}")"
+    [[ -n "${daemon_pid}" ]] && xray_cpu0="$(cpu_ticks "${daemon_pid}")"
     timeout "${wrk_limit}" wrk -t"${THREADS}" -c"${CONNECTIONS}" -d"${DURATION}s" --timeout 10s --latency \
-        "${bff}/api/now" >"${OUT}/${tag}.wrk.txt" 2>&1 || fail "wrk failed; see ${OUT}/${tag}.wrk.txt"
-    local bff_cpu1 xray_cpu1
+        "${bff}/api/now" >"${OUT}/${tag}.wrk.txt" 2>&1 &
+    local wrk_pid=$!
+    PIDS+=("${wrk_pid}")
+    # The restart arm: the daemon is away for the middle third of the measurement. Its first
+    # life's count is read just before it is stopped.
+    local accepted_first_life=0 xray_cpu_first_life=0
+    if [[ "${arm}" == restart ]]; then
+        sleep "$((DURATION / 3))"
+        accepted_first_life=$(($(xray_accepted "${ui}") - accepted0))
+        xray_cpu_first_life=$(($(cpu_ticks "${daemon_pid}") - xray_cpu0))
+        stop "${daemon_pid}"
+        say "    xray-local stopped (it had accepted ${accepted_first_life} documents)"
+        sleep "$((2 * DURATION / 3 - DURATION / 3))"
+        start "${tag}.xray-local-2" "${BIN}/xray-local" --udp "127.0.0.1:${daemon_port}" --tcp "127.0.0.1:${daemon_port}" \
+            --ui "127.0.0.1:${arm_ui_port}" --rules "${COLLECTOR_RULES}" --settle-secs 5
+        daemon_pid="${STARTED_PID}"
+        xray_cpu0="$(cpu_ticks "${daemon_pid}")"
+        wait_http "${ui}/api/stats" 30 "${daemon_pid}" "${tag}.xray-local-2"
+        say "    xray-local started again"
+        accepted0=0
+        rejected0=0
+    fi
+    wait "${wrk_pid}" || fail "wrk failed; see ${OUT}/${tag}.wrk.txt"
+    local keep=() p
+    for p in "${PIDS[@]}"; do
+        [[ "${p}" == "${wrk_pid}" ]] || keep+=("${p}")
+    done
+    PIDS=("${keep[@]}")
+    local bff_cpu1 xray_cpu1=0
     bff_cpu1="$(cpu_ticks "${bff_pid}")"
-    xray_cpu1="$(cpu_ticks "${XRAY_PID}")"
+    [[ -n "${daemon_pid}" ]] && xray_cpu1=$(($(cpu_ticks "${daemon_pid}") + xray_cpu_first_life))
     stop "${sampler}"
     local load1
     load1="$(cut -d' ' -f1 /proc/loadavg)"
 
-    # Let the recorders drain, then read their counters, then let xray-local's count settle.
+    # Let the recorders drain, then read their counters, then let the daemon's count settle.
     local deadline=$((SECONDS + 15)) pending=0
     while :; do
         pending=0
@@ -418,32 +546,54 @@ run_arm() {
         ((pending == 0 || SECONDS >= deadline)) && break
         sleep 0.5
     done
-    local accepted1=-1 previous=-2
+    local accepted1=0 rejected1=0 kernel_drops=0 previous=-2
     deadline=$((SECONDS + 15))
-    while ((accepted1 != previous && SECONDS < deadline)); do
-        previous="${accepted1}"
-        sleep 1
-        curl -fsS -m 5 -o "${OUT}/${tag}.xray-after.json" "${XRAY_UI}/api/stats" || fail "xray-local /api/stats failed"
-        accepted1="$(json_get "${OUT}/${tag}.xray-after.json" Intake Accepted)"
-    done
-    local rejected1
-    rejected1="$(json_get "${OUT}/${tag}.xray-after.json" Intake RejectedTotal)"
+    if [[ -n "${ui}" ]]; then
+        accepted1=-1
+        while ((accepted1 != previous && SECONDS < deadline)); do
+            previous="${accepted1}"
+            sleep 1
+            curl -fsS -m 5 -o "${OUT}/${tag}.xray-after.json" "${ui}/api/stats" || fail "xray-local /api/stats failed"
+            accepted1="$(json_get "${OUT}/${tag}.xray-after.json" Intake Accepted)"
+        done
+        rejected1="$(json_get "${OUT}/${tag}.xray-after.json" Intake RejectedTotal)"
+    elif [[ -n "${slow_stats}" ]]; then
+        # Until the slow daemon has read what its buffer still held.
+        accepted1=-1
+        while ((accepted1 != previous && SECONDS < deadline)); do
+            previous="${accepted1}"
+            sleep 1
+            accepted1="$(awk '{ print $2 }' "${slow_stats}")"
+        done
+        kernel_drops="$(udp_drops "${daemon_port}")"
+    fi
 
     for pid in "${svc_pids[@]}"; do
         stop "${pid}"
     done
+    if [[ "${arm}" == slow || "${arm}" == restart ]]; then
+        stop "${daemon_pid}"
+    fi
 
-    # Documents: produced = queued + dropped_queue_full over the three (or one) recorders.
-    local produced=0 sdk_drops=0 bff_docs=0 f q d
+    # SDK side, over the three (or one) recorders: produced = queued + dropped_queue_full;
+    # queued = sent + send_errors + dropped_too_large + pending (one datagram per document).
+    local produced=0 sdk_drops=0 bff_docs=0 queued=0 sent=0 send_errors=0 queue_full=0 too_large=0 f q d
     for name in "${svc_names[@]}"; do
         f="${OUT}/${tag}.${name}-xray-stats.json"
         q="$(json_get "${f}" queued)"
         d="$(json_get "${f}" dropped_queue_full)"
         produced=$((produced + q + d))
+        queued=$((queued + q))
+        queue_full=$((queue_full + d))
+        sent=$((sent + $(json_get "${f}" sent)))
+        send_errors=$((send_errors + $(json_get "${f}" send_errors)))
+        too_large=$((too_large + $(json_get "${f}" dropped_too_large)))
         sdk_drops=$((sdk_drops + d + $(json_get "${f}" dropped_too_large) + $(json_get "${f}" send_errors)))
         [[ "${name}" == bff ]] && bff_docs=$((q + d))
     done
-    local delivered=$((accepted1 - accepted0)) rejects=$((rejected1 - rejected0))
+    local sdk_unaccounted=$((queued - sent - send_errors - too_large - pending))
+    local delivered=$((accepted1 - accepted0 + accepted_first_life)) rejects=$((rejected1 - rejected0))
+    local lost_after_sending=$((sent - delivered - rejects))
     local unaccounted=$((produced - delivered - sdk_drops - rejects))
     local api_requests=$((1 + $(wrk_requests "${OUT}/${tag}.wrk.txt")))
     if ((WARMUP > 0)); then
@@ -462,23 +612,33 @@ run_arm() {
     xray_cpu_us=$(((xray_cpu1 - xray_cpu0) * 1000000 / CLK_TCK / (requests > 0 ? requests : 1)))
     rss_max="$(awk -F, 'NR > 1 && $2 > m { m = $2 } END { print m + 0 }' "${rss_csv}")"
     rss_end="$(awk -F, 'NR > 1 && $2 != "" { v = $2 } END { print v + 0 }' "${rss_csv}")"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "${scenario}" "${tracing}" "${round}" "${req_s:-0}" "${p50}" "${p99}" "${requests}" "${errors}" \
+    printf '%s\t' "${scenario}" "${arm}" "${round}" "${req_s:-0}" "${p50}" "${p99}" "${requests}" "${errors}" \
         "${rss_idle:-0}" "${rss_max}" "${rss_end}" "${load1}" "${api_requests}" "${bff_docs}" \
-        "${produced}" "${delivered}" "${sdk_drops}" "${rejects}" "${unaccounted}" "${pending}" "${bff_cpu_us}" "${xray_cpu_us}" >>"${RESULTS}"
-    say "    ${req_s:-?} req/s, p50 ${p50} ms, p99 ${p99} ms, ${errors} errors; documents produced ${produced}, delivered ${delivered}, counted drops $((sdk_drops + rejects))"
+        "${produced}" "${delivered}" "${sdk_drops}" "${rejects}" "${unaccounted}" "${pending}" "${bff_cpu_us}" "${xray_cpu_us}" \
+        "${queued}" "${sent}" "${send_errors}" "${queue_full}" "${too_large}" "${sdk_unaccounted}" "${lost_after_sending}" >>"${RESULTS}"
+    printf '%s\n' "${kernel_drops}" >>"${RESULTS}"
+    say "    ${req_s:-?} req/s, p50 ${p50} ms, p99 ${p99} ms, ${errors} errors"
+    if [[ "${arm}" != off ]]; then
+        say "    SDK: queued ${queued} = sent ${sent} + send errors ${send_errors} + too large ${too_large} + pending ${pending} (off by ${sdk_unaccounted}); queue full ${queue_full}"
+        local note=""
+        [[ "${arm}" == slow ]] && note=" (kernel drops at the receiver: ${kernel_drops})"
+        say "    daemon: delivered ${delivered}, rejected ${rejects}, lost after sending ${lost_after_sending}${note}"
+    fi
 }
 
 say "==> ${DURATION} s per arm (warm-up ${WARMUP} s), wrk -t${THREADS} -c${CONNECTIONS}, ${ROUNDS} round(s); results in ${OUT}"
+read -r -a ARM_LIST <<<"${ARMS}"
 for ((round = 1; round <= ROUNDS; round++)); do
     for scenario in ${SCENARIOS}; do
-        # Odd rounds run tracing on first, even rounds off first, so drift does not favour one.
+        # Odd rounds run the arms in order, even rounds in reverse, so drift favours none.
         if ((round % 2 == 1)); then
-            run_arm "${scenario}" on "${round}"
-            run_arm "${scenario}" off "${round}"
+            for ((i = 0; i < ${#ARM_LIST[@]}; i++)); do
+                run_arm "${scenario}" "${ARM_LIST[i]}" "${round}"
+            done
         else
-            run_arm "${scenario}" off "${round}"
-            run_arm "${scenario}" on "${round}"
+            for ((i = ${#ARM_LIST[@]} - 1; i >= 0; i--)); do
+                run_arm "${scenario}" "${ARM_LIST[i]}" "${round}"
+            done
         fi
     done
 done
@@ -510,6 +670,20 @@ for scenario in dict.fromkeys(r["scenario"] for r in rows):
         cpu = lambda t: sum(int(r["bff_cpu_us_per_req"]) for r in rows if r["scenario"] == scenario and r["tracing"] == t) / len(on if t == "on" else off)
         if cpu("off") > 0:
             print(f"{scenario}: BFF CPU per request with tracing / without = {cpu('on') / cpu('off'):.3f} ({cpu('on'):.0f} vs {cpu('off'):.0f} µs)")
+faults = [r for r in rows if r["tracing"] not in ("on", "off")]
+if faults:
+    print()
+    print("Faults around the daemon, next to the untraced arm (off) of the same scenario and round:")
+    print("| scenario | arm | round | req/s (off) | p50 ms (off) | p99 ms (off) | errors | queued | sent | send errors | too large | pending | SDK unaccounted | queue full | delivered | lost after sending | kernel drops |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r["tracing"] == "off":
+            continue
+        off = next((o for o in rows if o["scenario"] == r["scenario"] and o["round"] == r["round"] and o["tracing"] == "off"), None)
+        base = lambda k, fmt=str: f" ({fmt(off[k])})" if off else ""
+        print(f"| {r['scenario']} | {r['tracing']} | {r['round']} | {float(r['req_s']):.0f}{base('req_s', lambda v: f'{float(v):.0f}')} | "
+              f"{r['p50_ms']}{base('p50_ms')} | {r['p99_ms']}{base('p99_ms')} | {r['errors']} | {r['queued']} | {r['sent']} | {r['send_errors']} | "
+              f"{r['too_large']} | {r['pending']} | {r['sdk_unaccounted']} | {r['queue_full']} | {r['delivered']} | {r['lost_after_sending']} | {r['kernel_drops']} |")
 print()
 print("BFF RSS over time (MB, every 10 s):")
 for r in rows:

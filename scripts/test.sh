@@ -18,7 +18,8 @@ if command -v chromium >/dev/null 2>&1; then
     export XRAY_BROWSER_TESTS=1
 fi
 
-# Bounded fuzzing of the parsers runs as part of the tests.
-export XRAY_FUZZ_SECS="${XRAY_FUZZ_SECS:-5}"
+# Bounded fuzzing of the parsers runs as part of the tests: a fixed number of seeded inputs
+# per target, the same on every machine. XRAY_FUZZ_SECS=<seconds> runs each target for that
+# long instead (longer runs); XRAY_FUZZ_RUNS=<n> changes the count.
 
 exec scripts/with-moto.sh cargo test --workspace --all-features "$@"

@@ -1,9 +1,11 @@
-//! Bounded-time mutation fuzzing (stable Rust, no extra tools) of the
-//! datagram parser, document ingestion and API query parsing.
+//! Bounded mutation fuzzing (stable Rust, no extra tools) of the datagram
+//! parser, document ingestion and API query parsing.
 //!
-//! Runs for `XRAY_FUZZ_SECS` seconds per target (default 3); the seed comes
-//! from `XRAY_FUZZ_SEED` or the clock and is printed so a failure can be
-//! replayed.
+//! Each target tries a fixed number of inputs from a fixed seed, so every
+//! machine checks the same inputs however fast it is. `XRAY_FUZZ_RUNS`
+//! changes the count, `XRAY_FUZZ_SECS` runs each target for that many seconds
+//! instead (longer runs), and `XRAY_FUZZ_SEED` changes the seed, which is
+//! printed so a failure can be replayed.
 
 // Printing the seed is the point: it is how a failure gets replayed.
 #![allow(clippy::print_stdout)]
@@ -18,6 +20,11 @@ use xray_local::state::sampling;
 use xray_local::surfaces::viewer::{api, list, query};
 use xray_local::views::{graph, summary, timeline};
 use xray_local::{App, Config};
+
+/// Inputs per target by default.
+const DATAGRAMS: u64 = 6_000;
+const QUERIES: u64 = 20_000;
+const UDP_DATAGRAMS: u64 = 5_000;
 
 /// xorshift64*: small, seedable, good enough to drive mutations.
 struct Rng(u64);
@@ -34,20 +41,43 @@ impl Rng {
     }
 }
 
-fn budget() -> Duration {
-    let secs = std::env::var("XRAY_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .unwrap_or(3.0);
-    Duration::from_secs_f64(secs.min(3600.0))
+/// How long a target runs: `runs` inputs by default, or `XRAY_FUZZ_SECS`.
+struct Budget {
+    runs: u64,
+    time: Option<Duration>,
+    started: Instant,
 }
 
-fn seed() -> u64 {
+impl Budget {
+    fn more(&self, n: u64) -> bool {
+        match self.time {
+            Some(t) => self.started.elapsed() < t,
+            None => n < self.runs,
+        }
+    }
+}
+
+fn budget(default_runs: u64) -> Budget {
+    let var = |name: &str| std::env::var(name).ok();
+    let time = var("XRAY_FUZZ_SECS")
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(3600.0)));
+    let runs = var("XRAY_FUZZ_RUNS")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_runs);
+    Budget {
+        runs,
+        time,
+        started: Instant::now(),
+    }
+}
+
+fn seed(default: u64) -> u64 {
     let s = std::env::var("XRAY_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| now().to_bits());
+        .unwrap_or(default);
     println!("fuzz seed: {s} (replay with XRAY_FUZZ_SEED={s})");
     s | 1
 }
@@ -190,7 +220,7 @@ fn check_consistent(app: &App) {
 
 #[test]
 fn fuzz_datagrams_and_ingestion() {
-    let mut rng = Rng(seed());
+    let mut rng = Rng(seed(0x5eed_0000_da7a_6a11));
     let config = Config {
         max_traces: 50,
         max_bytes: 256 * 1024,
@@ -198,9 +228,9 @@ fn fuzz_datagrams_and_ingestion() {
     };
     let app = App::new(config, sampling::default_rules());
     let corpus = corpus();
-    let deadline = Instant::now() + budget();
+    let budget = budget(DATAGRAMS);
     let mut n = 0u64;
-    while Instant::now() < deadline {
+    while budget.more(n) {
         for _ in 0..200 {
             let d = mutate(&mut rng, &corpus);
             let _ = app.ingest_datagram(&d);
@@ -270,14 +300,14 @@ fn random_query(rng: &mut Rng) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzz_api_queries() {
-    let mut rng = Rng(seed());
+    let mut rng = Rng(seed(0x5eed_0000_0a91_0e55));
     let app = App::new(Config::ephemeral(), sampling::default_rules());
     for d in corpus() {
         let _ = app.ingest_datagram(&d);
     }
-    let deadline = Instant::now() + budget();
+    let budget = budget(QUERIES);
     let mut n = 0u64;
-    while Instant::now() < deadline {
+    while budget.more(n) {
         let q = random_query(&mut rng);
         let _ = query::Params::parse(&q, &list::LIST_KEYS);
         let _ = list::ListQuery::parse(&q);
@@ -321,7 +351,7 @@ async fn fuzz_api_queries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzz_over_udp() {
-    let mut rng = Rng(seed());
+    let mut rng = Rng(seed(0x5eed_0000_0d9a_7a01));
     let server = start(Config {
         max_traces: 100,
         ..Config::ephemeral()
@@ -329,9 +359,9 @@ async fn fuzz_over_udp() {
     .await;
     let corpus = corpus();
     let sock = sender();
-    let deadline = Instant::now() + budget().min(Duration::from_secs(2));
+    let budget = budget(UDP_DATAGRAMS);
     let mut sent = 0u64;
-    while Instant::now() < deadline && sent < 20_000 {
+    while budget.more(sent) && sent < 20_000 {
         let mut d = mutate(&mut rng, &corpus);
         d.truncate(60_000);
         if sock.send_to(&d, server.udp_addr()).is_ok() {

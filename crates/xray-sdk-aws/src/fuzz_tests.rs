@@ -1,8 +1,9 @@
 //! Bounded fuzzing of the two readers of AWS bodies, on stable Rust: the whitelist picker
 //! (which now runs on the emitter's thread, where a panic would cost the document) and the
-//! remote error reader. A seeded mutation loop over real request, response and error bodies
-//! for `XRAY_FUZZ_SECS` seconds (default 3); reproduce a failure with the seed it prints:
-//! `XRAY_FUZZ_SEED=<seed> cargo test -p xray-sdk-aws --lib fuzz`.
+//! remote error reader. A seeded mutation loop over real request, response and error bodies:
+//! [`RUNS`] inputs from a fixed seed, the same on every machine (`XRAY_FUZZ_RUNS` changes the
+//! count; `XRAY_FUZZ_SECS` runs for that many seconds instead); reproduce a failure with the
+//! settings it prints: `XRAY_FUZZ_SEED=<seed> cargo test -p xray-sdk-aws --lib fuzz`.
 //!
 //! For every input: neither reader panics; the picker yields only keys of the operation's
 //! whitelist, with values of the shape the whitelist says (JSON copied as it is, a count, or
@@ -18,10 +19,13 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use serde_json::Value;
-use xray_sdk::testing::{FuzzRng, fuzz_settings};
+use xray_sdk::testing::{FuzzRng, fuzz_budget};
 
 use crate::params::{self, Capture, Picked};
 use crate::remote_error;
+
+/// Inputs tried by default.
+const RUNS: u64 = 20_000;
 
 /// Bodies as DynamoDB and other services send them, valid and not.
 const SEEDS: &[&str] = &[
@@ -182,7 +186,8 @@ fn check(body: &[u8], lists: &[&'static [params::Param]]) {
 
 #[test]
 fn body_readers_survive_mutated_input() {
-    let (budget, seed) = fuzz_settings(0x5eed_0000_0a55_b0d1);
+    let budget = fuzz_budget(0x5eed_0000_0a55_b0d1, RUNS);
+    let seed = budget.seed;
     let lists = whitelists();
     for s in SEEDS {
         check(s.as_bytes(), &lists);
@@ -191,7 +196,7 @@ fn body_readers_survive_mutated_input() {
     let started = Instant::now();
     let mut runs = 0u64;
     let mut current = SEEDS[0].as_bytes().to_vec();
-    while started.elapsed() < budget {
+    while budget.more(runs) {
         let base = if runs.is_multiple_of(4) {
             rng.pick(SEEDS).as_bytes().to_vec()
         } else {
@@ -200,7 +205,7 @@ fn body_readers_survive_mutated_input() {
         let input = mutate(&mut rng, &base);
         let outcome = catch_unwind(AssertUnwindSafe(|| check(&input, &lists)));
         if let Err(panic) = outcome {
-            eprintln!("fuzz body readers: failure after {runs} inputs with XRAY_FUZZ_SEED={seed}");
+            eprintln!("fuzz body readers: failure after {runs} inputs ({budget})");
             eprintln!("input: {:?}", String::from_utf8_lossy(&input));
             std::panic::resume_unwind(panic);
         }
@@ -210,7 +215,7 @@ fn body_readers_survive_mutated_input() {
         runs += 1;
     }
     eprintln!(
-        "fuzz body readers: {runs} inputs in {:.1} s (seed {seed})",
+        "fuzz body readers: {runs} inputs in {:.1} s ({budget})",
         started.elapsed().as_secs_f64()
     );
     assert!(runs > 100, "only {runs} inputs were tried");

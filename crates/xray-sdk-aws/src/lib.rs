@@ -50,12 +50,17 @@
 //! | `http.response` | the final status and content length |
 //! | DynamoDB parameters | the official SDKs' whitelist: `table_name`, `table_names`, `consumed_capacity`, `count`, ... |
 //!
-//! Errors set the flags as the official SDKs do: 4xx `error`, 429 and throttling error codes
-//! (`ThrottlingException`, `ProvisionedThroughputExceededException`, ...) `throttle`, 5xx and
-//! transport failures `fault`. A service error is recorded in `cause` with its error code and
-//! message, marked `remote`. The flags follow the call's final outcome, as in the official
-//! SDKs: a call that was throttled and then succeeded on a retry shows it in `aws.retries`
-//! and carries no `throttle` or `error` flag.
+//! Errors set the flags by X-Ray's definitions: 4xx `error`, 429 and throttling error codes
+//! (`ThrottlingException`, `ProvisionedThroughputExceededException`, ...) `throttle` (with
+//! `error`), 5xx and transport failures `fault`. A service error is recorded in `cause` with
+//! its error code and message, marked `remote`. So a DynamoDB 400
+//! (`ResourceNotFoundException`) sets `error` only. The official SDKs differ here: the Python
+//! (2.15) and Node (3.12) SDKs set `error` and `fault` for it, because recording the
+//! exception sets `fault` whatever the status; this crate keeps `fault` for failures on the
+//! service's side, so a caller's mistake does not show as a fault in the service map
+//! (docs/ARCHITECTURE.md, choices where the official SDKs disagree). The flags follow the
+//! call's final outcome, as in the official SDKs: a call that was throttled and then
+//! succeeded on a retry shows it in `aws.retries` and carries no `throttle` or `error` flag.
 //!
 //! Outside any segment a call is not recorded and no header is sent; the context-missing
 //! strategy decides whether that is logged. Whatever it finds, the interceptor never fails

@@ -203,10 +203,19 @@ async fn transport_failure_is_a_fault() {
     assert!(ex.get("remote").is_none());
 }
 
+/// A call made outside any segment's context is neither recorded nor traced, even while a
+/// segment of the same recorder is open on the thread and the recorder is the global one.
 #[tokio::test]
 async fn outside_a_segment_nothing_is_recorded_or_sent() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("app");
+    assert!(
+        recorder.install_global().is_ok(),
+        "another test installed a global recorder"
+    );
     let http = ReplayClient::new(vec![Canned::json(200, "r", GET_OK)]);
     let client = dynamodb(http.clone(), ENDPOINT);
+    let segment = recorder.begin_segment("app");
     client
         .get_item()
         .table_name("users")
@@ -214,7 +223,58 @@ async fn outside_a_segment_nothing_is_recorded_or_sent() {
         .send()
         .await
         .unwrap();
+    assert_eq!(http.requests().len(), 1);
     assert_eq!(header(&http.requests()[0], "x-amzn-trace-id"), None);
+    segment.end();
+    recorder.flush(Duration::from_secs(5)).unwrap();
+    // The segment alone: no subsegment in it, no independent document beside it.
+    let docs = capture.drain_documents(Duration::from_millis(300));
+    assert_eq!(docs.len(), 1, "{docs:#?}");
+    assert_eq!(docs[0]["name"], "app");
+    assert!(docs[0].get("subsegments").is_none(), "{:#}", docs[0]);
+    assert_eq!(recorder.stats().queued, 1);
+}
+
+/// A service's client error (here DynamoDB's 400 for a missing table) is an `error` with the
+/// remote exception, not a `fault`: X-Ray's definitions, where the Python and Node SDKs set
+/// both flags.
+#[tokio::test]
+async fn a_4xx_service_error_is_an_error_not_a_fault() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("app");
+    let http = ReplayClient::new(vec![Canned::json(
+        400,
+        "req-missing",
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#,
+    )]);
+    let client = dynamodb(http.clone(), ENDPOINT);
+    let segment = recorder.begin_segment("app");
+    let out = client
+        .get_item()
+        .table_name("missing")
+        .key("id", AttributeValue::S("1".into()))
+        .send()
+        .in_context(segment.context())
+        .await;
+    assert!(out.is_err());
+    segment.end();
+    let all = entities(&capture, &recorder, 1);
+    let (_, _, sub) = named(&all, "DynamoDB")[0];
+    assert_eq!(sub["error"], true, "{sub}");
+    assert!(sub.get("fault").is_none(), "{sub}");
+    assert!(sub.get("throttle").is_none(), "{sub}");
+    assert_eq!(sub["http"]["response"]["status"], 400);
+    assert_eq!(sub["aws"]["retries"], 0, "{sub}");
+    let ex = &sub["cause"]["exceptions"][0];
+    assert_eq!(ex["type"], "ResourceNotFoundException");
+    assert_eq!(ex["message"], "Requested resource not found");
+    assert_eq!(ex["remote"], true);
+    // The segment that made the call is not marked either.
+    let (_, _, seg) = named(&all, "app")[0];
+    assert!(
+        seg.get("fault").is_none() && seg.get("error").is_none(),
+        "{seg}"
+    );
 }
 
 /// Outside a segment, even the `RUNTIME_ERROR` strategy lets the AWS call through (reported,

@@ -37,7 +37,6 @@ impl XRayLayer {
         // built to ignore it).
         let naming = SegmentNaming::fixed_as_given(recorder.service_name().to_owned());
         // Panics caught by a `CatchPanicLayer` inside this layer reach the segment through it.
-        crate::panic::install_hook();
         XRayLayer {
             config: Arc::new(Config {
                 recorder,

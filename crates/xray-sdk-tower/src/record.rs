@@ -17,7 +17,7 @@ use xray_sdk::{
 
 use crate::cause::ErrorCause;
 use crate::config::Config;
-use crate::{grpc, panic};
+use crate::grpc;
 
 pub(crate) const TRACE_HEADER: HeaderName = HeaderName::from_static(HEADER_NAME_LOWER);
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -49,7 +49,9 @@ impl Recording {
     pub(crate) fn record_panic(&mut self, payload: &(dyn Any + Send)) {
         self.panicked = true;
         if self.segment.is_sampled() {
-            let exception = panic::exception(Some(payload), panic::take_noted(self.segment.id()));
+            let exception = xray_sdk::panic::exception(payload);
+            // Then taken, so that a failed response later does not record it again.
+            let _ = xray_sdk::panic::take_for_segment(self.segment.id());
             self.segment.update(|p| {
                 p.add_exception(exception);
                 p.set_fault();
@@ -60,9 +62,9 @@ impl Recording {
     /// Records a panic while the body streams (the response is already on its way) and ends
     /// the segment, before the panic is resumed.
     pub(crate) fn end_with_panic(self, payload: &(dyn Any + Send)) {
-        let noted = panic::take_noted(self.segment.id());
+        let exception = xray_sdk::panic::exception(payload);
         self.segment.end_with(|e| {
-            e.add_exception(panic::exception(Some(payload), noted));
+            e.add_exception(exception);
             e.set_fault();
         });
     }
@@ -76,11 +78,11 @@ impl Recording {
         {
             Some(status) => {
                 let noted = failed(status.code.flags())
-                    .then(|| panic::take_noted(self.segment.id()))
+                    .then(|| xray_sdk::panic::take_for_segment(self.segment.id()))
                     .flatten();
                 self.segment.end_with(|p| {
                     if let Some(noted) = noted {
-                        p.add_exception(panic::exception(None, Some(noted)));
+                        p.add_exception(noted);
                     }
                     status.record(p, false);
                 });
@@ -415,7 +417,7 @@ pub(crate) fn record_response<B: http_body::Body>(
         };
         let failed = status >= 500 || grpc.is_some_and(|g| failed(g.code.flags()));
         let noted = (failed && !recording.panicked)
-            .then(|| panic::take_noted(segment.id()))
+            .then(|| xray_sdk::panic::take_for_segment(segment.id()))
             .flatten();
         if grpc.is_none() && error.is_none() && noted.is_none() {
             // The common case: one change, applied without a patch.
@@ -434,7 +436,7 @@ pub(crate) fn record_response<B: http_body::Body>(
                 outcome.record(p);
                 // The panic first: it is what went wrong; the status is what was answered.
                 if let Some(noted) = noted {
-                    p.add_exception(panic::exception(None, Some(noted)));
+                    p.add_exception(noted);
                 }
                 match grpc {
                     // The panic is the cause already: the status that stands for it adds

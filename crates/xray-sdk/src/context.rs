@@ -380,11 +380,66 @@ fn begin_subsegment_in_current<'a>(name: impl Into<Cow<'a, str>>) -> Option<Enti
 mod tests {
     use super::*;
 
+    /// Runs `f` with a subscriber on this thread and returns the ERROR events it logged.
+    fn errors_logged(f: impl FnOnce()) -> Vec<String> {
+        use std::sync::{Arc, Mutex};
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let lines = Arc::clone(&lines);
+            move || LineWriter(Arc::clone(&lines))
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::ERROR)
+            .with_ansi(false)
+            .with_writer(writer)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    struct LineWriter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl std::io::Write for LineWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut lines) = self.0.lock() {
+                lines.push(String::from_utf8_lossy(buf).into_owned());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn missing_context_strategies() {
-        assert!(context_missing_with(ContextMissing::IgnoreError, "x").is_ok());
-        assert!(context_missing_with(ContextMissing::LogError, "x").is_ok());
-        let e = context_missing_with(ContextMissing::RuntimeError, "begin_subsegment").unwrap_err();
-        assert!(e.to_string().contains("begin_subsegment"));
+        // The occurrence counter is process-wide: among any 1000 calls, at least one is
+        // logged (a power of two or a multiple of 1000), and only a handful are.
+        const CALLS: usize = 1000;
+        let logged = errors_logged(|| {
+            for _ in 0..CALLS {
+                assert!(context_missing_with(ContextMissing::LogError, "annotate").is_ok());
+            }
+        });
+        assert!((1..=12).contains(&logged.len()), "{logged:?}");
+        for line in &logged {
+            assert!(line.contains("ERROR"), "{line}");
+            assert!(line.contains("annotate"), "{line}");
+            assert!(line.contains("occurrences="), "{line}");
+        }
+
+        let logged = errors_logged(|| {
+            for _ in 0..CALLS {
+                assert!(context_missing_with(ContextMissing::IgnoreError, "annotate").is_ok());
+            }
+        });
+        assert!(logged.is_empty(), "{logged:?}");
+
+        let logged = errors_logged(|| {
+            let e =
+                context_missing_with(ContextMissing::RuntimeError, "begin_subsegment").unwrap_err();
+            assert!(e.to_string().contains("begin_subsegment"));
+        });
+        assert!(logged.is_empty(), "{logged:?}");
     }
 }

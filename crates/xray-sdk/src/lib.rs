@@ -74,6 +74,7 @@ mod http;
 pub mod id;
 mod json;
 pub mod model;
+pub mod panic;
 pub mod plugins;
 mod record;
 pub mod recorder;

@@ -375,6 +375,7 @@ impl<'a> GrpcStatus<'a> {
             skipped: None,
             cause: None,
             stack: Vec::new(),
+            captured: None,
         });
     }
 }

@@ -18,6 +18,8 @@ use crate::trace::{Changes, Origin};
 /// decision needs.
 pub(crate) struct Source {
     pub(crate) enabled: bool,
+    /// What decides when no rule names itself, for the debug log of each decision.
+    pub(crate) unnamed_rule: &'static str,
     pub(crate) sink: Arc<Sink>,
     pub(crate) sampler: Arc<dyn Sampler>,
     pub(crate) resources: Arc<Resources>,
@@ -98,12 +100,12 @@ impl<'a> SegmentBuilder<'a> {
         let root = self.header.and_then(TraceHeader::root);
         let trace_id: TraceId = root.unwrap_or_else(TraceId::new);
         let extra = self.header.and_then(TraceHeader::extra_shared);
-        let decision = if !recorder.enabled {
-            SamplingDecision::new(false)
+        let (decision, by) = if !recorder.enabled {
+            (SamplingDecision::new(false), DecidedBy::Disabled)
         } else if let Some(forced) = self.forced {
-            SamplingDecision::new(forced)
+            (SamplingDecision::new(forced), DecidedBy::Code)
         } else if let Some(d) = self.header.and_then(|h| h.sampled().decision()) {
-            SamplingDecision::new(d)
+            (SamplingDecision::new(d), DecidedBy::Header)
         } else {
             let mut req = self.request;
             if req.service_name.is_none() {
@@ -112,8 +114,16 @@ impl<'a> SegmentBuilder<'a> {
             if req.service_type.is_none() {
                 req.service_type = recorder.resources.get().and_then(|r| r.origin);
             }
-            recorder.sampler.should_sample(&req)
+            let decision = recorder.sampler.should_sample(&req);
+            // One check of a cached flag when debug logging is off; nothing is formatted.
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                log_rule_decision(recorder, &req, trace_id, &decision);
+            }
+            (decision, DecidedBy::Rule)
         };
+        if !matches!(by, DecidedBy::Rule) && tracing::enabled!(tracing::Level::DEBUG) {
+            log_decision(trace_id, &decision, by);
+        }
         let ctx = if decision.sampled {
             let mut patch = Patch::new();
             init(&patch);
@@ -187,4 +197,73 @@ fn recorded_facade(
     };
     let start = crate::clock::now_micros();
     Changes::none(|changes| Context::new_segment(sink, origin, Some("facade"), start, changes))
+}
+
+/// What made a sampling decision.
+#[derive(Clone, Copy)]
+enum DecidedBy {
+    Disabled,
+    Code,
+    Header,
+    Rule,
+}
+
+fn outcome(decision: &SamplingDecision) -> &'static str {
+    if decision.sampled {
+        "sampled"
+    } else {
+        "not sampled"
+    }
+}
+
+/// A decision of the sampler, with the request facts the rules matched on.
+#[cold]
+fn log_rule_decision(
+    recorder: &Source,
+    req: &SamplingRequest<'_>,
+    trace_id: TraceId,
+    decision: &SamplingDecision,
+) {
+    let service = req.service_name.unwrap_or("");
+    let method = req.method.unwrap_or("");
+    let path = req.url_path.unwrap_or("");
+    match &decision.rule_name {
+        Some(rule) => tracing::debug!(
+            %trace_id,
+            sampled = decision.sampled,
+            rule = &**rule,
+            service,
+            method,
+            path,
+            "X-Ray sampling decision: {} by rule {rule:?}",
+            outcome(decision),
+        ),
+        None => tracing::debug!(
+            %trace_id,
+            sampled = decision.sampled,
+            service,
+            method,
+            path,
+            "X-Ray sampling decision: {} by {}",
+            outcome(decision),
+            recorder.unnamed_rule,
+        ),
+    }
+}
+
+/// A decision made without the sampler.
+#[cold]
+fn log_decision(trace_id: TraceId, decision: &SamplingDecision, by: DecidedBy) {
+    let by = match by {
+        DecidedBy::Disabled => "the SDK being disabled",
+        DecidedBy::Code => "code (SegmentBuilder::sampled)",
+        DecidedBy::Header => "the incoming X-Amzn-Trace-Id header",
+        DecidedBy::Rule => "the sampler",
+    };
+    tracing::debug!(
+        %trace_id,
+        sampled = decision.sampled,
+        "X-Ray sampling decision: {} by {by}",
+        outcome(decision),
+    );
 }

@@ -257,20 +257,103 @@ impl FuzzRng {
     }
 }
 
-/// How long a bounded fuzz test runs and from which seed: `XRAY_FUZZ_SECS` (default 3,
-/// between 0.1 and 3600) and `XRAY_FUZZ_SEED` (default `default_seed`).
+/// How much a bounded fuzz test runs, and from which seed.
+///
+/// By default a fixed number of inputs (the test's own count, or `XRAY_FUZZ_RUNS`) from a
+/// fixed seed (the test's own, or `XRAY_FUZZ_SEED`): the same inputs are checked on every
+/// machine, however fast. `XRAY_FUZZ_SECS` (0.1 to 3600) runs for that long instead, for
+/// longer runs that try more inputs than the count.
+///
+/// ```
+/// use xray_sdk::testing::fuzz_budget;
+///
+/// let budget = fuzz_budget(7, 1_000);
+/// let mut runs = 0;
+/// while budget.more(runs) {
+///     runs += 1;
+/// }
+/// # if std::env::var_os("XRAY_FUZZ_SECS").is_none() && std::env::var_os("XRAY_FUZZ_RUNS").is_none() {
+/// assert_eq!(runs, 1_000);
+/// # }
+/// ```
 #[doc(hidden)]
-pub fn fuzz_settings(default_seed: u64) -> (Duration, u64) {
-    let secs: f64 = std::env::var("XRAY_FUZZ_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|s: &f64| s.is_finite())
-        .unwrap_or(3.0);
-    let seed: u64 = std::env::var("XRAY_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
+#[derive(Debug, Clone, Copy)]
+pub struct FuzzBudget {
+    /// The seed of the test's generator.
+    pub seed: u64,
+    limit: FuzzLimit,
+    started: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FuzzLimit {
+    Runs(u64),
+    Time(Duration),
+}
+
+/// The budget of a fuzz test: `default_runs` inputs from `default_seed`, unless the
+/// environment says otherwise (see [`FuzzBudget`]).
+#[doc(hidden)]
+pub fn fuzz_budget(default_seed: u64, default_runs: u64) -> FuzzBudget {
+    let var = |name: &str| std::env::var(name).ok();
+    let seed = var("XRAY_FUZZ_SEED")
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default_seed);
-    (Duration::from_secs_f64(secs.clamp(0.1, 3600.0)), seed)
+    let secs = var("XRAY_FUZZ_SECS")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite());
+    let limit = match secs {
+        Some(secs) => FuzzLimit::Time(Duration::from_secs_f64(secs.clamp(0.1, 3600.0))),
+        None => FuzzLimit::Runs(
+            var("XRAY_FUZZ_RUNS")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default_runs),
+        ),
+    };
+    FuzzBudget {
+        seed,
+        limit,
+        started: Instant::now(),
+    }
+}
+
+impl FuzzBudget {
+    /// Whether to try another input after `runs` of them.
+    pub fn more(&self, runs: u64) -> bool {
+        match self.limit {
+            FuzzLimit::Runs(n) => runs < n,
+            FuzzLimit::Time(t) => self.started.elapsed() < t,
+        }
+    }
+
+    /// The same budget with its count scaled by `part` (e.g. per worker), at least 1; a
+    /// time budget is kept as it is.
+    pub fn share(&self, part: f64) -> FuzzBudget {
+        let mut shared = *self;
+        if let FuzzLimit::Runs(n) = self.limit {
+            shared.limit = FuzzLimit::Runs(((n as f64 * part) as u64).max(1));
+        }
+        shared
+    }
+
+    /// True when the budget is a fixed count (the default), false for a time budget.
+    pub fn is_fixed(&self) -> bool {
+        matches!(self.limit, FuzzLimit::Runs(_))
+    }
+}
+
+impl std::fmt::Display for FuzzBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.limit {
+            FuzzLimit::Runs(n) => write!(f, "{n} inputs, XRAY_FUZZ_SEED={}", self.seed),
+            FuzzLimit::Time(t) => write!(
+                f,
+                "XRAY_FUZZ_SECS={}, XRAY_FUZZ_SEED={}",
+                t.as_secs_f64(),
+                self.seed
+            ),
+        }
+    }
 }
 
 /// The request IDs of [`RecordedSegment::w2`]'s three calls, as DynamoDB returns them.

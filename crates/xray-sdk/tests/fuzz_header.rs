@@ -1,13 +1,15 @@
 //! Bounded fuzzing of the `X-Amzn-Trace-Id` parser on stable Rust: a seeded mutation loop over
-//! the header strings of the parser's own test table, for `XRAY_FUZZ_SECS` seconds (default 3).
+//! the header strings of the parser's own test table: [`RUNS`] inputs from a fixed seed, the
+//! same on every machine (`XRAY_FUZZ_RUNS` changes the count; `XRAY_FUZZ_SECS` runs for that
+//! many seconds instead).
 //!
 //! For every input: parsing does not panic; the formatted header is visible ASCII only (no
 //! CR, LF, space or control character can reach an outgoing header), bounded in length, and
 //! parses back to the same value; the header a segment built from it sends downstream obeys
 //! the same rules.
 //!
-//! Reproduce a failure with the seed it prints: `XRAY_FUZZ_SEED=<seed> cargo test -p xray-sdk
-//! --test fuzz_header`.
+//! Reproduce a failure with the settings it prints: `XRAY_FUZZ_SEED=<seed> cargo test -p
+//! xray-sdk --test fuzz_header`.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -15,8 +17,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use xray_sdk::header::{MAX_EXTRA_LEN, MAX_HEADER_LEN};
-use xray_sdk::testing::{FuzzRng, fuzz_settings};
+use xray_sdk::testing::{FuzzRng, fuzz_budget};
 use xray_sdk::{Recorder, TraceHeader};
+
+/// Inputs tried by default (about 2 s in a debug build on a 2-core machine).
+const RUNS: u64 = 20_000;
 
 /// The inputs of `header.rs`'s `parse_and_format_table` and `never_panics_on_odd_bytes`, plus
 /// a few shapes seen from load balancers, Lambda and other SDKs.
@@ -213,7 +218,8 @@ fn check(input: &str, recorder: &Recorder, downstream: bool) {
 
 #[test]
 fn header_parser_survives_mutated_input() {
-    let (budget, seed) = fuzz_settings(0x5eed_0000_f7ac_e1d5);
+    let budget = fuzz_budget(0x5eed_0000_f7ac_e1d5, RUNS);
+    let seed = budget.seed;
     let recorder = Recorder::disabled();
     // The seeds themselves first.
     for s in SEEDS {
@@ -224,7 +230,7 @@ fn header_parser_survives_mutated_input() {
     let mut runs = 0u64;
     // Inputs are chained: every fourth mutation starts again from a seed.
     let mut current = SEEDS[0].to_owned();
-    while started.elapsed() < budget {
+    while budget.more(runs) {
         let base = if runs.is_multiple_of(4) {
             rng.pick(SEEDS).to_owned()
         } else {
@@ -234,7 +240,7 @@ fn header_parser_survives_mutated_input() {
         let downstream = runs.is_multiple_of(8);
         let outcome = catch_unwind(AssertUnwindSafe(|| check(&input, &recorder, downstream)));
         if let Err(panic) = outcome {
-            eprintln!("fuzz_header: failure after {runs} inputs with XRAY_FUZZ_SEED={seed}");
+            eprintln!("fuzz_header: failure after {runs} inputs ({budget})");
             eprintln!("input: {input:?}");
             std::panic::resume_unwind(panic);
         }
@@ -244,7 +250,7 @@ fn header_parser_survives_mutated_input() {
         runs += 1;
     }
     eprintln!(
-        "fuzz_header: {runs} inputs in {:.1} s (seed {seed})",
+        "fuzz_header: {runs} inputs in {:.1} s ({budget})",
         started.elapsed().as_secs_f64()
     );
     assert!(runs > 100, "only {runs} inputs were tried");

@@ -1,6 +1,8 @@
 //! Bounded fuzzing of the daemon's sampling answers on stable Rust: seeded mutations of
 //! `GetSamplingRules` and `SamplingTargets` response bodies (the shapes of the X-Ray API
-//! documentation and of `sampling_centralized.rs`), for `XRAY_FUZZ_SECS` seconds (default 3).
+//! documentation and of `sampling_centralized.rs`): a fixed number of bodies from a fixed
+//! seed ([`IN_PROCESS_RUNS`], [`ROUNDS_PER_LANE`]), the same on every machine
+//! (`XRAY_FUZZ_RUNS` changes the count; `XRAY_FUZZ_SECS` runs for that many seconds instead).
 //!
 //! Bodies are mutated as text (tokens spliced in, bytes flipped, inserted, deleted,
 //! duplicated, truncated) and as JSON (values swapped for wrong types, huge, negative or
@@ -26,8 +28,9 @@
 //!   (out-of-range values ignored); every fourth answer is a valid one whose effect is
 //!   asserted (recovery).
 //!
-//! Reproduce a failure with the seed it prints: `XRAY_FUZZ_SEED=<seed> cargo test -p xray-sdk
-//! --all-features --test fuzz_sampling_answers` (the loopback lanes also depend on timing).
+//! Reproduce a failure with the settings it prints: `XRAY_FUZZ_SEED=<seed> cargo test -p
+//! xray-sdk --all-features --test fuzz_sampling_answers` (the bodies are the same; the poller's
+//! timing around them is not).
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -46,10 +49,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use xray_sdk::config::DaemonAddress;
 use xray_sdk::sampling::{CentralizedSampler, Clock, LocalRules, ManualClock, wildcard_match};
-use xray_sdk::testing::{FuzzRng, fuzz_settings};
+use xray_sdk::testing::{FuzzBudget, FuzzRng, fuzz_budget};
 use xray_sdk::{Sampler, SamplingRequest};
 
 const T0: u64 = 1_700_000_000;
+/// Bodies tried in process by default (about 2 s in a debug build on a 2-core machine).
+const IN_PROCESS_RUNS: u64 = 5_000;
+/// Answers per loopback lane by default (three lanes: about 2 s).
+const ROUNDS_PER_LANE: u64 = 100;
 /// Upper bounds on bodies tried, whatever the time budget.
 const MAX_IN_PROCESS: u64 = 1_000_000;
 const MAX_ROUNDS_PER_LANE: u64 = 20_000;
@@ -931,13 +938,16 @@ fn check_rules_outcome(
 // ---------------------------------------------------------------------------------------
 // In process: `apply_rules_response`.
 
-fn budget() -> (Duration, u64) {
-    fuzz_settings(0x5eed_0000_a5e7_7a95)
+const SEED: u64 = 0x5eed_0000_a5e7_7a95;
+
+fn budget(runs: u64) -> FuzzBudget {
+    fuzz_budget(SEED, runs)
 }
 
 #[test]
 fn rules_answers_in_process() {
-    let (budget, seed) = budget();
+    let budget = budget(IN_PROCESS_RUNS);
+    let seed = budget.seed;
     let seeds = rules_seeds();
     let clock = Arc::new(ManualClock::new(T0));
     let sampler = CentralizedSampler::builder(&DaemonAddress::default())
@@ -950,7 +960,7 @@ fn rules_answers_in_process() {
     let started = Instant::now();
     let (mut runs, mut refused, mut applied) = (0u64, 0u64, 0u64);
     let mut current = seeds[0].clone();
-    while runs < seeds.len() as u64 || (started.elapsed() < budget && runs < MAX_IN_PROCESS) {
+    while runs < seeds.len() as u64 || (budget.more(runs) && runs < MAX_IN_PROCESS) {
         let body = if runs < seeds.len() as u64 {
             seeds[runs as usize].clone()
         } else if runs % 8 == 0 {
@@ -979,9 +989,7 @@ fn rules_answers_in_process() {
             Ok(true) => applied += 1,
             Ok(false) => refused += 1,
             Err(panic) => {
-                eprintln!(
-                    "fuzz_sampling_answers: rules answer {runs} failed with XRAY_FUZZ_SEED={seed}"
-                );
+                eprintln!("fuzz_sampling_answers: rules answer {runs} failed ({budget})");
                 eprintln!("rules in force before: {before:?}");
                 eprintln!("body: {body:?}");
                 std::panic::resume_unwind(panic);
@@ -994,7 +1002,7 @@ fn rules_answers_in_process() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "fuzz_sampling_answers: {runs} rules answers in process in {elapsed:.1} s ({:.0}/s; {applied} applied, {refused} refused; seed {seed})",
+        "fuzz_sampling_answers: {runs} rules answers in process in {elapsed:.1} s ({:.0}/s; {applied} applied, {refused} refused; {budget})",
         runs as f64 / elapsed
     );
     assert!(runs > 100, "only {runs} answers were tried");
@@ -1381,7 +1389,7 @@ fn run_targets_lane(
     lane: &Lane,
     addr: SocketAddr,
     seed: u64,
-    until: Instant,
+    budget: FuzzBudget,
     stop: &AtomicBool,
 ) -> u64 {
     let clock = Arc::new(ManualClock::new(T0));
@@ -1402,7 +1410,7 @@ fn run_targets_lane(
     };
     let mut current = seeds[0].clone();
     let mut rounds = 0;
-    while Instant::now() < until && rounds < MAX_ROUNDS_PER_LANE && !stop.load(Ordering::Relaxed) {
+    while budget.more(rounds) && rounds < MAX_ROUNDS_PER_LANE && !stop.load(Ordering::Relaxed) {
         let now = clock.epoch_seconds();
         let recovery = rounds % 4 == 3;
         let (code, body) = if recovery {
@@ -1436,8 +1444,7 @@ fn run_targets_lane(
             other => {
                 stop.store(true, Ordering::Relaxed);
                 eprintln!(
-                    "fuzz_sampling_answers: targets lane (seed {seed}) failed at round {rounds} with XRAY_FUZZ_SEED={}",
-                    budget().1
+                    "fuzz_sampling_answers: targets lane (seed {seed}) failed at round {rounds} ({budget})",
                 );
                 eprintln!("answer ({code}): {body:?}");
                 eprintln!("model: {model:?}");
@@ -1462,7 +1469,7 @@ fn run_rules_lane(
     lane: &Lane,
     addr: SocketAddr,
     seed: u64,
-    until: Instant,
+    budget: FuzzBudget,
     stop: &AtomicBool,
 ) -> u64 {
     let clock = Arc::new(ManualClock::new(T0));
@@ -1473,7 +1480,7 @@ fn run_rules_lane(
     let mut rng = FuzzRng::new(seed);
     let mut current = seeds[0].clone();
     let mut rounds = 0;
-    while Instant::now() < until && rounds < MAX_ROUNDS_PER_LANE && !stop.load(Ordering::Relaxed) {
+    while budget.more(rounds) && rounds < MAX_ROUNDS_PER_LANE && !stop.load(Ordering::Relaxed) {
         let recovery = rounds % 4 == 3 || rounds == 0;
         let (code, body) = if recovery {
             (StatusCode::OK, seeds[rng.below(seeds.len())].clone())
@@ -1513,8 +1520,7 @@ fn run_rules_lane(
             other => {
                 stop.store(true, Ordering::Relaxed);
                 eprintln!(
-                    "fuzz_sampling_answers: rules lane (seed {seed}) failed at round {rounds} with XRAY_FUZZ_SEED={}",
-                    budget().1
+                    "fuzz_sampling_answers: rules lane (seed {seed}) failed at round {rounds} ({budget})",
                 );
                 eprintln!("rules in force before: {before:?}");
                 eprintln!("answer ({code}): {body:?}");
@@ -1535,7 +1541,8 @@ fn run_rules_lane(
 
 #[test]
 fn answers_over_loopback() {
-    let (budget, seed) = budget();
+    let budget = budget(ROUNDS_PER_LANE);
+    let seed = budget.seed;
     let kinds = [Kind::Rules, Kind::Targets, Kind::Targets];
     let lanes: Vec<Arc<Lane>> = kinds
         .iter()
@@ -1552,7 +1559,6 @@ fn answers_over_loopback() {
     let daemons = FakeDaemons::start(&lanes);
     let stop = AtomicBool::new(false);
     let started = Instant::now();
-    let until = started + budget;
     let rounds: Vec<u64> = std::thread::scope(|s| {
         let handles: Vec<_> = kinds
             .iter()
@@ -1563,8 +1569,8 @@ fn answers_over_loopback() {
                 let stop = &stop;
                 let lane_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 s.spawn(move || match kind {
-                    Kind::Rules => run_rules_lane(lane, *addr, lane_seed, until, stop),
-                    Kind::Targets => run_targets_lane(lane, *addr, lane_seed, until, stop),
+                    Kind::Rules => run_rules_lane(lane, *addr, lane_seed, budget, stop),
+                    Kind::Targets => run_targets_lane(lane, *addr, lane_seed, budget, stop),
                 })
             })
             .collect();
@@ -1577,7 +1583,7 @@ fn answers_over_loopback() {
     let elapsed = started.elapsed().as_secs_f64();
     let total: u64 = rounds.iter().sum();
     eprintln!(
-        "fuzz_sampling_answers: {total} answers over loopback in {elapsed:.1} s ({:.0}/s; rules lane {}, targets lanes {:?}; seed {seed})",
+        "fuzz_sampling_answers: {total} answers over loopback in {elapsed:.1} s ({:.0}/s; rules lane {}, targets lanes {:?}; {budget})",
         total as f64 / elapsed,
         rounds[0],
         &rounds[1..],

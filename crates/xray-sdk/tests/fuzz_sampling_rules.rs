@@ -1,6 +1,7 @@
 //! Bounded fuzzing of local sampling rules files on stable Rust: a seeded mutation loop over
-//! the crate's own rules files (`tests/data/sampling`) and documentation examples, for
-//! `XRAY_FUZZ_SECS` seconds (default 3), at most `MAX_RUNS` inputs.
+//! the crate's own rules files (`tests/data/sampling`) and documentation examples: [`RUNS`]
+//! inputs from a fixed seed, the same on every machine (`XRAY_FUZZ_RUNS` changes the count;
+//! `XRAY_FUZZ_SECS` runs for that many seconds instead, at most `MAX_RUNS` inputs).
 //!
 //! Inputs are mutated as text (tokens spliced in, bytes flipped, inserted, deleted, slices
 //! duplicated, truncated) and as JSON (values swapped for wrong types, huge, negative or
@@ -23,8 +24,8 @@
 //!   UTF-8), and now and then through `Recorder::builder().sampling_rules_file` (the path
 //!   `AWS_XRAY_SAMPLING_RULES` takes): same outcome, with the file named in the error.
 //!
-//! Reproduce a failure with the seed it prints: `XRAY_FUZZ_SEED=<seed> cargo test -p xray-sdk
-//! --all-features --test fuzz_sampling_rules`.
+//! Reproduce a failure with the settings it prints: `XRAY_FUZZ_SEED=<seed> cargo test -p
+//! xray-sdk --all-features --test fuzz_sampling_rules`.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -38,9 +39,11 @@ use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::{
     LocalRule, LocalRules, LocalSampler, ManualClock, RulesError, wildcard_match,
 };
-use xray_sdk::testing::{FuzzRng, fuzz_settings};
+use xray_sdk::testing::{FuzzRng, fuzz_budget};
 use xray_sdk::{Recorder, Sampler, SamplingRequest};
 
+/// Inputs tried by default (about 2 s in a debug build on a 2-core machine).
+const RUNS: u64 = 20_000;
 /// Upper bound on inputs, whatever the time budget.
 const MAX_RUNS: u64 = 2_000_000;
 /// Recorders built from a fuzzed file (each starts an emitter thread).
@@ -983,7 +986,8 @@ fn fuzz_path() -> PathBuf {
 
 #[test]
 fn rules_files_survive_mutation() {
-    let (budget, seed) = fuzz_settings(0x5eed_0000_5a3f_1e5d);
+    let budget = fuzz_budget(0x5eed_0000_5a3f_1e5d, RUNS);
+    let seed = budget.seed;
     let path = fuzz_path();
     let run_one = |input: &str, runs: u64, rng: &mut FuzzRng, recorders: &mut u32| {
         let file_bytes = runs.is_multiple_of(16).then(|| {
@@ -1014,9 +1018,7 @@ fn rules_files_survive_mutation() {
         match outcome {
             Ok(ok) => ok,
             Err(panic) => {
-                eprintln!(
-                    "fuzz_sampling_rules: failure after {runs} inputs with XRAY_FUZZ_SEED={seed}"
-                );
+                eprintln!("fuzz_sampling_rules: failure after {runs} inputs ({budget})");
                 eprintln!("input: {input:?}");
                 if let Some(bytes) = &file_bytes {
                     eprintln!("file bytes: {:?}", String::from_utf8_lossy(bytes));
@@ -1037,7 +1039,7 @@ fn rules_files_survive_mutation() {
     let mut accepted = 0u64;
     // Inputs are chained: every fourth mutation starts again from a seed.
     let mut current = SEEDS[0].to_owned();
-    while started.elapsed() < budget && runs < MAX_RUNS {
+    while budget.more(runs) && runs < MAX_RUNS {
         let base = if runs.is_multiple_of(4) {
             rng.pick(SEEDS).to_owned()
         } else {
@@ -1053,7 +1055,7 @@ fn rules_files_survive_mutation() {
     let _ = std::fs::remove_file(&path);
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "fuzz_sampling_rules: {runs} inputs in {elapsed:.1} s ({:.0}/s, {accepted} accepted, {recorders} recorders; seed {seed})",
+        "fuzz_sampling_rules: {runs} inputs in {elapsed:.1} s ({:.0}/s, {accepted} accepted, {recorders} recorders; {budget})",
         runs as f64 / elapsed,
     );
     assert!(runs > 100, "only {runs} inputs were tried");

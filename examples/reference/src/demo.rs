@@ -28,6 +28,8 @@ use tokio::process::{Child, Command};
 
 use crate::config::{DEFAULT_REGION, DEFAULT_TABLE_NAME, DynamoEndpoint, Role, process_env};
 
+mod plain_log;
+
 /// Writes a line to stdout (the demo's user interface), ignoring a closed pipe.
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -205,36 +207,73 @@ pub fn main() -> ExitCode {
     })
 }
 
-/// Fails with a clear message when one of the demo's ports is taken.
-fn check_ports(s: &Settings, start_moto: bool) -> Result<(), String> {
+/// Checks every port the demo needs and fails with all the problems at once. A running
+/// xray-local on the daemon and UI ports is not a problem: the demo uses it (`Some(stats)`).
+async fn check_ports(
+    s: &Settings,
+    start_moto: bool,
+    client: &reqwest::Client,
+) -> Result<Option<Value>, String> {
+    let running_xray_local = running_xray_local(client, &s.ui_url()).await;
     let mut tcp = vec![
         (s.service_ports[0], "the BFF", "DEMO_BFF_PORT"),
         (s.service_ports[1], "backend #1", "DEMO_BACKEND1_PORT"),
         (s.service_ports[2], "backend #2", "DEMO_BACKEND2_PORT"),
-        (s.xray_port, "xray-local's sampling API", "DEMO_XRAY_PORT"),
-        (s.xray_ui_port, "xray-local's UI", "DEMO_XRAY_UI_PORT"),
     ];
+    if running_xray_local.is_none() {
+        tcp.push((s.xray_port, "xray-local's sampling API", "DEMO_XRAY_PORT"));
+        tcp.push((s.xray_ui_port, "xray-local's UI", "DEMO_XRAY_UI_PORT"));
+    }
     if start_moto {
         tcp.push((s.dynamodb_port, "moto (DynamoDB)", "DEMO_DYNAMODB_PORT"));
     }
+    let mut problems = Vec::new();
     let mut seen = BTreeMap::new();
     for (port, what, var) in &tcp {
         if let Some(other) = seen.insert(*port, *what) {
-            return Err(format!("{what} and {other} are both set to port {port}"));
+            problems.push(format!(
+                "{what} and {other} are both set to port {port}: give one another with {var}=<port>"
+            ));
+            continue;
         }
         if let Err(e) = StdTcpListener::bind((Ipv4Addr::LOCALHOST, *port)) {
-            return Err(format!(
-                "port {port} on 127.0.0.1 (for {what}) is not free: {e}.\n  Stop what is using it (see `ss -ltnp 'sport = :{port}'`), or pick another port with {var}=<port>."
+            problems.push(format!(
+                "TCP port {port} on 127.0.0.1 (for {what}) is not free: {e}; stop what uses it (`ss -ltnp 'sport = :{port}'`) or set {var}=<port>"
             ));
         }
     }
-    if let Err(e) = StdUdpSocket::bind((Ipv4Addr::LOCALHOST, s.xray_port)) {
-        return Err(format!(
-            "UDP port {} on 127.0.0.1 (xray-local's segment intake) is not free: {e}.\n  Is an X-Ray daemon already running? Stop it (see `ss -lunp 'sport = :{}'`), or pick another port with DEMO_XRAY_PORT=<port>.",
-            s.xray_port, s.xray_port
+    if running_xray_local.is_none()
+        && let Err(e) = StdUdpSocket::bind((Ipv4Addr::LOCALHOST, s.xray_port))
+    {
+        problems.push(format!(
+            "UDP port {port} on 127.0.0.1 (xray-local's segment intake) is not free: {e}; is an X-Ray daemon running? Stop it (`ss -lunp 'sport = :{port}'`) or set DEMO_XRAY_PORT=<port>",
+            port = s.xray_port
         ));
     }
-    Ok(())
+    match problems.len() {
+        0 => Ok(running_xray_local),
+        1 => Err(problems.remove(0)),
+        n => Err(format!(
+            "{n} ports are not free:\n{}",
+            problems
+                .iter()
+                .map(|p| format!("  - {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
+}
+
+/// The stats of an xray-local already answering on the UI port, if one is.
+async fn running_xray_local(client: &reqwest::Client, ui: &str) -> Option<Value> {
+    let answer = client
+        .get(format!("{ui}/api/stats"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    let stats: Value = answer.json().await.ok()?;
+    stats.pointer("/Store/Traces").is_some().then_some(stats)
 }
 
 fn log_file(s: &Settings, name: &str) -> Result<(std::fs::File, PathBuf), String> {
@@ -246,6 +285,8 @@ fn log_file(s: &Settings, name: &str) -> Result<(std::fs::File, PathBuf), String
     Ok((file, path))
 }
 
+/// Starts `program` with its output going to `<log dir>/<name>.log`, as plain text: colour
+/// codes (moto's web server writes them whatever its output is) are taken out.
 fn spawn(
     s: &Settings,
     children: &mut Children,
@@ -255,21 +296,25 @@ fn spawn(
     env: &[(&str, String)],
 ) -> Result<(), String> {
     let (log, _) = log_file(s, name)?;
-    let err = log
-        .try_clone()
-        .map_err(|e| format!("cannot open the log of {name}: {e}"))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {name} ({}): {e}", program.display()))?;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(log));
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(plain_log::copy_plain(out, std::sync::Arc::clone(&log)));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(plain_log::copy_plain(err, log));
+    }
     children.0.push((name.to_string(), child));
     Ok(())
 }
@@ -328,27 +373,43 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> 
 
 async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
     let start_moto = s.dynamodb_endpoint.is_none();
-    check_ports(s, start_moto)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))?;
+    let running = check_ports(s, start_moto, &client).await?;
 
-    // 1. xray-local, in this process: the daemon address the services send to.
-    say!(
-        "==> xray-local (daemon on 127.0.0.1:{}, UI on {})",
-        s.xray_port,
-        s.ui_url()
-    );
-    let mut config = xray_local::Config::default();
-    config.udp = SocketAddr::from((Ipv4Addr::LOCALHOST, s.xray_port));
-    config.tcp = config.udp;
-    config.ui = SocketAddr::from((Ipv4Addr::LOCALHOST, s.xray_ui_port));
-    config.rules = Some(s.xray_local_rules.clone());
-    config.settle = Duration::from_secs(5);
-    let xray = xray_local::Server::start(config)
-        .await
-        .map_err(|e| format!("xray-local: {e}"))?;
+    // 1. xray-local, in this process (the daemon address the services send to), unless one
+    //    is already running on the same ports.
+    let xray = match running {
+        Some(stats) => {
+            say!(
+                "==> Using the xray-local already running (daemon on 127.0.0.1:{}, UI on {}): it holds {} traces from before, and its own sampling rules apply",
+                s.xray_port,
+                s.ui_url(),
+                stats.pointer("/Store/Traces").unwrap_or(&Value::Null),
+            );
+            None
+        }
+        None => {
+            say!(
+                "==> xray-local (daemon on 127.0.0.1:{}, UI on {})",
+                s.xray_port,
+                s.ui_url()
+            );
+            let mut config = xray_local::Config::default();
+            config.udp = SocketAddr::from((Ipv4Addr::LOCALHOST, s.xray_port));
+            config.tcp = config.udp;
+            config.ui = SocketAddr::from((Ipv4Addr::LOCALHOST, s.xray_ui_port));
+            config.rules = Some(s.xray_local_rules.clone());
+            config.settle = Duration::from_secs(5);
+            Some(
+                xray_local::Server::start(config)
+                    .await
+                    .map_err(|e| format!("xray-local: {e}"))?,
+            )
+        }
+    };
 
     // 2. DynamoDB: moto's server unless an endpoint was given.
     let endpoint = match &s.dynamodb_endpoint {
@@ -434,6 +495,11 @@ async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
     }
 
     // 4. Traffic.
+    let ui = s.ui_url();
+    // A running xray-local may hold traces from before.
+    let before = get_json(&client, &format!("{ui}/api/TraceSummaries?limit=1000"))
+        .await
+        .map_or(0, |v| count(&v, "TraceSummaries"));
     let bff = s.bff_url();
     say!(
         "==> Sending {} requests to {bff}/api/now (and 5 to /health, which are not sampled)",
@@ -464,8 +530,7 @@ async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
     }
 
     // 5. What was traced.
-    let ui = s.ui_url();
-    let expected = s.requests - failures;
+    let expected = before + s.requests - failures;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let summaries = get_json(&client, &format!("{ui}/api/TraceSummaries?limit=1000")).await?;
@@ -491,14 +556,18 @@ async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
                 _ = crate::shutdown_signal() => break,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
                     if let Some(exit) = children.exited() {
-                        xray.shutdown().await;
+                        if let Some(xray) = xray {
+                            xray.shutdown().await;
+                        }
                         return Err(exit);
                     }
                 }
             }
         }
     }
-    xray.shutdown().await;
+    if let Some(xray) = xray {
+        xray.shutdown().await;
+    }
     Ok(())
 }
 
@@ -560,7 +629,11 @@ pub async fn summary(client: &reqwest::Client, ui: &str) -> Result<String, Strin
             .to_string()
     };
     let _ = writeln!(out, "\n    Services:");
-    for svc in &services {
+    // The `client` node (the callers) has no statistics of its own: its calls are its edges.
+    for svc in services
+        .iter()
+        .filter(|s| s.get("Type").and_then(Value::as_str) != Some("client"))
+    {
         let name = svc.get("Name").and_then(Value::as_str).unwrap_or("?");
         let kind = svc.get("Type").and_then(Value::as_str).unwrap_or("?");
         let total = svc
@@ -629,3 +702,7 @@ pub async fn summary(client: &reqwest::Client, ui: &str) -> Result<String, Strin
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

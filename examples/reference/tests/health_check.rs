@@ -37,3 +37,21 @@ async fn health_check_mode_exit_status() {
             .unwrap()
     );
 }
+
+/// Logs that do not go to a terminal (the demo's log files) carry no colour codes.
+#[test]
+fn logs_to_a_file_are_plain_text() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let out = Command::new(env!("CARGO_BIN_EXE_backend1"))
+        .arg("--health-check")
+        .env("PORT", closed_port.to_string())
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("health check failed"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}

@@ -8,8 +8,8 @@ mod names;
 mod sql;
 
 pub use annotation::{AnnotationError, AnnotationValue};
-pub use cause::{Cause, Exception, MAX_EXCEPTIONS, MAX_STACK_FRAMES, StackFrame};
-pub(crate) use cause::{append_exceptions, truncate_exceptions};
+pub use cause::{CapturedStack, Cause, Exception, MAX_EXCEPTIONS, MAX_STACK_FRAMES, StackFrame};
+pub(crate) use cause::{SwitchGuard, append_exceptions, enable_error_stacks, truncate_exceptions};
 pub use http::{HttpRequest, http_method};
 pub use names::{
     MAX_ANNOTATION_KEY_LEN, MAX_ANNOTATION_VALUE_LEN, MAX_NAME_LEN, sanitize_annotation_key,

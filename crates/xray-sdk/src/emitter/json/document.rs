@@ -395,10 +395,13 @@ fn write_extras(out: &mut Vec<u8>, d: &Doc<'_>, extras: &[u32]) -> WriteResult {
     for item in items() {
         if let Item::Cause(cause) = item {
             key(out, "cause");
+            // Stacks captured on the request path are resolved here, on the emitter's
+            // thread (once: a document written again reuses the frames).
+            let cause = cause.with_resolved_stacks();
             if d.shorten {
-                serde_json::to_writer(&mut *out, &super::split::shortened_cause(cause))?;
+                serde_json::to_writer(&mut *out, &super::split::shortened_cause(&cause))?;
             } else {
-                serde_json::to_writer(&mut *out, &**cause as &Cause)?;
+                serde_json::to_writer(&mut *out, &*cause as &Cause)?;
             }
         }
     }
