@@ -37,7 +37,7 @@ use std::panic::PanicHookInfo;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::model::{CapturedStack, Exception, SwitchGuard};
+use crate::model::{CapturedStack, Exception, SwitchGuard, unless_in_stack_work};
 
 /// Recorders alive that were built with `panic_stacks(true)`.
 static PANIC_STACKS: AtomicUsize = AtomicUsize::new(0);
@@ -61,9 +61,6 @@ thread_local! {
     static LAST: RefCell<Option<LastPanic>> = const { RefCell::new(None) };
     /// Panics the hook has seen on this thread.
     static SEEN: Cell<u64> = const { Cell::new(0) };
-    /// Set while this thread captures in the hook or resolves a stack: a panic then (inside
-    /// the standard library's backtrace code, which holds its lock) must not capture again.
-    static BUSY: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Installs the hook, once per process (every enabled recorder does: panics are noted with
@@ -93,11 +90,7 @@ pub(crate) fn enable_panic_stacks() -> Option<SwitchGuard> {
 }
 
 fn hook(info: &PanicHookInfo<'_>) {
-    let _ = BUSY.try_with(|busy| {
-        if busy.get() {
-            return;
-        }
-        busy.set(true);
+    let _ = unless_in_stack_work(|| {
         let location = info.location().map(|l| (l.file(), l.line()));
         let stack = (PANIC_STACKS.load(Ordering::Relaxed) > 0)
             .then(|| CapturedStack::capture_panic(location));
@@ -117,16 +110,7 @@ fn hook(info: &PanicHookInfo<'_>) {
             }
         });
         let _ = SEEN.try_with(|n| n.set(n.get().wrapping_add(1)));
-        busy.set(false);
     });
-}
-
-/// Runs `f` (which resolves a stack) with this thread's panics left uncaptured.
-pub(crate) fn while_resolving<R>(f: impl FnOnce() -> R) -> R {
-    let was = BUSY.try_with(|b| b.replace(true)).unwrap_or(true);
-    let result = f();
-    let _ = BUSY.try_with(|b| b.set(was));
-    result
 }
 
 fn fingerprint(payload: &(dyn Any + Send)) -> u64 {

@@ -7,6 +7,7 @@
 
 use std::backtrace::Backtrace;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -315,6 +316,32 @@ pub(crate) fn enable_error_stacks() -> SwitchGuard {
     SwitchGuard::on(&ERROR_STACKS)
 }
 
+thread_local! {
+    /// Set while this thread captures a panic's stack or resolves a stack: a panic then
+    /// (inside the standard library's backtrace code, which holds its lock) must not capture
+    /// again.
+    static STACK_WORK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (which resolves a stack) with this thread's panics left uncaptured.
+pub(crate) fn while_resolving<R>(f: impl FnOnce() -> R) -> R {
+    let was = STACK_WORK.try_with(|b| b.replace(true)).unwrap_or(true);
+    let result = f();
+    let _ = STACK_WORK.try_with(|b| b.set(was));
+    result
+}
+
+/// Runs `f` (a panic hook's capture) unless this thread is already capturing or resolving a
+/// stack; `None` then.
+pub(crate) fn unless_in_stack_work<R>(f: impl FnOnce() -> R) -> Option<R> {
+    if STACK_WORK.try_with(|b| b.replace(true)).unwrap_or(true) {
+        return None;
+    }
+    let result = f();
+    let _ = STACK_WORK.try_with(|b| b.set(false));
+    Some(result)
+}
+
 /// What a capture is of, which says which leading frames are the capture's own machinery.
 #[derive(Debug)]
 enum Origin {
@@ -389,7 +416,7 @@ impl CapturedStack {
 
     fn resolved(&self) -> &(Vec<StackFrame>, u32) {
         self.0.resolved.get_or_init(|| {
-            let text = crate::panic::while_resolving(|| self.0.backtrace.to_string());
+            let text = while_resolving(|| self.0.backtrace.to_string());
             let mut frames = parse_backtrace(&text);
             let location = match &self.0.origin {
                 Origin::Error => None,

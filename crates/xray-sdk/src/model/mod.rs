@@ -9,7 +9,9 @@ mod sql;
 
 pub use annotation::{AnnotationError, AnnotationValue};
 pub use cause::{CapturedStack, Cause, Exception, MAX_EXCEPTIONS, MAX_STACK_FRAMES, StackFrame};
-pub(crate) use cause::{SwitchGuard, append_exceptions, enable_error_stacks, truncate_exceptions};
+pub(crate) use cause::{
+    SwitchGuard, append_exceptions, enable_error_stacks, truncate_exceptions, unless_in_stack_work,
+};
 pub use http::{HttpRequest, http_method};
 pub use names::{
     MAX_ANNOTATION_KEY_LEN, MAX_ANNOTATION_VALUE_LEN, MAX_NAME_LEN, sanitize_annotation_key,
