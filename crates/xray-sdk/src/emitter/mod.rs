@@ -395,7 +395,7 @@ fn run(rx: Receiver<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
         match work {
             Work::Batch(batch) => {
                 exporter.export(&batch);
-                drop(batch);
+                batch.recycle();
                 counters.processed.fetch_add(1, Ordering::Relaxed);
             }
             Work::Flush(ack) => {

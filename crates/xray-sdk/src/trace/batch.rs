@@ -23,6 +23,11 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// Hands the batch's buffers back for new traces, once it has been written.
+    pub(crate) fn recycle(self) {
+        super::pool::give(self.entities, self.text);
+    }
+
     /// A string of this batch.
     pub(crate) fn str(&self, t: Text) -> &str {
         t.get(&self.text)

@@ -12,6 +12,7 @@
 mod batch;
 mod entity;
 mod op;
+pub(crate) mod pool;
 mod stream;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -172,11 +173,13 @@ impl Trace {
         start_us: u64,
         changes: Changes<'_, '_>,
     ) -> Trace {
-        let mut text = String::with_capacity(TEXT_CAPACITY);
+        let pool::Buffers {
+            mut entities,
+            mut text,
+        } = pool::take();
         let name = name
             .and_then(|n| Text::push(&mut text, n))
             .unwrap_or(Text::EMPTY);
-        let mut entities = Vec::with_capacity(ARENA_CAPACITY);
         entities.push(EntityData::new(
             origin.segment_id,
             NO_PARENT,
