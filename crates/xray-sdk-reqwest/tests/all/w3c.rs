@@ -146,11 +146,17 @@ async fn traceparent_and_tracestate_go_out_when_the_setting_is_on() {
     .await;
     assert_eq!(sub, None);
     let tp = seen["traceparent"].as_str().unwrap();
-    assert!(tp.starts_with(&format!("00-{W3C_TRACE}-")) && tp.ends_with("-00"), "{tp}");
+    assert!(
+        tp.starts_with(&format!("00-{W3C_TRACE}-")) && tp.ends_with("-00"),
+        "{tp}"
+    );
     let xray = seen["x-amzn-trace-id"].as_str().unwrap();
     assert!(xray.ends_with(";Sampled=0"), "{xray}");
     // The same parent in both.
-    assert!(xray.contains(&format!("Parent={}", &tp[36..52])), "{xray} {tp}");
+    assert!(
+        xray.contains(&format!("Parent={}", &tp[36..52])),
+        "{xray} {tp}"
+    );
     assert_eq!(seen["tracestate"], TRACESTATE);
     recorder.flush(Duration::from_secs(5)).unwrap();
     assert!(capture.drain(Duration::from_millis(200)).is_empty());
