@@ -66,6 +66,11 @@
 //! strategy decides whether that is logged. Whatever it finds, the interceptor never fails
 //! a call.
 //!
+//! AWS services read `X-Amzn-Trace-Id` only: calls carry that header alone, also when the
+//! recorder propagates W3C `traceparent` on other HTTP calls
+//! ([`xray_sdk::Context::propagates_traceparent`]). A trace that came in through
+//! `traceparent` goes on to AWS in the X-Ray form of the same IDs.
+//!
 //! ## What a call costs
 //!
 //! While the call runs, the interceptor only opens the subsegment, keeps the call's facts as

@@ -344,3 +344,56 @@ async fn concurrent_calls_and_the_trace_header_the_endpoint_receives() {
             == 20
     );
 }
+
+/// A trace that came in through W3C `traceparent`, with a recorder that propagates W3C
+/// headers on HTTP calls: the AWS endpoint still receives the X-Ray header only, in the X-Ray
+/// form of the same trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_calls_carry_the_x_ray_header_only_whatever_the_w3c_setting() {
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    let proxy = RecordingProxy::start(&endpoint).await;
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture
+        .recorder_builder("app")
+        .propagate_traceparent(true)
+        .build()
+        .unwrap();
+    let client = dynamodb(ReqwestClient::new(), &proxy.endpoint);
+    let incoming = xray_sdk::header::incoming_trace(
+        None,
+        Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        || [&b"congo=t61rcWkgMzE"[..]],
+    )
+    .unwrap();
+    let segment = recorder.segment("app").header(&incoming).begin();
+    assert!(segment.propagates_traceparent());
+    client
+        .list_tables()
+        .send()
+        .in_context(segment.context())
+        .await
+        .expect("ListTables");
+    let segment_id = segment.id().to_string();
+    segment.end();
+
+    let all = entities(&capture, &recorder, 1);
+    let calls: Vec<_> = all
+        .iter()
+        .filter(|(_, parent, _)| parent.as_deref() == Some(segment_id.as_str()))
+        .collect();
+    assert_eq!(calls.len(), 1, "{all:#?}");
+    let (sub_id, _, sub) = calls[0];
+    assert_eq!(sub["aws"]["operation"], "ListTables");
+    let received = proxy.requests();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        header(&received[0], "x-amzn-trace-id"),
+        Some(
+            format!("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent={sub_id};Sampled=1").as_str()
+        )
+    );
+    assert_eq!(header(&received[0], "traceparent"), None);
+    assert_eq!(header(&received[0], "tracestate"), None);
+}

@@ -17,6 +17,8 @@ use crate::invocation::Settings;
 use crate::layer::XRayLambdaLayer;
 
 const TRACE_HEADER: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static(xray_sdk::header::TRACEPARENT);
+const TRACESTATE: HeaderName = HeaderName::from_static(xray_sdk::header::TRACESTATE);
 
 /// [`XRayLambdaLayer`] for `lambda_http` handlers (API Gateway, function URLs, ALB,
 /// VPC Lattice): the layer goes around the HTTP handler, inside `lambda_http`'s adapter.
@@ -41,6 +43,16 @@ const TRACE_HEADER: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 /// sets `error`, a 5xx `fault`). The request's `x-amzn-trace-id` header is set from the
 /// invocation's own context (Lambda's trace header), never from the process environment,
 /// so it is right under concurrent invocations too.
+///
+/// **W3C Trace Context.** Lambda's trace header comes first. An invocation without one
+/// (or without a valid `Root`) continues the trace of the request's W3C `traceparent`
+/// instead: its trace ID, its parent ID as Lambda's segment and its sampled flag (`01` records,
+/// `00` does not), with the `tracestate` kept for downstream calls; an invalid `traceparent`
+/// is ignored (see [`xray_sdk::header::incoming_trace`]). Downstream HTTP calls made in the
+/// handler (`xray-sdk-reqwest`, `xray-sdk-tower`'s client layer) carry `traceparent` besides
+/// `X-Amzn-Trace-Id` when the recorder propagates it (`OTEL_PROPAGATORS` listing
+/// `tracecontext`, or `OTEL_TRACES_EXPORTER=otlp`); AWS SDK calls carry the X-Ray header
+/// only. The response is not given a trace header.
 ///
 /// This replaces `xray-sdk-tower`'s layer on Lambda: there the function's segment is Lambda's,
 /// and a tower layer would record a second segment of its own.
@@ -130,16 +142,25 @@ where
         if let Some(value) = header {
             request.headers_mut().insert(TRACE_HEADER, value);
         }
+        let headers = request.headers();
+        let w3c = Some((
+            headers.get(TRACEPARENT).map(HeaderValue::as_bytes),
+            headers
+                .get_all(TRACESTATE)
+                .into_iter()
+                .map(HeaderValue::as_bytes)
+                .collect(),
+        ));
         let invocation = match request.lambda_context_ref() {
             Some(lambda) => self
                 .settings
-                .begin(lambda, |p| describe_request(p, &request)),
+                .begin(lambda, w3c, |p| describe_request(p, &request)),
             None => {
                 tracing::debug!(
                     "request without a Lambda context: not under lambda_http's adapter"
                 );
                 self.settings
-                    .begin(&lambda_runtime::Context::default(), |p| {
+                    .begin(&lambda_runtime::Context::default(), w3c, |p| {
                         describe_request(p, &request)
                     })
             }

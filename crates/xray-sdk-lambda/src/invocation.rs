@@ -6,10 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lambda_runtime::Diagnostic;
+use xray_sdk::header::incoming_trace;
 use xray_sdk::{Context, Entity, Exception, Patch, Record, Recorder, TraceHeader};
 
 use crate::config;
 use crate::init::Init;
+
+/// An event's W3C headers, when it has any: the `traceparent` value and the `tracestate`
+/// lines.
+pub(crate) type W3cIn<'a> = Option<(Option<&'a [u8]>, Vec<&'a [u8]>)>;
 
 /// What every invocation of one layer shares.
 pub(crate) struct Settings {
@@ -51,21 +56,29 @@ impl Settings {
     }
 
     /// The invocation's trace header: the runtime's context field, or (sequential runtimes
-    /// only) `_X_AMZN_TRACE_ID`.
-    pub(crate) fn header(&self, context: &lambda_runtime::Context) -> TraceHeader {
-        if let Some(value) = context.xray_trace_id.as_deref() {
-            return TraceHeader::parse(value);
+    /// only) `_X_AMZN_TRACE_ID`; without a valid one, the W3C `traceparent` of the event
+    /// (an HTTP request's), with its `tracestate` ([`incoming_trace`]'s rules).
+    pub(crate) fn header(&self, context: &lambda_runtime::Context, w3c: W3cIn<'_>) -> TraceHeader {
+        let from_env;
+        let xray = match context.xray_trace_id.as_deref() {
+            Some(value) => Some(value),
+            None if self.env_fallback => {
+                from_env = std::env::var(config::env::TRACE_ID).ok();
+                from_env.as_deref()
+            }
+            None => None,
+        };
+        let (traceparent, tracestate) = w3c.unwrap_or_default();
+        match incoming_trace(xray.map(str::as_bytes), traceparent, || tracestate) {
+            Some(header) => header,
+            None => {
+                tracing::debug!(
+                    request_id = %context.request_id,
+                    "invocation without a trace header: not recorded"
+                );
+                TraceHeader::default()
+            }
         }
-        if self.env_fallback
-            && let Ok(value) = std::env::var(config::env::TRACE_ID)
-        {
-            return TraceHeader::parse(&value);
-        }
-        tracing::debug!(
-            request_id = %context.request_id,
-            "invocation without a trace header: not recorded"
-        );
-        TraceHeader::parse("")
     }
 
     /// Begins the invocation: the facade, the first invocation's init work, and the
@@ -73,9 +86,10 @@ impl Settings {
     pub(crate) fn begin<'a>(
         &'a self,
         context: &'a lambda_runtime::Context,
+        w3c: W3cIn<'_>,
         more: impl FnOnce(&Patch<'a>),
     ) -> Invocation {
-        let facade = self.recorder.facade(&self.header(context));
+        let facade = self.recorder.facade(&self.header(context, w3c));
         if self.has_init.load(Ordering::Acquire) {
             self.hand_over_init(&facade);
         }

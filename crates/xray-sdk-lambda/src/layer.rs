@@ -142,7 +142,7 @@ where
     }
 
     fn call(&mut self, event: LambdaEvent<T>) -> Self::Future {
-        let invocation = self.settings.begin(&event.context, |_| {});
+        let invocation = self.settings.begin(&event.context, None, |_| {});
         let context = invocation.context();
         let inner = &mut self.inner;
         // A handler may work before returning its future: with the invocation current too.

@@ -60,6 +60,17 @@
 //! traces. The process-wide `_X_AMZN_TRACE_ID` is read only by sequential runtimes, and only
 //! when the context carries no header.
 //!
+//! ## W3C Trace Context
+//!
+//! Lambda's trace header always comes first. [`XRayHttpLayer`] reads the request's W3C
+//! `traceparent` (and keeps its `tracestate`) only for an invocation that has no valid
+//! Lambda header; [`XRayLambdaLayer`] reads no event's headers. Downstream HTTP calls made
+//! in the handler carry `traceparent` (and the kept `tracestate`) besides `X-Amzn-Trace-Id`
+//! when the recorder propagates it: `OTEL_PROPAGATORS` listing `tracecontext`, or
+//! `OTEL_TRACES_EXPORTER=otlp`, or
+//! [`propagate_traceparent`](xray_sdk::RecorderBuilder::propagate_traceparent) on
+//! [`recorder_builder`]. AWS SDK calls carry the X-Ray header only.
+//!
 //! ## Configuration
 //!
 //! [`recorder`] builds a recorder configured for Lambda (see [`recorder_builder`]):

@@ -433,6 +433,106 @@ async fn lambda_http_requests_get_the_invocation_header_and_an_http_block() {
     }
 }
 
+/// `lambda_http` with W3C Trace Context: Lambda's trace header first; without one, the
+/// request's `traceparent` (and `tracestate`); `OTEL_PROPAGATORS` in the function's
+/// environment turns on `traceparent` for downstream calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_http_continues_a_traceparent_when_lambda_gives_no_header() {
+    const W3C_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const XRAY_TRACE: &str = "1-4bf92f35-77b34da6a3ce929d0e0e4736";
+    const W3C_PARENT: &str = "00f067aa0ba902b7";
+    let with_w3c = |traceparent: &str, tracestate: Option<&str>| {
+        let mut event = api_gateway_v2("/w3c", "otel/1");
+        event["headers"]["traceparent"] = json!(traceparent);
+        if let Some(state) = tracestate {
+            event["headers"]["tracestate"] = json!(state);
+        }
+        event
+    };
+    let api = RuntimeApi::start().await;
+    let _function = Function::start_http_with_env(
+        &api,
+        2,
+        &[("OTEL_PROPAGATORS", "baggage,xray,tracecontext")],
+    );
+    assert!(api.wait_open_next(2, WAIT).await);
+    let sampled_tp = format!("00-{W3C_TRACE}-{W3C_PARENT}-01");
+    // No Lambda header: the traceparent's trace, sampled, its tracestate kept.
+    api.push(Event::new(
+        "w1",
+        None,
+        with_w3c(&sampled_tp, Some("congo=t61rcWkgMzE")),
+    ));
+    let log = api.wait_answers(&["w1"], WAIT).await;
+    let Entry::Response { body, .. } = answer_to(&log, "w1") else {
+        panic!("w1 failed")
+    };
+    let seen: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
+    let docs = documents_before_answer(&log, XRAY_TRACE, "w1");
+    let top = invocation_subsegment(&docs, W3C_PARENT);
+    let top_id = top["id"].as_str().unwrap();
+    assert_eq!(seen["traceparent"], format!("00-{W3C_TRACE}-{top_id}-01"));
+    assert_eq!(seen["tracestate"], "congo=t61rcWkgMzE");
+
+    // Lambda's header wins over another trace's traceparent (and its tracestate).
+    api.push(Event::new(
+        "w2",
+        Some(&sampled(70)),
+        with_w3c(&sampled_tp, Some("congo=t61rcWkgMzE")),
+    ));
+    // No Lambda header, flag 00: nothing recorded, the decision goes on.
+    api.push(Event::new(
+        "w3",
+        None,
+        with_w3c(&format!("00-{W3C_TRACE}-{W3C_PARENT}-00"), None),
+    ));
+    // No Lambda header, an invalid traceparent: no trace to record under.
+    api.push(Event::new(
+        "w4",
+        None,
+        with_w3c(&format!("ff-{W3C_TRACE}-{W3C_PARENT}-01"), None),
+    ));
+    let log = api.wait_answers(&["w2", "w3", "w4"], WAIT).await;
+    let body = |id: &str| -> Value {
+        let Entry::Response { body, .. } = answer_to(&log, id) else {
+            panic!("{id} failed")
+        };
+        serde_json::from_str(body["body"].as_str().unwrap()).unwrap()
+    };
+    let docs = documents_before_answer(&log, &root(70), "w2");
+    let top = invocation_subsegment(&docs, &parent(70));
+    let w3c_root = root(70).replace('-', "")[1..].to_owned();
+    assert_eq!(
+        body("w2")["traceparent"],
+        format!("00-{w3c_root}-{}-01", top["id"].as_str().unwrap())
+    );
+    assert_eq!(body("w2")["tracestate"], Value::Null);
+    let w3 = body("w3");
+    let tp = w3["traceparent"].as_str().unwrap();
+    assert!(
+        tp.starts_with(&format!("00-{W3C_TRACE}-")) && tp.ends_with("-00"),
+        "{tp}"
+    );
+    let w4 = body("w4");
+    assert!(
+        !w4["traceparent"].as_str().unwrap().contains(W3C_TRACE),
+        "{w4}"
+    );
+    // Only w1's and w2's documents ever arrived.
+    let roots: std::collections::HashSet<String> = log
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Document(d) => d["trace_id"].as_str().map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        roots,
+        [XRAY_TRACE.to_owned(), root(70)].into_iter().collect(),
+        "{log:#?}"
+    );
+}
+
 /// An API Gateway HTTP API (payload 2.0) event.
 fn api_gateway_v2(path: &str, agent: &str) -> Value {
     json!({
@@ -576,8 +676,15 @@ async fn http_handler(
     } else {
         200
     };
+    // What a downstream HTTP call made here would carry besides the X-Ray header.
+    let current = xray_sdk::Context::current();
     let seen = json!({
         "x-amzn-trace-id": request.headers().get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
+        "traceparent": current
+            .as_ref()
+            .filter(|c| c.propagates_traceparent())
+            .map(|c| c.traceparent().to_string()),
+        "tracestate": current.as_ref().and_then(|c| c.tracestate().map(str::to_owned)),
     });
     Ok(lambda_http::Response::builder()
         .status(status)

@@ -5,7 +5,12 @@
 //! ```
 //!
 //! The recorder is configured from the environment (`AWS_XRAY_DAEMON_ADDRESS`, ...); run a
-//! daemon, or `xray-local`, to see the trace.
+//! daemon, or `xray-local`, to see the trace. With `OTEL_PROPAGATORS=tracecontext` (or
+//! `OTEL_TRACES_EXPORTER=otlp`) the call carries W3C `traceparent` besides `X-Amzn-Trace-Id`:
+//!
+//! ```text
+//! OTEL_PROPAGATORS=tracecontext,baggage cargo run -p xray-sdk-reqwest --example client -- http://127.0.0.1:8080/
+//! ```
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

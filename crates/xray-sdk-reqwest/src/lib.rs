@@ -69,6 +69,20 @@
 //! ([`ExistingHeader::Keep`]); [`XRayMiddleware::existing_header`] can overwrite it instead.
 //! The subsegment is still recorded in either case.
 //!
+//! ## W3C Trace Context
+//!
+//! When the trace's recorder propagates it
+//! ([`xray_sdk::RecorderBuilder::propagate_traceparent`], on with `OTEL_PROPAGATORS` listing
+//! `tracecontext` or with `OTEL_TRACES_EXPORTER=otlp`; the context tells,
+//! [`xray_sdk::Context::propagates_traceparent`]), the request also gets
+//! `traceparent: 00-<trace id>-<subsegment id>-<flags>` (flag `01` when sampled; the
+//! random-trace-id flag `02` only when it came in with the trace) and the `tracestate` that
+//! came in with the trace, unchanged, so that services instrumented with OpenTelemetry join
+//! the same trace. A `traceparent` the caller set counts as a header the caller set: under
+//! [`ExistingHeader::Keep`] a request carrying either header gets none of this call's;
+//! under [`ExistingHeader::Overwrite`] it gets all of them (and loses a `tracestate` the
+//! trace does not carry). With the setting off, nothing W3C is added or removed.
+//!
 //! ## Where the context comes from
 //!
 //! First a [`xray_sdk::Context`] in the request's extensions
@@ -125,6 +139,12 @@ use xray_sdk::{Cause, Context, ContextMissing, Entity};
 
 /// `X-Amzn-Trace-Id`, as `http` stores header names (lower case).
 pub const TRACE_HEADER: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+/// The W3C `traceparent` header.
+pub const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(xray_sdk::header::TRACEPARENT);
+
+/// The W3C `tracestate` header.
+pub const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(xray_sdk::header::TRACESTATE);
 
 /// The operation named by the context-missing message.
 const OPERATION: &str = "xray_sdk_reqwest::XRayMiddleware";
@@ -246,14 +266,20 @@ impl Middleware for XRayMiddleware {
         let sampled = sub.is_sampled();
 
         // Whether the called service hears of this subsegment (a hand-set header it keeps
-        // names another parent).
+        // names another parent). With W3C propagation on, a hand-set `traceparent` is a
+        // header the caller chose too.
         let mut propagated = false;
-        if self
-            .existing_header
-            .writes(req.headers().contains_key(TRACE_HEADER))
+        let w3c = remote::w3c_headers(&sub);
+        let present = req.headers().contains_key(TRACE_HEADER)
+            || (w3c.is_some() && req.headers().contains_key(TRACEPARENT_HEADER));
+        if self.existing_header.writes(present)
             && let Some(value) = header_value(&sub)
         {
-            req.headers_mut().insert(TRACE_HEADER, value);
+            let headers = req.headers_mut();
+            headers.insert(TRACE_HEADER, value);
+            if let Some(w3c) = w3c {
+                write_w3c(headers, &w3c);
+            }
             propagated = true;
         }
 
@@ -344,6 +370,23 @@ fn header_value(ctx: &Context) -> Option<HeaderValue> {
     // does not push the headers that repeat out of the connection's header tables.
     value.set_sensitive(true);
     Some(value)
+}
+
+/// Sets `traceparent` and the `tracestate` that came in with the trace (a `tracestate` the
+/// request had belongs to a `traceparent` it no longer carries: it goes).
+fn write_w3c(headers: &mut http::HeaderMap, w3c: &remote::W3cHeaders<'_>) {
+    if let Ok(mut value) = HeaderValue::from_bytes(&w3c.traceparent) {
+        value.set_sensitive(true);
+        headers.insert(TRACEPARENT_HEADER, value);
+    }
+    match w3c.tracestate.map(HeaderValue::from_str) {
+        Some(Ok(state)) => {
+            headers.insert(TRACESTATE_HEADER, state);
+        }
+        _ => {
+            headers.remove(TRACESTATE_HEADER);
+        }
+    }
 }
 
 /// The `cause` for an error returned by the inner middlewares or the client: one exception

@@ -6,6 +6,8 @@
 //! AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2000 PORT=3000 cargo run -p xray-sdk-tower --example axum_service
 //! curl -i localhost:3000/
 //! curl -i -H 'X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?' localhost:3000/orders/42
+//! # a caller instrumented with OpenTelemetry: the segment continues its trace (W3C)
+//! curl -i -H 'traceparent: 00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01' localhost:3000/orders/42
 //! curl -i localhost:3000/missing     # 404: error=true
 //! curl -N localhost:3000/stream      # the segment ends after the last chunk
 //! curl -i localhost:3000/orders/0    # 500 from a returned error: fault, and the error as the cause
@@ -13,7 +15,8 @@
 //! ```
 //!
 //! Settings come from the environment (`AWS_XRAY_DAEMON_ADDRESS`, `AWS_XRAY_TRACING_NAME`,
-//! `AWS_XRAY_SDK_ENABLED`, ...); `PORT` picks the port (default 3000).
+//! `AWS_XRAY_SDK_ENABLED`, ...); `PORT` picks the port (default 3000). A `traceparent` is read
+//! whatever the settings say, when the request has no `X-Amzn-Trace-Id`.
 
 #![allow(clippy::print_stdout)]
 

@@ -84,6 +84,8 @@
 //!    matching on the host, method, URL path and segment name. Other keys (such as `Lineage`)
 //!    travel on to downstream calls; `Self` is dropped. A header without a valid `Root` starts
 //!    a new trace and is logged at debug level; the client never sees an error for it.
+//!    **Without it** (or when it has no valid `Root`), the W3C `traceparent` header is read
+//!    (see [W3C Trace Context](#w3c-trace-context)).
 //! 2. **The segment is named** by [`SegmentNaming`]: by default the recorder's service name,
 //!    or the `Host` header when it matches a wildcard pattern, with a fallback;
 //!    `AWS_XRAY_TRACING_NAME` replaces the fixed name and the fallback.
@@ -111,6 +113,31 @@
 //!
 //! Unsampled requests do no more than the decision and the propagation: no name, URL or
 //! address is built and nothing is sent.
+//!
+//! ## W3C Trace Context
+//!
+//! Services instrumented with OpenTelemetry send the W3C `traceparent` header instead of
+//! `X-Amzn-Trace-Id`. The layer continues their trace, with the rules of
+//! [`xray_sdk::header::incoming_trace`]:
+//!
+//! - **`X-Amzn-Trace-Id` first.** A request with a valid X-Ray header continues that trace;
+//!   a `traceparent` beside it is ignored (its `tracestate` is kept only when it names the
+//!   same trace).
+//! - **Else `traceparent`**: its trace ID becomes the segment's `trace_id` (the 32 hex digits
+//!   split 8 + 24: `1-{8}-{24}`), its parent ID the `parent_id`, and its sampled flag the
+//!   decision: `01` records, `00` records nothing and passes `Sampled=0` on; the sampler is
+//!   not asked, as for `Sampled=1`/`0` in the X-Ray header. The `tracestate` is kept and
+//!   passed on. A `traceparent` that is not valid (version `ff`, an all-zero ID, a wrong
+//!   length, upper-case or non-hex digits) is ignored: the request starts a new trace.
+//! - A trace ID from `traceparent` whose first 8 hex digits are not a recent time (random
+//!   W3C IDs) is continued as it is; X-Ray rejects such IDs unless CloudWatch Transaction
+//!   Search is on, which is logged once per process at warn level.
+//!
+//! Responses carry `X-Amzn-Trace-Id` as before, never `traceparent`. Downstream calls made
+//! with [`XRayClientLayer`] or `xray-sdk-reqwest` carry `traceparent` (and the `tracestate`
+//! kept) besides `X-Amzn-Trace-Id` when the recorder propagates it
+//! ([`xray_sdk::RecorderBuilder::propagate_traceparent`]: `OTEL_PROPAGATORS` listing
+//! `tracecontext`, or `OTEL_TRACES_EXPORTER=otlp`).
 //!
 //! ## Errors and panics
 //!
@@ -204,8 +231,8 @@
 //!
 //! The client: [`XRayClientLayer`] around the `Channel` records each call as a `remote`
 //! subsegment of the current context (same status, flags and cause, the exception marked
-//! `remote`) and sends `X-Amzn-Trace-Id` with it as the parent, so the server's segment
-//! joins the trace. A client made with `new` sends path-only URIs and its channel adds the
+//! `remote`) and sends `X-Amzn-Trace-Id` with it as the parent (and `traceparent` when the
+//! recorder propagates it), so the server's segment joins the trace. A client made with `new` sends path-only URIs and its channel adds the
 //! endpoint below the layer, so tell the layer the endpoint
 //! ([`XRayClientLayer::origin`]):
 //!

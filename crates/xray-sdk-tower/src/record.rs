@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
-use xray_sdk::header::HEADER_NAME_LOWER;
+use xray_sdk::header::{HEADER_NAME_LOWER, TRACEPARENT, TRACESTATE, incoming_trace};
 use xray_sdk::remote::{CallOutcome, GRPC_STATUS_ANNOTATION, GrpcCode, StatusFlags};
 use xray_sdk::{
     Context, Entity, Patch, Record, SamplingFlag, SamplingRequest, TraceHeader, TraceId,
@@ -20,6 +20,8 @@ use crate::config::Config;
 use crate::grpc;
 
 pub(crate) const TRACE_HEADER: HeaderName = HeaderName::from_static(HEADER_NAME_LOWER);
+pub(crate) const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
+pub(crate) const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
@@ -143,7 +145,7 @@ pub(crate) struct ResponseHeaderMode {
 /// Opens the segment for a request: continues the incoming trace, asks the sampler when the
 /// caller left the decision to us, and records the request when sampled.
 pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, ResponseHeaderMode) {
-    let incoming = req.headers().get(TRACE_HEADER).map(parse_incoming);
+    let incoming = incoming(req.headers());
     // A caller that sent `Sampled=1` or `0` has decided: the sampler is not asked, and the
     // host (a hashed look-up) and the name are needed only if the request is recorded.
     let decided = incoming
@@ -197,15 +199,26 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
     (recording, mode)
 }
 
-fn parse_incoming(value: &HeaderValue) -> TraceHeader {
+/// The trace the request continues: `X-Amzn-Trace-Id` first, else `traceparent` (with its
+/// `tracestate`), as [`incoming_trace`] picks it.
+fn incoming(headers: &HeaderMap) -> Option<TraceHeader> {
     // Bytes that are not visible ASCII (say, in a `Lineage` value) spoil only the part they
     // are in: the parser drops such parts and keeps the rest, so the header is read as text
     // rather than refused whole.
-    let header = match value.to_str() {
-        Ok(s) => TraceHeader::parse(s),
-        Err(_) => TraceHeader::parse(&String::from_utf8_lossy(value.as_bytes())),
-    };
-    if header.root().is_none() {
+    let xray = headers.get(TRACE_HEADER);
+    let header = incoming_trace(
+        xray.map(HeaderValue::as_bytes),
+        headers.get(TRACEPARENT_HEADER).map(HeaderValue::as_bytes),
+        || {
+            headers
+                .get_all(TRACESTATE_HEADER)
+                .into_iter()
+                .map(HeaderValue::as_bytes)
+        },
+    );
+    if let Some(value) = xray
+        && header.as_ref().is_none_or(|h| h.root().is_none())
+    {
         // Never an error for the client: the request starts a new trace. Logged at debug
         // level, rate-limited (1st, 2nd, 4th, 8th, ... occurrence).
         static INVALID: AtomicU64 = AtomicU64::new(0);

@@ -7,8 +7,13 @@
 //! | `AWS_XRAY_CONTEXT_MISSING` | `LOG_ERROR`, `RUNTIME_ERROR` or `IGNORE_ERROR` (any case) | `LOG_ERROR` |
 //! | `AWS_XRAY_SDK_ENABLED` | `true/false`, `1/0`, `yes/no`, `on/off`, `t/f`, `y/n` | `true` |
 //! | `AWS_XRAY_SAMPLING_RULES` | path of a local sampling rules file | built-in rule |
+//! | `OTEL_PROPAGATORS` | a comma-separated list; `tracecontext` in it turns on `traceparent` on outgoing HTTP calls, a list without it turns that off | unset |
+//! | `OTEL_TRACES_EXPORTER` | read here only for propagation: `otlp` in it turns on `traceparent` on outgoing HTTP calls, unless `OTEL_PROPAGATORS` is set | unset |
 //!
-//! As in the official SDKs, a variable that is set wins over the value given in code.
+//! As in the official SDKs, a variable that is set wins over the value given in code. As the
+//! OpenTelemetry specification says of its variables, an `OTEL_*` variable set to an empty
+//! value counts as unset; their values are matched without regard to case and unknown list
+//! entries (`baggage`, `xray`, `b3`, ...) are not errors.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -28,6 +33,11 @@ pub mod env {
     pub const SDK_ENABLED: &str = "AWS_XRAY_SDK_ENABLED";
     /// Local sampling rules file.
     pub const SAMPLING_RULES: &str = "AWS_XRAY_SAMPLING_RULES";
+    /// OpenTelemetry's propagator list (`tracecontext` turns on `traceparent`).
+    pub const PROPAGATORS: &str = "OTEL_PROPAGATORS";
+    /// OpenTelemetry's trace exporter list (`otlp` turns on `traceparent` unless
+    /// [`PROPAGATORS`] is set).
+    pub const TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
 }
 
 /// A configuration error, with the setting, the value and what was expected.
@@ -294,6 +304,38 @@ pub(crate) struct EnvConfig {
     pub(crate) context_missing: Option<ContextMissing>,
     pub(crate) enabled: Option<bool>,
     pub(crate) sampling_rules: Option<PathBuf>,
+    /// `traceparent` on outgoing HTTP calls, when the `OTEL_*` variables decide it.
+    pub(crate) propagate_traceparent: Option<bool>,
+}
+
+/// Whether a comma-separated `OTEL_*` list names `item` (case-insensitive); `None` when the
+/// variable is empty (unset, as the OpenTelemetry specification reads empty values).
+fn otel_list_has(value: &str, item: &str) -> Option<bool> {
+    if value.trim().is_empty() {
+        return None;
+    }
+    Some(
+        value
+            .split(',')
+            .any(|v| v.trim().eq_ignore_ascii_case(item)),
+    )
+}
+
+/// `traceparent` on outgoing calls from the OpenTelemetry variables: `OTEL_PROPAGATORS`, when
+/// set, decides (on when it lists `tracecontext`: a list is the exact set of propagators
+/// wanted); else `OTEL_TRACES_EXPORTER` listing `otlp` turns it on (the propagators of an
+/// OpenTelemetry SDK are `tracecontext,baggage` unless told otherwise); else `None`, and the
+/// builder's value holds.
+pub(crate) fn traceparent_from_env(
+    propagators: Option<&str>,
+    exporter: Option<&str>,
+) -> Option<bool> {
+    if let Some(on) = propagators.and_then(|p| otel_list_has(p, "tracecontext")) {
+        return Some(on);
+    }
+    exporter
+        .and_then(|e| otel_list_has(e, "otlp"))
+        .and_then(|otlp| otlp.then_some(true))
 }
 
 impl EnvConfig {
@@ -333,6 +375,10 @@ impl EnvConfig {
                 cfg.sampling_rules = Some(PathBuf::from(v));
             }
         }
+        cfg.propagate_traceparent = traceparent_from_env(
+            get(env::PROPAGATORS).as_deref(),
+            get(env::TRACES_EXPORTER).as_deref(),
+        );
         (cfg, errors)
     }
 
@@ -457,6 +503,39 @@ mod tests {
 
         let (cfg, errors) = EnvConfig::read(|_| None);
         assert_eq!(cfg, EnvConfig::default());
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn traceparent_from_the_otel_variables() {
+        let cases: &[(Option<&str>, Option<&str>, Option<bool>)] = &[
+            (None, None, None),
+            (Some("tracecontext,baggage"), None, Some(true)),
+            (Some(" baggage , TraceContext "), None, Some(true)),
+            (Some("baggage,xray,tracecontext"), Some("none"), Some(true)),
+            (Some("xray"), None, Some(false)),
+            (Some("none"), None, Some(false)),
+            // A list given is the exact set wanted, whatever the exporter.
+            (Some("xray"), Some("otlp"), Some(false)),
+            // Empty counts as unset.
+            (Some(""), Some("otlp"), Some(true)),
+            (Some("  "), None, None),
+            (None, Some("otlp"), Some(true)),
+            (None, Some("console, OTLP"), Some(true)),
+            (None, Some("xray"), None),
+            (None, Some("none"), None),
+            (None, Some(""), None),
+        ];
+        for (propagators, exporter, expected) in cases {
+            assert_eq!(
+                traceparent_from_env(*propagators, *exporter),
+                *expected,
+                "{propagators:?} {exporter:?}"
+            );
+        }
+        let (cfg, errors) =
+            EnvConfig::read(|k| (k == "OTEL_PROPAGATORS").then(|| "tracecontext".into()));
+        assert_eq!(cfg.propagate_traceparent, Some(true));
         assert!(errors.is_empty());
     }
 }

@@ -3,14 +3,15 @@
 //!
 //! A sampled segment's entities live in one arena per trace (see `trace`), which the
 //! handles share with the queue it is sent to. Unsampled requests have no arena at all: their
-//! [`Context`] carries only the IDs and the extra header keys that go downstream.
+//! [`Context`] carries only the IDs and what goes downstream with them (extra header keys,
+//! `tracestate`).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::emitter::Sink;
-use crate::header::{SamplingFlag, TraceHeader};
+use crate::header::{Carried, SamplingFlag, TraceHeader, TraceParent};
 use crate::id::{EntityId, TraceId};
 use crate::model::sanitize_name;
 use crate::record::{Patch, Record};
@@ -35,8 +36,10 @@ enum Inner {
     NotRecorded {
         trace_id: TraceId,
         id: EntityId,
-        extra: Option<Arc<str>>,
+        carried: Option<Arc<Carried>>,
         sampled: bool,
+        /// Downstream HTTP calls carry `traceparent` too.
+        traceparent: bool,
     },
 }
 
@@ -85,13 +88,18 @@ impl Context {
         }
     }
 
-    pub(crate) fn new_unsampled(trace_id: TraceId, extra: Option<Arc<str>>) -> Context {
+    pub(crate) fn new_unsampled(
+        trace_id: TraceId,
+        carried: Option<Arc<Carried>>,
+        traceparent: bool,
+    ) -> Context {
         Context {
             inner: Inner::NotRecorded {
                 trace_id,
                 id: EntityId::new(),
-                extra,
+                carried,
                 sampled: false,
+                traceparent,
             },
         }
     }
@@ -102,8 +110,9 @@ impl Context {
             inner: Inner::NotRecorded {
                 trace_id: trace.trace_id,
                 id: EntityId::new(),
-                extra: trace.extra.clone(),
+                carried: trace.carried.clone(),
                 sampled: true,
+                traceparent: trace.traceparent,
             },
         }
     }
@@ -162,12 +171,51 @@ impl Context {
         }
     }
 
+    fn carried(&self) -> Option<&Carried> {
+        match &self.inner {
+            Inner::Recorded { shared, .. } => shared.trace.carried.as_deref(),
+            Inner::NotRecorded { carried, .. } => carried.as_deref(),
+        }
+    }
+
     /// Extra header keys that came in with the trace (such as `Lineage`), as `k=v;k=v`.
     pub fn extra_header_fields(&self) -> Option<&str> {
+        self.carried().and_then(|c| c.extra.as_deref())
+    }
+
+    /// The W3C `tracestate` that came in with the trace, passed on unchanged with
+    /// `traceparent`.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.carried().and_then(|c| c.tracestate.as_deref())
+    }
+
+    /// Whether downstream HTTP calls made under this context carry the W3C `traceparent`
+    /// (and `tracestate`) besides `X-Amzn-Trace-Id`: the setting of the recorder that began
+    /// the trace ([`RecorderBuilder::propagate_traceparent`](crate::RecorderBuilder::propagate_traceparent)).
+    /// Calls to AWS services carry the X-Ray header only, whatever this says.
+    #[inline]
+    pub fn propagates_traceparent(&self) -> bool {
         match &self.inner {
-            Inner::Recorded { shared, .. } => shared.trace.extra.as_deref(),
-            Inner::NotRecorded { extra, .. } => extra.as_deref(),
+            Inner::Recorded { shared, .. } => shared.trace.traceparent,
+            Inner::NotRecorded { traceparent, .. } => *traceparent,
         }
+    }
+
+    /// The `traceparent` for a downstream call made by this entity: the trace, this entity's
+    /// ID as the parent, flag `01` when sampled, and the random-trace-id flag when it came in
+    /// with the trace.
+    ///
+    /// ```
+    /// # let recorder = xray_sdk::Recorder::disabled();
+    /// let segment = recorder.begin_segment("svc");
+    /// let tp = segment.traceparent();
+    /// assert_eq!(tp.parent_id(), segment.id());
+    /// assert_eq!(tp.trace_id(), segment.trace_id());
+    /// assert!(!tp.sampled());
+    /// ```
+    pub fn traceparent(&self) -> TraceParent {
+        TraceParent::new(self.trace_id(), self.id(), self.is_sampled())
+            .with_random_trace_id(self.carried().is_some_and(|c| c.random))
     }
 
     /// The header to send with a downstream call made by this entity:
@@ -180,16 +228,16 @@ impl Context {
     /// assert_eq!(header.parent(), Some(segment.id()));
     /// ```
     pub fn downstream_header(&self) -> TraceHeader {
-        let extra = match &self.inner {
-            Inner::Recorded { shared, .. } => shared.trace.extra.clone(),
-            Inner::NotRecorded { extra, .. } => extra.clone(),
+        let carried = match &self.inner {
+            Inner::Recorded { shared, .. } => shared.trace.carried.clone(),
+            Inner::NotRecorded { carried, .. } => carried.clone(),
         };
         TraceHeader::new(
             self.trace_id(),
             Some(self.id()),
             SamplingFlag::from_decision(self.is_sampled()),
         )
-        .with_extra_shared(extra)
+        .with_carried(carried)
     }
 
     /// Makes several changes to this entity under one lock, which is cheaper than calling
@@ -248,15 +296,17 @@ impl Context {
         let ctx = match &self.inner {
             Inner::NotRecorded {
                 trace_id,
-                extra,
+                carried,
                 sampled,
+                traceparent,
                 ..
             } => Context {
                 inner: Inner::NotRecorded {
                     trace_id: *trace_id,
                     id: EntityId::new(),
-                    extra: extra.clone(),
+                    carried: carried.clone(),
                     sampled: *sampled,
+                    traceparent: *traceparent,
                 },
             },
             Inner::Recorded { shared, index, id } => {
@@ -374,7 +424,7 @@ impl Entity {
     /// An entity that records nothing (used when there is no current context).
     pub fn noop() -> Self {
         Entity {
-            ctx: Context::new_unsampled(TraceId::from_parts(0, [0; 12]), None),
+            ctx: Context::new_unsampled(TraceId::from_parts(0, [0; 12]), None, false),
             ended: true,
         }
     }

@@ -123,7 +123,7 @@ fn parse_hex16(b: &[u8], at: usize) -> Result<u64, IdError> {
     Ok((u64::from(hi) << 32) | u64::from(lo))
 }
 
-fn write_hex(out: &mut [u8], bytes: &[u8]) {
+pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
     for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
         pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }

@@ -1,6 +1,7 @@
 //! # xray-sdk
 //!
-//! The core of the AWS X-Ray SDK for Rust: trace IDs and the `X-Amzn-Trace-Id` header,
+//! The core of the AWS X-Ray SDK for Rust: trace IDs, the `X-Amzn-Trace-Id` header and W3C
+//! Trace Context (`traceparent`, `tracestate`; see [`header`]),
 //! segments and subsegments with annotations, metadata, `http`/`aws`/`sql`/`cause` blocks and
 //! error/throttle/fault flags, sampling, a context that follows a request across `.await`,
 //! and a non-blocking emitter that sends documents over UDP to the X-Ray daemon (or the
@@ -96,7 +97,7 @@ pub use config::{ConfigError, ContextMissing, DaemonAddress};
 pub use context::{ContextMissingError, FutureExt, begin_subsegment, subsegment, with_subsegment};
 pub use emitter::{EmitterStats, FlushError};
 pub use handle::{Context, Entity};
-pub use header::{SamplingFlag, TraceHeader};
+pub use header::{SamplingFlag, TraceHeader, TraceParent};
 pub use held::HeldFacade;
 pub use id::{EntityId, IdError, TraceId};
 pub use model::{AnnotationError, AnnotationValue, Cause, Exception, HttpRequest, Namespace};
@@ -115,6 +116,8 @@ const _: () = {
     send_sync::<Entity>();
     send_sync::<HeldFacade>();
     send_sync::<TraceHeader>();
+    send_sync::<TraceParent>();
+    send_sync::<header::TraceParentError>();
     send_sync::<ConfigError>();
     send_sync::<ContextMissingError>();
     send_sync::<FlushError>();

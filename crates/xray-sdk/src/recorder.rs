@@ -32,6 +32,8 @@ pub(crate) struct RecorderConfig {
     pub(crate) streaming_threshold: u32,
     pub(crate) daemon: DaemonAddress,
     pub(crate) service_version: Option<String>,
+    /// Outgoing HTTP calls carry W3C `traceparent` besides `X-Amzn-Trace-Id`.
+    pub(crate) propagate_traceparent: bool,
     /// What decided when a sampler's decision names no rule, for the debug log.
     pub(crate) unnamed_rule: &'static str,
 }
@@ -100,6 +102,7 @@ pub struct RecorderBuilder {
     panic_stacks: bool,
     read_env: bool,
     send_inline: bool,
+    propagate_traceparent: bool,
 }
 
 impl Default for RecorderBuilder {
@@ -120,6 +123,7 @@ impl Default for RecorderBuilder {
             panic_stacks: true,
             read_env: true,
             send_inline: false,
+            propagate_traceparent: false,
         }
     }
 }
@@ -231,7 +235,22 @@ impl RecorderBuilder {
         self
     }
 
-    /// Ignores the `AWS_XRAY_*` environment variables.
+    /// Outgoing HTTP calls (the reqwest middleware, the tower client layer) carry the W3C
+    /// `traceparent` header, and the `tracestate` that came in, besides `X-Amzn-Trace-Id`
+    /// (default off), so that services instrumented with OpenTelemetry join the trace. Calls
+    /// to AWS services carry the X-Ray header only. Incoming `traceparent` headers are read
+    /// whatever this says.
+    ///
+    /// The environment wins when it decides, as for the other settings: `OTEL_PROPAGATORS`,
+    /// when set, turns it on if it lists `tracecontext` and off otherwise; else
+    /// `OTEL_TRACES_EXPORTER=otlp` turns it on (see [`crate::config`]).
+    pub fn propagate_traceparent(mut self, on: bool) -> Self {
+        self.propagate_traceparent = on;
+        self
+    }
+
+    /// Ignores the environment variables (`AWS_XRAY_*`, and the `OTEL_*` ones read for
+    /// propagation).
     pub fn ignore_env(mut self) -> Self {
         self.read_env = false;
         self
@@ -279,6 +298,9 @@ impl RecorderBuilder {
             streaming_threshold: self.streaming_threshold,
             daemon: daemon.clone(),
             service_version: self.service_version,
+            propagate_traceparent: env
+                .propagate_traceparent
+                .unwrap_or(self.propagate_traceparent),
             unnamed_rule: if self.sampler.is_some() {
                 "the custom sampler"
             } else {
@@ -340,6 +362,7 @@ impl RecorderBuilder {
                 service = %config.service_name,
                 daemon = %daemon,
                 sampling = %sampling_mode,
+                traceparent = config.propagate_traceparent,
                 error_stacks = error_stacks.is_some(),
                 panic_stacks = panic_stacks.is_some(),
                 "X-Ray recorder enabled: sending segments over UDP to {}",
@@ -360,6 +383,7 @@ impl RecorderBuilder {
                     sink,
                     sampler,
                     resources,
+                    traceparent: config.propagate_traceparent,
                 },
                 config,
                 _stack_switches: [error_stacks, panic_stacks],
@@ -442,6 +466,7 @@ impl Recorder {
                     streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
                     daemon: DaemonAddress::default(),
                     service_version: None,
+                    propagate_traceparent: false,
                     unnamed_rule: "the disabled recorder",
                 },
                 source: Source {
@@ -453,6 +478,7 @@ impl Recorder {
                     }),
                     sampler: Arc::new(sampling::NeverSample),
                     resources: Arc::new(Resources::default()),
+                    traceparent: false,
                 },
                 _stack_switches: [None, None],
             }),
@@ -477,6 +503,15 @@ impl Recorder {
     /// The daemon address in use.
     pub fn daemon_address(&self) -> &DaemonAddress {
         &self.inner.config.daemon
+    }
+
+    /// Whether outgoing HTTP calls carry the W3C `traceparent` (and `tracestate`) besides
+    /// `X-Amzn-Trace-Id` (see [`RecorderBuilder::propagate_traceparent`]). Every
+    /// [`Context`](crate::Context) of this recorder's traces tells the same
+    /// ([`Context::propagates_traceparent`](crate::Context::propagates_traceparent)), which is
+    /// what the client adapters read.
+    pub fn propagates_traceparent(&self) -> bool {
+        self.inner.config.propagate_traceparent
     }
 
     /// The `origin` the environment plugins detected (e.g. `AWS::ECS::Container`), once
@@ -597,86 +632,5 @@ impl fmt::Display for GlobalAlreadyInstalled {
 impl std::error::Error for GlobalAlreadyInstalled {}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::header::TraceHeader;
-
-    #[test]
-    fn builder_rejects_bad_values() {
-        let e = Recorder::builder()
-            .ignore_env()
-            .daemon_address("nope")
-            .build()
-            .unwrap_err();
-        assert_eq!(e.setting(), "daemon_address");
-        assert!(e.to_string().contains("\"nope\""), "{e}");
-        let e = Recorder::builder()
-            .ignore_env()
-            .queue_capacity(0)
-            .build()
-            .unwrap_err();
-        assert_eq!(e.setting(), "queue_capacity");
-    }
-
-    #[test]
-    fn env_overrides_code() {
-        let (env, errors) = EnvConfig::read(|k| match k {
-            "AWS_XRAY_TRACING_NAME" => Some("from-env".into()),
-            "AWS_XRAY_SDK_ENABLED" => Some("false".into()),
-            "AWS_XRAY_DAEMON_ADDRESS" => Some("127.0.0.1:2999".into()),
-            _ => None,
-        });
-        assert!(errors.is_empty());
-        let r = Recorder::builder()
-            .service_name("from-code")
-            .daemon_address("127.0.0.1:1")
-            .build_with(env)
-            .unwrap();
-        assert_eq!(r.service_name(), "from-env");
-        assert!(!r.is_enabled());
-        assert_eq!(r.daemon_address().udp().port, 2999);
-    }
-
-    #[test]
-    fn header_decisions_are_obeyed() {
-        let r = Recorder::builder()
-            .ignore_env()
-            .sampler(sampling::NeverSample)
-            .build()
-            .unwrap();
-        let h = TraceHeader::parse(
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-        );
-        let s = r.segment("a").header(&h).begin();
-        assert!(s.is_sampled());
-        assert_eq!(s.trace_id(), h.root().unwrap());
-        let h0 =
-            TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0;Lineage=1:a:2");
-        let s = r.segment("a").header(&h0).begin();
-        assert!(!s.is_sampled());
-        assert_eq!(
-            s.downstream_header().to_string(),
-            format!(
-                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={};Sampled=0;Lineage=1:a:2",
-                s.id()
-            )
-        );
-        // '?' and absent: the sampler decides (NeverSample here); forcing wins over everything.
-        let hq = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?");
-        assert!(!r.segment("a").header(&hq).begin().is_sampled());
-        assert!(
-            r.segment("a")
-                .header(&h0)
-                .sampled(true)
-                .begin()
-                .is_sampled()
-        );
-        assert!(
-            !r.segment("a")
-                .header(&h)
-                .sampled(false)
-                .begin()
-                .is_sampled()
-        );
-    }
-}
+#[path = "recorder_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! Calls between services, recorded the same way by every adapter whatever its HTTP library:
-//! the `remote` subsegment of an outgoing call, the `X-Amzn-Trace-Id` value it sends, and how
-//! a call ended (HTTP status, gRPC status, error), on the calling and on the answering side.
+//! the `remote` subsegment of an outgoing call, the `X-Amzn-Trace-Id` value it sends (and the
+//! W3C `traceparent` and `tracestate`, when the recorder propagates them), and how a call
+//! ended (HTTP status, gRPC status, error), on the calling and on the answering side.
 //!
 //! Everything here takes plain strings and numbers, so adapters of any HTTP library
 //! (`xray-sdk-reqwest`, the tower client layer of `xray-sdk-tower`) share it and this crate
@@ -42,6 +43,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::handle::{Context, Entity};
+use crate::header::TraceParent;
 use crate::id::{EntityId, TraceId};
 use crate::model::{Cause, Exception, Namespace, http_method};
 use crate::record::{Patch, Record};
@@ -51,6 +53,11 @@ use crate::record::{Patch, Record};
 pub const GRPC_STATUS_ANNOTATION: &str = "grpc_status";
 
 /// What an adapter does with an `X-Amzn-Trace-Id` header that a request already carries.
+///
+/// When the recorder also propagates W3C headers ([`w3c_headers`]), a hand-set
+/// `traceparent` counts the same: a request that carries either header is left alone under
+/// [`ExistingHeader::Keep`] (the caller chose the trace), and gets all of this call's headers
+/// under [`ExistingHeader::Overwrite`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ExistingHeader {
@@ -139,6 +146,51 @@ pub fn downstream_header_bytes(ctx: &Context) -> Vec<u8> {
         out.extend_from_slice(extra.as_bytes());
     }
     out
+}
+
+/// The W3C Trace Context headers of a call, for [`w3c_headers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct W3cHeaders<'a> {
+    /// The `traceparent` value (55 bytes): the trace, the call's entity as the parent, and
+    /// the flags ([`Context::traceparent`]).
+    pub traceparent: [u8; TraceParent::LEN],
+    /// The `tracestate` that came in with the trace, passed on unchanged; send none when
+    /// `None`.
+    pub tracestate: Option<&'a str>,
+}
+
+/// The W3C headers for a call made by `ctx`, or `None` when its recorder does not propagate
+/// them ([`Context::propagates_traceparent`]). HTTP adapters send them besides
+/// `X-Amzn-Trace-Id`; calls to AWS services do not send them.
+///
+/// ```
+/// use xray_sdk::{Recorder, TraceHeader};
+/// use xray_sdk::header::incoming_trace;
+/// use xray_sdk::remote::w3c_headers;
+///
+/// let recorder = Recorder::builder()
+/// #   .ignore_env()
+///     .propagate_traceparent(true)
+///     .enabled(false)
+///     .build()
+///     .unwrap();
+/// let tracestate: [&[u8]; 1] = [b"congo=t61rcWkgMzE"];
+/// let incoming = incoming_trace(
+///     None,
+///     Some(b"00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"),
+///     || tracestate,
+/// )
+/// .unwrap();
+/// let segment = recorder.segment("api").header(&incoming).begin();
+/// let headers = w3c_headers(&segment).unwrap();
+/// assert!(headers.traceparent.starts_with(b"00-5759e988bd862e3fe1be46a994272793-"));
+/// assert_eq!(headers.tracestate, Some("congo=t61rcWkgMzE"));
+/// ```
+pub fn w3c_headers(ctx: &Context) -> Option<W3cHeaders<'_>> {
+    ctx.propagates_traceparent().then(|| W3cHeaders {
+        traceparent: ctx.traceparent().to_bytes(),
+        tracestate: ctx.tracestate(),
+    })
 }
 
 /// How a call ended, or what part of it is known so far: recorded on the calling side's

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::emitter::Sink;
 use crate::handle::{Context, Entity};
-use crate::header::{SamplingFlag, TraceHeader};
+use crate::header::{Carried, SamplingFlag, TraceHeader};
 use crate::id::{EntityId, TraceId};
 use crate::model::sanitize_name;
 use crate::plugins::Resources;
@@ -23,6 +23,8 @@ pub(crate) struct Source {
     pub(crate) sink: Arc<Sink>,
     pub(crate) sampler: Arc<dyn Sampler>,
     pub(crate) resources: Arc<Resources>,
+    /// Downstream HTTP calls carry `traceparent` too (given to every trace begun here).
+    pub(crate) traceparent: bool,
 }
 
 /// Builds one segment; see [`Recorder::segment`](crate::Recorder::segment).
@@ -58,7 +60,9 @@ impl<'a> SegmentBuilder<'a> {
 
     /// Continues the trace of an incoming header: its Root and Parent become this segment's
     /// `trace_id` and `parent_id`, and `Sampled=1`/`0` is obeyed. An absent or invalid Root
-    /// starts a new trace.
+    /// starts a new trace. What the header carries on (extra keys, a W3C `tracestate`) goes
+    /// to downstream calls. For a request that may carry a W3C `traceparent` instead, get the
+    /// header from [`incoming_trace`](crate::header::incoming_trace).
     pub fn header(mut self, header: &'a TraceHeader) -> Self {
         self.header = Some(header);
         self
@@ -99,7 +103,7 @@ impl<'a> SegmentBuilder<'a> {
         let recorder = self.recorder;
         let root = self.header.and_then(TraceHeader::root);
         let trace_id: TraceId = root.unwrap_or_else(TraceId::new);
-        let extra = self.header.and_then(TraceHeader::extra_shared);
+        let carried = self.header.and_then(TraceHeader::carried_shared);
         let (decision, by) = if !recorder.enabled {
             (SamplingDecision::new(false), DecidedBy::Disabled)
         } else if let Some(forced) = self.forced {
@@ -133,7 +137,8 @@ impl<'a> SegmentBuilder<'a> {
                 trace_id,
                 segment_id: EntityId::new(),
                 parent_id,
-                extra,
+                carried,
+                traceparent: recorder.traceparent,
                 rule_name: decision.rule_name,
                 facade: false,
             };
@@ -150,7 +155,7 @@ impl<'a> SegmentBuilder<'a> {
                 )
             })
         } else {
-            Context::new_unsampled(trace_id, extra)
+            Context::new_unsampled(trace_id, carried, recorder.traceparent)
         };
         Entity::from_context(ctx)
     }
@@ -160,12 +165,16 @@ impl<'a> SegmentBuilder<'a> {
 pub(crate) fn facade(source: &Source, header: &TraceHeader) -> Entity {
     let root = header.root();
     let trace_id = root.unwrap_or_else(TraceId::new);
-    let extra = header.extra_shared();
+    let carried = header.carried_shared();
     let ctx = match (root, header.parent(), header.sampled()) {
-        (Some(_), Some(parent), SamplingFlag::Sampled) if source.enabled => {
-            recorded_facade(Arc::clone(&source.sink), trace_id, parent, extra)
-        }
-        _ => Context::new_unsampled(trace_id, extra),
+        (Some(_), Some(parent), SamplingFlag::Sampled) if source.enabled => recorded_facade(
+            Arc::clone(&source.sink),
+            trace_id,
+            parent,
+            carried,
+            source.traceparent,
+        ),
+        _ => Context::new_unsampled(trace_id, carried, source.traceparent),
     };
     Entity::from_context(ctx)
 }
@@ -174,9 +183,15 @@ pub(crate) fn facade(source: &Source, header: &TraceHeader) -> Entity {
 /// they belong to is known (see [`HeldFacade`](crate::HeldFacade)).
 pub(crate) fn held_facade(source: &Source, sink: Arc<Sink>) -> Entity {
     let ctx = if source.enabled {
-        recorded_facade(sink, TraceId::new(), EntityId::new(), None)
+        recorded_facade(
+            sink,
+            TraceId::new(),
+            EntityId::new(),
+            None,
+            source.traceparent,
+        )
     } else {
-        Context::new_unsampled(TraceId::new(), None)
+        Context::new_unsampled(TraceId::new(), None, source.traceparent)
     };
     Entity::from_context(ctx)
 }
@@ -185,13 +200,15 @@ fn recorded_facade(
     sink: Arc<Sink>,
     trace_id: TraceId,
     id: EntityId,
-    extra: Option<Arc<str>>,
+    carried: Option<Arc<Carried>>,
+    traceparent: bool,
 ) -> Context {
     let origin = Origin {
         trace_id,
         segment_id: id,
         parent_id: None,
-        extra,
+        carried,
+        traceparent,
         rule_name: None,
         facade: true,
     };
@@ -257,7 +274,7 @@ fn log_decision(trace_id: TraceId, decision: &SamplingDecision, by: DecidedBy) {
     let by = match by {
         DecidedBy::Disabled => "the SDK being disabled",
         DecidedBy::Code => "code (SegmentBuilder::sampled)",
-        DecidedBy::Header => "the incoming X-Amzn-Trace-Id header",
+        DecidedBy::Header => "the incoming trace header (X-Amzn-Trace-Id or traceparent)",
         DecidedBy::Rule => "the sampler",
     };
     tracing::debug!(

@@ -412,7 +412,8 @@ impl RecordedSegment {
             trace_id: crate::TraceId::new(),
             segment_id: crate::EntityId::new(),
             parent_id: Some(crate::EntityId::new()),
-            extra: None,
+            carried: None,
+            traceparent: false,
             rule_name: None,
             facade: false,
         };

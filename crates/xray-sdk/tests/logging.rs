@@ -157,7 +157,8 @@ fn each_decision_is_logged_at_debug_with_what_made_it() {
         decisions[0]
     );
     assert!(
-        decisions[1].contains("not sampled by the incoming X-Amzn-Trace-Id header")
+        decisions[1]
+            .contains("not sampled by the incoming trace header (X-Amzn-Trace-Id or traceparent)")
             && decisions[1].contains("trace_id=1-5759e988-bd862e3fe1be46a994272793"),
         "{}",
         decisions[1]

@@ -347,15 +347,30 @@ pub struct Function(Child);
 
 impl Function {
     pub fn start(api: &RuntimeApi, concurrency: u32, dynamodb: Option<&str>) -> Function {
-        Function::spawn(api, concurrency, dynamodb, false)
+        Function::spawn(api, concurrency, dynamodb, false, &[])
     }
 
     /// The `lambda_http` function.
     pub fn start_http(api: &RuntimeApi, concurrency: u32) -> Function {
-        Function::spawn(api, concurrency, None, true)
+        Function::spawn(api, concurrency, None, true, &[])
     }
 
-    fn spawn(api: &RuntimeApi, concurrency: u32, dynamodb: Option<&str>, http: bool) -> Function {
+    /// The `lambda_http` function, with more environment variables.
+    pub fn start_http_with_env(
+        api: &RuntimeApi,
+        concurrency: u32,
+        env: &[(&str, &str)],
+    ) -> Function {
+        Function::spawn(api, concurrency, None, true, env)
+    }
+
+    fn spawn(
+        api: &RuntimeApi,
+        concurrency: u32,
+        dynamodb: Option<&str>,
+        http: bool,
+        env: &[(&str, &str)],
+    ) -> Function {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args(["--ignored", "--exact", "function_process", "--nocapture"])
             .env(FUNCTION_ENV, "1")
@@ -371,6 +386,9 @@ impl Function {
             .env_remove("AWS_XRAY_SDK_ENABLED")
             .env_remove("AWS_XRAY_TRACING_NAME")
             .env_remove("AWS_XRAY_SAMPLING_RULES")
+            .env_remove("OTEL_PROPAGATORS")
+            .env_remove("OTEL_TRACES_EXPORTER")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         // The function panics on purpose in one test: its output only when asked for.

@@ -5,6 +5,7 @@
 
 mod helpers;
 mod retry;
+mod w3c;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -40,6 +40,11 @@
 //! - the request gets `X-Amzn-Trace-Id: Root=..;Parent=<subsegment>;Sampled=..` (a header
 //!   the caller set is kept unless [`XRayClientLayer::existing_header`] says otherwise), and
 //!   `http.request.traced` is set when the answer carries the header back;
+//! - when the trace's recorder propagates W3C Trace Context
+//!   ([`xray_sdk::Context::propagates_traceparent`]), the request also gets
+//!   `traceparent: 00-<trace>-<subsegment>-<01|00>` and the `tracestate` that came in with
+//!   the trace; a `traceparent` the caller set then counts as a header the caller set (kept,
+//!   with ours left out, under the default policy);
 //! - an error from the inner service sets `fault` with the error and its sources as the
 //!   cause, and is returned as a [`BoxError`];
 //! - the subsegment ends when the response body ends (its last frame, its trailers, an

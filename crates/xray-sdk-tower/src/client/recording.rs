@@ -15,7 +15,7 @@ use xray_sdk::{Cause, Context, Entity, Exception, Record};
 
 use super::ClientConfig;
 use crate::grpc;
-use crate::record::TRACE_HEADER;
+use crate::record::{TRACE_HEADER, TRACEPARENT_HEADER, TRACESTATE_HEADER};
 
 /// The subsegment name of a call whose host is not known.
 const UNKNOWN_HOST: &str = "unknown-host";
@@ -63,15 +63,21 @@ pub(crate) fn begin<B>(config: &ClientConfig, req: &mut Request<B>) -> Option<Cl
     };
     let grpc_pending = sub.is_sampled() && grpc::is_grpc(req.headers());
     let mut propagated = false;
-    if config
-        .existing_header
-        .writes(req.headers().contains_key(TRACE_HEADER))
+    // With W3C propagation on, a hand-set `traceparent` is a header the caller chose too.
+    let w3c = remote::w3c_headers(&sub);
+    let present = req.headers().contains_key(TRACE_HEADER)
+        || (w3c.is_some() && req.headers().contains_key(TRACEPARENT_HEADER));
+    if config.existing_header.writes(present)
         && let Ok(mut value) = HeaderValue::try_from(remote::downstream_header_bytes(&sub))
     {
         // New for every call: never worth a place in HTTP/2's header tables, where it would
         // push out the headers that repeat (HPACK sends it as a literal "never indexed").
         value.set_sensitive(true);
-        req.headers_mut().insert(TRACE_HEADER, value);
+        let headers = req.headers_mut();
+        headers.insert(TRACE_HEADER, value);
+        if let Some(w3c) = w3c {
+            write_w3c(headers, &w3c);
+        }
         propagated = true;
     }
     let current = Some(sub.context());
@@ -82,6 +88,23 @@ pub(crate) fn begin<B>(config: &ClientConfig, req: &mut Request<B>) -> Option<Cl
         propagated,
         answer: None,
     })
+}
+
+/// Sets `traceparent` and the `tracestate` that came in with the trace (a `tracestate` the
+/// request had belongs to a `traceparent` it no longer carries: it goes).
+fn write_w3c(headers: &mut HeaderMap, w3c: &remote::W3cHeaders<'_>) {
+    if let Ok(mut value) = HeaderValue::from_bytes(&w3c.traceparent) {
+        value.set_sensitive(true);
+        headers.insert(TRACEPARENT_HEADER, value);
+    }
+    match w3c.tracestate.map(HeaderValue::from_str) {
+        Some(Ok(state)) => {
+            headers.insert(TRACESTATE_HEADER, state);
+        }
+        _ => {
+            headers.remove(TRACESTATE_HEADER);
+        }
+    }
 }
 
 /// The call as recorded: named after the host without the port, the URL without query or

@@ -6,11 +6,23 @@
 //! in order. Parsing never fails: an invalid `Root` or `Parent` is simply absent, which callers
 //! treat as "start a new trace". Nothing that is not visible ASCII ever makes it into a
 //! formatted header value.
+//!
+//! The W3C Trace Context headers (`traceparent`, `tracestate`) are in [`w3c`] (re-exported
+//! here), and [`incoming_trace`] picks the trace a request continues from either header.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::id::{EntityId, TraceId};
+
+mod incoming;
+pub mod w3c;
+
+pub use incoming::{incoming_trace, is_recent_epoch};
+pub use w3c::{
+    MAX_TRACESTATE_LEN, MAX_TRACESTATE_MEMBERS, TRACEPARENT, TRACESTATE, TraceParent,
+    TraceParentError, normalize_tracestate,
+};
 
 /// The header name, in the canonical case the official SDKs send.
 pub const HEADER_NAME: &str = "X-Amzn-Trace-Id";
@@ -92,8 +104,27 @@ pub struct TraceHeader {
     root: Option<TraceId>,
     parent: Option<EntityId>,
     sampled: SamplingFlag,
-    extra: Option<Arc<str>>,
+    carried: Option<Arc<Carried>>,
     invalid_root: bool,
+}
+
+/// What came in with a trace and goes out unchanged with every downstream call: allocated
+/// only when there is something (most requests carry none of it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Carried {
+    /// The X-Ray header's extra keys (such as `Lineage`), as `k=v;k=v`.
+    pub(crate) extra: Option<Box<str>>,
+    /// The W3C `tracestate`, normalized ([`normalize_tracestate`]).
+    pub(crate) tracestate: Option<Box<str>>,
+    /// The W3C random-trace-id flag came in with the trace.
+    pub(crate) random: bool,
+}
+
+impl Carried {
+    /// `None` when there is nothing to carry.
+    fn shared(self) -> Option<Arc<Carried>> {
+        (self != Carried::default()).then(|| Arc::new(self))
+    }
 }
 
 fn is_visible_ascii(s: &str) -> bool {
@@ -107,7 +138,7 @@ impl TraceHeader {
             root: Some(root),
             parent,
             sampled,
-            extra: None,
+            carried: None,
             invalid_root: false,
         }
     }
@@ -147,7 +178,7 @@ impl TraceHeader {
             root: Some(root),
             parent,
             sampled,
-            extra: None,
+            carried: None,
             invalid_root: false,
         })
     }
@@ -236,7 +267,10 @@ impl TraceHeader {
                     out.push('=');
                     out.push_str(v);
                 }
-                header.extra = Some(Arc::from(out));
+                header.carried = Some(Arc::new(Carried {
+                    extra: Some(out.into_boxed_str()),
+                    ..Carried::default()
+                }));
             }
         }
         header
@@ -259,11 +293,31 @@ impl TraceHeader {
 
     /// Extra keys (such as `Lineage`), in their original order, as `k=v;k=v`.
     pub fn extra(&self) -> Option<&str> {
-        self.extra.as_deref()
+        self.carried.as_deref().and_then(|c| c.extra.as_deref())
     }
 
-    pub(crate) fn extra_shared(&self) -> Option<Arc<str>> {
-        self.extra.clone()
+    /// The W3C `tracestate` that came with the trace, to pass on with `traceparent`. Not
+    /// part of the X-Ray header's text.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.carried
+            .as_deref()
+            .and_then(|c| c.tracestate.as_deref())
+    }
+
+    pub(crate) fn carried(&self) -> Option<&Carried> {
+        self.carried.as_deref()
+    }
+
+    pub(crate) fn carried_shared(&self) -> Option<Arc<Carried>> {
+        self.carried.clone()
+    }
+
+    /// The same fields with `change` made to what is carried.
+    fn with_changed(mut self, change: impl FnOnce(&mut Carried)) -> Self {
+        let mut carried = self.carried.as_deref().cloned().unwrap_or_default();
+        change(&mut carried);
+        self.carried = carried.shared();
+        self
     }
 
     /// True when the header had a `Root` that was not a valid trace ID.
@@ -285,13 +339,26 @@ impl TraceHeader {
 
     /// Sets the extra keys. Pairs that contain anything but visible ASCII are dropped, and the
     /// total is kept within [`MAX_EXTRA_LEN`].
-    pub fn with_extra(mut self, extra: Option<&str>) -> Self {
-        self.extra = extra.and_then(|e| TraceHeader::parse(e).extra);
-        self
+    pub fn with_extra(self, extra: Option<&str>) -> Self {
+        let extra = extra.and_then(|e| {
+            TraceHeader::parse(e)
+                .carried
+                .and_then(|c| Arc::unwrap_or_clone(c).extra)
+        });
+        self.with_changed(|c| c.extra = extra)
     }
 
-    pub(crate) fn with_extra_shared(mut self, extra: Option<Arc<str>>) -> Self {
-        self.extra = extra;
+    /// Sets the W3C `tracestate` passed on with the trace, normalized by
+    /// [`normalize_tracestate`] (`None`, or an invalid list, removes it).
+    pub fn with_tracestate(self, tracestate: Option<&str>) -> Self {
+        let tracestate = tracestate
+            .and_then(|t| normalize_tracestate([t.as_bytes()]))
+            .map(String::into_boxed_str);
+        self.with_changed(|c| c.tracestate = tracestate)
+    }
+
+    pub(crate) fn with_carried(mut self, carried: Option<Arc<Carried>>) -> Self {
+        self.carried = carried;
         self
     }
 
@@ -321,7 +388,7 @@ impl TraceHeader {
             parts += 1;
             len += "Sampled=".len() + s.len();
         }
-        if let Some(extra) = &self.extra {
+        if let Some(extra) = self.extra() {
             parts += 1;
             len += extra.len();
         }
@@ -353,7 +420,7 @@ impl TraceHeader {
             out(s);
             sep = ";";
         }
-        if let Some(extra) = &self.extra {
+        if let Some(extra) = self.extra() {
             out(sep);
             out(extra);
         }

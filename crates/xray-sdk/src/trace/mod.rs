@@ -26,6 +26,7 @@ pub(crate) use op::Changes;
 #[allow(unreachable_pub)]
 pub use op::{Op, Owned, Str, Value};
 
+use crate::header::Carried;
 use crate::id::{EntityId, TraceId};
 
 /// The most a new trace's entity arena asks of the allocator at first.
@@ -134,8 +135,10 @@ pub(crate) struct Trace {
     pub(crate) trace_id: TraceId,
     /// The ID of the segment (entity 0 of the arena).
     pub(crate) segment_id: EntityId,
-    /// Extra header keys that came in with the trace, passed on downstream.
-    pub(crate) extra: Option<Arc<str>>,
+    /// What came in with the trace (extra header keys, `tracestate`), passed on downstream.
+    pub(crate) carried: Option<Arc<Carried>>,
+    /// Downstream HTTP calls carry `traceparent` too (the recorder's setting).
+    pub(crate) traceparent: bool,
     /// The sampling rule that chose this trace, written in the segment's `aws` block.
     pub(crate) rule_name: Option<Arc<str>>,
     /// The segment is a facade (another party records it): only its subsegments are sent.
@@ -157,7 +160,9 @@ pub(crate) struct Origin {
     pub(crate) segment_id: EntityId,
     /// The caller's entity, from the incoming header.
     pub(crate) parent_id: Option<EntityId>,
-    pub(crate) extra: Option<Arc<str>>,
+    pub(crate) carried: Option<Arc<Carried>>,
+    /// Downstream HTTP calls carry `traceparent` too.
+    pub(crate) traceparent: bool,
     pub(crate) rule_name: Option<Arc<str>>,
     /// The segment is recorded by someone else (AWS Lambda): it is never sent, and its
     /// subsegments go out as independent documents under its ID.
@@ -201,7 +206,8 @@ impl Trace {
         Trace {
             trace_id: origin.trace_id,
             segment_id: origin.segment_id,
-            extra: origin.extra,
+            carried: origin.carried,
+            traceparent: origin.traceparent,
             rule_name: origin.rule_name,
             facade: origin.facade,
             state: Mutex::new(state),

@@ -8,7 +8,8 @@ fn origin() -> Origin {
         trace_id: TraceId::new(),
         segment_id: EntityId::new(),
         parent_id: None,
-        extra: None,
+        carried: None,
+        traceparent: false,
         rule_name: None,
         facade: false,
     }
