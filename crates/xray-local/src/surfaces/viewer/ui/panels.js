@@ -7,6 +7,18 @@ function counts(pairs) {
   return el("div", { class: "counts" }, pairs.map(([k, v]) => el("div", { class: v ? "" : "zero" }, el("span", {}, k), el("b", {}, String(v)))));
 }
 
+// The OTLP intake's counters (HTTP requests, T1S datagrams, spans): the
+// totals, then only the reasons that happened.
+function otlpCounts(o) {
+  if (!o) return [];
+  const reasons = (prefix, m) => Object.entries(m || {}).filter(([, v]) => v > 0).map(([k, v]) => [prefix + k.replaceAll("_", " "), v]);
+  return [
+    ["OTLP/HTTP requests", o.Requests], ...reasons("OTLP request refused: ", o.RequestsRejected),
+    ["OTLP datagrams", o.Datagrams], ["OTLP spans", o.Spans], ...reasons("OTLP span rejected: ", o.SpansRejected),
+    ["OTLP unsampled spans (not stored)", o.SpansUnsampled], ["documents from OTLP spans", o.Documents],
+  ];
+}
+
 function renderStats(stats) {
   state.stats = stats;
   const i = stats.Intake, s = stats.Store, c = s.Counters;
@@ -19,6 +31,7 @@ function renderStats(stats) {
       ["received", i.Received], ["accepted", i.Accepted], ["rejected", i.RejectedTotal],
       ...Object.entries(i.Rejected).map(([k, v]) => ["rejected: " + k.replaceAll("_", " "), v]),
       ["documents through the API", i.ApiDocuments || 0],
+      ...otlpCounts(i.Otlp),
       ["forwarded", i.Forwarded], ["forward errors", i.ForwardErrors],
       ["traces stored", s.Traces], ["documents stored", s.Documents],
       ["evicted traces", c.EvictedTraces], ["evicted (count cap)", c.EvictedForCount], ["evicted (memory cap)", c.EvictedForMemory],
