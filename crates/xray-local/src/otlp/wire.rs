@@ -389,6 +389,37 @@ mod tests {
     }
 
     #[test]
+    fn spans_are_counted_before_they_are_decoded() {
+        // 10 001 empty spans: 2 bytes each in protobuf, 3 in JSON.
+        let n = MAX_SPANS_PER_REQUEST + 1;
+        let mut scope = Vec::new();
+        for _ in 0..n {
+            scope.extend_from_slice(&[0x12, 0x00]);
+        }
+        let mut resource = vec![0x12];
+        prost::encode_length_delimiter(scope.len(), &mut resource).expect("length");
+        resource.extend(scope);
+        let mut body = vec![0x0a];
+        prost::encode_length_delimiter(resource.len(), &mut body).expect("length");
+        body.extend(resource);
+        assert_eq!(
+            decode_body(&body, Encoding::Protobuf),
+            Err(BodyError::TooManySpans(n))
+        );
+        let spans = vec!["{}"; n].join(",");
+        let json = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#);
+        assert_eq!(
+            decode_body(json.as_bytes(), Encoding::Json),
+            Err(BodyError::TooManySpans(n))
+        );
+        let ok = r#"{"resourceSpans":[{"resource":{},"scopeSpans":[{"scope":{"name":"x"},"spans":[{"name":"a"}]}]}]}"#;
+        assert_eq!(
+            decode_body(ok.as_bytes(), Encoding::Json).map(|r| span_count(&r)),
+            Ok(1)
+        );
+    }
+
+    #[test]
     fn datagrams() {
         let req = ExportTraceServiceRequest::default();
         let d = encode_datagram(&req, true);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use xray_local::{Config, Server};
 
+pub mod fuzz;
 pub mod otlp;
 
 pub const HEADER: &str = "{\"format\":\"json\",\"version\":1}";

@@ -226,3 +226,95 @@ pub fn datagrams(
         })
         .collect()
 }
+
+/// Span IDs of [`shop`].
+pub const CHECKOUT: [u8; 8] = [0xc0, 1, 0, 0, 0, 0, 0, 1];
+pub const CALL_INVENTORY: [u8; 8] = [0xc0, 1, 0, 0, 0, 0, 0, 2];
+pub const INVENTORY: [u8; 8] = [0x1f, 2, 0, 0, 0, 0, 0, 3];
+pub const GET_ITEM: [u8; 8] = [0x1f, 2, 0, 0, 0, 0, 0, 4];
+
+pub fn checkout_resource() -> Vec<KeyValue> {
+    vec![
+        kv("service.name", s("checkout")),
+        kv("telemetry.sdk.language", s("python")),
+    ]
+}
+
+pub fn inventory_resource() -> Vec<KeyValue> {
+    vec![
+        kv("service.name", s("inventory")),
+        kv("telemetry.sdk.language", s("go")),
+    ]
+}
+
+/// Two services: `checkout` (a SERVER span answering 500, annotated
+/// `tier=gold`, and its call to inventory) and `inventory` (a SERVER span
+/// answering 500 and a DynamoDB `GetItem`).
+pub fn shop(trace: &[u8], t0: f64) -> (Vec<Span>, Vec<Span>) {
+    let checkout = vec![
+        span(
+            trace,
+            &CHECKOUT,
+            None,
+            "GET /checkout",
+            SpanKind::Server,
+            t0,
+            0.5,
+            vec![
+                kv("http.request.method", s("GET")),
+                kv("url.full", s("http://shop.local/checkout")),
+                kv("http.response.status_code", i(500)),
+                kv("aws.xray.annotations", arr(&["tier"])),
+                kv("tier", s("gold")),
+            ],
+        ),
+        span(
+            trace,
+            &CALL_INVENTORY,
+            Some(&CHECKOUT),
+            "GET",
+            SpanKind::Client,
+            t0 + 0.1,
+            0.3,
+            vec![
+                kv("http.request.method", s("GET")),
+                kv("url.full", s("http://inventory.local/stock")),
+                kv("http.response.status_code", i(500)),
+                kv("peer.service", s("inventory")),
+            ],
+        ),
+    ];
+    let inventory = vec![
+        span(
+            trace,
+            &INVENTORY,
+            Some(&CALL_INVENTORY),
+            "GET /stock",
+            SpanKind::Server,
+            t0 + 0.12,
+            0.25,
+            vec![
+                kv("http.request.method", s("GET")),
+                kv("url.full", s("http://inventory.local/stock")),
+                kv("http.response.status_code", i(500)),
+            ],
+        ),
+        span(
+            trace,
+            &GET_ITEM,
+            Some(&INVENTORY),
+            "DynamoDB.GetItem",
+            SpanKind::Client,
+            t0 + 0.13,
+            0.05,
+            vec![
+                kv("rpc.system", s("aws-api")),
+                kv("rpc.service", s("DynamoDB")),
+                kv("rpc.method", s("GetItem")),
+                kv("aws.dynamodb.table_names", arr(&["stock"])),
+                kv("http.response.status_code", i(200)),
+            ],
+        ),
+    ];
+    (checkout, inventory)
+}

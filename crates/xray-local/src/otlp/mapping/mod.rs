@@ -199,6 +199,12 @@ impl Kind {
     }
 }
 
+/// Unix nanoseconds as seconds, whole seconds and fraction apart so the
+/// fraction keeps its precision.
+fn seconds(nanos: u64) -> f64 {
+    (nanos / 1_000_000_000) as f64 + (nanos % 1_000_000_000) as f64 / 1e9
+}
+
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -378,8 +384,8 @@ fn documents(
     out: &mut Vec<Json>,
 ) -> Result<(), Rejection> {
     let (trace_id, id, parent) = check_ids(span)?;
-    let start = span.start_time_unix_nano as f64 / 1e9;
-    let end = span.end_time_unix_nano as f64 / 1e9;
+    let start = seconds(span.start_time_unix_nano);
+    let end = seconds(span.end_time_unix_nano);
     if start < now - MAX_SPAN_AGE_SECS || start > now + MAX_SPAN_AHEAD_SECS {
         return Err(reject(
             SpanReject::OutOfTimeRange,
