@@ -76,6 +76,9 @@ fn gzip_bomb(members: usize) -> Vec<u8> {
     e.finish().unwrap().repeat(members)
 }
 
+/// Request headers, as (name, value) pairs.
+type Headers<'a> = [(&'a str, &'a str)];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_get_a_400_naming_the_problem() {
     let server = start_default().await;
@@ -86,7 +89,7 @@ async fn malformed_bodies_get_a_400_naming_the_problem() {
         ("Content-Type", "application/json"),
         ("Content-Encoding", "gzip"),
     ];
-    let cases: Vec<(&[(&str, &str)], Vec<u8>, &str, &str)> = vec![
+    let cases: Vec<(&Headers<'_>, Vec<u8>, &str, &str)> = vec![
         (
             &proto,
             b"\x0a\xff\xff\xff\xff\x0f".to_vec(),

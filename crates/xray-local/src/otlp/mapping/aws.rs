@@ -89,15 +89,15 @@ fn platform(a: &Attrs<'_>) -> Map<String, Json> {
     let platform = a.str("cloud.platform");
     let zone = a.str("cloud.availability_zone");
     let host_id = a.str("host.id");
-    if platform == Some("aws_ec2") || host_id.is_some() {
-        if let Some(ec2) = object(&[
+    if (platform == Some("aws_ec2") || host_id.is_some())
+        && let Some(ec2) = object(&[
             ("instance_id", host_id),
             ("availability_zone", zone),
             ("instance_size", a.str("host.type")),
             ("ami_id", a.str("host.image.id")),
-        ]) {
-            out.insert("ec2".into(), ec2);
-        }
+        ])
+    {
+        out.insert("ec2".into(), ec2);
     }
     if platform == Some("aws_ecs")
         && let Some(ecs) = object(&[

@@ -155,7 +155,7 @@ fn url(kind: Kind, attrs: &Attrs<'_>) -> Option<String> {
     }
     let mut url = format!("{scheme}://{}", host.unwrap_or_default());
     if let Some(port) =
-        port.filter(|p| !(scheme == "http" && p == "80") && !(scheme == "https" && p == "443"))
+        port.filter(|p| !(scheme == "http" && p == "80" || scheme == "https" && p == "443"))
     {
         url.push(':');
         url.push_str(&port);
