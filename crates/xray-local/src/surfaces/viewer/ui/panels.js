@@ -37,7 +37,7 @@ function renderStats(stats) {
       ["evicted traces", c.EvictedTraces], ["evicted (count cap)", c.EvictedForCount], ["evicted (memory cap)", c.EvictedForMemory],
       ["replaced in-progress", c.Replaced], ["late in-progress ignored", c.StaleInProgress],
     ]),
-    el("p", { class: "muted" }, `UDP ${stats.UdpAddress} · caps: ${s.MaxTraces} traces, ${(s.MaxBytes / 1048576).toFixed(0)} MiB · UDP receive buffer ${(stats.UdpReceiveBufferBytes / 1024).toFixed(0)} KiB`),
+    el("p", { class: "muted" }, `UDP ${stats.UdpAddress} · OTLP/HTTP ${location.origin}/v1/traces · caps: ${s.MaxTraces} traces, ${(s.MaxBytes / 1048576).toFixed(0)} MiB · UDP receive buffer ${(stats.UdpReceiveBufferBytes / 1024).toFixed(0)} KiB`),
   );
 }
 
