@@ -6,6 +6,10 @@
 //! `json` ignoring case and `version` is 1. It does not look at the body;
 //! this crate additionally checks that the body is a JSON object so that
 //! garbage is counted instead of stored.
+//!
+//! A body that starts with `T1S` or `T1U` carries OpenTelemetry spans, as
+//! Lambda's daemon takes them (`crate::otlp::wire`); the OTLP counters are
+//! [`OtlpCounters`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::Value;
 
 use crate::document::{self, Node, ParseError};
+use crate::otlp::mapping::SpanReject;
 
 /// Largest datagram the daemon reads (`Socket.BufferSizeKB = 64`).
 pub const MAX_DATAGRAM: usize = 64 * 1024;
@@ -34,11 +39,16 @@ pub enum Reject {
     NotAnObject,
     /// The intake queue was full (the store could not keep up).
     QueueFull,
+    /// An OTLP datagram (`T1S`/`T1U`) whose payload is not base64.
+    OtlpInvalidBase64,
+    /// An OTLP datagram whose payload is not a protobuf
+    /// `ExportTraceServiceRequest`.
+    OtlpInvalidProtobuf,
 }
 
 impl Reject {
     /// Every reason, in display order.
-    pub const ALL: [Reject; 7] = [
+    pub const ALL: [Reject; 9] = [
         Reject::MissingHeaderOrBody,
         Reject::InvalidHeader,
         Reject::Oversized,
@@ -46,6 +56,8 @@ impl Reject {
         Reject::InvalidJson,
         Reject::NotAnObject,
         Reject::QueueFull,
+        Reject::OtlpInvalidBase64,
+        Reject::OtlpInvalidProtobuf,
     ];
 
     /// Stable snake_case name used in the API.
@@ -58,6 +70,8 @@ impl Reject {
             Reject::InvalidJson => "invalid_json",
             Reject::NotAnObject => "not_an_object",
             Reject::QueueFull => "queue_full",
+            Reject::OtlpInvalidBase64 => "otlp_invalid_base64",
+            Reject::OtlpInvalidProtobuf => "otlp_invalid_protobuf",
         }
     }
 }
@@ -134,6 +148,8 @@ pub struct IntakeCounters {
     forwarded: AtomicU64,
     forward_errors: AtomicU64,
     rejected: [AtomicU64; Reject::ALL.len()],
+    /// Spans received over OTLP (HTTP or UDP).
+    pub otlp: OtlpCounters,
 }
 
 impl IntakeCounters {
@@ -189,8 +205,118 @@ impl IntakeCounters {
             rejected,
             forwarded: self.forwarded.load(Ordering::Relaxed),
             forward_errors: self.forward_errors.load(Ordering::Relaxed),
+            otlp: self.otlp.snapshot(),
         }
     }
+}
+
+/// Why an OTLP/HTTP request was refused as a whole, for the counters.
+pub const OTLP_REQUEST_REJECTS: [&str; 8] = [
+    "unsupported_media_type",
+    "unsupported_encoding",
+    "too_large",
+    "invalid_gzip",
+    "invalid_protobuf",
+    "invalid_json",
+    "too_many_spans",
+    "body_read_failed",
+];
+
+/// Counters of the OTLP intake (HTTP requests and `T1S`/`T1U` datagrams).
+///
+/// A datagram with spans counts once in the intake's `received` and once in
+/// `datagrams` here; each document its spans become counts in `documents`
+/// and then in the intake's `accepted`, like a document received through
+/// the API. So `received + api_documents + otlp.documents = accepted +
+/// rejected_total + otlp.datagrams` once the queue is empty.
+#[derive(Debug, Default)]
+pub struct OtlpCounters {
+    requests: AtomicU64,
+    requests_rejected: [AtomicU64; OTLP_REQUEST_REJECTS.len()],
+    datagrams: AtomicU64,
+    spans: AtomicU64,
+    spans_rejected: [AtomicU64; SpanReject::ALL.len()],
+    spans_unsampled: AtomicU64,
+    documents: AtomicU64,
+}
+
+impl OtlpCounters {
+    /// Counts an OTLP/HTTP request.
+    pub fn record_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused as a whole; `reason` is one of
+    /// [`OTLP_REQUEST_REJECTS`].
+    pub fn record_request_rejected(&self, reason: &str) {
+        if let Some(i) = OTLP_REQUEST_REJECTS.iter().position(|r| *r == reason) {
+            self.requests_rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a datagram whose spans were read.
+    pub fn record_datagram(&self) {
+        self.datagrams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts spans read and what they became.
+    pub fn record_spans(&self, spans: u64, documents: u64, rejected: &BTreeMap<SpanReject, u64>) {
+        self.spans.fetch_add(spans, Ordering::Relaxed);
+        self.documents.fetch_add(documents, Ordering::Relaxed);
+        for (reason, n) in rejected {
+            if let Some(i) = SpanReject::ALL.iter().position(|r| r == reason) {
+                self.spans_rejected[i].fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Counts unsampled spans (`T1U`), read and not stored.
+    pub fn record_unsampled(&self, spans: u64) {
+        self.spans.fetch_add(spans, Ordering::Relaxed);
+        self.spans_unsampled.fetch_add(spans, Ordering::Relaxed);
+    }
+
+    /// A copy for reporting.
+    pub fn snapshot(&self) -> OtlpSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        OtlpSnapshot {
+            requests: load(&self.requests),
+            requests_rejected: OTLP_REQUEST_REJECTS
+                .iter()
+                .zip(&self.requests_rejected)
+                .map(|(r, c)| (*r, load(c)))
+                .collect(),
+            datagrams: load(&self.datagrams),
+            spans: load(&self.spans),
+            spans_rejected: SpanReject::ALL
+                .iter()
+                .zip(&self.spans_rejected)
+                .map(|(r, c)| (r.as_str(), load(c)))
+                .collect(),
+            spans_unsampled: load(&self.spans_unsampled),
+            documents: load(&self.documents),
+        }
+    }
+}
+
+/// Point-in-time values of [`OtlpCounters`].
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OtlpSnapshot {
+    /// OTLP/HTTP requests received.
+    pub requests: u64,
+    /// Requests refused as a whole (4xx), by reason.
+    pub requests_rejected: BTreeMap<&'static str, u64>,
+    /// `T1S`/`T1U` datagrams whose spans were read.
+    pub datagrams: u64,
+    /// Spans read (HTTP and UDP).
+    pub spans: u64,
+    /// Spans not converted, by reason (answered in `partial_success` over HTTP).
+    pub spans_rejected: BTreeMap<&'static str, u64>,
+    /// Unsampled spans (`T1U`): read, not stored, as X-Ray keeps only sampled traces.
+    pub spans_unsampled: u64,
+    /// Segment documents the spans became.
+    pub documents: u64,
 }
 
 /// Point-in-time values of [`IntakeCounters`].
@@ -213,6 +339,8 @@ pub struct IntakeSnapshot {
     pub forwarded: u64,
     /// Forwarding attempts that failed.
     pub forward_errors: u64,
+    /// The OTLP intake.
+    pub otlp: OtlpSnapshot,
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod config;
 pub mod document;
 pub mod intake;
 pub mod ops;
+pub mod otlp;
 pub mod procfs;
 pub mod server;
 pub mod state;

@@ -28,11 +28,19 @@ async fn main() -> ExitCode {
         }
     };
     println!("xray-local listening");
-    println!("  segments (UDP):      {}", server.udp_addr());
+    println!(
+        "  segments (UDP):      {} (also OTLP datagrams, T1S)",
+        server.udp_addr()
+    );
     println!("  sampling API (TCP):  {}", server.tcp_addr());
     println!("  UI:                  http://{}/", server.ui_addr());
     println!(
         "  X-Ray API:           http://{} (aws xray ... --endpoint-url http://{})",
+        server.ui_addr(),
+        server.ui_addr()
+    );
+    println!(
+        "  OTLP/HTTP:           http://{}/v1/traces (OTEL_EXPORTER_OTLP_ENDPOINT=http://{})",
         server.ui_addr(),
         server.ui_addr()
     );

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::state::{App, sampling};
-use crate::surfaces::{sampling_api, udp, viewer, xray_api};
+use crate::surfaces::{otlp_http, sampling_api, udp, viewer, xray_api};
 
 /// A listener that could not be started.
 #[derive(Debug)]
@@ -162,11 +162,13 @@ impl Server {
     }
 }
 
-/// The UI port: the viewer and the X-Ray API side by side. A `POST`
-/// nobody serves gets the X-Ray API's error, anything else the viewer's.
+/// The UI port: the viewer, the X-Ray API and OTLP/HTTP side by side. A
+/// `POST` nobody serves gets the X-Ray API's error, anything else the
+/// viewer's.
 fn ui_routes(app: Arc<App>) -> Router {
     viewer::routes()
         .merge(xray_api::routes())
+        .merge(otlp_http::routes())
         .fallback(|req: Request| async move {
             if req.method() == Method::POST {
                 xray_api::unknown_operation(req.uri().path())

@@ -14,6 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::fuzz::*;
 use common::*;
 use serde_json::json;
 use xray_local::state::sampling;
@@ -25,62 +26,6 @@ use xray_local::{App, Config};
 const DATAGRAMS: u64 = 6_000;
 const QUERIES: u64 = 20_000;
 const UDP_DATAGRAMS: u64 = 5_000;
-
-/// xorshift64*: small, seedable, good enough to drive mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-/// How long a target runs: `runs` inputs by default, or `XRAY_FUZZ_SECS`.
-struct Budget {
-    runs: u64,
-    time: Option<Duration>,
-    started: Instant,
-}
-
-impl Budget {
-    fn more(&self, n: u64) -> bool {
-        match self.time {
-            Some(t) => self.started.elapsed() < t,
-            None => n < self.runs,
-        }
-    }
-}
-
-fn budget(default_runs: u64) -> Budget {
-    let var = |name: &str| std::env::var(name).ok();
-    let time = var("XRAY_FUZZ_SECS")
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(3600.0)));
-    let runs = var("XRAY_FUZZ_RUNS")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default_runs);
-    Budget {
-        runs,
-        time,
-        started: Instant::now(),
-    }
-}
-
-fn seed(default: u64) -> u64 {
-    let s = std::env::var("XRAY_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
-    println!("fuzz seed: {s} (replay with XRAY_FUZZ_SEED={s})");
-    s | 1
-}
 
 const TOKENS: &[&str] = &[
     "\n",
@@ -198,24 +143,6 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
         }
     }
     d
-}
-
-fn check_consistent(app: &App) {
-    let i = app.intake.snapshot();
-    assert_eq!(i.received, i.accepted + i.rejected_total, "{i:?}");
-    let store = app.store();
-    let c = store.counters();
-    assert_eq!(
-        i.accepted,
-        c.stored + c.stale_in_progress + c.unfiled,
-        "{c:?}"
-    );
-    assert_eq!(store.validation().documents_checked, i.accepted);
-    let (max_traces, max_bytes) = store.caps();
-    assert!(store.len() <= max_traces);
-    assert!(store.approx_bytes() <= max_bytes);
-    let sum: usize = store.traces().map(|t| t.approx_bytes()).sum();
-    assert_eq!(sum, store.approx_bytes());
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! hand documents and requests in and read answers out.
 
 pub mod clients;
+pub mod otlp;
 pub mod sampling;
 pub mod store;
 
@@ -109,21 +110,33 @@ impl App {
         self.udp_addr
     }
 
-    /// Runs the full intake path on one datagram, counting the outcome.
-    pub fn ingest_datagram(&self, datagram: &[u8]) -> Result<Outcome, Reject> {
+    /// Runs the full intake path on one datagram (a segment document, or
+    /// OTLP spans after `T1S`/`T1U`), counting the outcome.
+    pub fn ingest_datagram(&self, datagram: &[u8]) -> Result<Ingested, Reject> {
         self.intake.record_received(datagram.len());
-        let result = intake::split_datagram(datagram).and_then(|body| {
-            let epoch = unix_now();
-            let (node, raw, problems) = prepare(body, epoch as i64)?;
-            Ok(self
-                .store()
-                .ingest(node, raw, problems, epoch, Instant::now()))
+        let body = match intake::split_datagram(datagram) {
+            Ok(body) => body,
+            Err(r) => {
+                self.intake.record_rejected(r);
+                return Err(r);
+            }
+        };
+        let epoch = unix_now();
+        let mut ready = Vec::new();
+        if let Some(read) = self.otlp_datagram(body, None, epoch, &mut ready) {
+            let documents = ready.len() as u64;
+            self.store_prepared(&mut ready, epoch);
+            return read.map(|()| Ingested::Spans { documents });
+        }
+        let result = prepare(body, epoch as i64).map(|(node, raw, problems)| {
+            self.store()
+                .ingest(node, raw, problems, epoch, Instant::now())
         });
         match &result {
             Ok(_) => self.intake.record_accepted(),
             Err(r) => self.intake.record_rejected(*r),
         }
-        result
+        result.map(Ingested::Document)
     }
 
     /// Runs one document that arrived without a daemon header (through
@@ -156,35 +169,32 @@ impl App {
     ) {
         let epoch = unix_now();
         for (body, from) in bodies {
+            if self.otlp_datagram(body, from, epoch, ready).is_some() {
+                continue;
+            }
             match prepare(body, epoch as i64) {
                 Ok(doc) => ready.push((doc, from)),
                 Err(r) => self.intake.record_rejected(r),
             }
         }
-        if ready.is_empty() {
-            return;
-        }
-        {
-            let mut clients = self.clients();
-            for ((node, _, _), from) in ready.iter() {
-                if let (Some(from), Some(name)) = (from, node.name.as_str())
-                    && node.kind.as_str() != Some("subsegment")
-                {
-                    clients.segment_from(*from, name);
-                }
-            }
-        }
-        let now = Instant::now();
-        let mut store = self.store();
-        for ((node, raw, problems), _) in ready.drain(..) {
-            store.ingest(node, raw, problems, epoch, now);
-            self.intake.record_accepted();
-        }
+        self.store_prepared(ready, epoch);
     }
 }
 
+/// What a datagram became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// A segment document, and what the store did with it.
+    Document(Outcome),
+    /// OTLP spans, and how many documents they became and were stored.
+    Spans {
+        /// Documents stored.
+        documents: u64,
+    },
+}
+
 /// Parses and validates a body; counts nothing.
-fn prepare(body: &[u8], now: i64) -> Result<Prepared, Reject> {
+pub(crate) fn prepare(body: &[u8], now: i64) -> Result<Prepared, Reject> {
     let Ok(raw) = std::str::from_utf8(body) else {
         // Not JSON text either way; parse_body finds out why.
         return Err(intake::parse_body(body)

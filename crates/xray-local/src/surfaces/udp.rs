@@ -1,6 +1,8 @@
 //! The daemon's segment intake: UDP datagrams, read as fast as they come,
 //! handed over in batches to an ingest thread that parses, checks and
-//! stores them (`App::ingest_bodies`).
+//! stores them (`App::ingest_bodies`). Datagrams carrying OTLP spans
+//! (`T1S`/`T1U`, as Lambda's daemon takes them) share the socket, the queue
+//! and the ingest thread.
 
 use std::io;
 use std::net::SocketAddr;

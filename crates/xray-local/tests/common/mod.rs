@@ -11,6 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use xray_local::{Config, Server};
 
+pub mod fuzz;
+pub mod otlp;
+
 pub const HEADER: &str = "{\"format\":\"json\",\"version\":1}";
 
 pub async fn start(config: Config) -> Server {
@@ -178,4 +181,139 @@ pub fn wait_accepted(server: &Server, n: u64) {
 
 pub fn timeline(server: &Server, trace: &str) -> Value {
     get_json(server, &format!("/api/Timeline?id={trace}"))
+}
+
+/// An answer with a binary body.
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// How [`post_bytes`] sends the body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// With a `Content-Length`.
+    Length,
+    /// `Transfer-Encoding: chunked`, 64 KiB a chunk (no length known ahead).
+    Chunked,
+    /// A `Content-Length` header only: the body is never sent.
+    HeadOnly,
+}
+
+/// `POST`s a binary body with the given extra headers. The body is written
+/// from another thread while the answer is read, so a server that answers
+/// early (a 413) and closes is seen as it is.
+pub fn post_bytes(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    framing: Framing,
+) -> RawResponse {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    match framing {
+        Framing::Length | Framing::HeadOnly => {
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()))
+        }
+        Framing::Chunked => head.push_str("Transfer-Encoding: chunked\r\n\r\n"),
+    }
+    let mut w = s.try_clone().expect("clone socket");
+    let body = body.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(head.as_bytes());
+        match framing {
+            Framing::Length => {
+                let _ = w.write_all(&body);
+            }
+            Framing::Chunked => {
+                for chunk in body.chunks(64 * 1024) {
+                    let frame =
+                        [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+                    if w.write_all(&frame).is_err() {
+                        return;
+                    }
+                }
+                let _ = w.write_all(b"0\r\n\r\n");
+            }
+            Framing::HeadOnly => {}
+        }
+    });
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            // A reset after the answer arrived (the server closed with
+            // unread body bytes): keep what was read.
+            Err(_) if !raw.is_empty() => break,
+            Err(e) => panic!("reading the answer to POST {path}: {e}"),
+        }
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk_bytes(&body);
+    }
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    RawResponse {
+        status,
+        headers: head,
+        body,
+    }
+}
+
+fn dechunk_bytes(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = s.windows(2).position(|w| w == b"\r\n") {
+        let n = std::str::from_utf8(&s[..i])
+            .ok()
+            .and_then(|l| usize::from_str_radix(l.trim(), 16).ok())
+            .unwrap_or(0);
+        if n == 0 || s.len() < i + 2 + n {
+            break;
+        }
+        out.extend_from_slice(&s[i + 2..i + 2 + n]);
+        s = &s[(i + 4 + n).min(s.len())..];
+    }
+    out
+}
+
+/// `POST`s a JSON body to the X-Ray API and returns the status and JSON.
+pub fn xray_call(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    let r = request(server.ui_addr(), "POST", path, &body.to_string());
+    (r.status, r.json())
 }

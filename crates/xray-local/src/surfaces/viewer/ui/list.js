@@ -109,10 +109,12 @@ function urlPath(url) {
 function emptyListText(data) {
   if (data.TracesProcessedCount > 0) return "No traces match.";
   const st = state.stats;
-  if (st && st.Intake.Received > 0) {
-    return `No traces stored: ${st.Intake.Received} datagrams received, ${st.Intake.RejectedTotal} rejected (see Intake).`;
+  const otlp = st && st.Intake.Otlp ? st.Intake.Otlp.Requests : 0;
+  if (st && (st.Intake.Received > 0 || otlp > 0)) {
+    return `No traces stored: ${st.Intake.Received} datagrams received, ${st.Intake.RejectedTotal} rejected, ${otlp} OTLP/HTTP requests (see Intake).`;
   }
-  return "No traces received yet. Point an X-Ray SDK or daemon client at UDP " + (st ? st.UdpAddress : "…") + ".";
+  return "No traces received yet. Point an X-Ray SDK or daemon client at UDP " + (st ? st.UdpAddress : "…") +
+    ", or an OpenTelemetry exporter at " + location.origin + "/v1/traces.";
 }
 
 const COLUMNS = [

@@ -7,6 +7,18 @@ function counts(pairs) {
   return el("div", { class: "counts" }, pairs.map(([k, v]) => el("div", { class: v ? "" : "zero" }, el("span", {}, k), el("b", {}, String(v)))));
 }
 
+// The OTLP intake's counters (HTTP requests, T1S datagrams, spans): the
+// totals, then only the reasons that happened.
+function otlpCounts(o) {
+  if (!o) return [];
+  const reasons = (prefix, m) => Object.entries(m || {}).filter(([, v]) => v > 0).map(([k, v]) => [prefix + k.replaceAll("_", " "), v]);
+  return [
+    ["OTLP/HTTP requests", o.Requests], ...reasons("OTLP request refused: ", o.RequestsRejected),
+    ["OTLP datagrams", o.Datagrams], ["OTLP spans", o.Spans], ...reasons("OTLP span rejected: ", o.SpansRejected),
+    ["OTLP unsampled spans (not stored)", o.SpansUnsampled], ["documents from OTLP spans", o.Documents],
+  ];
+}
+
 function renderStats(stats) {
   state.stats = stats;
   const i = stats.Intake, s = stats.Store, c = s.Counters;
@@ -19,12 +31,13 @@ function renderStats(stats) {
       ["received", i.Received], ["accepted", i.Accepted], ["rejected", i.RejectedTotal],
       ...Object.entries(i.Rejected).map(([k, v]) => ["rejected: " + k.replaceAll("_", " "), v]),
       ["documents through the API", i.ApiDocuments || 0],
+      ...otlpCounts(i.Otlp),
       ["forwarded", i.Forwarded], ["forward errors", i.ForwardErrors],
       ["traces stored", s.Traces], ["documents stored", s.Documents],
       ["evicted traces", c.EvictedTraces], ["evicted (count cap)", c.EvictedForCount], ["evicted (memory cap)", c.EvictedForMemory],
       ["replaced in-progress", c.Replaced], ["late in-progress ignored", c.StaleInProgress],
     ]),
-    el("p", { class: "muted" }, `UDP ${stats.UdpAddress} · caps: ${s.MaxTraces} traces, ${(s.MaxBytes / 1048576).toFixed(0)} MiB · UDP receive buffer ${(stats.UdpReceiveBufferBytes / 1024).toFixed(0)} KiB`),
+    el("p", { class: "muted" }, `UDP ${stats.UdpAddress} · OTLP/HTTP ${location.origin}/v1/traces · caps: ${s.MaxTraces} traces, ${(s.MaxBytes / 1048576).toFixed(0)} MiB · UDP receive buffer ${(stats.UdpReceiveBufferBytes / 1024).toFixed(0)} KiB`),
   );
 }
 
