@@ -355,7 +355,6 @@ async fn python_spans_arrive_over_otlp_and_answer_the_xray_api() {
 /// The Rust segment joins the Python trace: same trace ID, its parent the Python CLIENT span;
 /// one trace, and the service map's edge from storefront to inventory-rs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs traceparent in the tower layer"]
 async fn python_and_rust_make_one_trace_with_the_right_parents() {
     let Some(run) = run().await else { return };
     let docs = documents(&run, &run.trace_id).await;
