@@ -14,6 +14,7 @@
 //! | `DEMO_MOTO_SERVER` | `.venv/bin/moto_server` (scripts/demo.sh installs it) |
 //! | `DYNAMODB_ENDPOINT` | unset: start moto; set: use that endpoint, start nothing |
 //! | `DEMO_LOG_DIR` | `target/demo-logs` (one log file per process) |
+//! | `DEMO_EXPORTER` | `udp`: the services send segment documents to xray-local's daemon port; `otlp`: they send OpenTelemetry spans (OTLP/HTTP, protobuf) to xray-local's `/v1/traces` |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,6 +50,8 @@ pub struct Settings {
     pub requests: usize,
     /// Exit after the summary instead of waiting for Ctrl-C.
     pub exit_after_summary: bool,
+    /// The services export OTLP spans instead of UDP segment documents.
+    pub otlp: bool,
     /// Ports of bff, backend1, backend2.
     pub service_ports: [u16; 3],
     /// Port moto is started on.
@@ -105,6 +108,12 @@ impl Settings {
             requests,
             exit_after_summary: process_env("DEMO_EXIT_AFTER_SUMMARY")
                 .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false")),
+            otlp: match process_env("DEMO_EXPORTER") {
+                None => false,
+                Some(v) if v.eq_ignore_ascii_case("udp") => false,
+                Some(v) if v.eq_ignore_ascii_case("otlp") => true,
+                Some(v) => return Err(format!("DEMO_EXPORTER: `{v}` is neither `udp` nor `otlp`")),
+            },
             service_ports: [
                 port("DEMO_BFF_PORT", Role::Bff.default_port())?,
                 port("DEMO_BACKEND1_PORT", Role::Backend1.default_port())?,
@@ -462,7 +471,16 @@ async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
     {
         let idx = [1, 2, 0][i];
         let port = s.service_ports[idx].to_string();
-        say!("==> {} on {}", role.service_name(), urls[idx]);
+        say!(
+            "==> {} on {}{}",
+            role.service_name(),
+            urls[idx],
+            if s.otlp {
+                " (spans over OTLP/HTTP)"
+            } else {
+                ""
+            }
+        );
         let mut env: Vec<(&str, String)> = vec![
             ("PORT", port),
             ("BIND_ADDRESS", "127.0.0.1".into()),
@@ -474,6 +492,14 @@ async fn run(s: &Settings, children: &mut Children) -> Result<(), String> {
             ("BACKEND1_URL", urls[1].clone()),
             ("BACKEND2_URL", urls[2].clone()),
         ];
+        if s.otlp {
+            // The same recording as OpenTelemetry spans, to xray-local's OTLP/HTTP intake.
+            // Sampling rules still come from its daemon port. A short schedule delay so the
+            // summary does not wait for the exporter's default 5 s batches.
+            env.push(("OTEL_TRACES_EXPORTER", "otlp".into()));
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", s.ui_url()));
+            env.push(("OTEL_BSP_SCHEDULE_DELAY", "200".into()));
+        }
         if process_env("RUST_LOG").is_none() {
             env.push(("RUST_LOG", "info".into()));
         }
