@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig};
+use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig, TracesExporter};
 use crate::emitter::json::{ProcessInfo, UdpJson};
-use crate::emitter::{Counters, Emitter, EmitterStats, FlushError, Sink};
+use crate::emitter::{Counters, Discard, Emitter, EmitterStats, FlushError, Sink};
 use crate::handle::Entity;
 use crate::header::TraceHeader;
 use crate::held::HeldFacade;
@@ -100,6 +100,9 @@ pub struct RecorderBuilder {
     panic_stacks: bool,
     read_env: bool,
     send_inline: bool,
+    exporter: TracesExporter,
+    #[cfg(feature = "otlp")]
+    otlp: crate::otlp::OtlpSettings,
 }
 
 impl Default for RecorderBuilder {
@@ -120,6 +123,9 @@ impl Default for RecorderBuilder {
             panic_stacks: true,
             read_env: true,
             send_inline: false,
+            exporter: TracesExporter::XRay,
+            #[cfg(feature = "otlp")]
+            otlp: crate::otlp::OtlpSettings::new(),
         }
     }
 }
@@ -231,7 +237,26 @@ impl RecorderBuilder {
         self
     }
 
-    /// Ignores the `AWS_XRAY_*` environment variables.
+    /// What sends the recording: segment documents over UDP (the default), OpenTelemetry
+    /// spans over OTLP (feature `otlp`, configured with [`RecorderBuilder::otlp`] and the
+    /// `OTEL_EXPORTER_OTLP_*` variables) or nothing. `OTEL_TRACES_EXPORTER` overrides it.
+    /// Without the `otlp` feature, OTLP is logged as unavailable (once) and UDP is kept.
+    pub fn exporter(mut self, exporter: TracesExporter) -> Self {
+        self.exporter = exporter;
+        self
+    }
+
+    /// OTLP settings (endpoint, protocol, headers, compression, timeout, batching,
+    /// resource), used when the exporter is OTLP; the OpenTelemetry variables that are set
+    /// override them (see [`crate::otlp`]).
+    #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+    pub fn otlp(mut self, settings: crate::otlp::OtlpSettings) -> Self {
+        self.otlp = settings;
+        self
+    }
+
+    /// Ignores the `AWS_XRAY_*` and `OTEL_*` environment variables.
     pub fn ignore_env(mut self) -> Self {
         self.read_env = false;
         self
@@ -308,20 +333,56 @@ impl RecorderBuilder {
         if config.enabled {
             crate::plugins::detect_in_background(self.plugins, Arc::clone(&resources));
         }
-        let emitter = if config.enabled {
+        let exporter = env.traces_exporter.unwrap_or(self.exporter);
+        let (emitter, sending) = if config.enabled {
             let counters = Arc::new(Counters::default());
             let info = Arc::new(ProcessInfo {
                 resources: Arc::clone(&resources),
                 service_version: config.service_version.clone(),
             });
-            let exporter = UdpJson::new(daemon.udp().clone(), info, Arc::clone(&counters));
-            if self.send_inline {
-                Emitter::inline(counters, exporter)
-            } else {
-                Emitter::start(self.queue_capacity, counters, exporter)
+            let udp = || {
+                let exporter = UdpJson::new(daemon.udp().clone(), info, Arc::clone(&counters));
+                let e = if self.send_inline {
+                    Emitter::inline(Arc::clone(&counters), exporter)
+                } else {
+                    Emitter::start(self.queue_capacity, Arc::clone(&counters), exporter)
+                };
+                (e, format!("segments over UDP to {}", daemon.udp()))
+            };
+            match exporter {
+                TracesExporter::XRay => udp(),
+                TracesExporter::None => (
+                    Emitter::inline(Arc::clone(&counters), Discard),
+                    "nothing (OTEL_TRACES_EXPORTER=none)".to_owned(),
+                ),
+                #[cfg(feature = "otlp")]
+                TracesExporter::Otlp => {
+                    let built = crate::otlp::build(
+                        &self.otlp,
+                        &env.otel,
+                        crate::otlp::Process {
+                            service_name: &config.service_name,
+                            service_version: config.service_version.as_deref(),
+                            plugins: Arc::clone(&resources),
+                            daemon: daemon.udp(),
+                        },
+                        Arc::clone(&counters),
+                    )?;
+                    let e = if self.send_inline {
+                        Emitter::inline(Arc::clone(&counters), built.exporter)
+                    } else {
+                        Emitter::start(self.queue_capacity, Arc::clone(&counters), built.exporter)
+                    };
+                    (e, built.description)
+                }
+                #[cfg(not(feature = "otlp"))]
+                TracesExporter::Otlp => {
+                    otlp_unavailable();
+                    udp()
+                }
             }
         } else {
-            Emitter::disabled()
+            (Emitter::disabled(), String::new())
         };
         let sink = Arc::new(Sink {
             emitter,
@@ -342,8 +403,7 @@ impl RecorderBuilder {
                 sampling = %sampling_mode,
                 error_stacks = error_stacks.is_some(),
                 panic_stacks = panic_stacks.is_some(),
-                "X-Ray recorder enabled: sending segments over UDP to {}",
-                daemon.udp(),
+                "X-Ray recorder enabled: sending {sending}",
             );
         } else {
             tracing::info!(
@@ -366,6 +426,19 @@ impl RecorderBuilder {
             }),
         })
     }
+}
+
+/// Logs, once per process, that OTLP was asked for in a build without it.
+#[cfg(not(feature = "otlp"))]
+fn otlp_unavailable() {
+    static TOLD: std::sync::Once = std::sync::Once::new();
+    TOLD.call_once(|| {
+        tracing::warn!(
+            "OTEL_TRACES_EXPORTER=otlp (or exporter(Otlp)) asks for OpenTelemetry output, but \
+             xray-sdk was built without its `otlp` feature: sending segment documents over UDP \
+             instead"
+        );
+    });
 }
 
 /// How sampling is decided, for the start-up log line.
@@ -597,86 +670,4 @@ impl fmt::Display for GlobalAlreadyInstalled {
 impl std::error::Error for GlobalAlreadyInstalled {}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::header::TraceHeader;
-
-    #[test]
-    fn builder_rejects_bad_values() {
-        let e = Recorder::builder()
-            .ignore_env()
-            .daemon_address("nope")
-            .build()
-            .unwrap_err();
-        assert_eq!(e.setting(), "daemon_address");
-        assert!(e.to_string().contains("\"nope\""), "{e}");
-        let e = Recorder::builder()
-            .ignore_env()
-            .queue_capacity(0)
-            .build()
-            .unwrap_err();
-        assert_eq!(e.setting(), "queue_capacity");
-    }
-
-    #[test]
-    fn env_overrides_code() {
-        let (env, errors) = EnvConfig::read(|k| match k {
-            "AWS_XRAY_TRACING_NAME" => Some("from-env".into()),
-            "AWS_XRAY_SDK_ENABLED" => Some("false".into()),
-            "AWS_XRAY_DAEMON_ADDRESS" => Some("127.0.0.1:2999".into()),
-            _ => None,
-        });
-        assert!(errors.is_empty());
-        let r = Recorder::builder()
-            .service_name("from-code")
-            .daemon_address("127.0.0.1:1")
-            .build_with(env)
-            .unwrap();
-        assert_eq!(r.service_name(), "from-env");
-        assert!(!r.is_enabled());
-        assert_eq!(r.daemon_address().udp().port, 2999);
-    }
-
-    #[test]
-    fn header_decisions_are_obeyed() {
-        let r = Recorder::builder()
-            .ignore_env()
-            .sampler(sampling::NeverSample)
-            .build()
-            .unwrap();
-        let h = TraceHeader::parse(
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-        );
-        let s = r.segment("a").header(&h).begin();
-        assert!(s.is_sampled());
-        assert_eq!(s.trace_id(), h.root().unwrap());
-        let h0 =
-            TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0;Lineage=1:a:2");
-        let s = r.segment("a").header(&h0).begin();
-        assert!(!s.is_sampled());
-        assert_eq!(
-            s.downstream_header().to_string(),
-            format!(
-                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={};Sampled=0;Lineage=1:a:2",
-                s.id()
-            )
-        );
-        // '?' and absent: the sampler decides (NeverSample here); forcing wins over everything.
-        let hq = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?");
-        assert!(!r.segment("a").header(&hq).begin().is_sampled());
-        assert!(
-            r.segment("a")
-                .header(&h0)
-                .sampled(true)
-                .begin()
-                .is_sampled()
-        );
-        assert!(
-            !r.segment("a")
-                .header(&h)
-                .sampled(false)
-                .begin()
-                .is_sampled()
-        );
-    }
-}
+mod tests;
