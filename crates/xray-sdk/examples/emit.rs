@@ -4,6 +4,10 @@
 //! ```text
 //! cargo run -p xray-sdk --example emit
 //! AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:3000 cargo run -p xray-sdk --example emit
+//! # the same recording as OpenTelemetry spans to an OTLP/HTTP endpoint (a collector, the
+//! # CloudWatch agent, xray-local): the OpenTelemetry variables choose and configure it
+//! OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 \
+//!     cargo run -p xray-sdk --features otlp --example emit
 //! ```
 //!
 //! The segment has nested subsegments, annotations of each type, metadata, an http block, an
@@ -127,6 +131,12 @@ async fn main() {
         stats.truncated,
         stats.send_errors
     );
+    if stats.spans_exported + stats.spans_dropped > 0 {
+        println!(
+            "spans exported: {}  dropped: {}  rejected: {}  export retries: {}",
+            stats.spans_exported, stats.spans_dropped, stats.spans_rejected, stats.export_retries
+        );
+    }
     if let Err(e) = flushed {
         eprintln!("flush: {e}");
         std::process::exit(1);

@@ -487,13 +487,20 @@ impl Recorder {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "invalid X-Ray configuration; using the defaults");
-                // A bad rules file costs only the rules: keep the rest of the environment.
+                // A bad rules file costs only the rules, bad OTLP settings only OTLP: keep
+                // the rest of the environment.
                 let without_rules = EnvConfig {
                     sampling_rules: None,
                     ..env
                 };
+                let without_otlp = EnvConfig {
+                    traces_exporter: None,
+                    otel: Vec::new(),
+                    ..without_rules.clone()
+                };
                 RecorderBuilder::default()
                     .build_with(without_rules)
+                    .or_else(|_| RecorderBuilder::default().build_with(without_otlp))
                     .or_else(|_| {
                         RecorderBuilder::default()
                             .ignore_env()

@@ -79,7 +79,13 @@ fn unavailable_answers_are_retried_until_one_succeeds() {
     assert!(got.iter().all(|r| r.raw == got[0].raw));
     let s = rec.stats();
     assert_eq!(
-        (s.sent, s.export_retries, s.spans_exported, s.spans_dropped, s.send_errors),
+        (
+            s.sent,
+            s.export_retries,
+            s.spans_exported,
+            s.spans_dropped,
+            s.send_errors
+        ),
         (1, 3, 4, 0, 0),
         "{s:?}"
     );
@@ -101,7 +107,10 @@ fn retry_after_is_honoured_in_seconds_and_as_a_date() {
     // An HTTP date has whole seconds: at least one of the two is left.
     assert!(gap(got[1].at, got[2].at) >= Duration::from_millis(500));
     let s = rec.stats();
-    assert_eq!((s.export_retries, s.spans_exported, s.spans_dropped), (2, 4, 0));
+    assert_eq!(
+        (s.export_retries, s.spans_exported, s.spans_dropped),
+        (2, 4, 0)
+    );
 }
 
 #[test]
@@ -115,10 +124,17 @@ fn a_retry_after_past_the_bound_gives_up_at_once() {
     request(&rec);
     let started = Instant::now();
     rec.flush(Duration::from_secs(10)).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(receiver.received().len(), 1);
     let s = rec.stats();
-    assert_eq!((s.export_retries, s.spans_dropped, s.send_errors), (0, 4, 1));
+    assert_eq!(
+        (s.export_retries, s.spans_dropped, s.send_errors),
+        (0, 4, 1)
+    );
 }
 
 #[derive(Clone, Default)]
@@ -185,8 +201,14 @@ fn a_bad_request_is_logged_once_with_its_body_and_not_retried() {
     let errors: Vec<&str> = text.lines().filter(|l| l.contains("HTTP 400")).collect();
     assert_eq!(errors.len(), 1, "{text}");
     assert!(errors[0].contains("ERROR"), "{text}");
-    assert!(errors[0].contains("Transaction Search is not enabled"), "{text}");
-    assert!(errors[0].contains("answers 400 when CloudWatch Transaction Search"), "{text}");
+    assert!(
+        errors[0].contains("Transaction Search is not enabled"),
+        "{text}"
+    );
+    assert!(
+        errors[0].contains("answers 400 when CloudWatch Transaction Search"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -248,7 +270,13 @@ fn a_receiver_that_never_answers_costs_the_request_thread_nothing() {
     assert_eq!(receiver.received().len(), 5);
     let s: EmitterStats = rec.stats();
     assert_eq!(
-        (s.sent, s.send_errors, s.spans_dropped, s.spans_exported, s.pending()),
+        (
+            s.sent,
+            s.send_errors,
+            s.spans_dropped,
+            s.spans_exported,
+            s.pending()
+        ),
         (0, 5, 20, 0, 0)
     );
 }
