@@ -56,6 +56,8 @@ pub(crate) struct OtlpExporter {
     wire: Wire,
     counters: Arc<Counters>,
     scratch: Vec<Span>,
+    /// Emptied vectors of spans, their capacity kept (at most `MAX_ORIGINS + 1`).
+    spare: Vec<Vec<Span>>,
 }
 
 fn scope() -> InstrumentationScope {
@@ -84,6 +86,7 @@ impl OtlpExporter {
             wire,
             counters,
             scratch: Vec::new(),
+            spare: Vec::new(),
         };
         exporter.group_for(None);
         exporter
@@ -138,11 +141,15 @@ impl OtlpExporter {
                 continue;
             }
             let k = scope.spans.len().min(limit - taken);
-            let spans: Vec<Span> = if k == scope.spans.len() {
-                std::mem::take(&mut scope.spans)
+            // Vectors of spans are kept from request to request: one of 512 spans is
+            // larger than 64 KiB, and allocating and freeing that much every request
+            // costs more than the mapping (the allocator consolidates its free lists).
+            let mut spans = self.spare.pop().unwrap_or_default();
+            if k == scope.spans.len() {
+                std::mem::swap(&mut spans, &mut scope.spans);
             } else {
-                scope.spans.drain(..k).collect()
-            };
+                spans.extend(scope.spans.drain(..k));
+            }
             taken += k;
             request.resource_spans.push(ResourceSpans {
                 resource: g.spans.resource.clone(),
@@ -172,6 +179,14 @@ impl OtlpExporter {
             Wire::LambdaUdp(udp) => {
                 for group in &mut request.resource_spans {
                     udp.send(group);
+                }
+            }
+        }
+        for group in request.resource_spans {
+            for mut scope in group.scope_spans {
+                if self.spare.len() <= MAX_ORIGINS {
+                    scope.spans.clear();
+                    self.spare.push(scope.spans);
                 }
             }
         }
