@@ -16,6 +16,9 @@
 //!   both are seen sending the same spans and nothing dropped.
 //!
 //! `cargo bench -p xray-sdk --features otlp --bench otlp -- --warm-up-time 1 --measurement-time 3`
+//!
+//! With `OTLP_BENCH_LOOP=udp:N` (or `otlp:N`, `otel:N`) it runs N W2 requests and nothing else, for
+//! instruction counts under `valgrind --tool=callgrind --separate-threads=yes`.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
@@ -472,7 +475,57 @@ fn background(c: &mut Criterion) {
     );
 }
 
+/// `OTLP_BENCH_LOOP=udp:N` or `otlp:N`: N W2 requests to a recorder with that exporter, in
+/// chunks of 256 each flushed, outside criterion, for instruction counts under callgrind
+/// (`--separate-threads=yes`: the main thread's count is the request path, the emitter's
+/// the background work); `otel:N`: the same requests through opentelemetry_sdk and
+/// opentelemetry-otlp.
+fn fixed_loop(spec: &str) {
+    let (what, n) = spec.split_once(':').unwrap();
+    let n: u64 = n.parse().unwrap();
+    let receiver = Receiver::start();
+    if what == "otel" {
+        let peer = OtelPeer::new(&receiver.url());
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(CHUNK);
+            for _ in 0..k {
+                peer.request();
+            }
+            peer.flush();
+            left -= k;
+        }
+        eprintln!("otel: {n} W2 requests; receiver: {}", receiver.line());
+        return;
+    }
+    let udp_sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rec = match what {
+        "udp" => udp_recorder(&udp_sink.local_addr().unwrap().to_string()),
+        "otlp" => otlp_recorder(&receiver.url()),
+        other => panic!("OTLP_BENCH_LOOP: {other}? (udp, otlp or otel)"),
+    };
+    let incoming = TraceHeader::parse(HEADER).with_sampled(xray_sdk::SamplingFlag::Unknown);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(CHUNK);
+        for _ in 0..k {
+            w2_request(&rec, &incoming);
+        }
+        rec.flush(Duration::from_secs(30)).unwrap();
+        left -= k;
+    }
+    let s = rec.stats();
+    eprintln!(
+        "{what}: {n} W2 requests; {} datagrams or requests sent, {} spans exported",
+        s.sent, s.spans_exported
+    );
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("OTLP_BENCH_LOOP") {
+        fixed_loop(&spec);
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     request_path(&mut c);
     background(&mut c);

@@ -15,6 +15,7 @@ use super::config::BatchSettings;
 use super::encode::Encoder;
 use super::http::HttpTransport;
 use super::mapping::Mapper;
+use super::pool;
 use super::resource::ResourceInfo;
 use super::udp::LambdaUdp;
 use crate::emitter::{Counters, Exporter};
@@ -185,7 +186,7 @@ impl OtlpExporter {
         for group in request.resource_spans {
             for mut scope in group.scope_spans {
                 if self.spare.len() <= MAX_ORIGINS {
-                    scope.spans.clear();
+                    pool::recycle(&mut scope.spans);
                     self.spare.push(scope.spans);
                 }
             }

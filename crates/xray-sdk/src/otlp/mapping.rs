@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 
+use super::pool;
 use crate::deferred::AwsFieldWriter;
 use crate::emitter::json::{Index, write_aws_fields};
 use crate::id::{EntityId, TraceId};
@@ -32,7 +33,7 @@ const FLAGS_IS_REMOTE: u32 = 0x200;
 /// A key-value attribute.
 pub(crate) fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue {
-        key: key.to_owned(),
+        key: pool::key(key),
         value: Some(AnyValue { value: Some(value) }),
         ..Default::default()
     }
@@ -40,7 +41,7 @@ pub(crate) fn kv(key: &str, value: Value) -> KeyValue {
 
 /// A string value.
 pub(crate) fn text(s: &str) -> Value {
-    Value::StringValue(s.to_owned())
+    Value::StringValue(pool::value(s))
 }
 
 fn strings<'a>(items: impl IntoIterator<Item = &'a str>) -> Value {
@@ -56,15 +57,15 @@ fn strings<'a>(items: impl IntoIterator<Item = &'a str>) -> Value {
 
 /// The 16 bytes of an X-Ray trace ID (the 8 + 24 hex digits, in order).
 pub(crate) fn trace_id_bytes(id: &TraceId) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
-    out.extend_from_slice(&id.epoch_seconds().to_be_bytes());
-    out.extend_from_slice(&id.random_bytes());
-    out
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&id.epoch_seconds().to_be_bytes());
+    out[4..].copy_from_slice(&id.random_bytes());
+    pool::bytes(&out)
 }
 
 /// The 8 bytes of an entity ID.
 pub(crate) fn span_id_bytes(id: EntityId) -> Vec<u8> {
-    id.as_u64().to_be_bytes().to_vec()
+    pool::bytes(&id.as_u64().to_be_bytes())
 }
 
 /// Buffers reused from batch to batch.
@@ -133,7 +134,7 @@ fn span(
     } else {
         SpanKind::Internal
     };
-    let mut attrs = Vec::with_capacity(12);
+    let mut attrs = pool::list();
     if segment && name != service_name {
         attrs.push(kv("aws.local.service", text(name)));
     }
@@ -170,7 +171,7 @@ fn span(
     let status = status(e.flags, e.http.status, kind, !events.is_empty());
     let parent_remote = segment || (e.parent == crate::trace::NO_PARENT && batch.facade);
     Span {
-        trace_id: trace_id.to_vec(),
+        trace_id: pool::bytes(trace_id),
         span_id: span_id_bytes(e.id),
         parent_span_id: e.parent_id.map(span_id_bytes).unwrap_or_default(),
         flags: FLAGS_SAMPLED
@@ -180,7 +181,7 @@ fn span(
             } else {
                 0
             },
-        name: name.to_owned(),
+        name: pool::key(name),
         kind: kind as i32,
         start_time_unix_nano: start,
         end_time_unix_nano: end,

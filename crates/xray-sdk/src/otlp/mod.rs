@@ -57,6 +57,7 @@ mod encode;
 mod exporter;
 mod http;
 mod mapping;
+mod pool;
 mod resource;
 #[cfg(feature = "otlp-sigv4")]
 mod sigv4;
