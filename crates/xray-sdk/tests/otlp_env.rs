@@ -293,6 +293,11 @@ fn the_emit_example_honours_the_variables() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if !stdout.contains("sent as OpenTelemetry spans") && receiver.received().is_empty() {
+        // The binary next to the tests was built by a run without the `otlp` feature (it
+        // warned and sent UDP segments, as documented).
+        return skip("the emit example built with the `otlp` feature");
+    }
     let spans = receiver.spans();
     // The segment, its 4 named subsegments and the 150 price rules.
     assert_eq!(spans.len(), 155, "{stdout}");
