@@ -16,7 +16,14 @@
 //!
 //! Settings come from the environment (`AWS_XRAY_DAEMON_ADDRESS`, `AWS_XRAY_TRACING_NAME`,
 //! `AWS_XRAY_SDK_ENABLED`, ...); `PORT` picks the port (default 3000). A `traceparent` is read
-//! whatever the settings say, when the request has no `X-Amzn-Trace-Id`.
+//! whatever the settings say, when the request has no `X-Amzn-Trace-Id`. The OpenTelemetry
+//! variables send the same recording as OTLP spans instead (the core's `otlp` feature, on in
+//! this crate's examples):
+//!
+//! ```text
+//! OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 \
+//!     cargo run -p xray-sdk-tower --example axum_service
+//! ```
 
 #![allow(clippy::print_stdout)]
 

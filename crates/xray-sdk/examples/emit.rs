@@ -1,9 +1,17 @@
 //! Sends one richly populated segment to the daemon at `AWS_XRAY_DAEMON_ADDRESS`
-//! (default 127.0.0.1:2000) and prints the emitter counters.
+//! (default 127.0.0.1:2000), or as OpenTelemetry spans when `OTEL_TRACES_EXPORTER=otlp`
+//! (feature `otlp`), and prints the emitter counters.
 //!
 //! ```text
 //! cargo run -p xray-sdk --example emit
 //! AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:3000 cargo run -p xray-sdk --example emit
+//! # the same recording as OpenTelemetry spans to an OTLP/HTTP endpoint (a collector, the
+//! # CloudWatch agent, xray-local): the OpenTelemetry variables choose and configure it
+//! OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 \
+//!     cargo run -p xray-sdk --features otlp --example emit
+//! # trace 1-... sent as OpenTelemetry spans (OTLP)
+//! # spans exported: 155  dropped: 0  rejected: 0  export retries: 0
+//! # requests accepted: 1  given up: 0  segments dropped (queue full): 0
 //! ```
 //!
 //! The segment has nested subsegments, annotations of each type, metadata, an http block, an
@@ -114,19 +122,32 @@ async fn main() {
 
     let flushed = recorder.flush(Duration::from_secs(5));
     let stats = recorder.stats();
-    println!(
-        "trace {trace_id} sent to {}",
-        recorder.daemon_address().udp()
-    );
-    println!(
-        "datagrams sent: {}  queued: {}  dropped (queue full): {}  dropped (too large): {}  truncated: {}  send errors: {}",
-        stats.sent,
-        stats.queued,
-        stats.dropped_queue_full,
-        stats.dropped_too_large,
-        stats.truncated,
-        stats.send_errors
-    );
+    if stats.spans_exported + stats.spans_dropped > 0 {
+        // OTEL_TRACES_EXPORTER=otlp: OpenTelemetry spans, counted per span and per request.
+        println!("trace {trace_id} sent as OpenTelemetry spans (OTLP)");
+        println!(
+            "spans exported: {}  dropped: {}  rejected: {}  export retries: {}",
+            stats.spans_exported, stats.spans_dropped, stats.spans_rejected, stats.export_retries
+        );
+        println!(
+            "requests accepted: {}  given up: {}  segments dropped (queue full): {}",
+            stats.sent, stats.send_errors, stats.dropped_queue_full
+        );
+    } else {
+        println!(
+            "trace {trace_id} sent to {}",
+            recorder.daemon_address().udp()
+        );
+        println!(
+            "datagrams sent: {}  queued: {}  dropped (queue full): {}  dropped (too large): {}  truncated: {}  send errors: {}",
+            stats.sent,
+            stats.queued,
+            stats.dropped_queue_full,
+            stats.dropped_too_large,
+            stats.truncated,
+            stats.send_errors
+        );
+    }
     if let Err(e) = flushed {
         eprintln!("flush: {e}");
         std::process::exit(1);

@@ -8,7 +8,10 @@
 //! | `AWS_XRAY_SDK_ENABLED` | `true/false`, `1/0`, `yes/no`, `on/off`, `t/f`, `y/n` | `true` |
 //! | `AWS_XRAY_SAMPLING_RULES` | path of a local sampling rules file | built-in rule |
 //! | `OTEL_PROPAGATORS` | a comma-separated list; `tracecontext` in it turns on `traceparent` on outgoing HTTP calls, a list without it turns that off | unset |
-//! | `OTEL_TRACES_EXPORTER` | read here only for propagation: `otlp` in it turns on `traceparent` on outgoing HTTP calls, unless `OTEL_PROPAGATORS` is set | unset |
+//! | `OTEL_TRACES_EXPORTER` | `xray` (segment documents over UDP), `otlp` (OpenTelemetry spans; feature `otlp`) or `none` (nothing sent); `otlp` also turns on `traceparent` on outgoing HTTP calls unless `OTEL_PROPAGATORS` is set | `xray` |
+//!
+//! With `otlp`, the OpenTelemetry variables `OTEL_EXPORTER_OTLP_*`, `OTEL_BSP_*`,
+//! `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` apply too (see the `otlp` module).
 //!
 //! As in the official SDKs, a variable that is set wins over the value given in code. As the
 //! OpenTelemetry specification says of its variables, an `OTEL_*` variable set to an empty
@@ -35,9 +38,90 @@ pub mod env {
     pub const SAMPLING_RULES: &str = "AWS_XRAY_SAMPLING_RULES";
     /// OpenTelemetry's propagator list (`tracecontext` turns on `traceparent`).
     pub const PROPAGATORS: &str = "OTEL_PROPAGATORS";
-    /// OpenTelemetry's trace exporter list (`otlp` turns on `traceparent` unless
-    /// [`PROPAGATORS`] is set).
+    /// Which exporter sends the recording: `xray`, `otlp` or `none` (`otlp` also turns on
+    /// `traceparent` unless [`PROPAGATORS`] is set).
     pub const TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+    /// Set in AWS Lambda: `otlp` without an endpoint then sends OTLP over UDP to the daemon.
+    pub const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+    /// Turns on SigV4 signing of OTLP requests for any endpoint, in this region.
+    pub const OTLP_SIGV4_REGION: &str = "AWS_XRAY_OTLP_SIGV4_REGION";
+
+    /// The OpenTelemetry variables read when the exporter is OTLP (feature `otlp`), with
+    /// [`LAMBDA_FUNCTION_NAME`] and [`OTLP_SIGV4_REGION`].
+    pub const OTEL: [&str; 19] = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_BSP_SCHEDULE_DELAY",
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        LAMBDA_FUNCTION_NAME,
+        OTLP_SIGV4_REGION,
+        "AWS_REGION",
+    ];
+}
+
+/// What sends the recording (`OTEL_TRACES_EXPORTER`, or
+/// [`RecorderBuilder::exporter`](crate::RecorderBuilder::exporter)).
+///
+/// ```
+/// use xray_sdk::config::TracesExporter;
+/// assert_eq!(TracesExporter::parse("otlp").unwrap(), TracesExporter::Otlp);
+/// assert_eq!(TracesExporter::parse(" XRAY ").unwrap(), TracesExporter::XRay);
+/// assert!(TracesExporter::parse("zipkin").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TracesExporter {
+    /// Segment documents over UDP to the daemon (the default).
+    #[default]
+    XRay,
+    /// OpenTelemetry spans over OTLP (feature `otlp`; without it the recorder logs a warning
+    /// and keeps [`TracesExporter::XRay`]).
+    Otlp,
+    /// Nothing is sent: segments are still sampled and recorded, and decisions still travel
+    /// downstream in trace headers, but every finished batch is dropped at once (counted in
+    /// `processed`), with no emitter thread.
+    None,
+}
+
+impl TracesExporter {
+    /// Parses `xray`, `otlp` or `none` (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("xray") {
+            Ok(TracesExporter::XRay)
+        } else if t.eq_ignore_ascii_case("otlp") {
+            Ok(TracesExporter::Otlp)
+        } else if t.eq_ignore_ascii_case("none") {
+            Ok(TracesExporter::None)
+        } else {
+            Err(ConfigError::new(
+                env::TRACES_EXPORTER,
+                s,
+                "xray, otlp or none (one exporter)",
+            ))
+        }
+    }
+
+    /// The value as `OTEL_TRACES_EXPORTER` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TracesExporter::XRay => "xray",
+            TracesExporter::Otlp => "otlp",
+            TracesExporter::None => "none",
+        }
+    }
 }
 
 /// A configuration error, with the setting, the value and what was expected.
@@ -306,6 +390,10 @@ pub(crate) struct EnvConfig {
     pub(crate) sampling_rules: Option<PathBuf>,
     /// `traceparent` on outgoing HTTP calls, when the `OTEL_*` variables decide it.
     pub(crate) propagate_traceparent: Option<bool>,
+    pub(crate) traces_exporter: Option<TracesExporter>,
+    /// The variables of [`env::OTEL`] that are set, as they are (parsed when the exporter is
+    /// built).
+    pub(crate) otel: Vec<(&'static str, String)>,
 }
 
 /// Whether a comma-separated `OTEL_*` list names `item` (case-insensitive); `None` when the
@@ -379,6 +467,16 @@ impl EnvConfig {
             get(env::PROPAGATORS).as_deref(),
             get(env::TRACES_EXPORTER).as_deref(),
         );
+        if let Some(v) = get(env::TRACES_EXPORTER).filter(|v| !v.trim().is_empty()) {
+            match TracesExporter::parse(&v) {
+                Ok(x) => cfg.traces_exporter = Some(x),
+                Err(e) => errors.push(e),
+            }
+        }
+        cfg.otel = env::OTEL
+            .iter()
+            .filter_map(|&name| get(name).map(|v| (name, v)))
+            .collect();
         (cfg, errors)
     }
 

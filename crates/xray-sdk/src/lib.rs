@@ -59,6 +59,12 @@
 //!
 //! - `test-util` (off by default): the `testing` module, a loopback UDP socket standing in for the
 //!   daemon that captures every datagram, for tests of your own instrumentation.
+//! - `otlp` (off by default): the [`otlp`] module, OpenTelemetry output: the same recording
+//!   sent as OTLP spans over HTTP (protobuf or JSON, gzip, TLS) to X-Ray's OTLP endpoint, a
+//!   collector or the CloudWatch agent, or over UDP to AWS Lambda's daemon. Chosen with
+//!   `OTEL_TRACES_EXPORTER=otlp` or [`RecorderBuilder::exporter`].
+//! - `otlp-sigv4` (off by default, implies `otlp`): SigV4 signing for X-Ray's OTLP endpoint,
+//!   with credentials from the AWS SDK's default chain.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -75,6 +81,9 @@ mod http;
 pub mod id;
 mod json;
 pub mod model;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub mod otlp;
 pub mod panic;
 pub mod plugins;
 mod record;
@@ -93,7 +102,7 @@ pub mod testing;
 /// `aws` block writers), for callers that do not depend on it themselves.
 pub use serde_json;
 
-pub use config::{ConfigError, ContextMissing, DaemonAddress};
+pub use config::{ConfigError, ContextMissing, DaemonAddress, TracesExporter};
 pub use context::{ContextMissingError, FutureExt, begin_subsegment, subsegment, with_subsegment};
 pub use emitter::{EmitterStats, FlushError};
 pub use handle::{Context, Entity};

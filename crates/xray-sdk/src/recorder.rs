@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig};
-use crate::emitter::json::{ProcessInfo, UdpJson};
-use crate::emitter::{Counters, Emitter, EmitterStats, FlushError, Sink};
+use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig, TracesExporter};
+use crate::emitter::{Emitter, EmitterStats, FlushError, Sink};
 use crate::handle::Entity;
 use crate::header::TraceHeader;
 use crate::held::HeldFacade;
@@ -103,6 +102,9 @@ pub struct RecorderBuilder {
     read_env: bool,
     send_inline: bool,
     propagate_traceparent: bool,
+    exporter: TracesExporter,
+    #[cfg(feature = "otlp")]
+    otlp: crate::otlp::OtlpSettings,
 }
 
 impl Default for RecorderBuilder {
@@ -124,6 +126,9 @@ impl Default for RecorderBuilder {
             read_env: true,
             send_inline: false,
             propagate_traceparent: false,
+            exporter: TracesExporter::XRay,
+            #[cfg(feature = "otlp")]
+            otlp: crate::otlp::OtlpSettings::new(),
         }
     }
 }
@@ -249,8 +254,26 @@ impl RecorderBuilder {
         self
     }
 
-    /// Ignores the environment variables (`AWS_XRAY_*`, and the `OTEL_*` ones read for
-    /// propagation).
+    /// What sends the recording: segment documents over UDP (the default), OpenTelemetry
+    /// spans over OTLP (feature `otlp`, configured with [`RecorderBuilder::otlp`] and the
+    /// `OTEL_EXPORTER_OTLP_*` variables) or nothing. `OTEL_TRACES_EXPORTER` overrides it.
+    /// Without the `otlp` feature, OTLP is logged as unavailable (once) and UDP is kept.
+    pub fn exporter(mut self, exporter: TracesExporter) -> Self {
+        self.exporter = exporter;
+        self
+    }
+
+    /// OTLP settings (endpoint, protocol, headers, compression, timeout, batching,
+    /// resource), used when the exporter is OTLP; the OpenTelemetry variables that are set
+    /// override them (see [`crate::otlp`]).
+    #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+    pub fn otlp(mut self, settings: crate::otlp::OtlpSettings) -> Self {
+        self.otlp = settings;
+        self
+    }
+
+    /// Ignores the `AWS_XRAY_*` and `OTEL_*` environment variables.
     pub fn ignore_env(mut self) -> Self {
         self.read_env = false;
         self
@@ -291,6 +314,7 @@ impl RecorderBuilder {
         let rules_from_env = env.sampling_rules.is_some();
         let rules_file = env.sampling_rules.or(self.sampling_rules);
         let centralized = self.centralized_sampling && enabled && self.sampler.is_none();
+        let exporter = env.traces_exporter.unwrap_or(self.exporter);
         let config = RecorderConfig {
             service_name: crate::model::sanitize_name(service_name),
             context_missing: env.context_missing.unwrap_or(self.context_missing),
@@ -298,16 +322,18 @@ impl RecorderBuilder {
             streaming_threshold: self.streaming_threshold,
             daemon: daemon.clone(),
             service_version: self.service_version,
+            // OTLP output means the services around speak OpenTelemetry: `traceparent` goes
+            // out too, unless `OTEL_PROPAGATORS` (or the variable's exporter) says otherwise.
             propagate_traceparent: env
                 .propagate_traceparent
-                .unwrap_or(self.propagate_traceparent),
+                .unwrap_or(self.propagate_traceparent || matches!(exporter, TracesExporter::Otlp)),
             unnamed_rule: if self.sampler.is_some() {
                 "the custom sampler"
             } else {
                 "the local rules"
             },
         };
-        let sampling_mode = sampling_mode(
+        let sampling_mode = output::sampling_mode(
             self.sampler.is_some(),
             centralized,
             rules_file.as_deref(),
@@ -330,20 +356,21 @@ impl RecorderBuilder {
         if config.enabled {
             crate::plugins::detect_in_background(self.plugins, Arc::clone(&resources));
         }
-        let emitter = if config.enabled {
-            let counters = Arc::new(Counters::default());
-            let info = Arc::new(ProcessInfo {
-                resources: Arc::clone(&resources),
-                service_version: config.service_version.clone(),
-            });
-            let exporter = UdpJson::new(daemon.udp().clone(), info, Arc::clone(&counters));
-            if self.send_inline {
-                Emitter::inline(counters, exporter)
-            } else {
-                Emitter::start(self.queue_capacity, counters, exporter)
-            }
+        let (emitter, sending) = if config.enabled {
+            output::start(
+                exporter,
+                &output::Settings {
+                    queue_capacity: self.queue_capacity,
+                    send_inline: self.send_inline,
+                    daemon: &daemon,
+                    config: &config,
+                    resources: &resources,
+                    #[cfg(feature = "otlp")]
+                    otlp: (&self.otlp, &env.otel),
+                },
+            )?
         } else {
-            Emitter::disabled()
+            (Emitter::disabled(), String::new())
         };
         let sink = Arc::new(Sink {
             emitter,
@@ -365,8 +392,7 @@ impl RecorderBuilder {
                 traceparent = config.propagate_traceparent,
                 error_stacks = error_stacks.is_some(),
                 panic_stacks = panic_stacks.is_some(),
-                "X-Ray recorder enabled: sending segments over UDP to {}",
-                daemon.udp(),
+                "X-Ray recorder enabled: sending {sending}",
             );
         } else {
             tracing::info!(
@@ -392,31 +418,6 @@ impl RecorderBuilder {
     }
 }
 
-/// How sampling is decided, for the start-up log line.
-fn sampling_mode(
-    custom: bool,
-    centralized: bool,
-    rules_file: Option<&std::path::Path>,
-    daemon: &DaemonAddress,
-) -> String {
-    if custom {
-        return "custom sampler".to_owned();
-    }
-    let local = match rules_file {
-        Some(path) => format!("local rules from {}", path.display()),
-        None => "the built-in local rule (1 per second, then 5 %)".to_owned(),
-    };
-    if centralized {
-        format!(
-            "centralized rules from the daemon at {} (polled from the first request); {local} \
-             until they arrive and whenever the daemon cannot be reached",
-            daemon.tcp()
-        )
-    } else {
-        local
-    }
-}
-
 impl Recorder {
     /// A builder with the defaults.
     pub fn builder() -> RecorderBuilder {
@@ -438,13 +439,20 @@ impl Recorder {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "invalid X-Ray configuration; using the defaults");
-                // A bad rules file costs only the rules: keep the rest of the environment.
+                // A bad rules file costs only the rules, bad OTLP settings only OTLP: keep
+                // the rest of the environment.
                 let without_rules = EnvConfig {
                     sampling_rules: None,
                     ..env
                 };
+                let without_otlp = EnvConfig {
+                    traces_exporter: None,
+                    otel: Vec::new(),
+                    ..without_rules.clone()
+                };
                 RecorderBuilder::default()
                     .build_with(without_rules)
+                    .or_else(|_| RecorderBuilder::default().build_with(without_otlp))
                     .or_else(|_| {
                         RecorderBuilder::default()
                             .ignore_env()
@@ -631,6 +639,7 @@ impl fmt::Display for GlobalAlreadyInstalled {
 
 impl std::error::Error for GlobalAlreadyInstalled {}
 
+mod output;
+
 #[cfg(test)]
-#[path = "recorder_tests.rs"]
 mod tests;

@@ -18,8 +18,10 @@ pub struct ShutdownReport {
     /// Segments still queued when the deadline passed (sent by the emitter thread later, if
     /// the process lives long enough).
     pub pending: u64,
-    /// Documents lost since the recorder was built: dropped because the queue was full or a
-    /// document too large, or not sent because a send failed.
+    /// What was lost since the recorder was built, each in its own unit: documents dropped
+    /// because the queue was full or a document too large, datagrams or requests not sent
+    /// because a send failed, and with OTLP, spans dropped. Zero when everything arrived;
+    /// `stats` says what each loss was.
     pub lost: u64,
 }
 
@@ -55,7 +57,10 @@ impl Recorder {
         let report = ShutdownReport {
             stats,
             pending: stats.pending(),
-            lost: stats.dropped_queue_full + stats.dropped_too_large + stats.send_errors,
+            lost: stats.dropped_queue_full
+                + stats.dropped_too_large
+                + stats.send_errors
+                + stats.spans_dropped,
         };
         tracing::debug!(?report, "X-Ray recorder shut down");
         report

@@ -10,7 +10,7 @@
 //! UDP. Send failures are counted and never stop later sends.
 
 pub(crate) mod json;
-mod udp;
+pub(crate) mod udp;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,19 +37,32 @@ pub struct EmitterStats {
     pub queued: u64,
     /// Segments dropped because the queue was full.
     pub dropped_queue_full: u64,
-    /// Datagrams handed to the operating system.
+    /// Datagrams handed to the operating system (with OTLP over HTTP: requests accepted by
+    /// the receiver).
     pub sent: u64,
     /// Documents dropped because they exceeded the size limit even on their own, without
     /// children and metadata.
     pub dropped_too_large: u64,
     /// Documents whose metadata was removed so they would fit the size limit.
     pub truncated: u64,
-    /// Datagrams that could not be sent (daemon address unresolvable, socket errors).
+    /// Datagrams that could not be sent (daemon address unresolvable, socket errors); with
+    /// OTLP over HTTP, requests given up (their spans are in `spans_dropped`).
     pub send_errors: u64,
-    /// Queued items the worker has finished with.
+    /// Queued items the worker has finished with (with OTLP: turned into spans, which may
+    /// wait in the exporter for their batch).
     pub processed: u64,
     /// Segments ended after the recorder was shut down, not sent.
     pub dropped_after_shutdown: u64,
+    /// OTLP: spans the receiver accepted (in requests or datagrams that went out).
+    pub spans_exported: u64,
+    /// OTLP: spans lost: their request failed for good (a non-retryable answer, or retries
+    /// that ran out of time), the exporter's span queue was full, or a span was too large
+    /// for a datagram.
+    pub spans_dropped: u64,
+    /// OTLP: spans the receiver reported as rejected in a `partial_success` answer.
+    pub spans_rejected: u64,
+    /// OTLP: requests sent again after a retryable answer or a connection error.
+    pub export_retries: u64,
 }
 
 impl EmitterStats {
@@ -70,6 +83,10 @@ pub(crate) struct Counters {
     pub(crate) send_errors: AtomicU64,
     pub(crate) processed: AtomicU64,
     pub(crate) dropped_after_shutdown: AtomicU64,
+    pub(crate) spans_exported: AtomicU64,
+    pub(crate) spans_dropped: AtomicU64,
+    pub(crate) spans_rejected: AtomicU64,
+    pub(crate) export_retries: AtomicU64,
 }
 
 impl Counters {
@@ -83,6 +100,10 @@ impl Counters {
             send_errors: self.send_errors.load(Ordering::Relaxed),
             processed: self.processed.load(Ordering::Relaxed),
             dropped_after_shutdown: self.dropped_after_shutdown.load(Ordering::Relaxed),
+            spans_exported: self.spans_exported.load(Ordering::Relaxed),
+            spans_dropped: self.spans_dropped.load(Ordering::Relaxed),
+            spans_rejected: self.spans_rejected.load(Ordering::Relaxed),
+            export_retries: self.export_retries.load(Ordering::Relaxed),
         }
     }
 }
@@ -114,19 +135,52 @@ impl fmt::Display for FlushError {
 impl std::error::Error for FlushError {}
 
 /// The seam between recording and a wire format: what the emitter thread does with each
-/// batch. The segment-document renderer over UDP is one; another wire format plugs in here
-/// without touching the recording.
+/// batch. The segment-document renderer over UDP is one, OTLP spans (feature `otlp`)
+/// another; a wire format plugs in here without touching the recording.
 pub(crate) trait Exporter: Send + 'static {
     /// Renders and sends (or buffers) one batch, counting what happens to it.
     fn export(&mut self, batch: &Batch);
 
-    /// Sends whatever is buffered. Called for every flush and when the emitter stops.
-    fn flush(&mut self) {}
+    /// Sends whatever is buffered, giving up on what cannot be sent by `deadline` (counted
+    /// as lost). Called for every flush, when [`Exporter::flush_due`] passes and when the
+    /// emitter stops.
+    fn flush(&mut self, deadline: Option<Instant>) {
+        let _ = deadline;
+    }
+
+    /// When buffered work must be sent even if nothing else arrives: the emitter thread
+    /// then wakes and calls [`Exporter::flush`]. `None` (the default) when nothing waits,
+    /// so an idle emitter sleeps without a timeout.
+    fn flush_due(&self) -> Option<Instant> {
+        None
+    }
+}
+
+impl<E: Exporter + ?Sized> Exporter for Box<E> {
+    fn export(&mut self, batch: &Batch) {
+        (**self).export(batch);
+    }
+
+    fn flush(&mut self, deadline: Option<Instant>) {
+        (**self).flush(deadline);
+    }
+
+    fn flush_due(&self) -> Option<Instant> {
+        (**self).flush_due()
+    }
+}
+
+/// An exporter that drops every batch (`OTEL_TRACES_EXPORTER=none`).
+pub(crate) struct Discard;
+
+impl Exporter for Discard {
+    fn export(&mut self, _batch: &Batch) {}
 }
 
 enum Work {
     Batch(Batch),
-    Flush(SyncSender<()>),
+    /// Flush, giving up at the deadline, then answer.
+    Flush(SyncSender<()>, Option<Instant>),
     /// Everything before has been handled: the thread exits.
     Stop,
 }
@@ -290,7 +344,7 @@ impl Emitter {
                 // Nothing that runs under this lock panics on input; a poisoned one is usable.
                 let mut exporter = exporter.lock().unwrap_or_else(PoisonError::into_inner);
                 exporter.export(&batch);
-                exporter.flush();
+                exporter.flush(None);
                 self.counters.processed.fetch_add(1, Ordering::Relaxed);
             } else if let Some(held) = &self.held {
                 // Forwarding submits to another emitter under this lock: never this one.
@@ -337,7 +391,7 @@ impl Emitter {
         // long as it takes") is past what an `Instant` can hold.
         let started = Instant::now();
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
-        let mut msg = Work::Flush(ack_tx);
+        let mut msg = Work::Flush(ack_tx, started.checked_add(timeout));
         loop {
             match tx.try_send(msg) {
                 Ok(()) => break,
@@ -388,24 +442,38 @@ impl Emitter {
     }
 }
 
-/// The emitter thread: sleeps in `recv` until work arrives, exits when every sender is gone
-/// or when told to stop.
+/// The emitter thread: sleeps in `recv` until work arrives (or until the exporter's
+/// buffered work is due), exits when every sender is gone or when told to stop.
 fn run(rx: Receiver<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
-    while let Ok(work) = rx.recv() {
+    loop {
+        let work = match exporter.flush_due() {
+            None => match rx.recv() {
+                Ok(work) => work,
+                Err(_) => break,
+            },
+            Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(work) => work,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    exporter.flush(None);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
         match work {
             Work::Batch(batch) => {
                 exporter.export(&batch);
                 batch.recycle();
                 counters.processed.fetch_add(1, Ordering::Relaxed);
             }
-            Work::Flush(ack) => {
-                exporter.flush();
+            Work::Flush(ack, deadline) => {
+                exporter.flush(deadline);
                 let _ = ack.try_send(());
             }
             Work::Stop => break,
         }
     }
-    exporter.flush();
+    exporter.flush(None);
 }
 
 /// Where a trace's finished batches go: the emitter, and the setting the arena needs.

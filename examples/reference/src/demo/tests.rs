@@ -15,6 +15,7 @@ fn settings(ports: [u16; 3], xray_port: u16, xray_ui_port: u16) -> Settings {
     Settings {
         requests: 1,
         exit_after_summary: true,
+        otlp: false,
         service_ports: ports,
         dynamodb_port: free_port(),
         xray_port,

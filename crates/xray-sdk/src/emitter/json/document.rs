@@ -64,7 +64,7 @@ impl Index {
         slice(&self.child_offsets, &self.children, i)
     }
 
-    fn extras_of(&self, i: usize) -> &[u32] {
+    pub(crate) fn extras_of(&self, i: usize) -> &[u32] {
         slice(&self.extra_offsets, &self.extras, i)
     }
 }
@@ -289,7 +289,7 @@ fn write_segment_blocks(
 }
 
 /// The typed `aws` fields, then the other ones set directly, then the deferred ones.
-fn write_aws_fields<'b>(
+pub(crate) fn write_aws_fields<'b>(
     w: &mut AwsFieldWriter<'b>,
     batch: &'b Batch,
     e: &EntityData,

@@ -9,6 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 pub(crate) use blocks::ProcessInfo;
+#[cfg(feature = "otlp")]
+pub(crate) use blocks::{RUSTC_VERSION, SDK_VERSION};
+#[cfg(feature = "otlp")]
+pub(crate) use document::{Index, write_aws_fields};
 pub(crate) use split::{Outcome, Scratch, documents};
 
 use super::udp::UdpTransport;

@@ -1,5 +1,3 @@
-//! The builder's checks, the environment's precedence and header decisions.
-
 use super::*;
 use crate::header::TraceHeader;
 
@@ -82,6 +80,46 @@ fn header_decisions_are_obeyed() {
 }
 
 #[test]
+fn otel_traces_exporter_is_read_and_none_sends_nothing() {
+    let (env, errors) = EnvConfig::read(|k| (k == "OTEL_TRACES_EXPORTER").then(|| "none".into()));
+    assert!(errors.is_empty());
+    assert_eq!(env.traces_exporter, Some(TracesExporter::None));
+    let capture = crate::testing::UdpCapture::start().unwrap();
+    let r = Recorder::builder()
+        .daemon_address(capture.daemon_address())
+        .sampler(sampling::AlwaysSample)
+        .centralized_sampling(false)
+        .build_with(env)
+        .unwrap();
+    let s = r.begin_segment("a");
+    assert!(s.is_sampled());
+    s.end();
+    r.flush(Duration::from_secs(1)).unwrap();
+    let stats = r.stats();
+    assert_eq!((stats.queued, stats.processed, stats.sent), (1, 1, 0));
+    assert!(capture.drain(Duration::from_millis(100)).is_empty());
+    let (_, errors) = EnvConfig::read(|k| (k == "OTEL_TRACES_EXPORTER").then(|| "zipkin".into()));
+    assert_eq!(errors[0].setting(), "OTEL_TRACES_EXPORTER");
+}
+
+/// Without the `otlp` feature, asking for OTLP keeps UDP segments (and logs a warning once).
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn otlp_without_the_feature_keeps_udp() {
+    let (env, _) = EnvConfig::read(|k| (k == "OTEL_TRACES_EXPORTER").then(|| "otlp".into()));
+    let capture = crate::testing::UdpCapture::start().unwrap();
+    let r = Recorder::builder()
+        .daemon_address(capture.daemon_address())
+        .sampler(sampling::AlwaysSample)
+        .centralized_sampling(false)
+        .build_with(env)
+        .unwrap();
+    r.begin_segment("a").end();
+    r.flush(Duration::from_secs(1)).unwrap();
+    assert_eq!(capture.documents(1, Duration::from_secs(2)).len(), 1);
+}
+
+#[test]
 fn traceparent_setting_and_its_environment() {
     let build = |code: bool, vars: &[(&str, &str)]| {
         let (env, errors) = EnvConfig::read(|k| {
@@ -131,4 +169,27 @@ fn traceparent_setting_and_its_environment() {
             .begin_segment("a")
             .propagates_traceparent()
     );
+}
+
+/// An OTLP exporter chosen in code sends `traceparent` too, unless the environment decides.
+#[test]
+fn an_otlp_exporter_in_code_turns_traceparent_on() {
+    let build = |vars: &[(&str, &str)]| {
+        let (env, errors) = EnvConfig::read(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        assert!(errors.is_empty());
+        Recorder::builder()
+            .exporter(TracesExporter::Otlp)
+            .sampler(sampling::NeverSample)
+            .plugins(crate::plugins::Plugins::none())
+            .build_with(env)
+            .unwrap()
+            .propagates_traceparent()
+    };
+    assert!(build(&[]));
+    assert!(!build(&[("OTEL_PROPAGATORS", "xray")]));
+    assert!(!build(&[("OTEL_TRACES_EXPORTER", "xray")]));
 }
