@@ -284,6 +284,6 @@ const _: () = {
     send_sync::<ErrorCause>();
     send_sync::<XRayClientLayer>();
     send_sync::<XRayClient<()>>();
-    send_sync::<client::ResponseFuture<()>>();
-    send_sync::<client::ResponseBody<()>>();
+    send_sync::<client::ClientResponseFuture<()>>();
+    send_sync::<client::ClientResponseBody<()>>();
 };

@@ -13,7 +13,7 @@ use tracing_subscriber::prelude::*;
 use xray_sdk::Recorder;
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::AlwaysSample;
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 #[instrument]
 fn load(id: u32) -> u32 {
@@ -67,7 +67,7 @@ fn traced_request(c: &mut Criterion) {
         ),
         (
             "with_layer",
-            Dispatch::new(tracing_subscriber::registry().with(XRayLayer::new())),
+            Dispatch::new(tracing_subscriber::registry().with(XRayTracingLayer::new())),
         ),
     ];
     g.bench_function("core_api_5_subsegments_no_layer", |b| {
@@ -104,7 +104,7 @@ fn untraced_span(c: &mut Criterion) {
     let recorder = recorder(&sink);
     let mut g = c.benchmark_group("untraced_span");
     let plain = Dispatch::new(tracing_subscriber::registry());
-    let layered = Dispatch::new(tracing_subscriber::registry().with(XRayLayer::new()));
+    let layered = Dispatch::new(tracing_subscriber::registry().with(XRayTracingLayer::new()));
     let span_lifecycle = || {
         let span = info_span!("outside", n = 1);
         let _entered = span.enter();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tracing::{error, info, instrument};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 use xray_sdk::{FutureExt, Recorder};
-use xray_sdk_tracing::{XRayFormat, XRayLayer};
+use xray_sdk_tracing::{XRayFormat, XRayTracingLayer};
 
 #[instrument(fields(annotation.customer = %customer))]
 async fn load_cart(customer: &str) -> Vec<u32> {
@@ -65,7 +65,7 @@ impl<F: std::future::Future> InSpan for F {}
 #[tokio::main]
 async fn main() {
     tracing_subscriber::registry()
-        .with(XRayLayer::new())
+        .with(XRayTracingLayer::new())
         .with(
             fmt::layer()
                 .event_format(XRayFormat::new(fmt::format()))

@@ -8,7 +8,7 @@ use common::{harness, named};
 use serde_json::json;
 use tracing::{field, info_span, instrument};
 use xray_sdk::FutureExt;
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 #[instrument(fields(
     annotation.customer = %customer,
@@ -31,7 +31,7 @@ async fn checkout(customer: &str) {
 
 #[test]
 fn fields_become_annotations_and_metadata() {
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     let segment = h.recorder.begin_segment("svc");
     h.block_on(checkout("c-42").in_context(segment.context()));
     segment.end();
@@ -64,7 +64,7 @@ fn fields_become_annotations_and_metadata() {
 
 #[test]
 fn custom_prefixes_namespace_and_fields() {
-    let layer = XRayLayer::new()
+    let layer = XRayTracingLayer::new()
         .annotation_prefixes(["idx."])
         .annotate_field("user_id")
         .metadata_namespace("app");
@@ -99,7 +99,7 @@ fn custom_prefixes_namespace_and_fields() {
 
 #[test]
 fn without_metadata_keeps_only_annotations() {
-    let h = harness(XRayLayer::new().without_metadata());
+    let h = harness(XRayTracingLayer::new().without_metadata());
     let segment = h.recorder.begin_segment("svc");
     h.run(|| segment.in_scope(|| info_span!("step", annotation.a = 1, b = 2).in_scope(|| {})));
     segment.end();

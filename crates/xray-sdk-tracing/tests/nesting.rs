@@ -10,7 +10,7 @@ use common::{harness, id_of, named, names, parent_of};
 use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, info_span, instrument};
 use xray_sdk::{Context, FutureExt};
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 #[instrument]
 async fn leaf(n: u32) -> u32 {
@@ -32,7 +32,7 @@ async fn handler() -> u32 {
 
 #[test]
 fn nested_instrument_functions_across_await() {
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     let segment = h.recorder.begin_segment("svc");
     let ctx = segment.context();
     let out = h.block_on(handler().in_context(ctx));
@@ -65,7 +65,7 @@ async fn spawned_work(label: &'static str) {
 
 #[test]
 fn spawned_tasks_nest_under_the_spawning_span() {
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     let segment = h.recorder.begin_segment("svc");
     // The registry closes a parent span through the thread's default dispatcher, so worker
     // threads need it (with a global subscriber, as in a real service, they have it).
@@ -135,7 +135,7 @@ fn spawned_tasks_nest_under_the_spawning_span() {
 
 #[test]
 fn span_subsegment_is_the_current_context_inside_the_span() {
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     let segment = h.recorder.begin_segment("svc");
     let seg_id = segment.id();
     h.run(|| {
@@ -168,7 +168,7 @@ fn adapter_subsegment_inside_async_span() {
         })
         .await;
     }
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     let segment = h.recorder.begin_segment("svc");
     h.block_on(with_adapter().in_context(segment.context()));
     segment.end();
@@ -199,7 +199,7 @@ fn adapter_covered_library_spans_are_not_duplicated() {
         let req = info_span!(target: "tower_http::trace::make_span", "request");
         req.in_scope(|| {});
     }
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     let segment = h.recorder.begin_segment("svc");
     h.block_on(get_item().in_context(segment.context()));
     segment.end();
@@ -217,7 +217,7 @@ fn adapter_covered_library_spans_are_not_duplicated() {
 
 #[test]
 fn spans_outside_a_traced_context_record_nothing() {
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     h.block_on(async {
         handler().await;
         assert_eq!(xray_sdk_tracing::log_correlation_id(), None);
@@ -231,7 +231,7 @@ fn spans_outside_a_traced_context_record_nothing() {
 
 #[test]
 fn explicit_parent_and_first_enter_timing() {
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     let segment = h.recorder.begin_segment("svc");
     let created_at = h.run(|| {
         segment.in_scope(|| {
@@ -262,8 +262,8 @@ fn two_layers_in_one_subscriber_record_each_span_once() {
     let recorder = capture.recorder("two-layers");
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
-            .with(XRayLayer::new())
-            .with(XRayLayer::new()),
+            .with(XRayTracingLayer::new())
+            .with(XRayTracingLayer::new()),
     );
     let segment = recorder.begin_segment("svc");
     let ctx = segment.context();
@@ -293,7 +293,7 @@ fn two_layers_in_one_subscriber_record_each_span_once() {
 /// later request's work stays in its own trace, its subsegments under its own segment.
 #[test]
 fn a_span_of_another_trace_entered_later_does_not_capture_the_request() {
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     let first = h.recorder.begin_segment("first");
     let pool_span = h.run(|| {
         let _in_first = first.context().enter();

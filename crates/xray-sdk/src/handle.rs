@@ -325,9 +325,9 @@ impl Context {
     }
 }
 
-impl crate::record::sealed::Sealed for Context {}
+impl<'a> Record<'a> for Context {}
 
-impl<'a> Record<'a> for Context {
+impl<'a> crate::record::sealed::Sealed<'a> for Context {
     fn change(&self, f: impl FnOnce(&Patch<'a>)) {
         self.update(f);
     }

@@ -66,8 +66,8 @@ use tower_service::Service;
 use xray_sdk::ContextMissing;
 use xray_sdk::remote::ExistingHeader;
 
-pub use body::ResponseBody;
-pub use future::ResponseFuture;
+pub use body::ClientResponseBody;
+pub use future::ClientResponseFuture;
 use recording::Origin;
 
 /// The error type of [`XRayClient`]: the inner service's error, boxed, or a
@@ -209,9 +209,9 @@ where
     S::Error: Into<BoxError>,
     ResBody: http_body::Body,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ClientResponseBody<ResBody>>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ClientResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -224,14 +224,14 @@ where
                 None => xray_sdk::context::context_missing(OPERATION),
             };
             return match missing {
-                Ok(()) => ResponseFuture::untraced(self.inner.call(req)),
-                Err(e) => ResponseFuture::refused(e),
+                Ok(()) => ClientResponseFuture::untraced(self.inner.call(req)),
+                Err(e) => ClientResponseFuture::refused(e),
             };
         };
         let future = {
             let _current = recording.enter();
             self.inner.call(req)
         };
-        ResponseFuture::traced(future, recording)
+        ClientResponseFuture::traced(future, recording)
     }
 }
