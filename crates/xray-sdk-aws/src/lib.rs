@@ -17,7 +17,7 @@
 //!     .build();
 //! let client = aws_sdk_dynamodb::Client::from_conf(conf);
 //!
-//! let segment = recorder.begin_segment("orders");
+//! let segment = recorder.segment("orders").begin();
 //! // A `DynamoDB` subsegment with aws.operation = "GetItem", aws.table_name = "orders", ...
 //! let item = client
 //!     .get_item()
@@ -122,11 +122,12 @@ impl XRayInterceptor {
         XRayInterceptor::default()
     }
 
-    /// Uses this context-missing strategy, for calls made outside any segment, instead of the
-    /// process-wide one (the installed global recorder's, else `AWS_XRAY_CONTEXT_MISSING`,
-    /// else `LOG_ERROR`). The call itself always proceeds, untraced: with `RUNTIME_ERROR` the
-    /// problem is logged at error level rather than failing an AWS call the application
-    /// depends on.
+    /// The context-missing policy for calls made outside any segment or subsegment. As for
+    /// every X-Ray setting, `AWS_XRAY_CONTEXT_MISSING` wins over it when set (see
+    /// [`ContextMissing`] for the rule); without either the policy is `LOG_ERROR`, whether
+    /// or not a global recorder is installed.
+    /// The call itself always proceeds, untraced: with `RUNTIME_ERROR` the problem is logged
+    /// at error level rather than failing an AWS call the application depends on.
     ///
     /// ```
     /// use xray_sdk::ContextMissing;
@@ -135,8 +136,8 @@ impl XRayInterceptor {
     /// let interceptor = XRayInterceptor::new().context_missing(ContextMissing::IgnoreError);
     /// # let _ = interceptor;
     /// ```
-    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
-        self.context_missing = Some(strategy);
+    pub fn context_missing(mut self, policy: ContextMissing) -> Self {
+        self.context_missing = Some(policy);
         self
     }
 }
@@ -464,12 +465,8 @@ impl Intercept for XRayInterceptor {
                 });
             }
             None => {
-                let missing = match self.context_missing {
-                    Some(strategy) => {
-                        xray_sdk::context::context_missing_with(strategy, "AWS SDK call")
-                    }
-                    None => xray_sdk::context::context_missing("AWS SDK call"),
-                };
+                let missing =
+                    xray_sdk::remote::on_missing_context(self.context_missing, "AWS SDK call");
                 if let Err(e) = missing {
                     // The interceptor cannot fail the call: report and go on untraced.
                     tracing::error!("{e}");

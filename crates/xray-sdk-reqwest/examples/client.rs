@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
         .with(XRayMiddleware::new())
         .build();
 
-    let segment = recorder.begin_segment("xray-sdk-reqwest-example");
+    let segment = recorder.segment("xray-sdk-reqwest-example").begin();
     let trace_id = segment.trace_id();
     let outcome = client
         .get(&url)

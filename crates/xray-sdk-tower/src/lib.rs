@@ -223,7 +223,7 @@
 //!     .service(endpoint.connect().await?);
 //! let mut client = EchoClient::new(channel);
 //!
-//! let segment = recorder.begin_segment("checkout");
+//! let segment = recorder.segment("checkout").begin();
 //! let reply = client
 //!     .unary(EchoRequest::default())
 //!     .in_context(segment.context())

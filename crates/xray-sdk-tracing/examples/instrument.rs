@@ -74,7 +74,7 @@ async fn main() {
         .init();
 
     let recorder = Recorder::from_env();
-    let segment = recorder.begin_segment("checkout-service");
+    let segment = recorder.segment("checkout-service").begin();
     checkout("c-42").in_context(segment.context()).await;
     let trace_id = segment.trace_id();
     segment.end();

@@ -23,7 +23,7 @@ fn current_ids() -> Option<(TraceId, EntityId)> {
 /// ```
 /// # use xray_sdk::Recorder;
 /// assert_eq!(xray_sdk_tracing::log_correlation_id(), None);
-/// let segment = Recorder::disabled().begin_segment("svc");
+/// let segment = Recorder::disabled().segment("svc").begin();
 /// segment.in_scope(|| {
 ///     let id = xray_sdk_tracing::log_correlation_id().unwrap();
 ///     assert_eq!(id, format!("{}@{}", segment.trace_id(), segment.id()));

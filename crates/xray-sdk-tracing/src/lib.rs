@@ -21,7 +21,7 @@
 //!     .init();
 //!
 //! let recorder = Recorder::from_env();
-//! let segment = recorder.begin_segment("checkout");
+//! let segment = recorder.segment("checkout").begin();
 //! // `load_cart` becomes a subsegment of the segment, annotated `customer`.
 //! load_cart("c-42").in_context(segment.context()).await;
 //! segment.end();

@@ -37,7 +37,7 @@ async fn reserve() -> Result<(), PaymentDeclined> {
 #[test]
 fn error_event_records_cause_and_fault() {
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(
         async {
             charge().await;
@@ -67,7 +67,7 @@ fn error_event_records_cause_and_fault() {
 #[test]
 fn dyn_error_field_keeps_type_and_chain() {
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| {
         segment.in_scope(|| {
             info_span!("parse").in_scope(|| {
@@ -93,7 +93,7 @@ fn dyn_error_field_keeps_type_and_chain() {
 #[test]
 fn error_outside_any_span_goes_to_the_current_context() {
     let h = harness(XRayTracingLayer::new().error_level(tracing::Level::WARN));
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| segment.in_scope(|| warn!(error = "timeout", "upstream slow")));
     segment.end();
     let e = h.entities();
@@ -112,7 +112,7 @@ fn an_error_logged_inside_an_end_closure_does_not_deadlock() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let h = harness(XRayTracingLayer::new());
-        let segment = h.recorder.begin_segment("svc");
+        let segment = h.recorder.segment("svc").begin();
         h.run(|| {
             let _current = segment.context().enter();
             let call = segment.begin_subsegment("payments");

@@ -32,7 +32,7 @@ async fn checkout(customer: &str) {
 #[test]
 fn fields_become_annotations_and_metadata() {
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(checkout("c-42").in_context(segment.context()));
     segment.end();
     let e = h.entities();
@@ -69,7 +69,7 @@ fn custom_prefixes_namespace_and_fields() {
         .annotate_field("user_id")
         .metadata_namespace("app");
     let h = harness(layer);
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| {
         segment.in_scope(|| {
             let span = info_span!(
@@ -100,7 +100,7 @@ fn custom_prefixes_namespace_and_fields() {
 #[test]
 fn without_metadata_keeps_only_annotations() {
     let h = harness(XRayTracingLayer::new().without_metadata());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| segment.in_scope(|| info_span!("step", annotation.a = 1, b = 2).in_scope(|| {})));
     segment.end();
     let e = h.entities();

@@ -14,7 +14,7 @@ fn run_spans(
     f: impl FnOnce(),
 ) -> Vec<(String, Option<String>, serde_json::Value)> {
     let h = harness(layer);
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| segment.in_scope(f));
     segment.end();
     h.entities()
@@ -71,7 +71,7 @@ async fn step(i: u32) {
 #[test]
 fn cap_limits_subsegments_per_segment_and_counts_the_rest() {
     let h = harness(XRayTracingLayer::new().max_subsegments_per_segment(3));
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(
         async {
             // Sequential top-level spans share one budget...
@@ -121,7 +121,7 @@ fn three_steps(h: &common::Harness, segment: xray_sdk::Entity) {
 fn cap_is_per_segment() {
     let h = harness(XRayTracingLayer::new().max_subsegments_per_segment(2));
     for _ in 0..2 {
-        let segment = h.recorder.begin_segment("svc");
+        let segment = h.recorder.segment("svc").begin();
         three_steps(&h, segment);
     }
     let e = h.entities();

@@ -44,7 +44,7 @@ impl<'a> MakeWriter<'a> for Buffer {
 /// Logs one line outside any context, one in the segment and one in a span; returns the
 /// lines and the expected IDs (segment, span subsegment).
 fn log_three(dispatch: Dispatch, recorder: &Recorder) -> (String, String) {
-    let segment = recorder.begin_segment("svc");
+    let segment = recorder.segment("svc").begin();
     let expected_segment = format!("{}@{}", segment.trace_id(), segment.id());
     let mut expected_span = String::new();
     tracing::dispatcher::with_default(&dispatch, || {

@@ -33,7 +33,7 @@ async fn handler() -> u32 {
 #[test]
 fn nested_instrument_functions_across_await() {
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     let ctx = segment.context();
     let out = h.block_on(handler().in_context(ctx));
     assert_eq!(out, 6);
@@ -66,7 +66,7 @@ async fn spawned_work(label: &'static str) {
 #[test]
 fn spawned_tasks_nest_under_the_spawning_span() {
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     // The registry closes a parent span through the thread's default dispatcher, so worker
     // threads need it (with a global subscriber, as in a real service, they have it).
     let dispatch = h.dispatch.clone();
@@ -136,7 +136,7 @@ fn spawned_tasks_nest_under_the_spawning_span() {
 #[test]
 fn span_subsegment_is_the_current_context_inside_the_span() {
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     let seg_id = segment.id();
     h.run(|| {
         segment.in_scope(|| {
@@ -169,7 +169,7 @@ fn adapter_subsegment_inside_async_span() {
         .await;
     }
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(with_adapter().in_context(segment.context()));
     segment.end();
     let e = h.entities();
@@ -200,7 +200,7 @@ fn adapter_covered_library_spans_are_not_duplicated() {
         req.in_scope(|| {});
     }
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(get_item().in_context(segment.context()));
     segment.end();
     let e = h.entities();
@@ -232,7 +232,7 @@ fn spans_outside_a_traced_context_record_nothing() {
 #[test]
 fn explicit_parent_and_first_enter_timing() {
     let h = harness(XRayTracingLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     let created_at = h.run(|| {
         segment.in_scope(|| {
             let root = info_span!("root");
@@ -265,7 +265,7 @@ fn two_layers_in_one_subscriber_record_each_span_once() {
             .with(XRayTracingLayer::new())
             .with(XRayTracingLayer::new()),
     );
-    let segment = recorder.begin_segment("svc");
+    let segment = recorder.segment("svc").begin();
     let ctx = segment.context();
     tracing::dispatcher::with_default(&dispatch, || {
         let _in = ctx.enter();
@@ -294,7 +294,7 @@ fn two_layers_in_one_subscriber_record_each_span_once() {
 #[test]
 fn a_span_of_another_trace_entered_later_does_not_capture_the_request() {
     let h = harness(XRayTracingLayer::new());
-    let first = h.recorder.begin_segment("first");
+    let first = h.recorder.segment("first").begin();
     let pool_span = h.run(|| {
         let _in_first = first.context().enter();
         let span = info_span!("db_pool");
@@ -302,7 +302,7 @@ fn a_span_of_another_trace_entered_later_does_not_capture_the_request() {
         span.in_scope(|| {});
         span
     });
-    let second = h.recorder.begin_segment("second");
+    let second = h.recorder.segment("second").begin();
     let (seen, query) = h.run(|| {
         let _in_second = second.context().enter();
         pool_span.in_scope(|| {

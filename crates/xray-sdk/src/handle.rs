@@ -132,7 +132,7 @@ impl Context {
     /// ```
     /// use xray_sdk::Record;
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// # let segment = recorder.begin_segment("svc");
+    /// # let segment = recorder.segment("svc").begin();
     /// # let sub = segment.begin_subsegment("step");
     /// if let Some(segment) = sub.segment() {
     ///     segment.annotate("customer_tier", "gold");
@@ -175,7 +175,7 @@ impl Context {
     ///
     /// ```
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// let segment = recorder.begin_segment("svc");
+    /// let segment = recorder.segment("svc").begin();
     /// let header = segment.downstream_header();
     /// assert_eq!(header.parent(), Some(segment.id()));
     /// ```
@@ -200,7 +200,7 @@ impl Context {
     /// ```
     /// use xray_sdk::{Namespace, Record};
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// # let segment = recorder.begin_segment("svc");
+    /// # let segment = recorder.segment("svc").begin();
     /// let call = segment.begin_subsegment("DynamoDB");
     /// call.update(|p| {
     ///     p.set_namespace(Namespace::Aws);
@@ -232,7 +232,7 @@ impl Context {
     /// ```
     /// use xray_sdk::{Namespace, Record};
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// let segment = recorder.begin_segment("svc");
+    /// let segment = recorder.segment("svc").begin();
     /// let call = segment.begin_subsegment_with("inventory.internal", |p| {
     ///     p.set_namespace(Namespace::Remote);
     ///     p.set_http_method("GET");
@@ -396,7 +396,7 @@ impl Entity {
     /// ```
     /// use xray_sdk::Record;
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// # let segment = recorder.begin_segment("svc");
+    /// # let segment = recorder.segment("svc").begin();
     /// let call = segment.begin_subsegment("payments.internal");
     /// call.end_with(|p| {
     ///     p.set_http_response(503, None);

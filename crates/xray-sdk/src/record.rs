@@ -70,7 +70,7 @@ use sealed::Sealed as _;
 /// ```
 /// use xray_sdk::{Namespace, Record, Recorder};
 /// # let recorder = Recorder::disabled();
-/// let segment = recorder.begin_segment("orders");
+/// let segment = recorder.segment("orders").begin();
 /// segment.annotate("customer_tier", "gold");
 /// let call = segment.begin_subsegment_with("DynamoDB", |p| {
 ///     p.set_namespace(Namespace::Aws);

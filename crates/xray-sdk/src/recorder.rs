@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig};
+use crate::config::{ConfigError, DaemonAddress, EnvConfig};
 use crate::emitter::json::{ProcessInfo, UdpJson};
 use crate::emitter::{Counters, Emitter, EmitterStats, FlushError, Sink};
 use crate::handle::Entity;
@@ -27,7 +27,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 #[derive(Debug, Clone)]
 pub(crate) struct RecorderConfig {
     pub(crate) service_name: Cow<'static, str>,
-    pub(crate) context_missing: ContextMissing,
+    /// `AWS_XRAY_TRACING_NAME` as read at build time (`None` with `ignore_env()`).
+    pub(crate) env_segment_name: Option<String>,
     pub(crate) enabled: bool,
     pub(crate) streaming_threshold: u32,
     pub(crate) daemon: DaemonAddress,
@@ -58,7 +59,7 @@ pub(crate) struct RecorderInner {
 /// #   .centralized_sampling(false)
 ///     .build()
 ///     .expect("valid configuration");
-/// let segment = recorder.begin_segment("orders");
+/// let segment = recorder.segment("orders").begin();
 /// let sub = segment.begin_subsegment("validate");
 /// sub.annotate("order_id", 42);
 /// sub.end();
@@ -87,7 +88,6 @@ impl fmt::Debug for Recorder {
 pub struct RecorderBuilder {
     service_name: Cow<'static, str>,
     daemon_address: Option<String>,
-    context_missing: ContextMissing,
     enabled: bool,
     streaming_threshold: u32,
     queue_capacity: usize,
@@ -107,7 +107,6 @@ impl Default for RecorderBuilder {
         RecorderBuilder {
             service_name: Cow::Borrowed("unnamed-service"),
             daemon_address: None,
-            context_missing: ContextMissing::LogError,
             enabled: true,
             streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
@@ -134,12 +133,6 @@ impl RecorderBuilder {
     /// The daemon address: `host:port` or `udp:host:port tcp:host:port`.
     pub fn daemon_address(mut self, address: impl Into<String>) -> Self {
         self.daemon_address = Some(address.into());
-        self
-    }
-
-    /// What to do when there is no current segment.
-    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
-        self.context_missing = strategy;
         self
     }
 
@@ -264,8 +257,9 @@ impl RecorderBuilder {
         if self.queue_capacity == 0 {
             return Err(ConfigError::new("queue_capacity", "0", "at least 1"));
         }
-        let service_name = match env.tracing_name {
-            Some(n) => Cow::Owned(n),
+        let env_segment_name = env.tracing_name;
+        let service_name = match &env_segment_name {
+            Some(n) => Cow::Owned(n.clone()),
             None => self.service_name,
         };
         let enabled = env.enabled.unwrap_or(self.enabled);
@@ -274,7 +268,7 @@ impl RecorderBuilder {
         let centralized = self.centralized_sampling && enabled && self.sampler.is_none();
         let config = RecorderConfig {
             service_name: crate::model::sanitize_name(service_name),
-            context_missing: env.context_missing.unwrap_or(self.context_missing),
+            env_segment_name,
             enabled,
             streaming_threshold: self.streaming_threshold,
             daemon: daemon.clone(),
@@ -437,7 +431,7 @@ impl Recorder {
             inner: Arc::new(RecorderInner {
                 config: RecorderConfig {
                     service_name: Cow::Borrowed("unnamed-service"),
-                    context_missing: ContextMissing::IgnoreError,
+                    env_segment_name: None,
                     enabled: false,
                     streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
                     daemon: DaemonAddress::default(),
@@ -464,14 +458,28 @@ impl Recorder {
         &self.inner.config.service_name
     }
 
+    /// The segment name the environment imposes: `AWS_XRAY_TRACING_NAME` as this recorder
+    /// read it when it was built, or `None` when it is unset or the recorder was built with
+    /// [`ignore_env`](RecorderBuilder::ignore_env). Adapters that name segments with names
+    /// given in code (the tower layer's `SegmentNaming`) let it win, as the official SDKs do,
+    /// and read it here rather than from the process environment, so `ignore_env()` holds
+    /// for them too.
+    ///
+    /// ```
+    /// use xray_sdk::Recorder;
+    ///
+    /// let recorder = Recorder::builder().service_name("orders").ignore_env().build()?;
+    /// assert_eq!(recorder.env_segment_name(), None);
+    /// assert_eq!(recorder.service_name(), "orders");
+    /// # Ok::<(), xray_sdk::ConfigError>(())
+    /// ```
+    pub fn env_segment_name(&self) -> Option<&str> {
+        self.inner.config.env_segment_name.as_deref()
+    }
+
     /// True unless the SDK was disabled in code or by `AWS_XRAY_SDK_ENABLED`.
     pub fn is_enabled(&self) -> bool {
         self.inner.config.enabled
-    }
-
-    /// The context-missing strategy.
-    pub fn context_missing(&self) -> ContextMissing {
-        self.inner.config.context_missing
     }
 
     /// The daemon address in use.
@@ -497,11 +505,6 @@ impl Recorder {
         } else {
             SamplingDecision::new(false)
         }
-    }
-
-    /// Begins a segment for a new trace; the sampler decides whether it is recorded.
-    pub fn begin_segment<'a>(&self, name: impl Into<Cow<'a, str>>) -> Entity {
-        self.segment(name.into()).begin()
     }
 
     /// A facade for a segment that another party records, such as the function segment AWS
@@ -532,12 +535,22 @@ impl Recorder {
         HeldFacade::new(&self.inner.source)
     }
 
-    /// Starts building a segment: continue a trace from a header, give the sampler the
-    /// request's facts, or force the decision.
+    /// Starts a segment: the one way to open one. `recorder.segment(name).begin()` starts a
+    /// new trace and lets the sampler decide; the builder's settings continue a trace from
+    /// an incoming header ([`SegmentBuilder::header`]), give the sampler the request's facts
+    /// ([`SegmentBuilder::sampling_request`]) or force the decision
+    /// ([`SegmentBuilder::sampled`]). A service that receives requests should pass the
+    /// incoming `X-Amzn-Trace-Id`, or its segments start traces of their own (the tower
+    /// layer does this for you).
     ///
     /// ```
     /// use xray_sdk::{Recorder, TraceHeader};
     /// # let recorder = Recorder::disabled();
+    /// // A job that starts its own trace.
+    /// let job = recorder.segment("nightly-report").begin();
+    /// job.end();
+    ///
+    /// // A request that continues its caller's trace.
     /// let incoming = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
     /// let segment = recorder.segment("api").header(&incoming).begin();
     /// assert_eq!(segment.trace_id(), incoming.root().unwrap());
@@ -565,13 +578,16 @@ impl Recorder {
         self.inner.source.sink.emitter.flush(timeout)
     }
 
-    /// Makes this recorder the process-wide default (used by adapters that are not given one,
-    /// and for the context-missing strategy). Fails if one was already installed, which stays.
+    /// Makes this recorder the process's own, for code that has no other way to reach one
+    /// ([`Recorder::global`]). Nothing in the SDK changes behaviour because of it: the
+    /// adapters are given their recorder or find the current context, and the
+    /// context-missing policy does not depend on it (see
+    /// [`ContextMissing`](crate::ContextMissing)).
+    /// Fails if one was already installed, which stays.
     pub fn install_global(&self) -> Result<(), GlobalAlreadyInstalled> {
         GLOBAL
             .set(self.clone())
             .map_err(|_| GlobalAlreadyInstalled)?;
-        crate::context::set_context_missing_strategy(self.inner.config.context_missing);
         Ok(())
     }
 
@@ -633,6 +649,7 @@ mod tests {
             .build_with(env)
             .unwrap();
         assert_eq!(r.service_name(), "from-env");
+        assert_eq!(r.env_segment_name(), Some("from-env"));
         assert!(!r.is_enabled());
         assert_eq!(r.daemon_address().udp().port, 2999);
     }
