@@ -50,8 +50,9 @@ async fn main() -> ExitCode {
     println!("trace id: {trace_id}");
     println!("sampled: {}", segment.is_sampled());
     segment.end();
-    if let Err(e) = recorder.flush(Duration::from_secs(2)) {
-        eprintln!("flush: {e}");
+    let report = recorder.shutdown_blocking(Duration::from_secs(2));
+    if !report.is_complete() {
+        eprintln!("not sent: {} segments", report.pending + report.lost);
     }
     code
 }

@@ -78,8 +78,14 @@ async fn main() {
     checkout("c-42").in_context(segment.context()).await;
     let trace_id = segment.trace_id();
     segment.end();
-    match recorder.flush(Duration::from_secs(2)) {
-        Ok(()) => info!(%trace_id, "sent (no X-Ray context here, so no prefix)"),
-        Err(e) => error!(error = %e, "flush failed"),
+    let report = recorder.shutdown(Duration::from_secs(2)).await;
+    if report.is_complete() {
+        info!(%trace_id, "sent (no X-Ray context here, so no prefix)");
+    } else {
+        error!(
+            pending = report.pending,
+            lost = report.lost,
+            "not everything was sent"
+        );
     }
 }

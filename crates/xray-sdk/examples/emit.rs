@@ -112,8 +112,8 @@ async fn main() {
     let trace_id = segment.trace_id();
     segment.end();
 
-    let flushed = recorder.flush(Duration::from_secs(5));
-    let stats = recorder.stats();
+    let report = recorder.shutdown(Duration::from_secs(5)).await;
+    let stats = report.stats;
     println!(
         "trace {trace_id} sent to {}",
         recorder.daemon_address().udp()
@@ -127,8 +127,8 @@ async fn main() {
         stats.truncated,
         stats.send_errors
     );
-    if let Err(e) = flushed {
-        eprintln!("flush: {e}");
+    if !report.is_complete() {
+        eprintln!("not sent: {} pending, {} lost", report.pending, report.lost);
         std::process::exit(1);
     }
 }
