@@ -14,10 +14,10 @@
 //! use xray_sdk::{Record, Recorder, TraceHeader, context::FutureExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // `AWS_XRAY_*` variables, when set, override these (see `RecorderBuilder`).
 //! let recorder = Recorder::builder()
 //!     .service_name("checkout")
 //!     .daemon_address("127.0.0.1:2000")
-//! #   .ignore_env()
 //!     .build()
 //!     .unwrap();
 //!
@@ -40,7 +40,9 @@
 //!
 //! segment.set_http_response(200, Some(512));
 //! segment.end();
-//! recorder.flush(Duration::from_secs(1)).ok();
+//! // Before the process exits: send what is queued, stop the background work.
+//! let report = recorder.shutdown(Duration::from_secs(1)).await;
+//! # let _ = report;
 //! # }
 //! ```
 //!
@@ -58,6 +60,16 @@
 //!
 //! - `test-util` (off by default): the `testing` module, a loopback UDP socket standing in for the
 //!   daemon that captures every datagram, for tests of your own instrumentation.
+//!
+//! ## The crates
+//!
+//! - `xray-sdk` (this crate) — the core: recorder, segments, header, sampling, emitter
+//! - [`xray-sdk-tower`](https://docs.rs/xray-sdk-tower) — tower and axum: a segment per incoming request, a subsegment per call of a tower client
+//! - [`xray-sdk-reqwest`](https://docs.rs/xray-sdk-reqwest) — reqwest-middleware: a subsegment per outgoing HTTP call
+//! - [`xray-sdk-aws`](https://docs.rs/xray-sdk-aws) — the AWS SDK for Rust: a subsegment per AWS call
+//! - [`xray-sdk-tracing`](https://docs.rs/xray-sdk-tracing) — `tracing` spans as subsegments, trace IDs in log lines
+//! - [`xray-sdk-lambda`](https://docs.rs/xray-sdk-lambda) — AWS Lambda functions
+//! - [`xray-local`](https://docs.rs/xray-local) — a local stand-in for the X-Ray daemon and API, with a trace viewer (`cargo install xray-local`)
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -52,11 +52,11 @@ pub(crate) struct RecorderInner {
 /// ```
 /// use xray_sdk::{Record, Recorder};
 ///
+/// // `AWS_XRAY_*` variables, when set, override what is given here (see `RecorderBuilder`).
 /// let recorder = Recorder::builder()
 ///     .service_name("orders")
 ///     .daemon_address("127.0.0.1:2000")
-/// #   .ignore_env()
-/// #   .centralized_sampling(false)
+///     .centralized_sampling(false) // local rules only: no sampling API at that address
 ///     .build()
 ///     .expect("valid configuration");
 /// let segment = recorder.segment("orders").begin();
@@ -80,9 +80,34 @@ impl fmt::Debug for Recorder {
     }
 }
 
-/// Builds a [`Recorder`]. Environment variables that are set override the values given here,
-/// as in the official SDKs (see [`crate::config`]); [`RecorderBuilder::ignore_env`] turns that
-/// off.
+/// Builds a [`Recorder`].
+///
+/// **The environment wins over code**, as in the official SDKs, so operators can reconfigure
+/// a deployed service without a new build: `AWS_XRAY_DAEMON_ADDRESS`,
+/// `AWS_XRAY_TRACING_NAME` (the service name, and the names of the tower layer's
+/// `SegmentNaming`), `AWS_XRAY_SDK_ENABLED` and `AWS_XRAY_SAMPLING_RULES`, when set, replace
+/// what is given here (see [`crate::config`]); an invalid value is an error of
+/// [`build`](RecorderBuilder::build). [`ignore_env`](RecorderBuilder::ignore_env) makes the
+/// builder read none of them. `AWS_XRAY_CONTEXT_MISSING` is not a recorder setting (see
+/// [`ContextMissing`](crate::ContextMissing)).
+///
+/// ```
+/// use xray_sdk::Recorder;
+///
+/// // Deployed: the environment may override the name and the daemon address.
+/// let recorder = Recorder::builder().service_name("orders").build()?;
+/// # let _ = recorder;
+///
+/// // Only what the code says, whatever the environment.
+/// let fixed = Recorder::builder()
+///     .service_name("orders")
+///     .enabled(false)
+///     .ignore_env()
+///     .build()?;
+/// assert_eq!(fixed.service_name(), "orders");
+/// assert!(!fixed.is_enabled());
+/// # Ok::<(), xray_sdk::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RecorderBuilder {
@@ -224,7 +249,8 @@ impl RecorderBuilder {
         self
     }
 
-    /// Ignores the `AWS_XRAY_*` environment variables.
+    /// Reads no `AWS_XRAY_*` environment variable: the values given here are the ones used,
+    /// and [`Recorder::env_segment_name`] is `None` (the tower layer keeps its names too).
     pub fn ignore_env(mut self) -> Self {
         self.read_env = false;
         self
@@ -613,87 +639,5 @@ impl fmt::Display for GlobalAlreadyInstalled {
 impl std::error::Error for GlobalAlreadyInstalled {}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::header::TraceHeader;
-
-    #[test]
-    fn builder_rejects_bad_values() {
-        let e = Recorder::builder()
-            .ignore_env()
-            .daemon_address("nope")
-            .build()
-            .unwrap_err();
-        assert_eq!(e.setting(), "daemon_address");
-        assert!(e.to_string().contains("\"nope\""), "{e}");
-        let e = Recorder::builder()
-            .ignore_env()
-            .queue_capacity(0)
-            .build()
-            .unwrap_err();
-        assert_eq!(e.setting(), "queue_capacity");
-    }
-
-    #[test]
-    fn env_overrides_code() {
-        let (env, errors) = EnvConfig::read(|k| match k {
-            "AWS_XRAY_TRACING_NAME" => Some("from-env".into()),
-            "AWS_XRAY_SDK_ENABLED" => Some("false".into()),
-            "AWS_XRAY_DAEMON_ADDRESS" => Some("127.0.0.1:2999".into()),
-            _ => None,
-        });
-        assert!(errors.is_empty());
-        let r = Recorder::builder()
-            .service_name("from-code")
-            .daemon_address("127.0.0.1:1")
-            .build_with(env)
-            .unwrap();
-        assert_eq!(r.service_name(), "from-env");
-        assert_eq!(r.env_segment_name(), Some("from-env"));
-        assert!(!r.is_enabled());
-        assert_eq!(r.daemon_address().udp().port, 2999);
-    }
-
-    #[test]
-    fn header_decisions_are_obeyed() {
-        let r = Recorder::builder()
-            .ignore_env()
-            .sampler(sampling::NeverSample)
-            .build()
-            .unwrap();
-        let h = TraceHeader::parse(
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-        );
-        let s = r.segment("a").header(&h).begin();
-        assert!(s.is_sampled());
-        assert_eq!(s.trace_id(), h.root().unwrap());
-        let h0 =
-            TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0;Lineage=1:a:2");
-        let s = r.segment("a").header(&h0).begin();
-        assert!(!s.is_sampled());
-        assert_eq!(
-            s.downstream_header().to_string(),
-            format!(
-                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={};Sampled=0;Lineage=1:a:2",
-                s.id()
-            )
-        );
-        // '?' and absent: the sampler decides (NeverSample here); forcing wins over everything.
-        let hq = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?");
-        assert!(!r.segment("a").header(&hq).begin().is_sampled());
-        assert!(
-            r.segment("a")
-                .header(&h0)
-                .sampled(true)
-                .begin()
-                .is_sampled()
-        );
-        assert!(
-            !r.segment("a")
-                .header(&h)
-                .sampled(false)
-                .begin()
-                .is_sampled()
-        );
-    }
-}
+#[path = "recorder_tests.rs"]
+mod tests;
