@@ -32,7 +32,7 @@
 //!     .await?;
 //! # let _ = (response, other);
 //! segment.end();
-//! recorder.flush(Duration::from_secs(1)).ok();
+//! recorder.shutdown(Duration::from_secs(1)).await; // before the process exits
 //! # Ok(()) }
 //! ```
 //!

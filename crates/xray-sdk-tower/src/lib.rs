@@ -37,7 +37,7 @@
 //! // The segment ends when the body has been sent.
 //! response.into_body().collect().await.unwrap();
 //!
-//! recorder.flush(Duration::from_secs(5)).unwrap();
+//! recorder.shutdown(Duration::from_secs(5)).await; // before the process exits
 //! # let docs = capture.documents(1, Duration::from_secs(5));
 //! # let doc = &docs[0];
 //! # assert_eq!(doc["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");

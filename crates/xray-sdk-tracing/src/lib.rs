@@ -25,7 +25,7 @@
 //! // `load_cart` becomes a subsegment of the segment, annotated `customer`.
 //! load_cart("c-42").in_context(segment.context()).await;
 //! segment.end();
-//! recorder.flush(Duration::from_secs(1)).ok();
+//! recorder.shutdown(Duration::from_secs(1)).await; // before the process exits
 //! # }
 //! ```
 //!

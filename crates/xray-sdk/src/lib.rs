@@ -6,8 +6,7 @@
 //! and a non-blocking emitter that sends documents over UDP to the X-Ray daemon (or the
 //! CloudWatch agent, or `xray-local`).
 //!
-//! Adapters build on it: `xray-sdk-tower` (incoming requests), `xray-sdk-reqwest` (outgoing
-//! HTTP), `xray-sdk-aws` (AWS SDK calls) and `xray-sdk-tracing` (`tracing` spans).
+//! The adapters build on it (see [the crates](#the-crates)).
 //!
 //! ```
 //! use std::time::Duration;
