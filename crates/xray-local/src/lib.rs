@@ -5,6 +5,10 @@
 //! do (`--endpoint-url`), assembles traces in memory, flags documents the
 //! X-Ray service would reject, and serves a web viewer.
 //!
+//! It is meant to be installed as a program (`cargo install xray-local`). The library is what
+//! the binary, this repository's demo and its tests are built from: its API is not covered
+//! by the 0.x compatibility rules of the `xray-sdk` crates and may change in any release.
+//!
 //! The modules are layered; each uses only the ones listed before it:
 //!
 //! 1. leaves: [`config`], [`document`], [`intake`], [`validate`], [`procfs`];
