@@ -15,9 +15,12 @@ update=false
 [ "${1:-}" = "--update" ] && update=true
 mkdir -p api
 status=0
+packages=()
+for crate in "${crates[@]}"; do packages+=(-p "${crate}"); done
+# Hidden items are listed too: `#[doc(hidden)]` does not take an item out of the surface.
+RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json --document-hidden-items" \
+    cargo doc --quiet "${packages[@]}" --no-deps --all-features
 for crate in "${crates[@]}"; do
-    RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json" \
-        cargo doc --quiet -p "${crate}" --no-deps --all-features
     json="target/doc/${crate//-/_}.json"
     listing="api/${crate}.txt"
     if $update; then
@@ -28,11 +31,12 @@ for crate in "${crates[@]}"; do
         status=1
     fi
 done
-# No two public types of the workspace share a name.
-dups=$(cat api/*.txt | sed -nE 's/^(#\[non_exhaustive\] )?pub (struct|enum|trait) ([A-Za-z0-9_:]+)(<.*)?$/\3/p' \
-    | sort -u | awk -F'::' '{print $1" "$NF}' | sort -u | awk '{print $2}' | sort | uniq -d)
+# No two public types of the workspace share a name (each type is listed once, under its
+# canonical path, so a name seen twice is two types).
+dups=$(cat api/*.txt | sed -nE 's/^(#\[non_exhaustive\] )?pub (struct|enum|trait|type) ([A-Za-z0-9_:]+).*$/\3/p' \
+    | awk -F'::' '{print $NF}' | sort | uniq -d)
 if [ -n "${dups}" ]; then
-    echo "error: public type names used by more than one crate: ${dups}" >&2
+    echo "error: public type names used more than once in the workspace: ${dups}" >&2
     status=1
 fi
 exit "${status}"

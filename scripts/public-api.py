@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Lists a crate's public API from rustdoc's JSON output, one item per line, sorted.
 
-    RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json" \\
-        cargo doc -p CRATE --no-deps --all-features
+    RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json \\
+        --document-hidden-items" cargo doc -p CRATE --no-deps --all-features
     scripts/public-api.py target/doc/CRATE.json > api/CRATE.txt
 
 The listing names every public item reachable from the crate root (through modules and
 re-exports) with its signature: functions and methods with their parameters and return
 type, struct fields, enum variants, trait items, constants, and the traits each public
-type implements (blanket and auto-trait implementations left out). A change to the public
-surface therefore shows up as a changed line in review.
+type implements (blanket and auto-trait implementations left out). Items hidden from the
+documentation (`#[doc(hidden)]`) are listed too, marked `#[doc(hidden)]`: they are callable,
+so they are part of the surface that semver covers.
+
+Each item is listed once, under its canonical path (the shortest public one, then the
+first in alphabetical order); every other path it is re-exported under is a `pub use` line.
+Types in signatures are written with their canonical public path when they are this
+crate's, so moving an item between private modules changes nothing here.
 """
 import json
 import sys
@@ -19,12 +25,55 @@ def main(path):
     doc = json.load(open(path, encoding="utf-8"))
     index = doc["index"]
     paths = doc["paths"]
+    crate = index[str(doc["root"])]["name"]
     lines = set()
-    seen = set()
 
-    def name_of(id_, fallback):
-        p = paths.get(str(id_))
-        return "::".join(p["path"]) if p else fallback
+    def visible(item):
+        return item.get("visibility") == "public"
+
+    # Pass 1: every public path of every item reachable from the root.
+    found = {}  # item id -> set of (parent module path, name)
+    modules_seen = set()
+
+    def collect(mod_id, path):
+        if (mod_id, path) in modules_seen:
+            return
+        modules_seen.add((mod_id, path))
+        for item_id in index[str(mod_id)]["inner"]["module"]["items"]:
+            item = index.get(str(item_id))
+            if not item or not visible(item):
+                continue
+            inner = item["inner"]
+            if "module" in inner:
+                lines.add(f"pub mod {path}::{item['name']}{hidden(item)}")
+                collect(item_id, f"{path}::{item['name']}")
+            elif "use" in inner:
+                u = inner["use"]
+                target = index.get(str(u["id"])) if u.get("id") is not None else None
+                if target is None:
+                    lines.add(f"pub use {path}::{u['name']} = {u['source']}")
+                elif "module" in target["inner"]:
+                    collect(u["id"], f"{path}::{u['name']}")
+                else:
+                    found.setdefault(u["id"], set()).add((path, u["name"]))
+            else:
+                found.setdefault(item_id, set()).add((path, item["name"]))
+
+    def hidden(item):
+        return " #[doc(hidden)]" if any("hidden" in str(a) for a in item.get("attrs", [])) else ""
+
+    collect(doc["root"], crate)
+    canonical = {}
+    for item_id, where in found.items():
+        ordered = sorted(where, key=lambda pn: (pn[0].count("::"), pn[0], pn[1]))
+        canonical[item_id] = f"{ordered[0][0]}::{ordered[0][1]}"
+
+    def name_of(id_, written):
+        if id_ is not None and id_ in canonical:
+            return canonical[id_]
+        if written.startswith("$crate::"):
+            return written.rsplit("::", 1)[-1]
+        return written
 
     def generic_args(args):
         if not args:
@@ -57,7 +106,7 @@ def main(path):
         return ty(t["type"]) if "type" in t else str(t.get("constant", "_"))
 
     def path_ty(p):
-        return p["path"] + generic_args(p.get("args"))
+        return name_of(p.get("id"), p["path"]) + generic_args(p.get("args"))
 
     def bounds(bs):
         out = []
@@ -147,9 +196,6 @@ def main(path):
         prefix = ("const " if head.get("is_const") else "") + ("async " if head.get("is_async") else "") + ("unsafe " if head.get("is_unsafe") else "")
         return f"{prefix}fn {name}{generics(f['generics'])}({', '.join(args)}){out}"
 
-    def visible(item):
-        return item.get("visibility") == "public"
-
     def emit_impls(type_path, impl_ids):
         for impl_id in impl_ids:
             impl = index.get(str(impl_id))
@@ -160,10 +206,10 @@ def main(path):
                 continue
             trait = im.get("trait")
             if trait:
-                if trait["path"] in ("StructuralPartialEq",):
+                if trait["path"] in ("StructuralPartialEq", "TrivialClone"):
                     continue
                 neg = "!" if im.get("is_negative") else ""
-                lines.add(f"impl{generics(im.get('generics'))} {neg}{path_ty(trait)} for {type_path}")
+                lines.add(f"impl{generics(im.get('generics'))} {neg}{path_ty(trait)} for {ty(im['for'])}")
                 continue
             for item_id in im["items"]:
                 item = index.get(str(item_id))
@@ -171,19 +217,18 @@ def main(path):
                     continue
                 inner = item["inner"]
                 if "function" in inner:
-                    lines.add(f"pub {signature(type_path + '::' + item['name'], inner['function'])}")
+                    lines.add(f"pub {signature(type_path + '::' + item['name'], inner['function'])}{hidden(item)}")
                 elif "assoc_const" in inner:
-                    lines.add(f"pub const {type_path}::{item['name']}: {ty(inner['assoc_const']['type'])}")
+                    lines.add(f"pub const {type_path}::{item['name']}: {ty(inner['assoc_const']['type'])}{hidden(item)}")
 
-    def emit(item, path):
+    def emit(item, full):
         inner = item["inner"]
         kind = next(iter(inner))
-        full = f"{path}::{item['name']}"
         body = inner[kind]
-        attrs = " ".join(a for a in item.get("attrs", []) if "non_exhaustive" in str(a))
-        attrs = "#[non_exhaustive] " if attrs else ""
+        attrs = "#[non_exhaustive] " if any("non_exhaustive" in str(a) for a in item.get("attrs", [])) else ""
+        mark = hidden(item)
         if kind == "struct":
-            lines.add(f"{attrs}pub struct {full}{generics(body['generics'])}")
+            lines.add(f"{attrs}pub struct {full}{generics(body['generics'])}{mark}")
             k = body["kind"]
             fields = k.get("plain", {}).get("fields", []) if isinstance(k, dict) else []
             if isinstance(k, dict) and "tuple" in k:
@@ -191,10 +236,10 @@ def main(path):
             for fid in fields:
                 f = index.get(str(fid))
                 if f and visible(f):
-                    lines.add(f"pub {full}::{f['name']}: {ty(f['inner']['struct_field'])}")
+                    lines.add(f"pub {full}::{f['name']}: {ty(f['inner']['struct_field'])}{hidden(f)}")
             emit_impls(full, body["impls"])
         elif kind == "enum":
-            lines.add(f"{attrs}pub enum {full}{generics(body['generics'])}")
+            lines.add(f"{attrs}pub enum {full}{generics(body['generics'])}{mark}")
             for vid in body["variants"]:
                 v = index.get(str(vid))
                 if v:
@@ -208,54 +253,34 @@ def main(path):
             emit_impls(full, body["impls"])
         elif kind == "trait":
             sup = bounds(body.get("bounds", []))
-            lines.add(f"pub trait {full}{generics(body['generics'])}" + (": " + sup if sup else ""))
+            lines.add(f"pub trait {full}{generics(body['generics'])}" + (": " + sup if sup else "") + mark)
             for tid in body["items"]:
                 t = index.get(str(tid))
                 if not t:
                     continue
                 ti = t["inner"]
                 if "function" in ti:
-                    lines.add(f"{full}::{signature(t['name'], ti['function'])}")
+                    lines.add(f"{full}::{signature(t['name'], ti['function'])}{hidden(t)}")
                 elif "assoc_type" in ti:
-                    lines.add(f"{full}::type {t['name']}")
+                    lines.add(f"{full}::type {t['name']}{hidden(t)}")
         elif kind == "function":
-            lines.add(f"pub {signature(full, body)}")
+            lines.add(f"pub {signature(full, body)}{mark}")
         elif kind == "constant":
-            lines.add(f"pub const {full}: {ty(body['type'])}")
+            lines.add(f"pub const {full}: {ty(body['type'])}{mark}")
         elif kind == "type_alias":
-            lines.add(f"pub type {full} = {ty(body['type'])}")
+            lines.add(f"pub type {full} = {ty(body['type'])}{mark}")
         elif kind == "static":
-            lines.add(f"pub static {full}: {ty(body['type'])}")
+            lines.add(f"pub static {full}: {ty(body['type'])}{mark}")
         elif kind == "macro":
-            lines.add(f"macro {full}!")
+            lines.add(f"macro {full}!{mark}")
 
-    def walk(mod_id, path):
-        if (mod_id, path) in seen:
-            return
-        seen.add((mod_id, path))
-        for item_id in index[str(mod_id)]["inner"]["module"]["items"]:
-            item = index.get(str(item_id))
-            if not item or not visible(item):
-                continue
-            inner = item["inner"]
-            if "module" in inner:
-                lines.add(f"pub mod {path}::{item['name']}")
-                walk(item_id, f"{path}::{item['name']}")
-            elif "use" in inner:
-                u = inner["use"]
-                target = index.get(str(u["id"])) if u.get("id") is not None else None
-                if target is None:
-                    lines.add(f"pub use {path}::{u['name']} = {u['source']}")
-                elif "module" in target["inner"]:
-                    walk(u["id"], f"{path}::{u['name']}")
-                else:
-                    renamed = dict(target, name=u["name"])
-                    emit(renamed, path)
-            else:
-                emit(item, path)
-
-    crate = index[str(doc["root"])]["name"]
-    walk(doc["root"], crate)
+    # Pass 2: each item once, at its canonical path; its other paths as re-exports.
+    for item_id, where in found.items():
+        full = canonical[item_id]
+        emit(index[str(item_id)], full)
+        for parent, name in where:
+            if f"{parent}::{name}" != full:
+                lines.add(f"pub use {parent}::{name} = {full}")
     for line in sorted(lines):
         print(line)
 

@@ -1,7 +1,7 @@
 //! The README's quick start, verbatim below this header (`quick_start_test.rs` checks that
 //! it is): built as a binary so a test can run it, stop it with SIGINT and check what it sent.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -62,12 +62,24 @@ async fn main() {
         .unwrap();
     // With the peer address, segments record the client's IP when no `X-Forwarded-For` does.
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    // On Ctrl-C, finish the requests in flight, then send the segments still queued.
+    // On Ctrl-C or SIGTERM, finish the requests in flight, then send the segments still
+    // queued and stop the SDK's background work.
     axum::serve(listener, service)
-        .with_graceful_shutdown(async {
-            tokio::signal::ctrl_c().await.ok();
-        })
+        .with_graceful_shutdown(stop_signal())
         .await
         .unwrap();
-    recorder.flush(Duration::from_secs(2)).ok();
+    let report = recorder.shutdown(Duration::from_secs(2)).await;
+    if !report.is_complete() {
+        eprintln!("X-Ray: {} segments not sent", report.pending + report.lost);
+    }
+}
+
+/// Ctrl-C, or SIGTERM (how ECS, Kubernetes and systemd stop a service).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigterm = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sigterm.recv() => {}
+    }
 }

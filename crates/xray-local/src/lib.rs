@@ -5,6 +5,10 @@
 //! do (`--endpoint-url`), assembles traces in memory, flags documents the
 //! X-Ray service would reject, and serves a web viewer.
 //!
+//! It is meant to be installed as a program (`cargo install xray-local`). The library is what
+//! the binary, this repository's demo and its tests are built from: its API is not covered
+//! by the 0.x compatibility rules of the `xray-sdk` crates and may change in any release.
+//!
 //! The modules are layered; each uses only the ones listed before it:
 //!
 //! 1. leaves: [`config`], [`document`], [`intake`], [`validate`], [`procfs`];
@@ -22,6 +26,20 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Features
+//!
+//! None: the binary and the library have no optional parts.
+//!
+//! ## The crates
+//!
+//! - [`xray-sdk`](https://docs.rs/xray-sdk) — the core: recorder, segments, header, sampling, emitter
+//! - [`xray-sdk-tower`](https://docs.rs/xray-sdk-tower) — tower and axum: a segment per incoming request, a subsegment per call of a tower client
+//! - [`xray-sdk-reqwest`](https://docs.rs/xray-sdk-reqwest) — reqwest-middleware: a subsegment per outgoing HTTP call
+//! - [`xray-sdk-aws`](https://docs.rs/xray-sdk-aws) — the AWS SDK for Rust: a subsegment per AWS call
+//! - [`xray-sdk-tracing`](https://docs.rs/xray-sdk-tracing) — `tracing` spans as subsegments, trace IDs in log lines
+//! - [`xray-sdk-lambda`](https://docs.rs/xray-sdk-lambda) — AWS Lambda functions
+//! - `xray-local` (this crate) — a local stand-in for the X-Ray daemon and API, with a trace viewer (`cargo install xray-local`)
 
 pub mod config;
 pub mod document;

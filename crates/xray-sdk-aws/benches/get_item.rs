@@ -99,7 +99,7 @@ fn bench(c: &mut Criterion) {
     let mut added = Vec::new();
     group.bench_function("plain", |b| {
         b.iter_custom(|iters| {
-            let segment = recorder.begin_segment("bench");
+            let segment = recorder.segment("bench").begin();
             calls(&plain, &segment, iters)
         });
     });
@@ -109,11 +109,11 @@ fn bench(c: &mut Criterion) {
             let mut left = iters;
             while left > 0 {
                 let n = left.min(CALLS_PER_SEGMENT);
-                let segment = recorder.begin_segment("bench");
+                let segment = recorder.segment("bench").begin();
                 total += calls(&xray, &segment, n);
                 segment.end();
                 recorder.flush(Duration::from_secs(5)).expect("flush");
-                let segment = recorder.begin_segment("bench");
+                let segment = recorder.segment("bench").begin();
                 base += calls(&plain, &segment, n);
                 drop(segment);
                 left -= n;

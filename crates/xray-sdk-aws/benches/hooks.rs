@@ -130,7 +130,7 @@ fn bench(c: &mut Criterion) {
                 while left > 0 {
                     let n = left.min(CALLS_PER_SEGMENT);
                     left -= n;
-                    let segment = recorder.begin_segment("bench");
+                    let segment = recorder.segment("bench").begin();
                     {
                         let _current = segment.enter();
                         let start = Instant::now();

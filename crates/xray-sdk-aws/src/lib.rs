@@ -17,7 +17,7 @@
 //!     .build();
 //! let client = aws_sdk_dynamodb::Client::from_conf(conf);
 //!
-//! let segment = recorder.begin_segment("orders");
+//! let segment = recorder.segment("orders").begin();
 //! // A `DynamoDB` subsegment with aws.operation = "GetItem", aws.table_name = "orders", ...
 //! let item = client
 //!     .get_item()
@@ -78,6 +78,20 @@
 //! request and of the response body) and sets the trace header. The `aws` block, parameters
 //! included, is written later by the emitter's thread from those facts. Bodies over 64 KiB
 //! are read during the call instead, so that tracing never keeps a large payload alive.
+//!
+//! ## Features
+//!
+//! None: everything is on by default, and the crate adds no optional dependency.
+//!
+//! ## The crates
+//!
+//! - [`xray-sdk`](https://docs.rs/xray-sdk) — the core: recorder, segments, header, sampling, emitter
+//! - [`xray-sdk-tower`](https://docs.rs/xray-sdk-tower) — tower and axum: a segment per incoming request, a subsegment per call of a tower client
+//! - [`xray-sdk-reqwest`](https://docs.rs/xray-sdk-reqwest) — reqwest-middleware: a subsegment per outgoing HTTP call
+//! - `xray-sdk-aws` (this crate) — the AWS SDK for Rust: a subsegment per AWS call
+//! - [`xray-sdk-tracing`](https://docs.rs/xray-sdk-tracing) — `tracing` spans as subsegments, trace IDs in log lines
+//! - [`xray-sdk-lambda`](https://docs.rs/xray-sdk-lambda) — AWS Lambda functions
+//! - [`xray-local`](https://docs.rs/xray-local) — a local stand-in for the X-Ray daemon and API, with a trace viewer (`cargo install xray-local`)
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -127,11 +141,12 @@ impl XRayInterceptor {
         XRayInterceptor::default()
     }
 
-    /// Uses this context-missing strategy, for calls made outside any segment, instead of the
-    /// process-wide one (the installed global recorder's, else `AWS_XRAY_CONTEXT_MISSING`,
-    /// else `LOG_ERROR`). The call itself always proceeds, untraced: with `RUNTIME_ERROR` the
-    /// problem is logged at error level rather than failing an AWS call the application
-    /// depends on.
+    /// The context-missing policy for calls made outside any segment or subsegment. As for
+    /// every X-Ray setting, `AWS_XRAY_CONTEXT_MISSING` wins over it when set (see
+    /// [`ContextMissing`] for the rule); without either the policy is `LOG_ERROR`, whether
+    /// or not a global recorder is installed.
+    /// The call itself always proceeds, untraced: with `RUNTIME_ERROR` the problem is logged
+    /// at error level rather than failing an AWS call the application depends on.
     ///
     /// ```
     /// use xray_sdk::ContextMissing;
@@ -140,8 +155,8 @@ impl XRayInterceptor {
     /// let interceptor = XRayInterceptor::new().context_missing(ContextMissing::IgnoreError);
     /// # let _ = interceptor;
     /// ```
-    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
-        self.context_missing = Some(strategy);
+    pub fn context_missing(mut self, policy: ContextMissing) -> Self {
+        self.context_missing = Some(policy);
         self
     }
 }
@@ -469,12 +484,8 @@ impl Intercept for XRayInterceptor {
                 });
             }
             None => {
-                let missing = match self.context_missing {
-                    Some(strategy) => {
-                        xray_sdk::context::context_missing_with(strategy, "AWS SDK call")
-                    }
-                    None => xray_sdk::context::context_missing("AWS SDK call"),
-                };
+                let missing =
+                    xray_sdk::remote::on_missing_context(self.context_missing, "AWS SDK call");
                 if let Err(e) = missing {
                     // The interceptor cannot fail the call: report and go on untraced.
                     tracing::error!("{e}");

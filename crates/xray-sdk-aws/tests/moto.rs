@@ -76,7 +76,7 @@ async fn table_lifecycle_records_one_subsegment_per_call() {
     let client = dynamodb(ReqwestClient::new(), &endpoint);
     let table = unique_table("lifecycle");
 
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     let ctx = segment.context();
     create_table(&client, &table).in_context(ctx.clone()).await;
     client
@@ -201,7 +201,7 @@ async fn missing_table_is_an_error_with_a_remote_cause() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("app");
     let client = dynamodb(ReqwestClient::new(), &endpoint);
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     let out = client
         .get_item()
         .table_name("no-such-table")
@@ -249,7 +249,7 @@ async fn concurrent_calls_and_the_trace_header_the_endpoint_receives() {
 
     let mut tasks = Vec::new();
     for i in 0..10 {
-        let segment = recorder.begin_segment(format!("caller-{i}"));
+        let segment = recorder.segment(format!("caller-{i}")).begin();
         let client = client.clone();
         let table = table.clone();
         let ctx = segment.context();

@@ -39,7 +39,7 @@ async fn throttled_then_ok_records_the_retry_and_no_error_flags() {
         let http = ReplayClient::new(vec![throttled(code), Canned::json(200, "req-ok", GET_OK)]);
         let client = dynamodb(http.clone(), ENDPOINT);
 
-        let segment = recorder.begin_segment("app");
+        let segment = recorder.segment("app").begin();
         let out = client
             .get_item()
             .table_name("users")
@@ -103,7 +103,7 @@ async fn throttled_to_the_end_is_an_error_with_remote_cause() {
     let recorder = capture.recorder("app");
     let http = ReplayClient::new(vec![throttled("ThrottlingException")]);
     let client = dynamodb(http.clone(), ENDPOINT);
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     let out = client
         .get_item()
         .table_name("users")
@@ -136,7 +136,7 @@ async fn server_error_then_ok_and_5xx_to_the_end() {
     );
     let http = ReplayClient::new(vec![fault.clone(), Canned::json(200, "req-ok", "{}")]);
     let client = dynamodb(http, ENDPOINT);
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     client
         .describe_table()
         .table_name("t")
@@ -186,7 +186,7 @@ async fn transport_failure_is_a_fault() {
     let recorder = capture.recorder("app");
     // Nothing listens on port 1 of loopback: connection refused on every attempt.
     let client = dynamodb(common::ReqwestClient::new(), "http://127.0.0.1:1");
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     let out = client
         .list_tables()
         .send()
@@ -215,7 +215,7 @@ async fn outside_a_segment_nothing_is_recorded_or_sent() {
     );
     let http = ReplayClient::new(vec![Canned::json(200, "r", GET_OK)]);
     let client = dynamodb(http.clone(), ENDPOINT);
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     client
         .get_item()
         .table_name("users")
@@ -248,7 +248,7 @@ async fn a_4xx_service_error_is_an_error_not_a_fault() {
         r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#,
     )]);
     let client = dynamodb(http.clone(), ENDPOINT);
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     let out = client
         .get_item()
         .table_name("missing")
@@ -341,7 +341,7 @@ async fn large_bodies_are_read_during_the_call() {
     );
     let http = ReplayClient::new(vec![Canned::json(200, "req-big", &response)]);
     let client = dynamodb(http, ENDPOINT);
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     client
         .put_item()
         .table_name("users")
@@ -393,7 +393,7 @@ async fn a_cancelled_call_still_records_what_it_was() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("app");
     let client = dynamodb(Hanging, ENDPOINT);
-    let segment = recorder.begin_segment("app");
+    let segment = recorder.segment("app").begin();
     let call = client
         .get_item()
         .table_name("users")

@@ -64,7 +64,7 @@ async fn main() -> Result<(), Error> {
         _ => None,
     };
 
-    let layer = XRayLambdaLayer::new(recorder).with_init(init);
+    let layer = XRayLambdaLayer::new(recorder).init(init);
     let handler = layer.layer(service_fn(move |event| handle(event, table.clone())));
     let runtime = Runtime::new(handler);
     let concurrency = std::env::var("AWS_LAMBDA_MAX_CONCURRENCY")

@@ -48,7 +48,7 @@ pub fn recorder_builder() -> RecorderBuilder {
 }
 
 /// Builds the recorder of [`recorder_builder`], installs it as the process-wide recorder
-/// (when none is yet; the context-missing strategy then applies to every adapter) and, in a
+/// ([`Recorder::global`], when none is yet) and, in a
 /// Lambda execution environment, touches `/tmp/.aws-xray/initialized` as the official SDKs
 /// do. Fails on an invalid `AWS_XRAY_*` value, naming it.
 pub fn recorder() -> Result<Recorder, ConfigError> {

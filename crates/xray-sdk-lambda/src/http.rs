@@ -77,9 +77,9 @@ impl XRayHttpLayer {
     }
 
     /// Ends `init`'s subsegment now and hands it to the first invocation (see [`Init`]).
-    pub fn with_init(self, init: Init) -> Self {
+    pub fn init(self, init: Init) -> Self {
         XRayHttpLayer {
-            layer: self.layer.with_init(init),
+            layer: self.layer.init(init),
         }
     }
 }

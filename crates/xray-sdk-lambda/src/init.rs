@@ -12,7 +12,7 @@ pub const INIT_SUBSEGMENT: &str = "init";
 /// [`Init::context`].
 ///
 /// Nothing is known of a trace before the first invocation, so the subsegment is held in
-/// memory. Hand it to the layer with [`XRayLambdaLayer::with_init`](crate::XRayLambdaLayer::with_init)
+/// memory. Hand it to the layer with [`XRayLambdaLayer::init`](crate::XRayLambdaLayer::init)
 /// once init is done: the first invocation sends it as a subsegment of its own under
 /// Lambda's segment, with its real start and end times. When that invocation is not sampled,
 /// it is dropped with one log line (Lambda recorded no segment for it to go under). An `Init`
@@ -31,7 +31,7 @@ pub const INIT_SUBSEGMENT: &str = "init";
 /// let config = async { /* read configuration, build clients */ }
 ///     .in_context(init.context())
 ///     .await;
-/// let layer = XRayLambdaLayer::new(recorder).with_init(init);
+/// let layer = XRayLambdaLayer::new(recorder).init(init);
 /// # Ok(()) }
 /// ```
 pub struct Init {

@@ -84,7 +84,7 @@ impl XRayLambdaLayer {
 
     /// Ends `init`'s subsegment now and hands it to the first invocation, which sends it
     /// (see [`Init`]).
-    pub fn with_init(mut self, init: Init) -> Self {
+    pub fn init(mut self, init: Init) -> Self {
         self.settings_mut().set_init(init);
         self
     }

@@ -622,7 +622,7 @@ async fn run_function() -> Result<(), Error> {
     xray_sdk::subsegment("load-config", async {})
         .in_context(init.context())
         .await;
-    let layer = XRayLambdaLayer::new(recorder).with_init(init);
+    let layer = XRayLambdaLayer::new(recorder).init(init);
     let handler = layer.layer(service_fn(move |event| handler(event, dynamodb.clone())));
     let runtime = Runtime::new(handler);
     if concurrent {

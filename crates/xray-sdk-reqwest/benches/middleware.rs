@@ -208,7 +208,7 @@ fn run(
         while left > 0 {
             let n = left.min(CALLS_PER_SEGMENT);
             left -= n;
-            let segment = recorder.begin_segment("bench");
+            let segment = recorder.segment("bench").begin();
             let start = clock.start();
             async {
                 for _ in 0..n {

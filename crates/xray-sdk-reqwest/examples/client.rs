@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
         .with(XRayMiddleware::new())
         .build();
 
-    let segment = recorder.begin_segment("xray-sdk-reqwest-example");
+    let segment = recorder.segment("xray-sdk-reqwest-example").begin();
     let trace_id = segment.trace_id();
     let outcome = client
         .get(&url)
@@ -55,8 +55,9 @@ async fn main() -> ExitCode {
     println!("trace id: {trace_id}");
     println!("sampled: {}", segment.is_sampled());
     segment.end();
-    if let Err(e) = recorder.flush(Duration::from_secs(2)) {
-        eprintln!("flush: {e}");
+    let report = recorder.shutdown_blocking(Duration::from_secs(2));
+    if !report.is_complete() {
+        eprintln!("not sent: {} segments", report.pending + report.lost);
     }
     code
 }

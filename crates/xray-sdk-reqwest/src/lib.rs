@@ -17,7 +17,7 @@
 //!     .with(XRayMiddleware::new())
 //!     .build();
 //!
-//! let segment = recorder.begin_segment("checkout");
+//! let segment = recorder.segment("checkout").begin();
 //! // The middleware finds the segment through the current context...
 //! let response = client
 //!     .get("http://inventory.internal:8080/items/42")
@@ -32,7 +32,7 @@
 //!     .await?;
 //! # let _ = (response, other);
 //! segment.end();
-//! recorder.flush(Duration::from_secs(1)).ok();
+//! recorder.shutdown(Duration::from_secs(1)).await; // before the process exits
 //! # Ok(()) }
 //! ```
 //!
@@ -92,13 +92,14 @@
 //! instrumentation below this middleware nests under the call.
 //!
 //! Without any context the request goes out untouched (no header, nothing recorded) and the
-//! context-missing strategy decides what else happens: `LOG_ERROR` logs through `tracing`
+//! context-missing policy decides what else happens: `LOG_ERROR` logs through `tracing`
 //! (rate-limited), `IGNORE_ERROR` stays silent, and `RUNTIME_ERROR` does not send the request
 //! and returns a [`reqwest_middleware::Error::Middleware`] wrapping
-//! [`xray_sdk::ContextMissingError`]. The strategy is the process-wide one
-//! ([`xray_sdk::Recorder::install_global`], else `AWS_XRAY_CONTEXT_MISSING`) unless
-//! [`XRayMiddleware::context_missing`] sets one. A request carrying [`DisableXRay`] in its
-//! extensions is passed through with no subsegment, no header and no context-missing check.
+//! [`xray_sdk::ContextMissingError`]. The policy is `AWS_XRAY_CONTEXT_MISSING` when set, else
+//! the one given to [`XRayMiddleware::context_missing`], else `LOG_ERROR` (the rule of
+//! [`xray_sdk::ContextMissing`]; no recorder, global or not, takes part). A request carrying
+//! [`DisableXRay`] in its extensions is passed through with no subsegment, no header and no
+//! context-missing check.
 //!
 //! ## Retries
 //!
@@ -123,6 +124,20 @@
 //! allocation for the header value, written straight into the buffer it keeps. Nothing is held
 //! across the `.await` that is not `Send`. See `docs/PERFORMANCE.md` in the repository for
 //! measurements.
+//!
+//! ## Features
+//!
+//! None: everything is on by default, and the crate adds no optional dependency.
+//!
+//! ## The crates
+//!
+//! - [`xray-sdk`](https://docs.rs/xray-sdk) — the core: recorder, segments, header, sampling, emitter
+//! - [`xray-sdk-tower`](https://docs.rs/xray-sdk-tower) — tower and axum: a segment per incoming request, a subsegment per call of a tower client
+//! - `xray-sdk-reqwest` (this crate) — reqwest-middleware: a subsegment per outgoing HTTP call
+//! - [`xray-sdk-aws`](https://docs.rs/xray-sdk-aws) — the AWS SDK for Rust: a subsegment per AWS call
+//! - [`xray-sdk-tracing`](https://docs.rs/xray-sdk-tracing) — `tracing` spans as subsegments, trace IDs in log lines
+//! - [`xray-sdk-lambda`](https://docs.rs/xray-sdk-lambda) — AWS Lambda functions
+//! - [`xray-local`](https://docs.rs/xray-local) — a local stand-in for the X-Ray daemon and API, with a trace viewer (`cargo install xray-local`)
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -195,17 +210,20 @@ pub struct XRayMiddleware {
 }
 
 impl XRayMiddleware {
-    /// A middleware with the defaults: the process-wide context-missing strategy, and a
-    /// caller's own `X-Amzn-Trace-Id` header kept.
+    /// A middleware with the defaults: the context-missing policy from
+    /// `AWS_XRAY_CONTEXT_MISSING`, else `LOG_ERROR`, and a caller's own `X-Amzn-Trace-Id`
+    /// header kept.
     pub fn new() -> Self {
         XRayMiddleware::default()
     }
 
-    /// Uses this context-missing strategy instead of the process-wide one (the installed
-    /// global recorder's, else `AWS_XRAY_CONTEXT_MISSING`, else `LOG_ERROR`). To follow a
-    /// particular recorder: `.context_missing(recorder.context_missing())`.
-    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
-        self.context_missing = Some(strategy);
+    /// The context-missing policy for calls made outside any segment or subsegment. As for
+    /// every X-Ray setting, `AWS_XRAY_CONTEXT_MISSING` wins over it when set (see
+    /// [`ContextMissing`] for the rule); without either the policy is `LOG_ERROR`, whether
+    /// or not a global recorder is installed.
+    /// Under `RUNTIME_ERROR` the request is not sent.
+    pub fn context_missing(mut self, policy: ContextMissing) -> Self {
+        self.context_missing = Some(policy);
         self
     }
 
@@ -215,12 +233,9 @@ impl XRayMiddleware {
         self
     }
 
-    /// Applies the context-missing strategy.
+    /// Applies the context-missing policy.
     fn on_missing_context(&self) -> Result<(), xray_sdk::ContextMissingError> {
-        match self.context_missing {
-            Some(strategy) => xray_sdk::context::context_missing_with(strategy, OPERATION),
-            None => xray_sdk::context::context_missing(OPERATION),
-        }
+        remote::on_missing_context(self.context_missing, OPERATION)
     }
 
     /// Begins the call's subsegment under the context of the request's extensions, else the

@@ -157,10 +157,27 @@ async fn main() -> std::io::Result<()> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        tokio::signal::ctrl_c().await.ok();
-    })
+    .with_graceful_shutdown(stop_signal())
     .await?;
-    recorder.flush(Duration::from_secs(2)).ok();
+    // The requests in flight are answered; send what they recorded and stop the recorder.
+    let report = recorder.shutdown(Duration::from_secs(2)).await;
+    println!(
+        "stopped: {} segments sent, {} not sent",
+        report.stats.sent,
+        report.pending + report.lost
+    );
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (how ECS, Kubernetes and systemd stop a service).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut sigterm) = signal(SignalKind::terminate()) else {
+        tokio::signal::ctrl_c().await.ok();
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sigterm.recv() => {}
+    }
 }

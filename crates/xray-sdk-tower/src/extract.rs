@@ -78,6 +78,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for XRayContext {
 /// Rejection of [`XRayContext`] when the request did not pass through
 /// [`XRayLayer`](crate::XRayLayer); responds with 500.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MissingXRayContext;
 
 impl fmt::Display for MissingXRayContext {

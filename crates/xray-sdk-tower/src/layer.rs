@@ -35,7 +35,7 @@ impl XRayLayer {
     pub fn new(recorder: Recorder) -> Self {
         // The recorder's name has been through `AWS_XRAY_TRACING_NAME` already (or was
         // built to ignore it).
-        let naming = SegmentNaming::fixed_as_given(recorder.service_name().to_owned());
+        let naming = SegmentNaming::fixed(recorder.service_name().to_owned());
         // Panics caught by a `CatchPanicLayer` inside this layer reach the segment through it.
         XRayLayer {
             config: Arc::new(Config {
@@ -47,9 +47,12 @@ impl XRayLayer {
     }
 
     /// Sets how segments are named (default: the recorder's service name).
+    /// `AWS_XRAY_TRACING_NAME`, when the recorder read it, replaces the fixed name or the
+    /// dynamic fallback (the environment wins over code, as in the official SDKs); a
+    /// recorder built with `ignore_env()` keeps the names given here.
     #[must_use]
     pub fn naming(self, naming: SegmentNaming) -> Self {
-        self.update(|c| c.naming = naming)
+        self.update(|c| c.naming = naming.under_env(c.recorder.env_segment_name()))
     }
 
     /// Whether responses carry an `X-Amzn-Trace-Id` header with the trace ID (and, when the
@@ -62,6 +65,12 @@ impl XRayLayer {
     /// The recorder segments go to.
     pub fn recorder(&self) -> &Recorder {
         &self.config.recorder
+    }
+
+    /// The settings every service of this layer shares.
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     fn update(self, f: impl FnOnce(&mut Config)) -> Self {

@@ -37,7 +37,7 @@
 //! // The segment ends when the body has been sent.
 //! response.into_body().collect().await.unwrap();
 //!
-//! recorder.flush(Duration::from_secs(5)).unwrap();
+//! recorder.shutdown(Duration::from_secs(5)).await; // before the process exits
 //! # let docs = capture.documents(1, Duration::from_secs(5));
 //! # let doc = &docs[0];
 //! # assert_eq!(doc["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
@@ -250,7 +250,7 @@
 //!     .service(endpoint.connect().await?);
 //! let mut client = EchoClient::new(channel);
 //!
-//! let segment = recorder.begin_segment("checkout");
+//! let segment = recorder.segment("checkout").begin();
 //! let reply = client
 //!     .unary(EchoRequest::default())
 //!     .in_context(segment.context())
@@ -271,6 +271,16 @@
 //! - `tonic`: `XRay<S>` implements `tonic::server::NamedService` when `S` does (a single
 //!   traced service for `Server::add_service`), and the client address comes from tonic's
 //!   `TcpConnectInfo`. Recording gRPC status codes and the client layer need no feature.
+//!
+//! ## The crates
+//!
+//! - [`xray-sdk`](https://docs.rs/xray-sdk) — the core: recorder, segments, header, sampling, emitter
+//! - `xray-sdk-tower` (this crate) — tower and axum: a segment per incoming request, a subsegment per call of a tower client
+//! - [`xray-sdk-reqwest`](https://docs.rs/xray-sdk-reqwest) — reqwest-middleware: a subsegment per outgoing HTTP call
+//! - [`xray-sdk-aws`](https://docs.rs/xray-sdk-aws) — the AWS SDK for Rust: a subsegment per AWS call
+//! - [`xray-sdk-tracing`](https://docs.rs/xray-sdk-tracing) — `tracing` spans as subsegments, trace IDs in log lines
+//! - [`xray-sdk-lambda`](https://docs.rs/xray-sdk-lambda) — AWS Lambda functions
+//! - [`xray-local`](https://docs.rs/xray-local) — a local stand-in for the X-Ray daemon and API, with a trace viewer (`cargo install xray-local`)
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The crate documentation links to the `axum` feature's items, absent without it.
@@ -311,6 +321,6 @@ const _: () = {
     send_sync::<ErrorCause>();
     send_sync::<XRayClientLayer>();
     send_sync::<XRayClient<()>>();
-    send_sync::<client::ResponseFuture<()>>();
-    send_sync::<client::ResponseBody<()>>();
+    send_sync::<client::ClientResponseFuture<()>>();
+    send_sync::<client::ClientResponseBody<()>>();
 };

@@ -16,8 +16,12 @@ use xray_sdk::sampling::wildcard_match;
 ///   fallback name otherwise, as the official SDKs' dynamic naming strategies do.
 ///
 /// As in the official SDKs, `AWS_XRAY_TRACING_NAME`, when set, replaces the name given to
-/// `fixed` and the fallback given to `dynamic`; so does it the recorder's service name, unless
-/// the recorder was built with `ignore_env()`.
+/// `fixed` and the fallback given to `dynamic` (the environment wins over code). The layer
+/// applies it from its recorder ([`Recorder::env_segment_name`]), so a recorder built with
+/// `ignore_env()` keeps the names given here; [`SegmentNaming::name_for`] answers before the
+/// environment is applied.
+///
+/// [`Recorder::env_segment_name`]: xray_sdk::Recorder::env_segment_name
 ///
 /// ```
 /// use xray_sdk_tower::SegmentNaming;
@@ -47,22 +51,17 @@ enum Kind {
 }
 
 impl SegmentNaming {
-    /// Every segment gets `name`, or `AWS_XRAY_TRACING_NAME` when set (made valid for
-    /// X-Ray: see [`xray_sdk::model::sanitize_name`]).
+    /// Every segment gets `name` (made valid for X-Ray: see
+    /// [`xray_sdk::model::sanitize_name`]), unless the recorder read `AWS_XRAY_TRACING_NAME`.
     pub fn fixed(name: impl Into<Cow<'static, str>>) -> Self {
-        Self::fixed_as_given(env_or(name.into(), tracing_name_env()))
-    }
-
-    /// `fixed` without the environment: the recorder's service name has been through it.
-    pub(crate) fn fixed_as_given(name: impl Into<Cow<'static, str>>) -> Self {
         SegmentNaming {
-            kind: Kind::Fixed(sanitize_name(name).into()),
+            kind: Kind::Fixed(sanitize_name(name.into()).into()),
         }
     }
 
     /// Segments are named after the `Host` header when it matches `recognized_hosts` (a
-    /// wildcard pattern; `"*"` accepts every host), and `fallback` (or
-    /// `AWS_XRAY_TRACING_NAME` when set) otherwise or when the request has no host.
+    /// wildcard pattern; `"*"` accepts every host), and `fallback` (or the recorder's
+    /// `AWS_XRAY_TRACING_NAME`) otherwise or when the request has no host.
     pub fn dynamic(
         recognized_hosts: impl Into<Cow<'static, str>>,
         fallback: impl Into<Cow<'static, str>>,
@@ -70,7 +69,7 @@ impl SegmentNaming {
         SegmentNaming {
             kind: Kind::Dynamic {
                 recognized_hosts: recognized_hosts.into(),
-                fallback: sanitize_name(env_or(fallback.into(), tracing_name_env())).into(),
+                fallback: sanitize_name(fallback.into()).into(),
             },
         }
     }
@@ -91,21 +90,32 @@ impl SegmentNaming {
     }
 }
 
-/// `AWS_XRAY_TRACING_NAME`, when set to something other than blanks.
-fn tracing_name_env() -> Option<String> {
-    std::env::var(xray_sdk::config::env::TRACING_NAME)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-}
-
-/// The name from the environment, if any, else the one given in code.
-fn env_or(given: Cow<'static, str>, from_env: Option<String>) -> Cow<'static, str> {
-    match from_env {
-        Some(name) => {
-            tracing::debug!(given = %given, name = %name, "AWS_XRAY_TRACING_NAME replaces the segment name given in code");
-            Cow::Owned(name)
-        }
-        None => given,
+impl SegmentNaming {
+    /// This naming under the segment name the recorder read from the environment
+    /// (`AWS_XRAY_TRACING_NAME`, see [`xray_sdk::Recorder::env_segment_name`]): it replaces
+    /// the fixed name or the dynamic fallback.
+    pub(crate) fn under_env(self, env_name: Option<&str>) -> Self {
+        let Some(name) = env_name else {
+            return self;
+        };
+        let name: Arc<str> = sanitize_name(name).into();
+        let kind = match self.kind {
+            Kind::Fixed(given) => {
+                tracing::debug!(given = %given, name = %name, "AWS_XRAY_TRACING_NAME replaces the segment name given in code");
+                Kind::Fixed(name)
+            }
+            Kind::Dynamic {
+                recognized_hosts,
+                fallback,
+            } => {
+                tracing::debug!(given = %fallback, name = %name, "AWS_XRAY_TRACING_NAME replaces the fallback segment name given in code");
+                Kind::Dynamic {
+                    recognized_hosts,
+                    fallback: name,
+                }
+            }
+        };
+        SegmentNaming { kind }
     }
 }
 
@@ -140,7 +150,7 @@ mod tests {
         assert!(std::ptr::eq(n.name_for(Some("other")), &**fallback));
         assert!(std::ptr::eq(n.name_for(None), &**fallback));
         assert_eq!(n.name_for(Some("x.example.com")), "x.example.com");
-        let f = SegmentNaming::fixed_as_given("a b*c");
+        let f = SegmentNaming::fixed("a b*c");
         assert_eq!(f.name_for(None), "a bc");
     }
 
@@ -151,12 +161,44 @@ mod tests {
         const NAME: &str = "naming::tests::the_environment_replaces_names_given_in_code";
         match std::env::var("AWS_XRAY_TRACING_NAME").as_deref() {
             Ok("from-env") => {
-                assert_eq!(SegmentNaming::fixed("code").name_for(None), "from-env");
-                let d = SegmentNaming::dynamic("*.example.com", "code");
+                use xray_sdk::Recorder;
+                let reads_env = Recorder::builder().enabled(false).build().unwrap();
+                let env = reads_env.env_segment_name();
+                assert_eq!(env, Some("from-env"));
+                let layer = |recorder: &Recorder, naming| {
+                    crate::XRayLayer::new(recorder.clone()).naming(naming)
+                };
+                let named =
+                    |l: &crate::XRayLayer, host| l.config().naming.name_for(host).to_owned();
+                assert_eq!(
+                    SegmentNaming::fixed("code").under_env(env).name_for(None),
+                    "from-env"
+                );
+                let l = layer(&reads_env, SegmentNaming::fixed("code"));
+                assert_eq!(named(&l, None), "from-env");
+                let d = SegmentNaming::dynamic("*.example.com", "code").under_env(env);
                 assert_eq!(d.name_for(None), "from-env");
                 assert_eq!(d.name_for(Some("a.example.com")), "a.example.com");
                 // The recorder's name has been through the environment already.
-                assert_eq!(SegmentNaming::fixed_as_given("code").name_for(None), "code");
+                assert_eq!(reads_env.service_name(), "from-env");
+                assert_eq!(SegmentNaming::fixed("code").name_for(None), "code");
+                // A recorder built with `ignore_env()` keeps the names given in code.
+                let ignores_env = Recorder::builder()
+                    .enabled(false)
+                    .service_name("service")
+                    .ignore_env()
+                    .build()
+                    .unwrap();
+                assert_eq!(ignores_env.env_segment_name(), None);
+                let l = crate::XRayLayer::new(ignores_env.clone());
+                assert_eq!(named(&l, None), "service");
+                let l = layer(&ignores_env, SegmentNaming::fixed("code"));
+                assert_eq!(named(&l, None), "code");
+                let l = layer(
+                    &ignores_env,
+                    SegmentNaming::dynamic("*.example.com", "code"),
+                );
+                assert_eq!(named(&l, Some("other")), "code");
             }
             Ok(_) => {}
             Err(_) => {

@@ -82,7 +82,7 @@ async fn calls_through_a_hyper_client_join_the_server_trace() {
     let addr = serve(app(&server_side, Arc::clone(&last_chunk))).await;
     let mut client = XRayClientLayer::new().layer_on(hyper_client());
 
-    let segment = client_side.recorder.begin_segment("frontend");
+    let segment = client_side.recorder.segment("frontend").begin();
     let (hello, missing, slow) = async {
         let hello = get_body(&mut client, format!("http://{addr}/hello?token=secret")).await;
         let missing = get_body(&mut client, format!("http://{addr}/missing")).await;
@@ -139,7 +139,7 @@ async fn the_header_sent_and_a_callers_own_header() {
     let client_side = Daemon::new("unused");
     let addr = serve(app(&server_side, Arc::default())).await;
     let own = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    let segment = client_side.recorder.begin_segment("frontend");
+    let segment = client_side.recorder.segment("frontend").begin();
     let sent = async {
         let mut keep = XRayClientLayer::new().layer_on(hyper_client());
         let mut overwrite = XRayClientLayer::new()
@@ -156,7 +156,7 @@ async fn the_header_sent_and_a_callers_own_header() {
             sent.push(String::from_utf8(body.to_vec()).unwrap());
         }
         // A context in the request's extensions wins over the current one.
-        let other = client_side.recorder.begin_segment("other");
+        let other = client_side.recorder.segment("other").begin();
         let mut req = Request::get(format!("http://{addr}/header"))
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -236,7 +236,7 @@ async fn a_refused_connection_is_a_fault_with_the_error_as_cause() {
         listener.local_addr().unwrap()
     };
     let mut client = XRayClientLayer::new().layer_on(hyper_client());
-    let segment = client_side.recorder.begin_segment("frontend");
+    let segment = client_side.recorder.segment("frontend").begin();
     let req = Request::get(format!("http://{addr}/x"))
         .body(Empty::<Bytes>::new())
         .unwrap();

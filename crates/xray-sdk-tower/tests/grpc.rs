@@ -178,7 +178,7 @@ async fn every_status_code_in_a_trailers_only_answer() {
         .await
         .unwrap();
     let mut client = demo::client(server.addr).await.unwrap();
-    let segment = client_side.recorder.begin_segment("caller");
+    let segment = client_side.recorder.segment("caller").begin();
     async {
         for code in 0..=16 {
             let answer = client
@@ -236,7 +236,7 @@ async fn statuses_in_the_trailers_after_a_stream() {
         Code::Unavailable,
         Code::Cancelled,
     ];
-    let segment = client_side.recorder.begin_segment("caller");
+    let segment = client_side.recorder.segment("caller").begin();
     async {
         for code in codes {
             let mut stream = client
@@ -286,7 +286,7 @@ async fn sampled_0_sends_nothing_on_either_side() {
         .await
         .unwrap();
     let mut client = demo::client(server.addr).await.unwrap();
-    let segment = client_side.recorder.begin_segment("caller");
+    let segment = client_side.recorder.segment("caller").begin();
     assert!(!segment.is_sampled());
     async {
         let reply = client.unary(request("quiet", Code::Ok, 0)).await.unwrap();
@@ -316,7 +316,7 @@ async fn a_client_that_drops_a_stream_ends_both_sides() {
         .await
         .unwrap();
     let mut client = demo::client(server.addr).await.unwrap();
-    let segment = client_side.recorder.begin_segment("caller");
+    let segment = client_side.recorder.segment("caller").begin();
     async {
         // Replies until the client goes away.
         let mut stream = client
@@ -354,7 +354,7 @@ async fn a_panic_with_catch_panic_outside_is_answered_internal_by_the_layer() {
         .await
         .unwrap();
     let mut client = demo::client(server.addr).await.unwrap();
-    let segment = client_side.recorder.begin_segment("caller");
+    let segment = client_side.recorder.segment("caller").begin();
     let status = async {
         client
             .unary(EchoRequest {
@@ -471,7 +471,7 @@ async fn a_call_that_cannot_connect_is_a_fault_with_its_cause() {
         .layer(XRayClientLayer::new().origin(endpoint.uri().clone()))
         .service(endpoint.connect_lazy());
     let mut client = echo::echo_client::EchoClient::new(channel);
-    let segment = client_side.recorder.begin_segment("caller");
+    let segment = client_side.recorder.segment("caller").begin();
     let status = client
         .unary(request("nobody home", Code::Ok, 0))
         .in_context(segment.context())

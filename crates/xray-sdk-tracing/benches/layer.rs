@@ -13,7 +13,7 @@ use tracing_subscriber::prelude::*;
 use xray_sdk::Recorder;
 use xray_sdk::plugins::Plugins;
 use xray_sdk::sampling::AlwaysSample;
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 #[instrument]
 fn load(id: u32) -> u32 {
@@ -67,12 +67,12 @@ fn traced_request(c: &mut Criterion) {
         ),
         (
             "with_layer",
-            Dispatch::new(tracing_subscriber::registry().with(XRayLayer::new())),
+            Dispatch::new(tracing_subscriber::registry().with(XRayTracingLayer::new())),
         ),
     ];
     g.bench_function("core_api_5_subsegments_no_layer", |b| {
         b.iter(|| {
-            let segment = recorder.begin_segment("request");
+            let segment = recorder.segment("request").begin();
             segment.in_scope(|| {
                 xray_sdk::with_subsegment("handler", |s| {
                     s.put_metadata_in("tracing", "id", 7);
@@ -88,7 +88,7 @@ fn traced_request(c: &mut Criterion) {
         tracing::dispatcher::with_default(&dispatch, || {
             g.bench_function(name, |b| {
                 b.iter(|| {
-                    let segment = recorder.begin_segment("request");
+                    let segment = recorder.segment("request").begin();
                     let out = segment.in_scope(|| handler(black_box(7)));
                     segment.end();
                     out
@@ -104,7 +104,7 @@ fn untraced_span(c: &mut Criterion) {
     let recorder = recorder(&sink);
     let mut g = c.benchmark_group("untraced_span");
     let plain = Dispatch::new(tracing_subscriber::registry());
-    let layered = Dispatch::new(tracing_subscriber::registry().with(XRayLayer::new()));
+    let layered = Dispatch::new(tracing_subscriber::registry().with(XRayTracingLayer::new()));
     let span_lifecycle = || {
         let span = info_span!("outside", n = 1);
         let _entered = span.enter();
@@ -127,7 +127,7 @@ fn untraced_span(c: &mut Criterion) {
         g.bench_function("with_layer", |b| b.iter(span_lifecycle));
         // The same untraced span while another request's span is open (the layer can no
         // longer skip the span lookup on enter and close).
-        let segment = recorder.begin_segment("other-request");
+        let segment = recorder.segment("other-request").begin();
         let busy = segment.in_scope(|| info_span!("in-flight"));
         busy.in_scope(|| {});
         g.bench_function("with_layer_while_traced_spans_open", |b| {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tracing::{error, info, instrument};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 use xray_sdk::{FutureExt, Recorder};
-use xray_sdk_tracing::{XRayFormat, XRayLayer};
+use xray_sdk_tracing::{XRayFormat, XRayTracingLayer};
 
 #[instrument(fields(annotation.customer = %customer))]
 async fn load_cart(customer: &str) -> Vec<u32> {
@@ -65,7 +65,7 @@ impl<F: std::future::Future> InSpan for F {}
 #[tokio::main]
 async fn main() {
     tracing_subscriber::registry()
-        .with(XRayLayer::new())
+        .with(XRayTracingLayer::new())
         .with(
             fmt::layer()
                 .event_format(XRayFormat::new(fmt::format()))
@@ -74,12 +74,18 @@ async fn main() {
         .init();
 
     let recorder = Recorder::from_env();
-    let segment = recorder.begin_segment("checkout-service");
+    let segment = recorder.segment("checkout-service").begin();
     checkout("c-42").in_context(segment.context()).await;
     let trace_id = segment.trace_id();
     segment.end();
-    match recorder.flush(Duration::from_secs(2)) {
-        Ok(()) => info!(%trace_id, "sent (no X-Ray context here, so no prefix)"),
-        Err(e) => error!(error = %e, "flush failed"),
+    let report = recorder.shutdown(Duration::from_secs(2)).await;
+    if report.is_complete() {
+        info!(%trace_id, "sent (no X-Ray context here, so no prefix)");
+    } else {
+        error!(
+            pending = report.pending,
+            lost = report.lost,
+            "not everything was sent"
+        );
     }
 }

@@ -17,13 +17,13 @@ fn current_ids() -> Option<(TraceId, EntityId)> {
 
 /// The current X-Ray trace ID and segment (or subsegment) ID as `<trace id>@<entity id>`,
 /// the value the official SDKs log under [`LOG_CORRELATION_KEY`]; `None` outside any X-Ray
-/// context. Inside a span recorded by [`XRayLayer`](crate::XRayLayer) the entity is the
+/// context. Inside a span recorded by [`XRayTracingLayer`](crate::XRayTracingLayer) the entity is the
 /// span's subsegment.
 ///
 /// ```
 /// # use xray_sdk::Recorder;
 /// assert_eq!(xray_sdk_tracing::log_correlation_id(), None);
-/// let segment = Recorder::disabled().begin_segment("svc");
+/// let segment = Recorder::disabled().segment("svc").begin();
 /// segment.in_scope(|| {
 ///     let id = xray_sdk_tracing::log_correlation_id().unwrap();
 ///     assert_eq!(id, format!("{}@{}", segment.trace_id(), segment.id()));
@@ -51,10 +51,10 @@ enum Placement {
 ///
 /// ```
 /// use tracing_subscriber::{fmt, prelude::*};
-/// use xray_sdk_tracing::{XRayFormat, XRayLayer};
+/// use xray_sdk_tracing::{XRayFormat, XRayTracingLayer};
 ///
 /// let subscriber = tracing_subscriber::registry()
-///     .with(XRayLayer::new())
+///     .with(XRayTracingLayer::new())
 ///     .with(fmt::layer().event_format(XRayFormat::new(fmt::format())));
 /// # drop(subscriber);
 /// ```

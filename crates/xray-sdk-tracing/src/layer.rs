@@ -1,4 +1,4 @@
-//! The [`XRayLayer`]: `tracing` spans as X-Ray subsegments.
+//! The [`XRayTracingLayer`]: `tracing` spans as X-Ray subsegments.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -22,11 +22,11 @@ pub const DEFAULT_MAX_SUBSEGMENTS: u32 = 100;
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
-/// use xray_sdk_tracing::XRayLayer;
+/// use xray_sdk_tracing::XRayTracingLayer;
 ///
 /// let subscriber = tracing_subscriber::registry().with(
-///     XRayLayer::new()
-///         .with_max_level(tracing::Level::DEBUG)
+///     XRayTracingLayer::new()
+///         .max_level(tracing::Level::DEBUG)
 ///         .exclude_target("sqlx")
 ///         .metadata_namespace("app"),
 /// );
@@ -35,7 +35,7 @@ pub const DEFAULT_MAX_SUBSEGMENTS: u32 = 100;
 ///
 /// See the [crate documentation](crate) for the rules: which spans are recorded, how fields
 /// map, how errors are recorded and how the layer composes with the X-Ray adapters.
-pub struct XRayLayer {
+pub struct XRayTracingLayer {
     filter: SpanFilter,
     fields: FieldRules,
     error_level: Level,
@@ -45,9 +45,9 @@ pub struct XRayLayer {
     live: LiveSpans,
 }
 
-impl std::fmt::Debug for XRayLayer {
+impl std::fmt::Debug for XRayTracingLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XRayLayer")
+        f.debug_struct("XRayTracingLayer")
             .field("max_level", &self.filter.max_level)
             .field("excluded_targets", &self.filter.excluded_targets)
             .field("excluded_names", &self.filter.excluded_names)
@@ -60,22 +60,22 @@ impl std::fmt::Debug for XRayLayer {
     }
 }
 
-impl Default for XRayLayer {
+impl Default for XRayTracingLayer {
     fn default() -> Self {
-        XRayLayer::new()
+        XRayTracingLayer::new()
     }
 }
 
 // === builder ===
 
-impl XRayLayer {
+impl XRayTracingLayer {
     /// A layer with the default rules: spans at `INFO` or more severe, outside
     /// [`DEFAULT_EXCLUDED_TARGETS`](crate::DEFAULT_EXCLUDED_TARGETS); fields prefixed
     /// `xray.annotation.` or `annotation.` as annotations, the others as metadata under
     /// `tracing`; `ERROR` events as faults; at most [`DEFAULT_MAX_SUBSEGMENTS`] subsegments
     /// per segment.
     pub fn new() -> Self {
-        XRayLayer {
+        XRayTracingLayer {
             filter: SpanFilter::default(),
             fields: FieldRules::default(),
             error_level: Level::ERROR,
@@ -85,7 +85,7 @@ impl XRayLayer {
     }
 
     /// Records spans at `level` or more severe (default `INFO`, the level of `#[instrument]`).
-    pub fn with_max_level(mut self, level: Level) -> Self {
+    pub fn max_level(mut self, level: Level) -> Self {
         self.filter.max_level = level;
         self
     }
@@ -119,7 +119,7 @@ impl XRayLayer {
     }
 
     /// Records only spans for which `f` returns true (on top of the level and target rules).
-    pub fn with_span_filter(
+    pub fn span_filter(
         mut self,
         f: impl Fn(&Metadata<'_>) -> bool + Send + Sync + 'static,
     ) -> Self {
@@ -364,7 +364,7 @@ fn entered_is_empty() -> bool {
 
 // === layer ===
 
-impl XRayLayer {
+impl XRayTracingLayer {
     fn key(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
@@ -455,7 +455,7 @@ impl XRayLayer {
     }
 }
 
-impl<S> tracing_subscriber::Layer<S> for XRayLayer
+impl<S> tracing_subscriber::Layer<S> for XRayTracingLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {

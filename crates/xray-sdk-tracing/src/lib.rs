@@ -7,7 +7,7 @@
 //! use std::time::Duration;
 //! use tracing_subscriber::{fmt, prelude::*};
 //! use xray_sdk::{Recorder, context::FutureExt};
-//! use xray_sdk_tracing::{XRayFormat, XRayLayer};
+//! use xray_sdk_tracing::{XRayFormat, XRayTracingLayer};
 //!
 //! #[tracing::instrument(fields(annotation.customer = %customer))]
 //! async fn load_cart(customer: &str) -> usize {
@@ -16,16 +16,16 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! tracing_subscriber::registry()
-//!     .with(XRayLayer::new())
+//!     .with(XRayTracingLayer::new())
 //!     .with(fmt::layer().event_format(XRayFormat::new(fmt::format())))
 //!     .init();
 //!
 //! let recorder = Recorder::from_env();
-//! let segment = recorder.begin_segment("checkout");
+//! let segment = recorder.segment("checkout").begin();
 //! // `load_cart` becomes a subsegment of the segment, annotated `customer`.
 //! load_cart("c-42").in_context(segment.context()).await;
 //! segment.end();
-//! recorder.flush(Duration::from_secs(1)).ok();
+//! recorder.shutdown(Duration::from_secs(1)).await; // before the process exits
 //! # }
 //! ```
 //!
@@ -64,15 +64,15 @@
 //!
 //! ## Filters
 //!
-//! - **Level**: spans at `INFO` or more severe ([`XRayLayer::with_max_level`]), the level
+//! - **Level**: spans at `INFO` or more severe ([`XRayTracingLayer::max_level`]), the level
 //!   `#[instrument]` uses. Filters of the subscriber apply first: a span the subscriber
 //!   disables never reaches the layer.
 //! - **Target**: [`DEFAULT_EXCLUDED_TARGETS`] (AWS SDK, reqwest, tower-http, hyper, h2,
-//!   tower, tokio, rustls, ...), changed with [`XRayLayer::exclude_target`],
-//!   [`XRayLayer::include_target`] and [`XRayLayer::without_default_exclusions`]; names with
-//!   [`XRayLayer::exclude_span_name`]; anything else with [`XRayLayer::with_span_filter`].
+//!   tower, tokio, rustls, ...), changed with [`XRayTracingLayer::exclude_target`],
+//!   [`XRayTracingLayer::include_target`] and [`XRayTracingLayer::without_default_exclusions`]; names with
+//!   [`XRayTracingLayer::exclude_span_name`]; anything else with [`XRayTracingLayer::span_filter`].
 //! - **Cap**: at most [`DEFAULT_MAX_SUBSEGMENTS`] subsegments from this layer per trace
-//!   segment ([`XRayLayer::max_subsegments_per_segment`]). Spans beyond it are left out and
+//!   segment ([`XRayTracingLayer::max_subsegments_per_segment`]). Spans beyond it are left out and
 //!   counted in the metadata `tracing.omitted_subsegments` of their segment. Budgets are
 //!   kept per segment for the 1 024 most recent segments of the layer: a segment that stays
 //!   open while more than 1 024 others start in the process (a long job on a busy server)
@@ -89,9 +89,9 @@
 //!
 //! | Field | Recorded as |
 //! |---|---|
-//! | `xray.annotation.<key>` or `annotation.<key>` ([`XRayLayer::annotation_prefixes`]) | annotation `<key>` |
-//! | a name given to [`XRayLayer::annotate_field`] | annotation with that name |
-//! | any other field | metadata `tracing.<field name>` ([`XRayLayer::metadata_namespace`], [`XRayLayer::without_metadata`]) |
+//! | `xray.annotation.<key>` or `annotation.<key>` ([`XRayTracingLayer::annotation_prefixes`]) | annotation `<key>` |
+//! | a name given to [`XRayTracingLayer::annotate_field`] | annotation with that name |
+//! | any other field | metadata `tracing.<field name>` ([`XRayTracingLayer::metadata_namespace`], [`XRayTracingLayer::without_metadata`]) |
 //!
 //! Annotation keys are sanitized ([`xray_sdk::model::sanitize_annotation_key`]:
 //! `annotation.http.route` becomes `http_route`), strings, integers, floats and booleans keep
@@ -101,7 +101,7 @@
 //!
 //! ## Errors
 //!
-//! An event at `ERROR` ([`XRayLayer::error_level`]) inside a recorded span adds an exception
+//! An event at `ERROR` ([`XRayTracingLayer::error_level`]) inside a recorded span adds an exception
 //! to the subsegment's `cause` and sets `fault`; outside any span of this layer, it goes to
 //! the current X-Ray context. The exception's message is the event's message and its
 //! `error` field's text (`error = %e`, `error = ?e` or `error = &e as &dyn Error`; the last
@@ -125,7 +125,21 @@
 //! (`aws_sdk_*`, `aws_smithy_*`), `reqwest-tracing`'s spans and `tower_http`'s `TraceLayer`
 //! `request` span. Since an excluded span is transparent, the adapter's subsegment nests
 //! under the user's enclosing span. To record such spans instead of using the adapter,
-//! remove the rule with [`XRayLayer::include_target`].
+//! remove the rule with [`XRayTracingLayer::include_target`].
+//!
+//! ## Features
+//!
+//! None: everything is on by default, and the crate adds no optional dependency.
+//!
+//! ## The crates
+//!
+//! - [`xray-sdk`](https://docs.rs/xray-sdk) — the core: recorder, segments, header, sampling, emitter
+//! - [`xray-sdk-tower`](https://docs.rs/xray-sdk-tower) — tower and axum: a segment per incoming request, a subsegment per call of a tower client
+//! - [`xray-sdk-reqwest`](https://docs.rs/xray-sdk-reqwest) — reqwest-middleware: a subsegment per outgoing HTTP call
+//! - [`xray-sdk-aws`](https://docs.rs/xray-sdk-aws) — the AWS SDK for Rust: a subsegment per AWS call
+//! - `xray-sdk-tracing` (this crate) — `tracing` spans as subsegments, trace IDs in log lines
+//! - [`xray-sdk-lambda`](https://docs.rs/xray-sdk-lambda) — AWS Lambda functions
+//! - [`xray-local`](https://docs.rs/xray-local) — a local stand-in for the X-Ray daemon and API, with a trace viewer (`cargo install xray-local`)
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -139,10 +153,10 @@ pub use budget::OMITTED_KEY;
 pub use correlation::{LOG_CORRELATION_KEY, XRayFormat, log_correlation_id};
 pub use fields::{DEFAULT_ANNOTATION_PREFIXES, DEFAULT_METADATA_NAMESPACE};
 pub use filter::DEFAULT_EXCLUDED_TARGETS;
-pub use layer::{DEFAULT_MAX_SUBSEGMENTS, XRayLayer};
+pub use layer::{DEFAULT_MAX_SUBSEGMENTS, XRayTracingLayer};
 
 // The public types cross threads and tasks: checked when the crate compiles.
 const _: () = {
     const fn send_sync<T: Send + Sync + 'static>() {}
-    send_sync::<XRayLayer>();
+    send_sync::<XRayTracingLayer>();
 };

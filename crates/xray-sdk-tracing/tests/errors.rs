@@ -10,7 +10,7 @@ use xray_sdk::Record;
 use common::{harness, named};
 use tracing::{error, info_span, instrument, warn};
 use xray_sdk::FutureExt;
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 #[derive(Debug)]
 struct PaymentDeclined;
@@ -36,8 +36,8 @@ async fn reserve() -> Result<(), PaymentDeclined> {
 
 #[test]
 fn error_event_records_cause_and_fault() {
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(
         async {
             charge().await;
@@ -66,8 +66,8 @@ fn error_event_records_cause_and_fault() {
 
 #[test]
 fn dyn_error_field_keeps_type_and_chain() {
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| {
         segment.in_scope(|| {
             info_span!("parse").in_scope(|| {
@@ -92,8 +92,8 @@ fn dyn_error_field_keeps_type_and_chain() {
 
 #[test]
 fn error_outside_any_span_goes_to_the_current_context() {
-    let h = harness(XRayLayer::new().error_level(tracing::Level::WARN));
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new().error_level(tracing::Level::WARN));
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| segment.in_scope(|| warn!(error = "timeout", "upstream slow")));
     segment.end();
     let e = h.entities();
@@ -111,8 +111,8 @@ fn error_outside_any_span_goes_to_the_current_context() {
 fn an_error_logged_inside_an_end_closure_does_not_deadlock() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let h = harness(XRayLayer::new());
-        let segment = h.recorder.begin_segment("svc");
+        let h = harness(XRayTracingLayer::new());
+        let segment = h.recorder.segment("svc").begin();
         h.run(|| {
             let _current = segment.context().enter();
             let call = segment.begin_subsegment("payments");

@@ -8,7 +8,7 @@ use common::{harness, named};
 use serde_json::json;
 use tracing::{field, info_span, instrument};
 use xray_sdk::FutureExt;
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 #[instrument(fields(
     annotation.customer = %customer,
@@ -31,8 +31,8 @@ async fn checkout(customer: &str) {
 
 #[test]
 fn fields_become_annotations_and_metadata() {
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(checkout("c-42").in_context(segment.context()));
     segment.end();
     let e = h.entities();
@@ -64,12 +64,12 @@ fn fields_become_annotations_and_metadata() {
 
 #[test]
 fn custom_prefixes_namespace_and_fields() {
-    let layer = XRayLayer::new()
+    let layer = XRayTracingLayer::new()
         .annotation_prefixes(["idx."])
         .annotate_field("user_id")
         .metadata_namespace("app");
     let h = harness(layer);
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| {
         segment.in_scope(|| {
             let span = info_span!(
@@ -99,8 +99,8 @@ fn custom_prefixes_namespace_and_fields() {
 
 #[test]
 fn without_metadata_keeps_only_annotations() {
-    let h = harness(XRayLayer::new().without_metadata());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new().without_metadata());
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| segment.in_scope(|| info_span!("step", annotation.a = 1, b = 2).in_scope(|| {})));
     segment.end();
     let e = h.entities();

@@ -7,14 +7,14 @@ mod common;
 use common::{harness, id_of, named, names, parent_of};
 use tracing::{Level, debug_span, info_span, instrument};
 use xray_sdk::FutureExt;
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 fn run_spans(
-    layer: XRayLayer,
+    layer: XRayTracingLayer,
     f: impl FnOnce(),
 ) -> Vec<(String, Option<String>, serde_json::Value)> {
     let h = harness(layer);
-    let segment = h.recorder.begin_segment("svc");
+    let segment = h.recorder.segment("svc").begin();
     h.run(|| segment.in_scope(f));
     segment.end();
     h.entities()
@@ -28,11 +28,11 @@ fn level_filter_defaults_to_info() {
             debug_span!("verbose").in_scope(|| info_span!("inner").in_scope(|| {}));
         });
     };
-    let e = run_spans(XRayLayer::new(), spans);
+    let e = run_spans(XRayTracingLayer::new(), spans);
     assert_eq!(names(&e), ["inner", "kept", "svc"]);
     assert_eq!(parent_of(&e, "inner"), Some(id_of(&e, "kept")));
 
-    let e = run_spans(XRayLayer::new().with_max_level(Level::DEBUG), spans);
+    let e = run_spans(XRayTracingLayer::new().max_level(Level::DEBUG), spans);
     assert_eq!(names(&e), ["inner", "kept", "svc", "verbose"]);
     assert_eq!(parent_of(&e, "inner"), Some(id_of(&e, "verbose")));
 }
@@ -46,18 +46,18 @@ fn target_and_name_filters() {
         info_span!(target: "my_app::db", "query").in_scope(|| {});
         info_span!(target: "my_app::noise", "tick").in_scope(|| {});
     };
-    let e = run_spans(XRayLayer::new(), spans);
+    let e = run_spans(XRayTracingLayer::new(), spans);
     assert_eq!(names(&e), ["SELECT", "query", "request", "svc", "tick"]);
 
-    let layer = XRayLayer::new()
+    let layer = XRayTracingLayer::new()
         .exclude_target("sqlx")
         .include_target("hyper")
         .exclude_span_name("request")
-        .with_span_filter(|m| m.target() != "my_app::noise");
+        .span_filter(|m| m.target() != "my_app::noise");
     let e = run_spans(layer, spans);
     assert_eq!(names(&e), ["checkout", "query", "svc"]);
 
-    let e = run_spans(XRayLayer::new().without_default_exclusions(), || {
+    let e = run_spans(XRayTracingLayer::new().without_default_exclusions(), || {
         info_span!(target: "aws_sdk_s3::operation::get_object", "S3.GetObject").in_scope(|| {});
     });
     assert_eq!(names(&e), ["S3.GetObject", "svc"]);
@@ -70,8 +70,8 @@ async fn step(i: u32) {
 
 #[test]
 fn cap_limits_subsegments_per_segment_and_counts_the_rest() {
-    let h = harness(XRayLayer::new().max_subsegments_per_segment(3));
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new().max_subsegments_per_segment(3));
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(
         async {
             // Sequential top-level spans share one budget...
@@ -119,9 +119,9 @@ fn three_steps(h: &common::Harness, segment: xray_sdk::Entity) {
 
 #[test]
 fn cap_is_per_segment() {
-    let h = harness(XRayLayer::new().max_subsegments_per_segment(2));
+    let h = harness(XRayTracingLayer::new().max_subsegments_per_segment(2));
     for _ in 0..2 {
-        let segment = h.recorder.begin_segment("svc");
+        let segment = h.recorder.segment("svc").begin();
         three_steps(&h, segment);
     }
     let e = h.entities();
@@ -132,7 +132,7 @@ fn cap_is_per_segment() {
 /// each segment has its own budget and its own count of the spans left out.
 #[test]
 fn cap_is_per_segment_within_one_trace() {
-    let h = harness(XRayLayer::new().max_subsegments_per_segment(2));
+    let h = harness(XRayTracingLayer::new().max_subsegments_per_segment(2));
     let incoming = xray_sdk::TraceHeader::parse(
         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
     );

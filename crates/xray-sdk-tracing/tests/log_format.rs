@@ -9,7 +9,7 @@ use tracing::{Dispatch, info, info_span};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{fmt, prelude::*};
 use xray_sdk::{Context, Recorder};
-use xray_sdk_tracing::{XRayFormat, XRayLayer, log_correlation_id};
+use xray_sdk_tracing::{XRayFormat, XRayTracingLayer, log_correlation_id};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -44,7 +44,7 @@ impl<'a> MakeWriter<'a> for Buffer {
 /// Logs one line outside any context, one in the segment and one in a span; returns the
 /// lines and the expected IDs (segment, span subsegment).
 fn log_three(dispatch: Dispatch, recorder: &Recorder) -> (String, String) {
-    let segment = recorder.begin_segment("svc");
+    let segment = recorder.segment("svc").begin();
     let expected_segment = format!("{}@{}", segment.trace_id(), segment.id());
     let mut expected_span = String::new();
     tracing::dispatcher::with_default(&dispatch, || {
@@ -79,12 +79,14 @@ fn recorder() -> (xray_sdk::testing::UdpCapture, Recorder) {
 fn text_lines_carry_the_trace_id_prefix() {
     let buf = Buffer::default();
     let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(XRayLayer::new()).with(
-            fmt::layer()
-                .with_ansi(false)
-                .with_writer(buf.clone())
-                .event_format(XRayFormat::new(fmt::format().with_ansi(false))),
-        ),
+        tracing_subscriber::registry()
+            .with(XRayTracingLayer::new())
+            .with(
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(buf.clone())
+                    .event_format(XRayFormat::new(fmt::format().with_ansi(false))),
+            ),
     );
     let (_capture, recorder) = recorder();
     let (seg, span) = log_three(dispatch, &recorder);
@@ -114,12 +116,14 @@ fn text_lines_carry_the_trace_id_prefix() {
 fn json_lines_carry_the_trace_id_member() {
     let buf = Buffer::default();
     let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(XRayLayer::new()).with(
-            fmt::layer()
-                .json()
-                .with_writer(buf.clone())
-                .event_format(XRayFormat::json(fmt::format().json())),
-        ),
+        tracing_subscriber::registry()
+            .with(XRayTracingLayer::new())
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_writer(buf.clone())
+                    .event_format(XRayFormat::json(fmt::format().json())),
+            ),
     );
     let (_capture, recorder) = recorder();
     let (seg, span) = log_three(dispatch, &recorder);

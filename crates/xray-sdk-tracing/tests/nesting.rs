@@ -10,7 +10,7 @@ use common::{harness, id_of, named, names, parent_of};
 use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, info_span, instrument};
 use xray_sdk::{Context, FutureExt};
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 #[instrument]
 async fn leaf(n: u32) -> u32 {
@@ -32,8 +32,8 @@ async fn handler() -> u32 {
 
 #[test]
 fn nested_instrument_functions_across_await() {
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     let ctx = segment.context();
     let out = h.block_on(handler().in_context(ctx));
     assert_eq!(out, 6);
@@ -65,8 +65,8 @@ async fn spawned_work(label: &'static str) {
 
 #[test]
 fn spawned_tasks_nest_under_the_spawning_span() {
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     // The registry closes a parent span through the thread's default dispatcher, so worker
     // threads need it (with a global subscriber, as in a real service, they have it).
     let dispatch = h.dispatch.clone();
@@ -135,8 +135,8 @@ fn spawned_tasks_nest_under_the_spawning_span() {
 
 #[test]
 fn span_subsegment_is_the_current_context_inside_the_span() {
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     let seg_id = segment.id();
     h.run(|| {
         segment.in_scope(|| {
@@ -168,8 +168,8 @@ fn adapter_subsegment_inside_async_span() {
         })
         .await;
     }
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(with_adapter().in_context(segment.context()));
     segment.end();
     let e = h.entities();
@@ -199,8 +199,8 @@ fn adapter_covered_library_spans_are_not_duplicated() {
         let req = info_span!(target: "tower_http::trace::make_span", "request");
         req.in_scope(|| {});
     }
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     h.block_on(get_item().in_context(segment.context()));
     segment.end();
     let e = h.entities();
@@ -217,7 +217,7 @@ fn adapter_covered_library_spans_are_not_duplicated() {
 
 #[test]
 fn spans_outside_a_traced_context_record_nothing() {
-    let h = harness(XRayLayer::new());
+    let h = harness(XRayTracingLayer::new());
     h.block_on(async {
         handler().await;
         assert_eq!(xray_sdk_tracing::log_correlation_id(), None);
@@ -231,8 +231,8 @@ fn spans_outside_a_traced_context_record_nothing() {
 
 #[test]
 fn explicit_parent_and_first_enter_timing() {
-    let h = harness(XRayLayer::new());
-    let segment = h.recorder.begin_segment("svc");
+    let h = harness(XRayTracingLayer::new());
+    let segment = h.recorder.segment("svc").begin();
     let created_at = h.run(|| {
         segment.in_scope(|| {
             let root = info_span!("root");
@@ -262,10 +262,10 @@ fn two_layers_in_one_subscriber_record_each_span_once() {
     let recorder = capture.recorder("two-layers");
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
-            .with(XRayLayer::new())
-            .with(XRayLayer::new()),
+            .with(XRayTracingLayer::new())
+            .with(XRayTracingLayer::new()),
     );
-    let segment = recorder.begin_segment("svc");
+    let segment = recorder.segment("svc").begin();
     let ctx = segment.context();
     tracing::dispatcher::with_default(&dispatch, || {
         let _in = ctx.enter();
@@ -293,8 +293,8 @@ fn two_layers_in_one_subscriber_record_each_span_once() {
 /// later request's work stays in its own trace, its subsegments under its own segment.
 #[test]
 fn a_span_of_another_trace_entered_later_does_not_capture_the_request() {
-    let h = harness(XRayLayer::new());
-    let first = h.recorder.begin_segment("first");
+    let h = harness(XRayTracingLayer::new());
+    let first = h.recorder.segment("first").begin();
     let pool_span = h.run(|| {
         let _in_first = first.context().enter();
         let span = info_span!("db_pool");
@@ -302,7 +302,7 @@ fn a_span_of_another_trace_entered_later_does_not_capture_the_request() {
         span.in_scope(|| {});
         span
     });
-    let second = h.recorder.begin_segment("second");
+    let second = h.recorder.segment("second").begin();
     let (seen, query) = h.run(|| {
         let _in_second = second.context().enter();
         pool_span.in_scope(|| {

@@ -146,7 +146,7 @@ fn request_path(c: &mut Criterion) {
                 let mut left = iters;
                 while left > 0 {
                     let n = left.min(64);
-                    let seg = rec.begin_segment("orders-api");
+                    let seg = rec.segment("orders-api").begin();
                     let start = Instant::now();
                     for _ in 0..n {
                         dynamodb_call(&seg, REQUEST_IDS[0]);
@@ -190,7 +190,7 @@ fn recording(c: &mut Criterion) {
     let mut g = c.benchmark_group("recording");
     g.bench_function("subsegment + 10 aws fields", |b| {
         b.iter_custom(|iters| {
-            let seg = rec.begin_segment("api");
+            let seg = rec.segment("api").begin();
             let start = Instant::now();
             for _ in 0..iters {
                 subsegment_with_ten_aws_fields(&seg);
@@ -203,7 +203,7 @@ fn recording(c: &mut Criterion) {
     });
     g.bench_function("subsegment + metadata", |b| {
         b.iter_custom(|iters| {
-            let seg = rec.begin_segment("api");
+            let seg = rec.segment("api").begin();
             let start = Instant::now();
             for i in 0..iters {
                 let sub = seg.begin_subsegment("work");
@@ -382,7 +382,7 @@ fn run_loop(what: &str, n: u64, rec: &Recorder, incoming: &TraceHeader) {
         let chunk = (n - done).min(256);
         match what {
             "w1" => {
-                let seg = rec.begin_segment("orders-api");
+                let seg = rec.segment("orders-api").begin();
                 for _ in 0..chunk.min(64) {
                     dynamodb_call(&seg, REQUEST_IDS[0]);
                 }
@@ -390,7 +390,7 @@ fn run_loop(what: &str, n: u64, rec: &Recorder, incoming: &TraceHeader) {
                 done += chunk.min(64);
             }
             "aws10" => {
-                let seg = rec.begin_segment("api");
+                let seg = rec.segment("api").begin();
                 for _ in 0..chunk.min(64) {
                     subsegment_with_ten_aws_fields(&seg);
                 }

@@ -11,10 +11,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
+use xray_sdk::clock::{Clock, SystemClock};
 use xray_sdk::config::DaemonAddress;
-use xray_sdk::sampling::{
-    CentralizedSampler, Clock, DefaultSampler, LocalRule, LocalRules, LocalSampler, SystemClock,
-};
+use xray_sdk::sampling::{CentralizedSampler, DefaultSampler, LocalRule, LocalRules, LocalSampler};
 use xray_sdk::{Sampler, SamplingRequest};
 
 fn local_rules() -> LocalRules {

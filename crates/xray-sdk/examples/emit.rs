@@ -120,8 +120,8 @@ async fn main() {
     let trace_id = segment.trace_id();
     segment.end();
 
-    let flushed = recorder.flush(Duration::from_secs(5));
-    let stats = recorder.stats();
+    let report = recorder.shutdown(Duration::from_secs(5)).await;
+    let stats = report.stats;
     if stats.spans_exported + stats.spans_dropped > 0 {
         // OTEL_TRACES_EXPORTER=otlp: OpenTelemetry spans, counted per span and per request.
         println!("trace {trace_id} sent as OpenTelemetry spans (OTLP)");
@@ -148,8 +148,8 @@ async fn main() {
             stats.send_errors
         );
     }
-    if let Err(e) = flushed {
-        eprintln!("flush: {e}");
+    if !report.is_complete() {
+        eprintln!("not sent: {} pending, {} lost", report.pending, report.lost);
         std::process::exit(1);
     }
 }

@@ -14,7 +14,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use xray_sdk::sampling::{LocalRules, LocalSampler, ManualClock};
+use xray_sdk::clock::ManualClock;
+use xray_sdk::sampling::{LocalRules, LocalSampler};
 use xray_sdk::{Sampler, SamplingRequest};
 
 const USAGE: &str = "usage: sampling RULES.json [METHOD HOST PATH]...";
@@ -96,8 +97,8 @@ fn main() -> ExitCode {
         };
         // A fresh sampler on a frozen clock: 1 000 requests within one second.
         let sampler = LocalSampler::new(rules.clone())
-            .with_clock(Arc::new(ManualClock::new(1_700_000_000)))
-            .with_seed(2024);
+            .clock(Arc::new(ManualClock::new(1_700_000_000)))
+            .seed(2024);
         let first = sampler.should_sample(&req).sampled;
         let of_1000 = usize::from(first)
             + (1..1000)

@@ -334,14 +334,43 @@ impl std::str::FromStr for DaemonAddress {
     }
 }
 
-/// What to do when code asks for the current segment and there is none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do when code asks for the current segment and there is none: the
+/// *context-missing policy*.
+///
+/// It applies where a segment or subsegment is looked for and none is current: the free
+/// functions [`begin_subsegment`](crate::begin_subsegment), [`subsegment`](crate::subsegment)
+/// and [`with_subsegment`](crate::with_subsegment), and the adapters that record calls under
+/// the current context (the reqwest middleware, the tower client layer, the AWS SDK
+/// interceptor). Where it comes from, first match wins:
+///
+/// 1. `AWS_XRAY_CONTEXT_MISSING`, when set: the environment wins over code, as in the
+///    official SDKs;
+/// 2. the adapter's own `context_missing(...)` setting (the free functions have none);
+/// 3. `LOG_ERROR`.
+///
+/// No recorder takes part, the global one included: outside any context there is no recorder
+/// to ask, so the policy is the same whether or not one was installed.
+///
+/// ```
+/// use xray_sdk::ContextMissing;
+///
+/// let policy: ContextMissing = "ignore_error".parse()?;
+/// assert_eq!(policy, ContextMissing::IgnoreError);
+/// assert_eq!(ContextMissing::default(), ContextMissing::LogError);
+/// assert!("PANIC".parse::<ContextMissing>().is_err());
+/// # Ok::<(), xray_sdk::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ContextMissing {
-    /// Log an error through `tracing` and carry on without recording (the default).
+    /// Log an error through `tracing` (rate-limited) and carry on without recording (the
+    /// default).
     #[default]
     LogError,
-    /// Return an error from the fallible APIs (`try_*`, the HTTP client middleware); the
-    /// infallible ones log at error level. Rust code does not panic on this.
+    /// Return an error where there is a caller to return it to: [`crate::begin_subsegment`]
+    /// returns [`ContextMissingError`](crate::ContextMissingError), and the reqwest middleware
+    /// and the tower client layer answer with it without sending the request. Where nothing
+    /// can be returned (the AWS SDK interceptor, [`crate::subsegment`]) it is logged as
+    /// `LOG_ERROR` is. Rust code does not panic on this.
     RuntimeError,
     /// Carry on silently.
     IgnoreError,
@@ -364,6 +393,13 @@ impl ContextMissing {
                 "LOG_ERROR, RUNTIME_ERROR or IGNORE_ERROR",
             ))
         }
+    }
+}
+
+impl std::str::FromStr for ContextMissing {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        ContextMissing::parse(s)
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let recorder = Recorder::disabled();
-//! let segment = recorder.begin_segment("checkout");
+//! let segment = recorder.segment("checkout").begin();
 //! async {
 //!     // Anything in here (adapters included) finds the segment.
 //!     let current = xray_sdk::Context::current().unwrap();
@@ -30,7 +30,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::ContextMissing;
 use crate::handle::{Context, Entity};
@@ -90,7 +90,7 @@ pub fn replace_current(context: Option<Context>) -> Option<Context> {
 /// use xray_sdk::{Recorder, context};
 ///
 /// let recorder = Recorder::disabled();
-/// let segment = recorder.begin_segment("job");
+/// let segment = recorder.segment("job").begin();
 /// let mut slot = Some(segment.context());
 /// context::swap_current(&mut slot); // the segment is current, `slot` holds what was
 /// assert_eq!(context::current().map(|c| c.id()), Some(segment.id()));
@@ -247,7 +247,8 @@ impl<F: Future> Future for InSubsegment<F> {
 /// Runs `future` inside a new subsegment of the context that is current when it is first
 /// polled: the subsegment is current while the future runs (so nested calls attach to it)
 /// and ends when the future completes or is dropped. Outside any traced context the future
-/// runs untouched and the context-missing strategy applies.
+/// runs untouched and the context-missing policy applies (as for [`begin_subsegment`], except that
+/// `RUNTIME_ERROR` is logged like `LOG_ERROR`: there is no error to return).
 pub fn subsegment<F: Future>(name: impl Into<Cow<'static, str>>, future: F) -> InSubsegment<F> {
     InSubsegment {
         inner: future,
@@ -286,56 +287,39 @@ impl std::fmt::Display for ContextMissingError {
 
 impl std::error::Error for ContextMissingError {}
 
-/// The process-wide strategy: set by [`crate::Recorder::install_global`], else read once
-/// from `AWS_XRAY_CONTEXT_MISSING`, else `LOG_ERROR`.
-static STRATEGY: AtomicU8 = AtomicU8::new(UNSET);
-const UNSET: u8 = u8::MAX;
-
-fn encode(s: ContextMissing) -> u8 {
-    match s {
-        ContextMissing::LogError => 0,
-        ContextMissing::IgnoreError => 1,
-        ContextMissing::RuntimeError => 2,
-    }
+/// The policy of the places that find no context and have no setting of their own (this
+/// module's free functions, and the adapters unless given one): `AWS_XRAY_CONTEXT_MISSING`,
+/// else `LOG_ERROR`. No recorder changes it, the global one included: outside any context
+/// there is no recorder to ask, and a default that changed with whether `install_global` had
+/// run would be a trap.
+pub(crate) fn process_default() -> ContextMissing {
+    env_policy().unwrap_or_default()
 }
 
-/// Makes `strategy` the process-wide one (the global recorder's).
-pub(crate) fn set_context_missing_strategy(strategy: ContextMissing) {
-    STRATEGY.store(encode(strategy), Ordering::Relaxed);
-}
-
-fn context_missing_strategy() -> ContextMissing {
-    match STRATEGY.load(Ordering::Relaxed) {
-        0 => ContextMissing::LogError,
-        1 => ContextMissing::IgnoreError,
-        2 => ContextMissing::RuntimeError,
-        _ => {
-            static FROM_ENV: OnceLock<ContextMissing> = OnceLock::new();
-            *FROM_ENV.get_or_init(|| {
-                std::env::var(crate::config::env::CONTEXT_MISSING)
-                    .ok()
-                    .and_then(|v| ContextMissing::parse(&v).ok())
-                    .unwrap_or_default()
-            })
+/// `AWS_XRAY_CONTEXT_MISSING`, read once; an invalid value is logged once and ignored.
+pub(crate) fn env_policy() -> Option<ContextMissing> {
+    static FROM_ENV: OnceLock<Option<ContextMissing>> = OnceLock::new();
+    *FROM_ENV.get_or_init(|| {
+        let value = std::env::var(crate::config::env::CONTEXT_MISSING).ok()?;
+        match ContextMissing::parse(&value) {
+            Ok(policy) => Some(policy),
+            Err(e) => {
+                tracing::error!(error = %e, "ignoring invalid X-Ray setting; using LOG_ERROR");
+                None
+            }
         }
-    }
+    })
 }
 
-/// Applies the process-wide context-missing strategy for `operation`: `Err` only for
-/// `RUNTIME_ERROR`. Logging is rate-limited (the 1st, 2nd, 4th, ... and every 1000th
-/// occurrence).
-pub fn context_missing(operation: &'static str) -> Result<(), ContextMissingError> {
-    context_missing_with(context_missing_strategy(), operation)
-}
-
-/// Like [`context_missing`] with an explicit strategy.
-pub fn context_missing_with(
-    strategy: ContextMissing,
+/// Applies `policy` for `operation`: `Err` only for `RUNTIME_ERROR`. Logging is rate-limited
+/// (the 1st, 2nd, 4th, ... and every 1000th occurrence).
+pub(crate) fn apply_policy(
+    policy: ContextMissing,
     operation: &'static str,
 ) -> Result<(), ContextMissingError> {
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let err = ContextMissingError { operation };
-    match strategy {
+    match policy {
         ContextMissing::IgnoreError => Ok(()),
         ContextMissing::LogError => {
             let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
@@ -348,14 +332,15 @@ pub fn context_missing_with(
     }
 }
 
-/// Begins a subsegment of the current context. Without one, the context-missing strategy
-/// decides: `LOG_ERROR` logs and `IGNORE_ERROR` stays silent (both return an entity that
-/// records nothing), `RUNTIME_ERROR` returns the error.
+/// Begins a subsegment of the current context. Without one, the context-missing policy
+/// (`AWS_XRAY_CONTEXT_MISSING`, else `LOG_ERROR`; see [`ContextMissing`]) decides:
+/// `LOG_ERROR` logs and `IGNORE_ERROR` stays silent (both return an entity that records
+/// nothing), `RUNTIME_ERROR` returns the error.
 pub fn begin_subsegment<'a>(name: impl Into<Cow<'a, str>>) -> Result<Entity, ContextMissingError> {
     let name = name.into();
     match with_current(|c| c.map(|c| c.begin_subsegment(name))) {
         Some(sub) => Ok(sub),
-        None => context_missing("begin_subsegment").map(|()| Entity::noop()),
+        None => apply_policy(process_default(), "begin_subsegment").map(|()| Entity::noop()),
     }
 }
 
@@ -365,8 +350,8 @@ fn begin_subsegment_in_current<'a>(name: impl Into<Cow<'a, str>>) -> Option<Enti
     let name = name.into();
     let sub = with_current(|c| c.map(|c| c.begin_subsegment(name)));
     if sub.is_none() {
-        let _ = context_missing_with(
-            match context_missing_strategy() {
+        let _ = apply_policy(
+            match process_default() {
                 ContextMissing::RuntimeError => ContextMissing::LogError,
                 other => other,
             },
@@ -418,7 +403,7 @@ mod tests {
         const CALLS: usize = 1000;
         let logged = errors_logged(|| {
             for _ in 0..CALLS {
-                assert!(context_missing_with(ContextMissing::LogError, "annotate").is_ok());
+                assert!(apply_policy(ContextMissing::LogError, "annotate").is_ok());
             }
         });
         assert!((1..=12).contains(&logged.len()), "{logged:?}");
@@ -430,14 +415,13 @@ mod tests {
 
         let logged = errors_logged(|| {
             for _ in 0..CALLS {
-                assert!(context_missing_with(ContextMissing::IgnoreError, "annotate").is_ok());
+                assert!(apply_policy(ContextMissing::IgnoreError, "annotate").is_ok());
             }
         });
         assert!(logged.is_empty(), "{logged:?}");
 
         let logged = errors_logged(|| {
-            let e =
-                context_missing_with(ContextMissing::RuntimeError, "begin_subsegment").unwrap_err();
+            let e = apply_policy(ContextMissing::RuntimeError, "begin_subsegment").unwrap_err();
             assert!(e.to_string().contains("begin_subsegment"));
         });
         assert!(logged.is_empty(), "{logged:?}");

@@ -46,7 +46,7 @@ use crate::json::{write_str, write_u64};
 /// }
 ///
 /// # let recorder = xray_sdk::Recorder::disabled();
-/// # let segment = recorder.begin_segment("svc");
+/// # let segment = recorder.segment("svc").begin();
 /// let body: Arc<[u8]> = Arc::from(&br#"{"TableName":"orders"}"#[..]);
 /// segment.begin_subsegment("DynamoDB").end_with(|e| {
 ///     e.set_aws_field("operation", "GetItem");
@@ -256,7 +256,7 @@ mod tests {
         let capture = UdpCapture::start().unwrap();
         let recorder = capture.recorder("svc");
         let calls = Arc::new(AtomicUsize::new(0));
-        let segment = recorder.begin_segment("svc");
+        let segment = recorder.segment("svc").begin();
         segment.begin_subsegment("DynamoDB").end_with(|e| {
             e.set_aws_field("operation", "GetItem");
             e.add_deferred_fields(Box::new(Fields {
@@ -299,7 +299,7 @@ mod tests {
         let capture = UdpCapture::start().unwrap();
         let recorder = capture.recorder("svc");
         for round in 0..2 {
-            let segment = recorder.begin_segment("svc");
+            let segment = recorder.segment("svc").begin();
             segment.begin_subsegment("call").end_with(|e| {
                 e.set_aws_field("operation", "Op");
                 e.add_deferred_fields(Box::new(Panics));
@@ -320,7 +320,7 @@ mod tests {
     fn no_fields_no_block() {
         let capture = UdpCapture::start().unwrap();
         let recorder = capture.recorder("svc");
-        let segment = recorder.begin_segment("svc");
+        let segment = recorder.segment("svc").begin();
         segment
             .begin_subsegment("empty")
             .end_with(|e| e.add_deferred_fields(Box::new(Nothing)));

@@ -141,7 +141,7 @@ impl Context {
     /// ```
     /// use xray_sdk::Record;
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// # let segment = recorder.begin_segment("svc");
+    /// # let segment = recorder.segment("svc").begin();
     /// # let sub = segment.begin_subsegment("step");
     /// if let Some(segment) = sub.segment() {
     ///     segment.annotate("customer_tier", "gold");
@@ -207,7 +207,7 @@ impl Context {
     ///
     /// ```
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// let segment = recorder.begin_segment("svc");
+    /// let segment = recorder.segment("svc").begin();
     /// let tp = segment.traceparent();
     /// assert_eq!(tp.parent_id(), segment.id());
     /// assert_eq!(tp.trace_id(), segment.trace_id());
@@ -223,7 +223,7 @@ impl Context {
     ///
     /// ```
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// let segment = recorder.begin_segment("svc");
+    /// let segment = recorder.segment("svc").begin();
     /// let header = segment.downstream_header();
     /// assert_eq!(header.parent(), Some(segment.id()));
     /// ```
@@ -248,7 +248,7 @@ impl Context {
     /// ```
     /// use xray_sdk::{Namespace, Record};
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// # let segment = recorder.begin_segment("svc");
+    /// # let segment = recorder.segment("svc").begin();
     /// let call = segment.begin_subsegment("DynamoDB");
     /// call.update(|p| {
     ///     p.set_namespace(Namespace::Aws);
@@ -280,7 +280,7 @@ impl Context {
     /// ```
     /// use xray_sdk::{Namespace, Record};
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// let segment = recorder.begin_segment("svc");
+    /// let segment = recorder.segment("svc").begin();
     /// let call = segment.begin_subsegment_with("inventory.internal", |p| {
     ///     p.set_namespace(Namespace::Remote);
     ///     p.set_http_method("GET");
@@ -375,9 +375,9 @@ impl Context {
     }
 }
 
-impl crate::record::sealed::Sealed for Context {}
+impl<'a> Record<'a> for Context {}
 
-impl<'a> Record<'a> for Context {
+impl<'a> crate::record::sealed::Sealed<'a> for Context {
     fn change(&self, f: impl FnOnce(&Patch<'a>)) {
         self.update(f);
     }
@@ -446,7 +446,7 @@ impl Entity {
     /// ```
     /// use xray_sdk::Record;
     /// # let recorder = xray_sdk::Recorder::disabled();
-    /// # let segment = recorder.begin_segment("svc");
+    /// # let segment = recorder.segment("svc").begin();
     /// let call = segment.begin_subsegment("payments.internal");
     /// call.end_with(|p| {
     ///     p.set_http_response(503, None);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::emitter::{Emitter, Held, Sink};
 use crate::handle::{Context, Entity};
-use crate::record::Record;
+use crate::record::sealed::Sealed as _;
 use crate::segment_builder::{Source, held_facade};
 
 /// A facade whose trace is not known yet. Subsegments begun under it are recorded as usual

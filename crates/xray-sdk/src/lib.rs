@@ -7,18 +7,17 @@
 //! and a non-blocking emitter that sends documents over UDP to the X-Ray daemon (or the
 //! CloudWatch agent, or `xray-local`).
 //!
-//! Adapters build on it: `xray-sdk-tower` (incoming requests), `xray-sdk-reqwest` (outgoing
-//! HTTP), `xray-sdk-aws` (AWS SDK calls) and `xray-sdk-tracing` (`tracing` spans).
+//! The adapters build on it (see [the crates](#the-crates)).
 //!
 //! ```
 //! use std::time::Duration;
 //! use xray_sdk::{Record, Recorder, TraceHeader, context::FutureExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // `AWS_XRAY_*` variables, when set, override these (see `RecorderBuilder`).
 //! let recorder = Recorder::builder()
 //!     .service_name("checkout")
 //!     .daemon_address("127.0.0.1:2000")
-//! #   .ignore_env()
 //!     .build()
 //!     .unwrap();
 //!
@@ -41,7 +40,9 @@
 //!
 //! segment.set_http_response(200, Some(512));
 //! segment.end();
-//! recorder.flush(Duration::from_secs(1)).ok();
+//! // Before the process exits: send what is queued, stop the background work.
+//! let report = recorder.shutdown(Duration::from_secs(1)).await;
+//! # let _ = report;
 //! # }
 //! ```
 //!
@@ -65,6 +66,16 @@
 //!   `OTEL_TRACES_EXPORTER=otlp` or [`RecorderBuilder::exporter`].
 //! - `otlp-sigv4` (off by default, implies `otlp`): SigV4 signing for X-Ray's OTLP endpoint,
 //!   with credentials from the AWS SDK's default chain.
+//!
+//! ## The crates
+//!
+//! - `xray-sdk` (this crate) — the core: recorder, segments, header, sampling, emitter
+//! - [`xray-sdk-tower`](https://docs.rs/xray-sdk-tower) — tower and axum: a segment per incoming request, a subsegment per call of a tower client
+//! - [`xray-sdk-reqwest`](https://docs.rs/xray-sdk-reqwest) — reqwest-middleware: a subsegment per outgoing HTTP call
+//! - [`xray-sdk-aws`](https://docs.rs/xray-sdk-aws) — the AWS SDK for Rust: a subsegment per AWS call
+//! - [`xray-sdk-tracing`](https://docs.rs/xray-sdk-tracing) — `tracing` spans as subsegments, trace IDs in log lines
+//! - [`xray-sdk-lambda`](https://docs.rs/xray-sdk-lambda) — AWS Lambda functions
+//! - [`xray-local`](https://docs.rs/xray-local) — a local stand-in for the X-Ray daemon and API, with a trace viewer (`cargo install xray-local`)
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

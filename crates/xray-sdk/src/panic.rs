@@ -15,7 +15,7 @@
 //! use xray_sdk::Record;
 //!
 //! # let recorder = xray_sdk::Recorder::disabled();
-//! let segment = recorder.begin_segment("jobs");
+//! let segment = recorder.segment("jobs").begin();
 //! if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run_job())) {
 //!     segment.set_fault();
 //!     segment.add_exception(xray_sdk::panic::exception(&*payload));
@@ -237,7 +237,7 @@ mod tests {
             .daemon_address("127.0.0.1:9")
             .build()
             .expect("recorder");
-        let segment = recorder.begin_segment("svc");
+        let segment = recorder.segment("svc").begin();
         let sub = segment.begin_subsegment("step");
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _current = sub.enter();

@@ -112,6 +112,7 @@ impl Plugins {
 
 /// What the plugins found.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ResourceData {
     /// The segment `origin`, the most specific environment found.
     pub origin: Option<&'static str>,

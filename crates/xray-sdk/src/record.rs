@@ -25,10 +25,39 @@ use crate::model::{
 };
 use crate::trace::{AwsKey, Changes, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, Op, Owned, Str, Value};
 
-/// Only this crate's types record.
+/// Only this crate's types record. The methods every setter is built on live here, in a
+/// trait other crates cannot name: they take the crate's own change type and are not part of
+/// the public surface.
 pub(crate) mod sealed {
-    pub trait Sealed {}
+    use std::borrow::Cow;
+
+    use super::Patch;
+    use crate::trace::{Op, Str};
+
+    pub trait Sealed<'a> {
+        /// Makes changes through a patch: this one, or (on a [`Context`](crate::Context)) a
+        /// new one applied at once. Not called when nothing is recorded.
+        fn change(&self, f: impl FnOnce(&Patch<'a>));
+
+        /// Makes one change whose strings are borrowed (on a [`Context`](crate::Context):
+        /// applied at once, without a patch).
+        fn push(&self, op: Op<'a>);
+
+        /// Whether changes are recorded at all (false on an unsampled trace).
+        fn records(&self) -> bool;
+
+        /// Makes a change that holds one string.
+        #[inline]
+        fn push_str(&self, s: Cow<'a, str>, make: impl Fn(Str<'a>) -> Op<'a>) {
+            match s {
+                Cow::Borrowed(b) => self.push(make(Str::Borrowed(b))),
+                owned => self.change(|p| p.push(make(p.str(owned)))),
+            }
+        }
+    }
 }
+
+use sealed::Sealed as _;
 
 /// Records into a segment or subsegment. Implemented by [`Context`](crate::Context) (and
 /// so by the [`Entity`](crate::Entity) guards, which dereference to it), where each call is
@@ -41,7 +70,7 @@ pub(crate) mod sealed {
 /// ```
 /// use xray_sdk::{Namespace, Record, Recorder};
 /// # let recorder = Recorder::disabled();
-/// let segment = recorder.begin_segment("orders");
+/// let segment = recorder.segment("orders").begin();
 /// segment.annotate("customer_tier", "gold");
 /// let call = segment.begin_subsegment_with("DynamoDB", |p| {
 ///     p.set_namespace(Namespace::Aws);
@@ -50,31 +79,7 @@ pub(crate) mod sealed {
 /// });
 /// call.end_with(|p| p.set_http_response(200, None));
 /// ```
-pub trait Record<'a>: sealed::Sealed {
-    /// Makes changes through a patch: this one, or (on a [`Context`](crate::Context)) a new
-    /// one applied at once. Not called when nothing is recorded.
-    #[doc(hidden)]
-    fn change(&self, f: impl FnOnce(&Patch<'a>));
-
-    /// Makes one change whose strings are borrowed (on a [`Context`](crate::Context):
-    /// applied at once, without a patch).
-    #[doc(hidden)]
-    fn push(&self, op: Op<'a>);
-
-    /// Whether changes are recorded at all (false on an unsampled trace).
-    #[doc(hidden)]
-    fn records(&self) -> bool;
-
-    /// Makes a change that holds one string.
-    #[doc(hidden)]
-    #[inline]
-    fn push_str(&self, s: Cow<'a, str>, make: impl Fn(Str<'a>) -> Op<'a>) {
-        match s {
-            Cow::Borrowed(b) => self.push(make(Str::Borrowed(b))),
-            owned => self.change(|p| p.push(make(p.str(owned)))),
-        }
-    }
-
+pub trait Record<'a>: sealed::Sealed<'a> {
     /// Renames the entity (sanitized like every name, see
     /// [`sanitize_name`](crate::model::sanitize_name)).
     fn set_name(&self, name: impl Into<Cow<'a, str>>) {
@@ -587,9 +592,9 @@ thread_local! {
     static LOCAL: Cell<String> = const { Cell::new(String::new()) };
 }
 
-impl sealed::Sealed for Patch<'_> {}
+impl<'a> Record<'a> for Patch<'a> {}
 
-impl<'a> Record<'a> for Patch<'a> {
+impl<'a> sealed::Sealed<'a> for Patch<'a> {
     #[inline]
     fn change(&self, f: impl FnOnce(&Patch<'a>)) {
         f(self);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::config::{ConfigError, ContextMissing, DaemonAddress, EnvConfig, TracesExporter};
+use crate::config::{ConfigError, DaemonAddress, EnvConfig, TracesExporter};
 use crate::emitter::{Emitter, EmitterStats, FlushError, Sink};
 use crate::handle::Entity;
 use crate::header::TraceHeader;
@@ -26,7 +26,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 #[derive(Debug, Clone)]
 pub(crate) struct RecorderConfig {
     pub(crate) service_name: Cow<'static, str>,
-    pub(crate) context_missing: ContextMissing,
+    /// `AWS_XRAY_TRACING_NAME` as read at build time (`None` with `ignore_env()`).
+    pub(crate) env_segment_name: Option<String>,
     pub(crate) enabled: bool,
     pub(crate) streaming_threshold: u32,
     pub(crate) daemon: DaemonAddress,
@@ -52,14 +53,14 @@ pub(crate) struct RecorderInner {
 /// ```
 /// use xray_sdk::{Record, Recorder};
 ///
+/// // `AWS_XRAY_*` variables, when set, override what is given here (see `RecorderBuilder`).
 /// let recorder = Recorder::builder()
 ///     .service_name("orders")
 ///     .daemon_address("127.0.0.1:2000")
-/// #   .ignore_env()
-/// #   .centralized_sampling(false)
+///     .centralized_sampling(false) // local rules only: no sampling API at that address
 ///     .build()
 ///     .expect("valid configuration");
-/// let segment = recorder.begin_segment("orders");
+/// let segment = recorder.segment("orders").begin();
 /// let sub = segment.begin_subsegment("validate");
 /// sub.annotate("order_id", 42);
 /// sub.end();
@@ -80,15 +81,39 @@ impl fmt::Debug for Recorder {
     }
 }
 
-/// Builds a [`Recorder`]. Environment variables that are set override the values given here,
-/// as in the official SDKs (see [`crate::config`]); [`RecorderBuilder::ignore_env`] turns that
-/// off.
+/// Builds a [`Recorder`].
+///
+/// **The environment wins over code**, as in the official SDKs, so operators can reconfigure
+/// a deployed service without a new build: `AWS_XRAY_DAEMON_ADDRESS`,
+/// `AWS_XRAY_TRACING_NAME` (the service name, and the names of the tower layer's
+/// `SegmentNaming`), `AWS_XRAY_SDK_ENABLED` and `AWS_XRAY_SAMPLING_RULES`, when set, replace
+/// what is given here (see [`crate::config`]); an invalid value is an error of
+/// [`build`](RecorderBuilder::build). [`ignore_env`](RecorderBuilder::ignore_env) makes the
+/// builder read none of them. `AWS_XRAY_CONTEXT_MISSING` is not a recorder setting (see
+/// [`ContextMissing`](crate::ContextMissing)).
+///
+/// ```
+/// use xray_sdk::Recorder;
+///
+/// // Deployed: the environment may override the name and the daemon address.
+/// let recorder = Recorder::builder().service_name("orders").build()?;
+/// # let _ = recorder;
+///
+/// // Only what the code says, whatever the environment.
+/// let fixed = Recorder::builder()
+///     .service_name("orders")
+///     .enabled(false)
+///     .ignore_env()
+///     .build()?;
+/// assert_eq!(fixed.service_name(), "orders");
+/// assert!(!fixed.is_enabled());
+/// # Ok::<(), xray_sdk::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RecorderBuilder {
     service_name: Cow<'static, str>,
     daemon_address: Option<String>,
-    context_missing: ContextMissing,
     enabled: bool,
     streaming_threshold: u32,
     queue_capacity: usize,
@@ -112,7 +137,6 @@ impl Default for RecorderBuilder {
         RecorderBuilder {
             service_name: Cow::Borrowed("unnamed-service"),
             daemon_address: None,
-            context_missing: ContextMissing::LogError,
             enabled: true,
             streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
@@ -143,12 +167,6 @@ impl RecorderBuilder {
     /// The daemon address: `host:port` or `udp:host:port tcp:host:port`.
     pub fn daemon_address(mut self, address: impl Into<String>) -> Self {
         self.daemon_address = Some(address.into());
-        self
-    }
-
-    /// What to do when there is no current segment.
-    pub fn context_missing(mut self, strategy: ContextMissing) -> Self {
-        self.context_missing = strategy;
         self
     }
 
@@ -273,7 +291,9 @@ impl RecorderBuilder {
         self
     }
 
-    /// Ignores the `AWS_XRAY_*` and `OTEL_*` environment variables.
+    /// Reads no `AWS_XRAY_*` or `OTEL_*` environment variable: the values given here are the
+    /// ones used, and [`Recorder::env_segment_name`] is `None` (the tower layer keeps its names
+    /// too).
     pub fn ignore_env(mut self) -> Self {
         self.read_env = false;
         self
@@ -306,8 +326,9 @@ impl RecorderBuilder {
         if self.queue_capacity == 0 {
             return Err(ConfigError::new("queue_capacity", "0", "at least 1"));
         }
-        let service_name = match env.tracing_name {
-            Some(n) => Cow::Owned(n),
+        let env_segment_name = env.tracing_name;
+        let service_name = match &env_segment_name {
+            Some(n) => Cow::Owned(n.clone()),
             None => self.service_name,
         };
         let enabled = env.enabled.unwrap_or(self.enabled);
@@ -317,7 +338,7 @@ impl RecorderBuilder {
         let exporter = env.traces_exporter.unwrap_or(self.exporter);
         let config = RecorderConfig {
             service_name: crate::model::sanitize_name(service_name),
-            context_missing: env.context_missing.unwrap_or(self.context_missing),
+            env_segment_name,
             enabled,
             streaming_threshold: self.streaming_threshold,
             daemon: daemon.clone(),
@@ -469,7 +490,7 @@ impl Recorder {
             inner: Arc::new(RecorderInner {
                 config: RecorderConfig {
                     service_name: Cow::Borrowed("unnamed-service"),
-                    context_missing: ContextMissing::IgnoreError,
+                    env_segment_name: None,
                     enabled: false,
                     streaming_threshold: DEFAULT_STREAMING_THRESHOLD,
                     daemon: DaemonAddress::default(),
@@ -498,14 +519,28 @@ impl Recorder {
         &self.inner.config.service_name
     }
 
+    /// The segment name the environment imposes: `AWS_XRAY_TRACING_NAME` as this recorder
+    /// read it when it was built, or `None` when it is unset or the recorder was built with
+    /// [`ignore_env`](RecorderBuilder::ignore_env). Adapters that name segments with names
+    /// given in code (the tower layer's `SegmentNaming`) let it win, as the official SDKs do,
+    /// and read it here rather than from the process environment, so `ignore_env()` holds
+    /// for them too.
+    ///
+    /// ```
+    /// use xray_sdk::Recorder;
+    ///
+    /// let recorder = Recorder::builder().service_name("orders").ignore_env().build()?;
+    /// assert_eq!(recorder.env_segment_name(), None);
+    /// assert_eq!(recorder.service_name(), "orders");
+    /// # Ok::<(), xray_sdk::ConfigError>(())
+    /// ```
+    pub fn env_segment_name(&self) -> Option<&str> {
+        self.inner.config.env_segment_name.as_deref()
+    }
+
     /// True unless the SDK was disabled in code or by `AWS_XRAY_SDK_ENABLED`.
     pub fn is_enabled(&self) -> bool {
         self.inner.config.enabled
-    }
-
-    /// The context-missing strategy.
-    pub fn context_missing(&self) -> ContextMissing {
-        self.inner.config.context_missing
     }
 
     /// The daemon address in use.
@@ -542,11 +577,6 @@ impl Recorder {
         }
     }
 
-    /// Begins a segment for a new trace; the sampler decides whether it is recorded.
-    pub fn begin_segment<'a>(&self, name: impl Into<Cow<'a, str>>) -> Entity {
-        self.segment(name.into()).begin()
-    }
-
     /// A facade for a segment that another party records, such as the function segment AWS
     /// Lambda records for each invocation: its trace ID is the header's `Root` and its ID the
     /// header's `Parent`, and it is never sent; subsegments begun under it are sent as
@@ -575,12 +605,22 @@ impl Recorder {
         HeldFacade::new(&self.inner.source)
     }
 
-    /// Starts building a segment: continue a trace from a header, give the sampler the
-    /// request's facts, or force the decision.
+    /// Starts a segment: the one way to open one. `recorder.segment(name).begin()` starts a
+    /// new trace and lets the sampler decide; the builder's settings continue a trace from
+    /// an incoming header ([`SegmentBuilder::header`]), give the sampler the request's facts
+    /// ([`SegmentBuilder::sampling_request`]) or force the decision
+    /// ([`SegmentBuilder::sampled`]). A service that receives requests should pass the
+    /// incoming `X-Amzn-Trace-Id`, or its segments start traces of their own (the tower
+    /// layer does this for you).
     ///
     /// ```
     /// use xray_sdk::{Recorder, TraceHeader};
     /// # let recorder = Recorder::disabled();
+    /// // A job that starts its own trace.
+    /// let job = recorder.segment("nightly-report").begin();
+    /// job.end();
+    ///
+    /// // A request that continues its caller's trace.
     /// let incoming = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
     /// let segment = recorder.segment("api").header(&incoming).begin();
     /// assert_eq!(segment.trace_id(), incoming.root().unwrap());
@@ -608,13 +648,16 @@ impl Recorder {
         self.inner.source.sink.emitter.flush(timeout)
     }
 
-    /// Makes this recorder the process-wide default (used by adapters that are not given one,
-    /// and for the context-missing strategy). Fails if one was already installed, which stays.
+    /// Makes this recorder the process's own, for code that has no other way to reach one
+    /// ([`Recorder::global`]). Nothing in the SDK changes behaviour because of it: the
+    /// adapters are given their recorder or find the current context, and the
+    /// context-missing policy does not depend on it (see
+    /// [`ContextMissing`](crate::ContextMissing)).
+    /// Fails if one was already installed, which stays.
     pub fn install_global(&self) -> Result<(), GlobalAlreadyInstalled> {
         GLOBAL
             .set(self.clone())
             .map_err(|_| GlobalAlreadyInstalled)?;
-        crate::context::set_context_missing_strategy(self.inner.config.context_missing);
         Ok(())
     }
 

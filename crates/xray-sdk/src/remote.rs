@@ -11,7 +11,7 @@
 //! use xray_sdk::Record;
 //! use xray_sdk::remote::{self, CallOutcome, CallUrl, GrpcStatus, OutgoingCall};
 //! # let recorder = xray_sdk::Recorder::disabled();
-//! let segment = recorder.begin_segment("checkout");
+//! let segment = recorder.segment("checkout").begin();
 //! let call = remote::begin_call(
 //!     &segment,
 //!     OutgoingCall {
@@ -42,6 +42,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::config::ContextMissing;
+use crate::context::ContextMissingError;
 use crate::handle::{Context, Entity};
 use crate::header::TraceParent;
 use crate::id::{EntityId, TraceId};
@@ -75,6 +77,34 @@ impl ExistingHeader {
     pub fn writes(self, present: bool) -> bool {
         self == ExistingHeader::Overwrite || !present
     }
+}
+
+/// Applies the context-missing policy of an adapter asked to record a call while no segment
+/// or subsegment is current (the call itself goes ahead, or not, as the adapter decides):
+/// `AWS_XRAY_CONTEXT_MISSING` when it is set (the environment wins over code, as in the
+/// official SDKs), else `configured` (the adapter's own `context_missing` setting), else
+/// `LOG_ERROR`. `Err` only for `RUNTIME_ERROR`; `LOG_ERROR` logs at error level, rate-limited.
+/// Which recorder is installed as the global one makes no difference.
+///
+/// ```
+/// use xray_sdk::ContextMissing;
+/// use xray_sdk::remote::on_missing_context;
+///
+/// # if std::env::var_os("AWS_XRAY_CONTEXT_MISSING").is_none() {
+/// assert!(on_missing_context(Some(ContextMissing::IgnoreError), "my call").is_ok());
+/// let refused = on_missing_context(Some(ContextMissing::RuntimeError), "my call");
+/// assert!(refused.unwrap_err().to_string().contains("my call"));
+/// # }
+/// ```
+pub fn on_missing_context(
+    configured: Option<ContextMissing>,
+    operation: &'static str,
+) -> Result<(), ContextMissingError> {
+    let policy = match crate::context::env_policy() {
+        Some(from_env) => from_env,
+        None => configured.unwrap_or_default(),
+    };
+    crate::context::apply_policy(policy, operation)
 }
 
 /// The URL of a call as `http.request.url` records it.
@@ -562,7 +592,7 @@ mod tests {
     fn a_call_and_its_outcome_as_sent() {
         let capture = UdpCapture::start().unwrap();
         let recorder = recorder(&capture);
-        let segment = recorder.begin_segment("caller");
+        let segment = recorder.segment("caller").begin();
         let call = begin_call(
             &segment,
             OutgoingCall {
@@ -638,7 +668,7 @@ mod tests {
     fn ok_and_cancelled_set_no_flag_and_no_cause() {
         let capture = UdpCapture::start().unwrap();
         let recorder = recorder(&capture);
-        let segment = recorder.begin_segment("server");
+        let segment = recorder.segment("server").begin();
         for code in [b"0", b"1"] {
             let sub = segment.begin_subsegment("call");
             GrpcStatus::from_header(code, Some(b"ignored"))

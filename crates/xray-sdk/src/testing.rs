@@ -8,7 +8,7 @@
 //!
 //! let capture = UdpCapture::start().unwrap();
 //! let recorder = capture.recorder("test-service");
-//! recorder.begin_segment("test-service").end();
+//! recorder.segment("test-service").begin().end();
 //! recorder.flush(Duration::from_secs(5)).unwrap();
 //! let docs = capture.documents(1, Duration::from_secs(5));
 //! assert_eq!(docs[0]["name"], "test-service");

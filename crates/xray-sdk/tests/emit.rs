@@ -102,7 +102,7 @@ fn unsampled_sends_nothing_but_propagates() {
 async fn context_follows_await_and_spawned_tasks() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("ctx");
-    let segment = recorder.begin_segment("ctx");
+    let segment = recorder.segment("ctx").begin();
     let seg_id = segment.id();
     async {
         for i in 0..3 {
@@ -162,7 +162,7 @@ async fn context_follows_await_and_spawned_tasks() {
 async fn cancelled_future_still_closes_its_subsegment() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("cancel");
-    let segment = recorder.begin_segment("cancel");
+    let segment = recorder.segment("cancel").begin();
     let slow = xray_sdk::subsegment("slow", tokio::time::sleep(Duration::from_secs(60)))
         .in_context(segment.context());
     let _ = tokio::time::timeout(Duration::from_millis(20), slow).await;
@@ -178,7 +178,7 @@ async fn cancelled_future_still_closes_its_subsegment() {
 fn segment_waits_for_open_subsegments() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("late");
-    let segment = recorder.begin_segment("late");
+    let segment = recorder.segment("late").begin();
     let sub = segment.begin_subsegment("background");
     segment.end();
     recorder.flush(WAIT).unwrap();
@@ -193,7 +193,7 @@ fn segment_waits_for_open_subsegments() {
 fn error_with_source_chain_becomes_cause() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("err");
-    let segment = recorder.begin_segment("err");
+    let segment = recorder.segment("err").begin();
     let err = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "daemon down");
     segment.record_error(&err);
     segment.end();
@@ -222,7 +222,7 @@ fn many_subsegments_are_streamed() {
         .streaming_threshold(10)
         .build()
         .unwrap();
-    let segment = recorder.begin_segment("stream");
+    let segment = recorder.segment("stream").begin();
     for i in 0..35 {
         segment.begin_subsegment(format!("s{i}")).end();
     }
@@ -294,7 +294,7 @@ fn names_set_before_the_entity_begins_are_sent_as_given_and_invalid_ones_sanitiz
 fn aws_fields_set_on_a_segment_join_its_aws_block() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("billing");
-    let segment = recorder.begin_segment("billing");
+    let segment = recorder.segment("billing").begin();
     segment.set_aws_field("account_id", "123456789012");
     segment.set_aws_field(
         "elastic_beanstalk",
@@ -315,7 +315,7 @@ fn aws_fields_set_on_a_segment_join_its_aws_block() {
     assert_eq!(raw.matches("\"xray\":").count(), 1, "{raw}");
 
     // A segment without fields of its own keeps the plain block.
-    let plain = recorder.begin_segment("billing");
+    let plain = recorder.segment("billing").begin();
     plain.end();
     recorder.flush(WAIT).unwrap();
     let doc = capture.documents(1, WAIT).remove(0);
@@ -331,7 +331,7 @@ fn aws_fields_set_on_a_segment_join_its_aws_block() {
 fn end_with_records_annotations_metadata_and_errors() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
-    let segment = recorder.begin_segment("svc");
+    let segment = recorder.segment("svc").begin();
     let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "backend timed out");
     segment.end_with(|e| {
         e.annotate("tier", "gold");
@@ -356,7 +356,7 @@ fn end_with_records_annotations_metadata_and_errors() {
 fn flush_without_a_time_limit() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
-    recorder.begin_segment("svc").end();
+    recorder.segment("svc").begin().end();
     recorder.flush(Duration::MAX).unwrap();
     assert_eq!(recorder.stats().sent, 1);
     assert_eq!(capture.wait_for(1, WAIT).len(), 1);

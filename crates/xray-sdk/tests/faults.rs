@@ -88,7 +88,7 @@ fn slow_daemon_keeps_requests_fast_memory_bounded_and_everything_counted() {
     let mut end_times = Vec::with_capacity(produced as usize);
     let mut max_pending = 0;
     for i in 0..produced {
-        let segment = recorder.begin_segment("slow-daemon");
+        let segment = recorder.segment("slow-daemon").begin();
         for step in ["auth", "load", "render"] {
             let sub = segment.begin_subsegment(step);
             sub.put_metadata("payload", "p".repeat(200));
@@ -143,7 +143,7 @@ fn slow_daemon_keeps_requests_fast_memory_bounded_and_everything_counted() {
 /// cannot drain thousands of them within a few milliseconds.
 fn queue_heavy_segments(recorder: &Recorder, n: usize) {
     for _ in 0..n {
-        let segment = recorder.begin_segment("shutdown");
+        let segment = recorder.segment("shutdown").begin();
         for _ in 0..150 {
             segment.begin_subsegment("step").end();
         }
@@ -306,17 +306,17 @@ fn shutdown_sends_what_was_queued_stops_and_counts_what_ends_later() {
     let capture = xray_sdk::testing::UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
     for i in 0..50 {
-        let segment = recorder.begin_segment(format!("before-{i}"));
+        let segment = recorder.segment(format!("before-{i}")).begin();
         segment.end();
     }
-    let late = recorder.begin_segment("late");
+    let late = recorder.segment("late").begin();
     let report = recorder.shutdown_blocking(Duration::from_secs(5));
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(report.stats.sent, 50);
     assert_eq!(capture.drain(Duration::from_millis(300)).len(), 50);
     // Ended after the shutdown: counted, not sent.
     late.end();
-    recorder.begin_segment("later").end();
+    recorder.segment("later").begin().end();
     let stats = recorder.stats();
     assert_eq!(stats.dropped_after_shutdown, 2);
     assert_eq!(stats.sent, 50);
@@ -334,7 +334,7 @@ fn async_shutdown_does_not_block_the_runtime() {
         .build()
         .unwrap();
     let report = rt.block_on(async {
-        recorder.begin_segment("one").end();
+        recorder.segment("one").begin().end();
         // Another task keeps running while the shutdown waits.
         let ticker = tokio::spawn(async {
             let mut ticks = 0;

@@ -47,8 +47,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use xray_sdk::clock::{Clock, ManualClock};
 use xray_sdk::config::DaemonAddress;
-use xray_sdk::sampling::{CentralizedSampler, Clock, LocalRules, ManualClock, wildcard_match};
+use xray_sdk::sampling::{CentralizedSampler, InvalidAnswer, LocalRules, wildcard_match};
 use xray_sdk::testing::{FuzzBudget, FuzzRng, fuzz_budget};
 use xray_sdk::{Sampler, SamplingRequest};
 
@@ -891,14 +892,15 @@ fn check_rules_outcome(
     sampler: &CentralizedSampler,
     body: &str,
     before: &[String],
-    result: Option<&Result<usize, String>>,
+    result: Option<&Result<usize, InvalidAnswer>>,
 ) {
     match read_rules_answer(body) {
         RulesOutcome::Refused => {
             if let Some(result) = result {
                 let msg = result
                     .as_ref()
-                    .expect_err("a body that is no rules answer applied");
+                    .expect_err("a body that is no rules answer applied")
+                    .to_string();
                 assert!(
                     msg.starts_with("invalid GetSamplingRules answer: ")
                         && msg.len() > "invalid GetSamplingRules answer: ".len() + 3,

@@ -35,10 +35,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use xray_sdk::clock::ManualClock;
 use xray_sdk::plugins::Plugins;
-use xray_sdk::sampling::{
-    LocalRule, LocalRules, LocalSampler, ManualClock, RulesError, wildcard_match,
-};
+use xray_sdk::sampling::{LocalRule, LocalRules, LocalSampler, RulesError, wildcard_match};
 use xray_sdk::testing::{FuzzRng, fuzz_budget};
 use xray_sdk::{Recorder, Sampler, SamplingRequest};
 
@@ -809,9 +808,7 @@ fn matches(pattern: Option<&str>, text: Option<&str>) -> bool {
 /// Decisions on accepted rules: the right rule applies, reservoirs and rates behave.
 fn check_decisions(rules: &LocalRules, seed: u64) {
     let clock = Arc::new(ManualClock::new(1_700_000_000));
-    let sampler = LocalSampler::new(rules.clone())
-        .with_clock(clock)
-        .with_seed(seed);
+    let sampler = LocalSampler::new(rules.clone()).clock(clock).seed(seed);
     let mut owned: Vec<(Option<String>, Option<String>, Option<String>)> = vec![
         (
             Some("GET".into()),

@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(5);
 fn oversized_segment_is_split_into_independent_subsegments() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("big");
-    let segment = recorder.begin_segment("big");
+    let segment = recorder.segment("big").begin();
     let blob = "x".repeat(30_000);
     for i in 0..3 {
         let sub = segment.begin_subsegment(format!("part-{i}"));
@@ -61,7 +61,7 @@ fn oversized_segment_is_split_into_independent_subsegments() {
 fn a_single_huge_document_loses_metadata_then_is_dropped_and_counted() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("huge");
-    let segment = recorder.begin_segment("huge");
+    let segment = recorder.segment("huge").begin();
     segment.put_metadata("blob", "y".repeat(100_000));
     let sub = segment.begin_subsegment("many-annotations");
     for i in 0..80 {
@@ -89,7 +89,7 @@ fn a_single_huge_document_loses_metadata_then_is_dropped_and_counted() {
 fn a_huge_error_message_or_query_is_cut_not_the_document_dropped() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("huge-cause");
-    let segment = recorder.begin_segment("huge-cause");
+    let segment = recorder.segment("huge-cause").begin();
     let mut failure = Exception::new(format!("body: {}", "é".repeat(40_000)), "ServiceError");
     failure.stack = (0..40)
         .map(|i| StackFrame {
@@ -150,7 +150,7 @@ fn full_queue_drops_are_counted_and_nothing_else_is_lost() {
         .unwrap();
     let total = 5_000u64;
     for _ in 0..total {
-        recorder.begin_segment("burst").end();
+        recorder.segment("burst").begin().end();
     }
     recorder.flush(WAIT).unwrap();
     let stats = recorder.stats();
@@ -164,14 +164,14 @@ fn emitter_survives_a_closed_port_and_resumes_when_it_reopens() {
     let capture = UdpCapture::start().unwrap();
     let addr = capture.address();
     let recorder = capture.recorder("flaky");
-    recorder.begin_segment("before").end();
+    recorder.segment("before").begin().end();
     recorder.flush(WAIT).unwrap();
     assert_eq!(capture.documents(1, WAIT)[0]["name"], "before");
 
     drop(capture);
     std::thread::sleep(Duration::from_millis(50));
     for _ in 0..20 {
-        recorder.begin_segment("while-closed").end();
+        recorder.segment("while-closed").begin().end();
     }
     recorder.flush(WAIT).unwrap();
 
@@ -186,7 +186,7 @@ fn emitter_survives_a_closed_port_and_resumes_when_it_reopens() {
             Err(e) => panic!("cannot rebind {addr}: {e}"),
         }
     };
-    recorder.begin_segment("after").end();
+    recorder.segment("after").begin().end();
     recorder.flush(WAIT).unwrap();
     let docs = reopened.documents(1, WAIT);
     assert_eq!(docs[0]["name"], "after");
@@ -207,7 +207,7 @@ fn unresolvable_daemon_costs_only_counted_errors() {
         .unwrap();
     let started = Instant::now();
     for _ in 0..10 {
-        recorder.begin_segment("nowhere").end();
+        recorder.segment("nowhere").begin().end();
     }
     // Ending segments never waits on the network.
     assert!(started.elapsed() < Duration::from_millis(500));
@@ -226,7 +226,7 @@ fn streaming_threshold_zero_sends_each_subsegment_as_it_completes() {
         .streaming_threshold(0)
         .build()
         .unwrap();
-    let segment = recorder.begin_segment("eager");
+    let segment = recorder.segment("eager").begin();
     let outer = segment.begin_subsegment("outer");
     outer.begin_subsegment("inner").end();
     recorder.flush(WAIT).unwrap();
@@ -257,7 +257,7 @@ fn work_begun_under_a_streamed_subsegment_is_still_sent() {
         .streaming_threshold(0)
         .build()
         .unwrap();
-    let segment = recorder.begin_segment("late");
+    let segment = recorder.segment("late").begin();
     let trace_id = segment.trace_id().to_string();
     let keep_open = segment.begin_subsegment("keep-open");
     let streamed = segment.begin_subsegment("streamed");
@@ -318,7 +318,7 @@ fn long_lived_segment_streams_every_subsegment_exactly_once_in_order() {
         .queue_capacity(100_000)
         .build()
         .unwrap();
-    let segment = recorder.begin_segment("batch-job");
+    let segment = recorder.segment("batch-job").begin();
     // An open subsegment whose children complete while it stays open.
     let open_parent = segment.begin_subsegment("open-parent");
     let mut grams = Vec::new();
@@ -375,12 +375,12 @@ fn exceptions_per_segment_are_capped_and_counted() {
     use xray_sdk::model::MAX_EXCEPTIONS;
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("stream");
-    let segment = recorder.begin_segment("stream");
+    let segment = recorder.segment("stream").begin();
     for i in 0..10_000 {
         segment.add_exception(Exception::new(format!("bad message {i}"), "Invalid"));
     }
     segment.end();
-    let big = recorder.begin_segment("big-errors");
+    let big = recorder.segment("big-errors").begin();
     for i in 0..MAX_EXCEPTIONS {
         big.add_exception(Exception::new(format!("{i}: {}", "e".repeat(4_000)), "Big"));
     }

@@ -37,7 +37,7 @@ fn recorder(settings: OtlpSettings) -> Recorder {
 /// recording calls took on this thread.
 fn request(recorder: &Recorder) -> Duration {
     let started = Instant::now();
-    let seg = recorder.begin_segment("shop");
+    let seg = recorder.segment("shop").begin();
     seg.set_http_response(200, None);
     for name in ["a", "b", "c"] {
         let sub = seg.begin_subsegment(name);

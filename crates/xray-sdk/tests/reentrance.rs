@@ -38,7 +38,7 @@ fn changes_to_the_same_trace_from_inside_a_closure_are_recorded_without_deadlock
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
     let docs = within_time(move || {
-        let segment = recorder.begin_segment("svc");
+        let segment = recorder.segment("svc").begin();
         let ctx = segment.context();
         let call = segment.begin_subsegment("call");
         let done = segment.begin_subsegment("done-inside");
@@ -78,8 +78,8 @@ fn a_trace_touched_from_another_trace_s_closure_is_recorded_without_deadlock() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
     let docs = within_time(move || {
-        let first = recorder.begin_segment("first");
-        let second = recorder.begin_segment("second");
+        let first = recorder.segment("first").begin();
+        let second = recorder.segment("second").begin();
         let first_ctx = first.context();
         let second_ctx = second.context();
         let first_call = first.begin_subsegment("first-call");
@@ -115,8 +115,8 @@ fn a_trace_touched_from_another_trace_s_closure_is_recorded_without_deadlock() {
 fn two_threads_recording_into_each_other_s_trace_from_closures_lose_nothing() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
-    let first = recorder.begin_segment("first");
-    let second = recorder.begin_segment("second");
+    let first = recorder.segment("first").begin();
+    let second = recorder.segment("second").begin();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
     // Each thread, inside its own trace's `update` closure, waits for the other to be inside
     // its own, then records into the other's trace.
@@ -164,7 +164,7 @@ fn a_metadata_value_that_records_while_serialized_is_recorded_without_deadlock()
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
     let docs = within_time(move || {
-        let segment = recorder.begin_segment("svc");
+        let segment = recorder.segment("svc").begin();
         let value = Chatty(segment.context());
         segment.update(|e| e.put_metadata("value", &value));
         segment.end();
@@ -183,7 +183,7 @@ fn a_metadata_value_that_records_while_serialized_is_recorded_without_deadlock()
 fn a_panic_in_an_end_closure_still_sends_the_segment() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
-    let segment = recorder.begin_segment("svc");
+    let segment = recorder.segment("svc").begin();
     let call = segment.begin_subsegment("call");
     let body: Vec<u8> = Vec::new();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -207,7 +207,7 @@ fn a_panic_in_an_end_closure_still_sends_the_segment() {
 fn work_begun_after_the_segment_was_sent_keeps_the_trace_sampled_downstream() {
     let capture = UdpCapture::start().unwrap();
     let recorder = capture.recorder("svc");
-    let segment = recorder.begin_segment("svc");
+    let segment = recorder.segment("svc").begin();
     let ctx = segment.context();
     segment.end();
     let late = ctx.begin_subsegment("late");
@@ -245,7 +245,7 @@ fn the_context_read_during_thread_teardown_is_none_not_an_abort() {
         // This thread-local first, the SDK's next: destroyed in the opposite order, so
         // `Late` runs after the SDK's is gone.
         LATE.with(|_| {});
-        let segment = recorder.begin_segment("svc");
+        let segment = recorder.segment("svc").begin();
         let _entered = segment.context().enter();
         assert!(xray_sdk::context::current().is_some());
     })

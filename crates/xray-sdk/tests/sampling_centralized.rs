@@ -10,8 +10,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
+use xray_sdk::clock::ManualClock;
 use xray_sdk::config::DaemonAddress;
-use xray_sdk::sampling::{CentralizedSampler, LocalRules, ManualClock};
+use xray_sdk::sampling::{CentralizedSampler, LocalRules};
 use xray_sdk::{Recorder, Sampler, SamplingRequest};
 
 const T0: u64 = 1_700_000_000;
@@ -350,7 +351,7 @@ fn statistics_and_borrowing() {
 }
 
 fn clock_now(clock: &ManualClock) -> u64 {
-    xray_sdk::sampling::Clock::epoch_seconds(clock)
+    xray_sdk::clock::Clock::epoch_seconds(clock)
 }
 
 #[test]

@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use xray_sdk::sampling::{
-    LocalRule, LocalRules, LocalSampler, ManualClock, NeverSample, wildcard_match,
-};
+use xray_sdk::clock::ManualClock;
+use xray_sdk::sampling::{LocalRule, LocalRules, LocalSampler, NeverSample, wildcard_match};
 use xray_sdk::{Recorder, Sampler, SamplingRequest, TraceHeader};
 
 fn fixture(name: &str) -> PathBuf {
@@ -250,8 +249,8 @@ fn rules_in_code_equal_rules_from_a_file() {
 fn reservoir_allows_fixed_target_per_second() {
     let clock = Arc::new(ManualClock::new(1_700_000_000));
     let sampler = LocalSampler::new(LocalRules::new(3, 0.0))
-        .with_clock(clock.clone())
-        .with_seed(1);
+        .clock(clock.clone())
+        .seed(1);
     let any = SamplingRequest::default();
     for second in 0..5 {
         let sampled = (0..100)
@@ -267,8 +266,8 @@ fn reservoir_holds_across_threads() {
     let clock = Arc::new(ManualClock::new(1_700_000_000));
     let sampler = Arc::new(
         LocalSampler::new(LocalRules::new(50, 0.0))
-            .with_clock(clock.clone())
-            .with_seed(2),
+            .clock(clock.clone())
+            .seed(2),
     );
     let total: usize = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
@@ -312,8 +311,8 @@ fn rate_is_accurate() {
         for rate in [0.05, 0.5, 0.9] {
             let clock = Arc::new(ManualClock::new(1_700_000_000));
             let sampler = LocalSampler::new(LocalRules::new(0, rate))
-                .with_clock(clock)
-                .with_seed(seed);
+                .clock(clock)
+                .seed(seed);
             let n = 10_000;
             let count = (0..n)
                 .filter(|_| sampler.should_sample(&SamplingRequest::default()).sampled)
@@ -330,8 +329,8 @@ fn rate_is_accurate() {
 fn default_rule_is_one_per_second_then_five_percent() {
     let clock = Arc::new(ManualClock::new(1_700_000_000));
     let sampler = LocalSampler::new(LocalRules::default())
-        .with_clock(clock.clone())
-        .with_seed(7);
+        .clock(clock.clone())
+        .seed(7);
     let any = SamplingRequest::default();
     let mut total = 0;
     for _ in 0..10 {
@@ -351,8 +350,8 @@ fn default_rule_is_one_per_second_then_five_percent() {
 fn rules_decide_per_request() {
     let clock = Arc::new(ManualClock::new(1_700_000_000));
     let sampler = LocalSampler::new(LocalRules::from_file(fixture("v2.json")).expect("valid"))
-        .with_clock(clock)
-        .with_seed(3);
+        .clock(clock)
+        .seed(3);
     for _ in 0..1_000 {
         assert!(!sampler.should_sample(&req("GET", "a", "/health")).sampled);
         let d = sampler.should_sample(&req("POST", "a", "/api/checkout"));
@@ -430,5 +429,5 @@ fn recorder_applies_a_rules_file() {
         .sampler(NeverSample)
         .build()
         .expect("valid");
-    assert!(!never.begin_segment("x").is_sampled());
+    assert!(!never.segment("x").begin().is_sampled());
 }

@@ -44,7 +44,7 @@ fn first_exception(
     recorder: &Recorder,
     record: impl FnOnce(&xray_sdk::Entity),
 ) -> Value {
-    let segment = recorder.begin_segment("stacks");
+    let segment = recorder.segment("stacks").begin();
     record(&segment);
     segment.end();
     recorder.flush(WAIT).unwrap();
@@ -99,7 +99,7 @@ fn error_stacks_only_when_enabled_resolved_on_the_emitter() {
     // Captured where the error is recorded, resolved only when the emitter writes it.
     let cause = Cause::from_error(&ConfigMissing);
     let captured = cause.exceptions[0].captured.clone().expect("captured");
-    let segment = on.begin_segment("stacks");
+    let segment = on.segment("stacks").begin();
     segment.add_cause(cause);
     segment.set_fault();
     assert!(!captured.is_resolved());

@@ -117,7 +117,7 @@ fn one_default_recorder_runs_at_most_two_threads_of_the_sdk() {
     wait_until("the ECS plugin", || {
         recorder.origin() == Some("AWS::ECS::Container")
     });
-    let segment = recorder.begin_segment("threads");
+    let segment = recorder.segment("threads").begin();
     segment.end();
     recorder.flush(Duration::from_secs(5)).expect("flush");
 

@@ -137,7 +137,9 @@ fn health_check_main(role: Role) -> ExitCode {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then flushes `recorder`.
+/// Serves `app` on `listener` until `shutdown` completes (the requests in flight answered),
+/// then shuts `recorder` down: what they recorded is sent, and the recorder's background work
+/// stops.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -147,7 +149,14 @@ pub async fn serve(
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    let _ = tokio::task::spawn_blocking(move || recorder.flush(Duration::from_secs(2))).await;
+    let report = recorder.shutdown(Duration::from_secs(2)).await;
+    if !report.is_complete() {
+        tracing::warn!(
+            pending = report.pending,
+            lost = report.lost,
+            "X-Ray: not every segment was sent"
+        );
+    }
     result
 }
 

@@ -331,7 +331,7 @@ async fn head_records_the_content_length_header() {
     let b = service_b(None).await;
     let recorder = capture.recorder("caller");
     let client = client(xray());
-    let segment = recorder.begin_segment("caller");
+    let segment = recorder.segment("caller").begin();
     let res = client
         .head(b.url("/echo"))
         .send()
@@ -359,7 +359,7 @@ async fn traced_is_set_only_when_the_service_answers_with_a_trace_header() {
     let untraced = service_b(None).await;
     let recorder = capture.recorder("caller");
     let client = client(xray());
-    let segment = recorder.begin_segment("caller");
+    let segment = recorder.segment("caller").begin();
     let res = client
         .get(untraced.url("/echo"))
         .send()
@@ -381,7 +381,7 @@ async fn context_in_the_request_extensions_is_used() {
     let b = service_b(Some(capture.recorder("service-b"))).await;
     let recorder = capture.recorder("caller");
     let client = client(xray());
-    let segment = recorder.begin_segment("caller");
+    let segment = recorder.segment("caller").begin();
     let step = segment.begin_subsegment("step");
     // No current context at all: the extension alone decides the parent.
     assert!(xray_sdk::Context::current().is_none());
@@ -457,7 +457,7 @@ async fn disable_marker_skips_everything() {
         XRayMiddleware::new().context_missing(ContextMissing::RuntimeError),
     )]);
     // Inside a context: no subsegment, no header.
-    let segment = recorder.begin_segment("caller");
+    let segment = recorder.segment("caller").begin();
     let res = client
         .get(b.url("/echo"))
         .with_extension(DisableXRay)

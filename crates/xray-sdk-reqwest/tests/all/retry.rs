@@ -24,7 +24,7 @@ async fn xray_outside_retry_records_one_subsegment_for_all_attempts() {
     let b = service_b(Some(capture.recorder("service-b"))).await;
     let client = client(vec![Arc::new(XRayMiddleware::new()), retry()]);
     let recorder = capture.recorder("caller");
-    let segment = recorder.begin_segment("caller");
+    let segment = recorder.segment("caller").begin();
     let res = client
         .get(b.url("/flaky"))
         .send()
@@ -57,7 +57,7 @@ async fn xray_inside_retry_records_one_subsegment_per_attempt() {
     let b = service_b(Some(capture.recorder("service-b"))).await;
     let client = client(vec![retry(), Arc::new(XRayMiddleware::new())]);
     let recorder = capture.recorder("caller");
-    let segment = recorder.begin_segment("caller");
+    let segment = recorder.segment("caller").begin();
     let res = client
         .get(b.url("/flaky"))
         .send()

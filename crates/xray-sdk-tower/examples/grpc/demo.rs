@@ -205,7 +205,7 @@ pub(crate) async fn run_calls(
     recorder: &Recorder,
     client: &mut EchoClient<XRayClient<Channel>>,
 ) -> Vec<String> {
-    let segment = recorder.begin_segment("grpc-client");
+    let segment = recorder.segment("grpc-client").begin();
     let outcomes = async {
         let mut outcomes = Vec::new();
         let unary = client.unary(ask("hello", Code::Ok, 0, false)).await;

@@ -17,7 +17,7 @@
 //!    `Status::internal` (`fault`, the panic as the server segment's cause).
 //!
 //! Each call is a `remote` subsegment of `grpc-client`, and the parent of one `grpc-server`
-//! segment. The example then flushes the recorder and exits. Settings come from the
+//! segment. The example then shuts the recorder down (what is queued is sent) and exits. Settings come from the
 //! environment (`AWS_XRAY_DAEMON_ADDRESS`, `AWS_XRAY_SDK_ENABLED`, ...).
 //!
 //! The protobuf code in `echo.rs` is generated from `echo.proto` and checked in: building
@@ -52,7 +52,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(client);
     server.stop().await;
-    recorder.flush(Duration::from_secs(5))?;
-    println!("{:?}", recorder.stats());
+    let report = recorder.shutdown(Duration::from_secs(5)).await;
+    println!("{report:?}");
+    if !report.is_complete() {
+        return Err("not every segment was sent".into());
+    }
     Ok(())
 }

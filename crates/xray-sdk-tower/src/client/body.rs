@@ -1,4 +1,4 @@
-//! [`ResponseBody`] of the client layer: ends the call's subsegment when the body ends.
+//! [`ClientResponseBody`] of the client layer: ends the call's subsegment when the body ends.
 
 use std::fmt;
 use std::pin::Pin;
@@ -14,13 +14,13 @@ pin_project_lite::pin_project! {
     /// trailers (which hold a gRPC call's status), the end of the stream, an error from the
     /// body (a fault, with the error's message as the cause), or this body being dropped (a
     /// gRPC call then counts as `CANCELLED`).
-    pub struct ResponseBody<B> {
+    pub struct ClientResponseBody<B> {
         #[pin]
         inner: B,
         recording: Option<ClientRecording>,
     }
 
-    impl<B> PinnedDrop for ResponseBody<B> {
+    impl<B> PinnedDrop for ClientResponseBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(recording) = this.project().recording.take() {
                 recording.finish(None, None, true);
@@ -29,9 +29,9 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<B> ResponseBody<B> {
+impl<B> ClientResponseBody<B> {
     pub(crate) fn new(inner: B, recording: Option<ClientRecording>) -> Self {
-        ResponseBody { inner, recording }
+        ClientResponseBody { inner, recording }
     }
 
     /// The wrapped body.
@@ -40,15 +40,15 @@ impl<B> ResponseBody<B> {
     }
 }
 
-impl<B> fmt::Debug for ResponseBody<B> {
+impl<B> fmt::Debug for ClientResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseBody")
+        f.debug_struct("ClientResponseBody")
             .field("recording", &self.recording)
             .finish_non_exhaustive()
     }
 }
 
-impl<B> Body for ResponseBody<B>
+impl<B> Body for ClientResponseBody<B>
 where
     B: Body,
     B::Error: fmt::Display,

@@ -1,4 +1,4 @@
-//! [`ResponseFuture`] of the client layer: waits for the answer with the call's subsegment
+//! [`ClientResponseFuture`] of the client layer: waits for the answer with the call's subsegment
 //! current, then hands the subsegment to the response body.
 
 use std::fmt;
@@ -10,7 +10,7 @@ use http::Response;
 use xray_sdk::{Cause, ContextMissingError};
 
 use super::BoxError;
-use super::body::ResponseBody;
+use super::body::ClientResponseBody;
 use super::recording::ClientRecording;
 
 pin_project_lite::pin_project! {
@@ -18,9 +18,9 @@ pin_project_lite::pin_project! {
     ///
     /// The call's subsegment is the current X-Ray context during every poll. An error ends
     /// it with `fault` and the error as the cause; a response hands it to the
-    /// [`ResponseBody`], which ends it. Dropping the future first ends it too.
+    /// [`ClientResponseBody`], which ends it. Dropping the future first ends it too.
     #[must_use = "futures do nothing unless polled"]
-    pub struct ResponseFuture<F> {
+    pub struct ClientResponseFuture<F> {
         // `None` once completed, or when the call was refused.
         #[pin]
         inner: Option<F>,
@@ -28,7 +28,7 @@ pin_project_lite::pin_project! {
         refused: Option<ContextMissingError>,
     }
 
-    impl<F> PinnedDrop for ResponseFuture<F> {
+    impl<F> PinnedDrop for ClientResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(recording) = this.project().recording.take() {
                 recording.finish(None, None, true);
@@ -37,9 +37,9 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F> ClientResponseFuture<F> {
     pub(crate) fn traced(inner: F, recording: ClientRecording) -> Self {
-        ResponseFuture {
+        ClientResponseFuture {
             inner: Some(inner),
             recording: Some(recording),
             refused: None,
@@ -47,7 +47,7 @@ impl<F> ResponseFuture<F> {
     }
 
     pub(crate) fn untraced(inner: F) -> Self {
-        ResponseFuture {
+        ClientResponseFuture {
             inner: Some(inner),
             recording: None,
             refused: None,
@@ -55,7 +55,7 @@ impl<F> ResponseFuture<F> {
     }
 
     pub(crate) fn refused(error: ContextMissingError) -> Self {
-        ResponseFuture {
+        ClientResponseFuture {
             inner: None,
             recording: None,
             refused: Some(error),
@@ -63,22 +63,22 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F> fmt::Debug for ClientResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
+        f.debug_struct("ClientResponseFuture")
             .field("recording", &self.recording)
             .field("refused", &self.refused)
             .finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E> Future for ClientResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     E: Into<BoxError>,
     B: http_body::Body,
 {
-    type Output = Result<Response<ResponseBody<B>>, BoxError>;
+    type Output = Result<Response<ClientResponseBody<B>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -101,7 +101,7 @@ where
         match out {
             Ok(res) => {
                 let recording = recording.and_then(|r| r.on_response(&res));
-                Poll::Ready(Ok(res.map(|b| ResponseBody::new(b, recording))))
+                Poll::Ready(Ok(res.map(|b| ClientResponseBody::new(b, recording))))
             }
             Err(e) => {
                 let e: BoxError = e.into();

@@ -16,7 +16,7 @@
 //!     .service(endpoint.connect().await?);
 //! // let mut client = InventoryClient::new(channel);
 //!
-//! let segment = recorder.begin_segment("checkout");
+//! let segment = recorder.segment("checkout").begin();
 //! async {
 //!     // client.reserve(request).await   -- a subsegment of `segment`
 //! }
@@ -52,10 +52,10 @@
 //! - the subsegment is current while the inner service is called and its future polled.
 //!
 //! The parent is a [`xray_sdk::Context`] in the request's extensions, else the current
-//! context. Without either, the request is sent untouched and the context-missing strategy
-//! decides what else happens (as for `xray-sdk-reqwest`): `LOG_ERROR` logs, `IGNORE_ERROR`
-//! stays silent, `RUNTIME_ERROR` answers with a [`xray_sdk::ContextMissingError`] and sends
-//! nothing.
+//! context. Without either, the request is sent untouched and the context-missing policy
+//! ([`xray_sdk::ContextMissing`]) decides what else happens (as for `xray-sdk-reqwest`):
+//! `LOG_ERROR` logs, `IGNORE_ERROR` stays silent, `RUNTIME_ERROR` answers with a
+//! [`xray_sdk::ContextMissingError`] and sends nothing.
 
 mod body;
 mod future;
@@ -71,8 +71,8 @@ use tower_service::Service;
 use xray_sdk::ContextMissing;
 use xray_sdk::remote::ExistingHeader;
 
-pub use body::ResponseBody;
-pub use future::ResponseFuture;
+pub use body::ClientResponseBody;
+pub use future::ClientResponseFuture;
 use recording::Origin;
 
 /// The error type of [`XRayClient`]: the inner service's error, boxed, or a
@@ -111,16 +111,21 @@ pub struct XRayClientLayer {
 }
 
 impl XRayClientLayer {
-    /// A layer with the defaults: the process-wide context-missing strategy, a caller's own
-    /// `X-Amzn-Trace-Id` header kept, the host taken from each request's URI.
+    /// A layer with the defaults: the context-missing policy from `AWS_XRAY_CONTEXT_MISSING`,
+    /// else `LOG_ERROR`; a caller's own `X-Amzn-Trace-Id` header kept; the host taken from
+    /// each request's URI.
     pub fn new() -> Self {
         XRayClientLayer::default()
     }
 
-    /// Uses this context-missing strategy instead of the process-wide one (the installed
-    /// global recorder's, else `AWS_XRAY_CONTEXT_MISSING`, else `LOG_ERROR`).
-    pub fn context_missing(self, strategy: ContextMissing) -> Self {
-        self.update(|c| c.context_missing = Some(strategy))
+    /// The context-missing policy for calls made outside any segment or subsegment. As for
+    /// every X-Ray setting, `AWS_XRAY_CONTEXT_MISSING` wins over it when set (see
+    /// [`ContextMissing`] for the rule); without either the policy is `LOG_ERROR`, whether
+    /// or not a global recorder is installed.
+    /// Under `RUNTIME_ERROR` the layer answers [`xray_sdk::ContextMissingError`] without
+    /// calling the inner service.
+    pub fn context_missing(self, policy: ContextMissing) -> Self {
+        self.update(|c| c.context_missing = Some(policy))
     }
 
     /// What to do with an `X-Amzn-Trace-Id` header the caller already set (default: keep it).
@@ -214,9 +219,9 @@ where
     S::Error: Into<BoxError>,
     ResBody: http_body::Body,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ClientResponseBody<ResBody>>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ClientResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -224,19 +229,18 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(mut recording) = recording::begin(&self.config, &mut req) else {
-            let missing = match self.config.context_missing {
-                Some(strategy) => xray_sdk::context::context_missing_with(strategy, OPERATION),
-                None => xray_sdk::context::context_missing(OPERATION),
-            };
-            return match missing {
-                Ok(()) => ResponseFuture::untraced(self.inner.call(req)),
-                Err(e) => ResponseFuture::refused(e),
+            return match xray_sdk::remote::on_missing_context(
+                self.config.context_missing,
+                OPERATION,
+            ) {
+                Ok(()) => ClientResponseFuture::untraced(self.inner.call(req)),
+                Err(e) => ClientResponseFuture::refused(e),
             };
         };
         let future = {
             let _current = recording.enter();
             self.inner.call(req)
         };
-        ResponseFuture::traced(future, recording)
+        ClientResponseFuture::traced(future, recording)
     }
 }

@@ -9,7 +9,7 @@ use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 use xray_sdk::Recorder;
 use xray_sdk::testing::{UdpCapture, flatten};
-use xray_sdk_tracing::XRayLayer;
+use xray_sdk_tracing::XRayTracingLayer;
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -19,7 +19,7 @@ pub struct Harness {
     pub dispatch: Dispatch,
 }
 
-pub fn harness(layer: XRayLayer) -> Harness {
+pub fn harness(layer: XRayTracingLayer) -> Harness {
     let capture = UdpCapture::start().expect("bind capture");
     let recorder = capture.recorder("tracing-test");
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));

@@ -37,6 +37,7 @@ const BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 /// assert_eq!(err.expected(), "http/protobuf or http/json (OTLP over HTTP; gRPC is not supported: X-Ray's OTLP endpoint does not take it)");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OtlpProtocol {
     /// Protobuf bodies, `application/x-protobuf` (the default).
     #[default]
@@ -69,6 +70,7 @@ impl OtlpProtocol {
 
 /// Compression of OTLP/HTTP request bodies (`OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OtlpCompression {
     /// Bodies sent as they are (the default).
     #[default]

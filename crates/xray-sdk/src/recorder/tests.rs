@@ -33,6 +33,7 @@ fn env_overrides_code() {
         .build_with(env)
         .unwrap();
     assert_eq!(r.service_name(), "from-env");
+    assert_eq!(r.env_segment_name(), Some("from-env"));
     assert!(!r.is_enabled());
     assert_eq!(r.daemon_address().udp().port, 2999);
 }
@@ -91,7 +92,7 @@ fn otel_traces_exporter_is_read_and_none_sends_nothing() {
         .centralized_sampling(false)
         .build_with(env)
         .unwrap();
-    let s = r.begin_segment("a");
+    let s = r.segment("a").begin();
     assert!(s.is_sampled());
     s.end();
     r.flush(Duration::from_secs(1)).unwrap();
@@ -114,7 +115,7 @@ fn otlp_without_the_feature_keeps_udp() {
         .centralized_sampling(false)
         .build_with(env)
         .unwrap();
-    r.begin_segment("a").end();
+    r.segment("a").begin().end();
     r.flush(Duration::from_secs(1)).unwrap();
     assert_eq!(capture.documents(1, Duration::from_secs(2)).len(), 1);
 }
@@ -157,7 +158,7 @@ fn traceparent_setting_and_its_environment() {
         .sampler(sampling::NeverSample)
         .build()
         .unwrap();
-    let segment = r.begin_segment("a");
+    let segment = r.segment("a").begin();
     assert!(segment.propagates_traceparent());
     assert!(segment.begin_subsegment("b").propagates_traceparent());
     let facade = r.facade(&TraceHeader::parse(
@@ -166,7 +167,8 @@ fn traceparent_setting_and_its_environment() {
     assert!(facade.propagates_traceparent());
     assert!(
         !Recorder::disabled()
-            .begin_segment("a")
+            .segment("a")
+            .begin()
             .propagates_traceparent()
     );
 }

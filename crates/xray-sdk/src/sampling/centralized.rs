@@ -131,10 +131,13 @@ impl CentralizedSampler {
     }
 
     /// Replaces the rules with a `GetSamplingRules` answer, as the poller does (for tests and
-    /// benchmarks with polling off). Returns the number of rules accepted.
+    /// benchmarks with polling off). Returns the number of rules accepted, or why the body is
+    /// no such answer (the rules in force then stay).
     #[cfg(any(test, feature = "test-util"))]
-    pub fn apply_rules_response(&self, body: &str) -> Result<usize, String> {
-        let defs = super::daemon_api::parse_rules_response(body.as_bytes())?;
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+    pub fn apply_rules_response(&self, body: &str) -> Result<usize, InvalidAnswer> {
+        let defs = super::daemon_api::parse_rules_response(body.as_bytes())
+            .map_err(|message| InvalidAnswer { message })?;
         let n = defs.len();
         self.rules.apply_rules(defs, self.rules.now_exact());
         Ok(n)
@@ -142,10 +145,30 @@ impl CentralizedSampler {
 
     /// A handle whose `upgrade()` fails once the poller has stopped (its job is dropped).
     #[cfg(any(test, feature = "test-util"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     pub fn poller_liveness(&self) -> Weak<()> {
         self.alive.clone()
     }
 }
+
+/// An answer of the daemon's sampling API that could not be read (what was wrong with it,
+/// in [`Display`](std::fmt::Display)); see [`CentralizedSampler::apply_rules_response`].
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidAnswer {
+    message: String,
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl std::fmt::Display for InvalidAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl std::error::Error for InvalidAnswer {}
 
 /// The poller's view of the rules.
 impl RuleStore for ConsoleRules {
@@ -317,7 +340,7 @@ fn process_client_id() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampling::ManualClock;
+    use crate::clock::ManualClock;
     use crate::sampling::console_rules::NO_QUOTA;
     use serde_json::Value;
 

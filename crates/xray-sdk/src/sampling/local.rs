@@ -537,7 +537,7 @@ impl LocalSampler {
     }
 
     /// Reads the time from `clock` (for tests).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.time = Time::Custom(clock);
         self
     }
@@ -548,7 +548,7 @@ impl LocalSampler {
     }
 
     /// Draws from a seeded generator (for reproducible tests).
-    pub fn with_seed(mut self, seed: u64) -> Self {
+    pub fn seed(mut self, seed: u64) -> Self {
         self.random = Random::seeded(seed);
         self
     }

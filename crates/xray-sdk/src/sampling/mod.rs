@@ -46,8 +46,8 @@ mod random;
 mod reservoir;
 mod wildcard;
 
-/// The clock samplers read, at its former path (it is the crate's [`clock`](crate::clock)).
-pub use crate::clock::{Clock, ManualClock, SystemClock};
+#[cfg(any(test, feature = "test-util"))]
+pub use centralized::InvalidAnswer;
 pub use centralized::{
     CentralizedSampler, CentralizedSamplerBuilder, DEFAULT_RULES_INTERVAL,
     DEFAULT_TARGETS_INTERVAL, RULE_CACHE_TTL,
@@ -65,7 +65,7 @@ use reservoir::Reservoir;
 /// ```
 /// use xray_sdk::{Recorder, sampling::AlwaysSample};
 /// let recorder = Recorder::builder().ignore_env().sampler(AlwaysSample).build().unwrap();
-/// assert!(recorder.begin_segment("api").is_sampled());
+/// assert!(recorder.segment("api").begin().is_sampled());
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AlwaysSample;
@@ -82,7 +82,7 @@ impl Sampler for AlwaysSample {
 /// ```
 /// use xray_sdk::{Recorder, sampling::NeverSample};
 /// let recorder = Recorder::builder().ignore_env().sampler(NeverSample).build().unwrap();
-/// assert!(!recorder.begin_segment("api").is_sampled());
+/// assert!(!recorder.segment("api").begin().is_sampled());
 /// assert!(recorder.segment("api").sampled(true).begin().is_sampled());
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
