@@ -59,7 +59,7 @@ impl Config {
 
     /// Builds a configuration from command-line arguments (without the
     /// program name) and an environment lookup function.
-    pub fn from_args<I, F>(args: I, env: F) -> Result<Command, ConfigError>
+    pub fn from_args<I, F>(args: I, env: F) -> Result<Command, InvalidConfig>
     where
         I: IntoIterator<Item = String>,
         F: Fn(&str) -> Option<String>,
@@ -80,21 +80,21 @@ impl Config {
                 None => (arg.clone(), None),
             };
             let Some(key) = flag.strip_prefix("--").filter(|k| KEYS.contains(k)) else {
-                return Err(ConfigError(format!(
+                return Err(InvalidConfig(format!(
                     "unknown argument `{arg}` (try --help)"
                 )));
             };
             let value = match inline.or_else(|| args.next()) {
                 Some(v) => v,
-                None => return Err(ConfigError(format!("flag `{flag}` needs a value"))),
+                None => return Err(InvalidConfig(format!("flag `{flag}` needs a value"))),
             };
             cfg.set(key, &value, &flag)?;
         }
         Ok(Command::Run(cfg))
     }
 
-    fn set(&mut self, key: &str, value: &str, source: &str) -> Result<(), ConfigError> {
-        let bad = |what: &str| ConfigError(format!("{source}: `{value}` is not {what}"));
+    fn set(&mut self, key: &str, value: &str, source: &str) -> Result<(), InvalidConfig> {
+        let bad = |what: &str| InvalidConfig(format!("{source}: `{value}` is not {what}"));
         match key {
             "udp" => self.udp = value.parse().map_err(|_| bad("an IP:port address"))?,
             "tcp" => self.tcp = value.parse().map_err(|_| bad("an IP:port address"))?,
@@ -116,7 +116,7 @@ impl Config {
                 }
                 self.settle = Duration::from_secs_f64(secs);
             }
-            _ => return Err(ConfigError(format!("unknown setting `{key}`"))),
+            _ => return Err(InvalidConfig(format!("unknown setting `{key}`"))),
         }
         Ok(())
     }
@@ -133,15 +133,15 @@ pub enum Command {
 
 /// A flag or environment variable that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub struct InvalidConfig(pub String);
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for InvalidConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for InvalidConfig {}
 
 const KEYS: [&str; 8] = [
     "udp",
@@ -206,7 +206,7 @@ fn parse_bytes(value: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, InvalidConfig> {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

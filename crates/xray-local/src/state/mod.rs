@@ -19,7 +19,7 @@ use crate::intake::{self, IntakeCounters, Reject};
 use crate::validate::{self, Problem};
 
 use clients::Clients;
-use sampling::Sampler;
+use sampling::SamplingState;
 use store::{Outcome, Store};
 
 /// Current Unix time in seconds.
@@ -45,7 +45,7 @@ pub struct App {
     /// Intake counters.
     pub intake: IntakeCounters,
     store: Mutex<Store>,
-    sampler: Mutex<Sampler>,
+    sampler: Mutex<SamplingState>,
     clients: Mutex<Clients>,
     started_at: f64,
     udp_recv_buffer: usize,
@@ -61,7 +61,7 @@ impl App {
         let now = unix_now();
         Self {
             store: Mutex::new(Store::new(config.max_traces, config.max_bytes)),
-            sampler: Mutex::new(Sampler::new(rules, now)),
+            sampler: Mutex::new(SamplingState::new(rules, now)),
             clients: Mutex::new(Clients::default()),
             intake: IntakeCounters::default(),
             started_at: now,
@@ -84,7 +84,7 @@ impl App {
     }
 
     /// Locks the sampler.
-    pub fn sampler(&self) -> MutexGuard<'_, Sampler> {
+    pub fn sampler(&self) -> MutexGuard<'_, SamplingState> {
         lock(&self.sampler)
     }
 

@@ -89,7 +89,7 @@ pub struct Trace {
 
 /// One segment or subsegment, wherever it sits in the trace.
 #[derive(Debug, Clone, Copy)]
-pub struct Entity<'a> {
+pub struct StoredEntity<'a> {
     /// The entity's `id` (empty when missing).
     pub id: &'a str,
     /// Structural parent: the enclosing entity for embedded subsegments, the
@@ -106,7 +106,7 @@ pub struct Entity<'a> {
 impl Trace {
     /// Every segment and subsegment of the trace, documents in start order,
     /// each followed by its embedded subsegments.
-    pub fn entities(&self) -> Vec<Entity<'_>> {
+    pub fn entities(&self) -> Vec<StoredEntity<'_>> {
         let mut out = Vec::new();
         for d in self.documents_in_order() {
             let parent = if d.streamed {
@@ -168,10 +168,10 @@ fn walk<'a>(
     is_segment: bool,
     doc_id: &'a str,
     depth: usize,
-    out: &mut Vec<Entity<'a>>,
+    out: &mut Vec<StoredEntity<'a>>,
 ) {
     let id = v.id.as_str().unwrap_or("");
-    out.push(Entity {
+    out.push(StoredEntity {
         id,
         parent,
         node: v,

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::document::Node;
-use crate::state::store::{Entity, Trace, end_of, start_of};
+use crate::state::store::{StoredEntity, Trace, end_of, start_of};
 use crate::views::histogram::Histogram;
 
 /// Request counts and timings, in X-Ray's `SummaryStatistics` shape.
@@ -241,10 +241,10 @@ pub struct TraceEdge<'a> {
 /// their ends: `(from, to, request)`. In-progress entities are left out
 /// unless `in_progress` is set.
 pub fn trace_edges<'a>(
-    entities: &[Entity<'a>],
+    entities: &[StoredEntity<'a>],
     in_progress: bool,
 ) -> Vec<(Key, Key, TraceEdge<'a>)> {
-    let by_id: HashMap<&str, &Entity<'_>> = entities.iter().map(|e| (e.id, e)).collect();
+    let by_id: HashMap<&str, &StoredEntity<'_>> = entities.iter().map(|e| (e.id, e)).collect();
     let segment_parents: HashSet<&str> = entities
         .iter()
         .filter(|e| e.is_segment)
@@ -252,7 +252,7 @@ pub fn trace_edges<'a>(
         .collect();
     // The service that owns each entity: walk up structural parents to the
     // segment (bounded, since streamed parent_ids can form cycles).
-    let owner = |e: &Entity<'_>| -> Option<Key> {
+    let owner = |e: &StoredEntity<'_>| -> Option<Key> {
         let mut cur = *e;
         for _ in 0..128 {
             if cur.is_segment {
@@ -307,7 +307,7 @@ fn add_trace(t: &Trace, nodes: &mut BTreeMap<Key, ()>, edges: &mut BTreeMap<(Key
 
 /// `true` when an ancestor subsegment is itself an aws/remote call, so only
 /// the outermost call counts.
-fn inside_resource_call(e: &Entity<'_>, by_id: &HashMap<&str, &Entity<'_>>) -> bool {
+fn inside_resource_call(e: &StoredEntity<'_>, by_id: &HashMap<&str, &StoredEntity<'_>>) -> bool {
     let mut cur = e.parent;
     for _ in 0..128 {
         let Some(p) = cur.and_then(|id| by_id.get(id)) else {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::document::{Details, Field, Scalar};
-use crate::state::store::{Entity, Trace, start_of};
+use crate::state::store::{StoredEntity, Trace, start_of};
 
 /// Parents followed from an entity up to its segment (bad input can make a loop).
 const MAX_ANCESTORS: usize = 64;
@@ -71,11 +71,11 @@ impl Summary {
             .filter(|e| e.is_segment)
             .filter_map(|e| e.node.parent_id.as_str())
             .collect();
-        let is_call = |e: &Entity<'_>| {
+        let is_call = |e: &StoredEntity<'_>| {
             !e.is_segment && matches!(e.node.namespace.as_str(), Some("aws" | "remote"))
         };
         // The segment an entity belongs to, and whether it sits inside another call.
-        let ancestry = |e: &Entity<'_>| {
+        let ancestry = |e: &StoredEntity<'_>| {
             let mut inside_call = false;
             let mut parent = e.parent;
             for _ in 0..MAX_ANCESTORS {
@@ -286,7 +286,7 @@ pub fn as_i32(x: f64) -> Option<i32> {
 
 /// The segment without a parent (earliest if several), else the earliest
 /// segment, else the earliest document.
-pub fn root_segment<'a>(entities: &[Entity<'a>]) -> Option<Entity<'a>> {
+pub fn root_segment<'a>(entities: &[StoredEntity<'a>]) -> Option<StoredEntity<'a>> {
     let segments = || entities.iter().filter(|e| e.is_segment);
     segments()
         .find(|e| !e.node.parent_id.is_present())

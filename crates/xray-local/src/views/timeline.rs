@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::state::store::{Entity, MAX_WALK_DEPTH, Trace, end_of, start_of};
+use crate::state::store::{MAX_WALK_DEPTH, StoredEntity, Trace, end_of, start_of};
 use crate::validate::MAX_PROBLEMS_PER_DOCUMENT;
 
 /// Problems shown on one row: validation lists at most this many per document
@@ -121,7 +121,7 @@ pub fn build(t: &Trace) -> Value {
 /// host's clock, so a callee outside its call most likely means the clocks
 /// disagree. Subsegments outside their parent in one process are real (async
 /// work outliving the request) and are not flagged.
-fn clock_skew(caller: &Entity<'_>, callee: &Entity<'_>) -> Option<f64> {
+fn clock_skew(caller: &StoredEntity<'_>, callee: &StoredEntity<'_>) -> Option<f64> {
     let early = start_of(caller.node) - start_of(callee.node);
     // Ends are compared only when both are known: an in-progress entity has none.
     let late = if caller.node.in_progress || callee.node.in_progress {
@@ -153,7 +153,7 @@ fn walk_values<'a>(v: &'a Map<String, Value>, depth: usize, out: &mut Vec<&'a Ma
 
 fn row(
     t: &Trace,
-    e: &Entity<'_>,
+    e: &StoredEntity<'_>,
     v: Option<&Map<String, Value>>,
     depth: usize,
     clock_skew: Option<f64>,

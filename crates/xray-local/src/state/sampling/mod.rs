@@ -2,7 +2,7 @@
 //!
 //! Rules come from a rules file or the built-in set ([`rules`]) and can be
 //! created, changed and deleted while services run; both the daemon-side
-//! sampling API and the X-Ray API answer from this one [`Sampler`]. Each
+//! sampling API and the X-Ray API answer from this one [`SamplingState`]. Each
 //! change moves `LastRuleModification`, which tells the SDKs' pollers to
 //! fetch the rules again.
 
@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-pub use rules::{Rule, RulesError, default_rules, parse_rules};
+pub use rules::{InvalidRules, Rule, default_rules, parse_rules};
 
 /// Seconds between target refreshes that clients are told to use.
 pub const INTERVAL_SECS: u64 = 10;
@@ -74,7 +74,7 @@ pub struct Report<'a> {
 
 /// The answer to one statistics document.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Target {
+pub struct SamplingTarget {
     /// The rule.
     pub rule_name: String,
     /// Its fixed rate.
@@ -139,7 +139,7 @@ impl RuleUpdate {
 
 /// Rules plus the statistics clients reported.
 #[derive(Debug)]
-pub struct Sampler {
+pub struct SamplingState {
     records: Vec<RuleRecord>,
     last_modification: f64,
     stats: HashMap<String, RuleStats>,
@@ -147,7 +147,7 @@ pub struct Sampler {
     clients: HashMap<String, BTreeMap<String, f64>>,
 }
 
-impl Sampler {
+impl SamplingState {
     /// A sampler serving `rules`, considered modified at `now` (Unix seconds).
     pub fn new(mut rules: Vec<Rule>, now: f64) -> Self {
         rules::sort(&mut rules);
@@ -303,7 +303,7 @@ impl Sampler {
 
     /// Records one statistics document and answers its target, or why it
     /// was not processed (an unknown rule, a bad client ID).
-    pub fn report(&mut self, doc: Report<'_>, now: f64) -> Result<Target, String> {
+    pub fn report(&mut self, doc: Report<'_>, now: f64) -> Result<SamplingTarget, String> {
         if doc.client_id.is_empty() {
             return Err("ClientID is required".into());
         }
@@ -335,7 +335,7 @@ impl Sampler {
         }
         clients.insert(doc.client_id.to_string(), now);
         stats.active_clients = clients.len();
-        Ok(Target {
+        Ok(SamplingTarget {
             rule_name: name.to_string(),
             fixed_rate: rule.rule.fixed_rate,
             reservoir_quota: quota_share(rule.rule.reservoir_size, clients, doc.client_id),
@@ -413,11 +413,11 @@ mod tests {
     }
 
     fn report(
-        s: &mut Sampler,
+        s: &mut SamplingState,
         rule: &str,
         clients: &[String],
         now: f64,
-    ) -> Vec<Result<Target, String>> {
+    ) -> Vec<Result<SamplingTarget, String>> {
         s.forget_inactive_clients(now);
         clients
             .iter()
@@ -436,13 +436,13 @@ mod tests {
             .collect()
     }
 
-    fn active(s: &Sampler, rule: &str) -> usize {
+    fn active(s: &SamplingState, rule: &str) -> usize {
         s.stats().get(rule).map_or(usize::MAX, |r| r.active_clients)
     }
 
     #[test]
     fn long_client_ids_are_rejected() {
-        let mut s = Sampler::new(default_rules(), 0.0);
+        let mut s = SamplingState::new(default_rules(), 0.0);
         let v = report(
             &mut s,
             "Default",
@@ -458,7 +458,7 @@ mod tests {
 
     #[test]
     fn clients_per_rule_are_capped_and_the_oldest_go() {
-        let mut s = Sampler::new(default_rules(), 0.0);
+        let mut s = SamplingState::new(default_rules(), 0.0);
         let total = MAX_CLIENTS_PER_RULE + 100;
         let ids: Vec<String> = (0..total).map(|i| format!("{i:024x}")).collect();
         for (n, chunk) in ids.chunks(MAX_STATISTICS_DOCUMENTS).enumerate() {
@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn inactive_clients_of_every_rule_are_forgotten() {
-        let mut s = Sampler::new(default_rules(), 0.0);
+        let mut s = SamplingState::new(default_rules(), 0.0);
         let ids: Vec<String> = (0..10).map(|i| format!("{i:024x}")).collect();
         report(&mut s, "health", &ids, 0.0);
         assert_eq!(active(&s, "health"), 10);
@@ -486,8 +486,8 @@ mod tests {
 
     #[test]
     fn rules_are_created_changed_and_deleted_in_priority_order() {
-        let mut s = Sampler::new(default_rules(), 100.0);
-        let names = |s: &Sampler| -> Vec<String> {
+        let mut s = SamplingState::new(default_rules(), 100.0);
+        let names = |s: &SamplingState| -> Vec<String> {
             s.rules().iter().map(|r| r.rule_name.clone()).collect()
         };
         s.create(Rule::new("orders", 5, 0.5, 2), 101.5)

@@ -200,19 +200,19 @@ pub fn default_rules() -> Vec<Rule> {
 
 /// A rules file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RulesError(pub String);
+pub struct InvalidRules(pub String);
 
-impl fmt::Display for RulesError {
+impl fmt::Display for InvalidRules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sampling rules: {}", self.0)
     }
 }
 
-impl std::error::Error for RulesError {}
+impl std::error::Error for InvalidRules {}
 
 /// Parses a rules file (see the module documentation for the format).
-pub fn parse_rules(text: &str) -> Result<Vec<Rule>, RulesError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| RulesError(e.to_string()))?;
+pub fn parse_rules(text: &str) -> Result<Vec<Rule>, InvalidRules> {
+    let v: Value = serde_json::from_str(text).map_err(|e| InvalidRules(e.to_string()))?;
     let list = match v {
         Value::Array(list) => list,
         Value::Object(mut m) => {
@@ -226,21 +226,21 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, RulesError> {
             {
                 list
             } else {
-                return Err(RulesError(
+                return Err(InvalidRules(
                     "expected an array of rules, {\"rules\": [...]} or {\"SamplingRuleRecords\": [...]}"
                         .into(),
                 ));
             }
         }
-        _ => return Err(RulesError("expected a JSON array or object".into())),
+        _ => return Err(InvalidRules("expected a JSON array or object".into())),
     };
     let mut rules = Vec::with_capacity(list.len() + 1);
     for (i, item) in list.into_iter().enumerate() {
         let rule: Rule =
-            serde_json::from_value(item).map_err(|e| RulesError(format!("rule #{i}: {e}")))?;
-        rule.check().map_err(RulesError)?;
+            serde_json::from_value(item).map_err(|e| InvalidRules(format!("rule #{i}: {e}")))?;
+        rule.check().map_err(InvalidRules)?;
         if rules.iter().any(|r: &Rule| r.rule_name == rule.rule_name) {
-            return Err(RulesError(format!(
+            return Err(InvalidRules(format!(
                 "rule name {:?} is used twice",
                 rule.rule_name
             )));

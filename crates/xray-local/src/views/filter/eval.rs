@@ -1,16 +1,16 @@
 //! Evaluating an expression against one trace.
 
 use crate::document::{Field, Node, Scalar, Sub};
-use crate::state::store::{Entity, MAX_WALK_DEPTH, Trace, end_of, start_of};
+use crate::state::store::{MAX_WALK_DEPTH, StoredEntity, Trace, end_of, start_of};
 use crate::views::graph::{self, Key as NodeKey, TraceEdge};
 use crate::views::summary::root_segment;
 
-use super::{Cmp, Expr, Key, NumOp, StrOp, Target};
+use super::{Cmp, Expr, Key, NumOp, ServiceTarget, StrOp};
 
 /// What an expression is evaluated against: one trace, read once.
 #[derive(Debug)]
 pub struct Facts<'a> {
-    entities: Vec<Entity<'a>>,
+    entities: Vec<StoredEntity<'a>>,
     root: Option<&'a Node>,
     duration: f64,
     /// The requests along the map's edges, when the expression needs them.
@@ -23,7 +23,7 @@ enum Scope<'f, 'a> {
     /// The trace: the root segment, or the whole trace for some keywords.
     Trace(&'f Facts<'a>),
     /// One segment or call, inside the braces of `service` or `edge`.
-    Entity(&'a Node),
+    StoredEntity(&'a Node),
 }
 
 impl<'a> Facts<'a> {
@@ -66,7 +66,7 @@ impl<'a> Facts<'a> {
     }
 }
 
-fn is_target(t: &Target, key: &NodeKey) -> bool {
+fn is_target(t: &ServiceTarget, key: &NodeKey) -> bool {
     t.matches(key)
 }
 
@@ -77,7 +77,7 @@ fn eval_on(node: &Node, e: &Expr) -> bool {
         Expr::And(v) => v.iter().all(|e| eval_on(node, e)),
         Expr::Or(v) => v.iter().any(|e| eval_on(node, e)),
         Expr::Not(e) => !eval_on(node, e),
-        Expr::Test(key, cmp) => test(Scope::Entity(node), key, cmp),
+        Expr::Test(key, cmp) => test(Scope::StoredEntity(node), key, cmp),
         Expr::Service(..) | Expr::Edge(..) => false,
     }
 }
@@ -86,7 +86,7 @@ fn test(scope: Scope<'_, '_>, key: &Key, cmp: &Cmp) -> bool {
     // The node the flags, times and HTTP fields come from.
     let node = match scope {
         Scope::Trace(f) => f.root,
-        Scope::Entity(n) => Some(n),
+        Scope::StoredEntity(n) => Some(n),
     };
     match key {
         Key::Ok => flag(
@@ -101,7 +101,7 @@ fn test(scope: Scope<'_, '_>, key: &Key, cmp: &Cmp) -> bool {
             cmp,
             match scope {
                 Scope::Trace(f) => Some(f.duration).filter(|d| d.is_finite()),
-                Scope::Entity(n) => response_time(n),
+                Scope::StoredEntity(n) => response_time(n),
             },
         ),
         Key::HttpStatus => number(cmp, node.and_then(|n| n.details().status)),
@@ -114,11 +114,11 @@ fn test(scope: Scope<'_, '_>, key: &Key, cmp: &Cmp) -> bool {
                 .entities
                 .iter()
                 .any(|e| string(cmp, e.node.details().user.as_deref())),
-            Scope::Entity(n) => string(cmp, n.details().user.as_deref()),
+            Scope::StoredEntity(n) => string(cmp, n.details().user.as_deref()),
         },
         Key::Annotation(k) => match scope {
             Scope::Trace(f) => f.entities.iter().any(|e| annotation(e.node, k, cmp)),
-            Scope::Entity(n) => annotation_below(n, k, cmp, 0),
+            Scope::StoredEntity(n) => annotation_below(n, k, cmp, 0),
         },
     }
 }

@@ -86,20 +86,20 @@ pub(crate) enum Expr {
     Or(Vec<Expr>),
     Not(Box<Expr>),
     Test(Key, Cmp),
-    Service(Option<Target>, Option<Box<Expr>>),
-    Edge(Target, Target, Option<Box<Expr>>),
+    Service(Option<ServiceTarget>, Option<Box<Expr>>),
+    Edge(ServiceTarget, ServiceTarget, Option<Box<Expr>>),
 }
 
 /// A node of the service map, as `service()` and `edge()` name it: a plain
 /// name, or `id(name: .., type: .., account.id: ..)`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Target {
+pub struct ServiceTarget {
     pub(crate) name: Option<String>,
     pub(crate) kind: Option<String>,
     pub(crate) account: Option<String>,
 }
 
-impl Target {
+impl ServiceTarget {
     /// `true` when the map node `(name, type)` is the one named.
     pub fn matches(&self, (name, kind): &(String, String)) -> bool {
         // Everything here runs in one local account: an account.id matches none.
@@ -113,9 +113,9 @@ impl Target {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selector {
     /// The requests a service receives.
-    Service(Target),
+    Service(ServiceTarget),
     /// The requests along an edge.
-    Edge(Target, Target),
+    Edge(ServiceTarget, ServiceTarget),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,7 @@
 //! input can exhaust the stack.
 
 use super::lex::{Tok, tokens};
-use super::{Cmp, Expr, FilterError, Key, MAX_DEPTH, NumOp, StrOp, Target};
+use super::{Cmp, Expr, FilterError, Key, MAX_DEPTH, NumOp, ServiceTarget, StrOp};
 
 /// The keywords, for messages.
 const KEYWORDS: &str = "ok, error, fault, throttle, responsetime, duration, http.status, \
@@ -216,16 +216,16 @@ impl Parser {
     }
 
     /// A service name in quotes, or `id(name: .., type: ..)`.
-    fn target(&mut self) -> Result<Target, FilterError> {
+    fn target(&mut self) -> Result<ServiceTarget, FilterError> {
         let (tok, pos) = self.next();
         match tok {
-            Tok::Str(name) => Ok(Target {
+            Tok::Str(name) => Ok(ServiceTarget {
                 name: Some(name),
-                ..Target::default()
+                ..ServiceTarget::default()
             }),
             Tok::Word(w) if w.eq_ignore_ascii_case("id") => {
                 self.expect(&Tok::LParen, "`(` after id")?;
-                let mut t = Target::default();
+                let mut t = ServiceTarget::default();
                 loop {
                     let (key, kpos) = self.next();
                     let slot = match &key {
