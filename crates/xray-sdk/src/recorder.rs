@@ -383,7 +383,6 @@ impl RecorderBuilder {
                 &output::Settings {
                     queue_capacity: self.queue_capacity,
                     send_inline: self.send_inline,
-                    daemon: &daemon,
                     config: &config,
                     resources: &resources,
                     #[cfg(feature = "otlp")]

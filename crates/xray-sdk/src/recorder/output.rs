@@ -14,7 +14,6 @@ use super::RecorderConfig;
 pub(super) struct Settings<'a> {
     pub(super) queue_capacity: usize,
     pub(super) send_inline: bool,
-    pub(super) daemon: &'a DaemonAddress,
     pub(super) config: &'a RecorderConfig,
     pub(super) resources: &'a Arc<Resources>,
     /// The builder's OTLP settings and the OpenTelemetry variables that are set.
@@ -33,8 +32,8 @@ pub(super) fn start(
             resources: Arc::clone(s.resources),
             service_version: s.config.service_version.clone(),
         });
-        let exporter = UdpJson::new(s.daemon.udp().clone(), info, Arc::clone(&counters));
-        let description = format!("segments over UDP to {}", s.daemon.udp());
+        let exporter = UdpJson::new(s.config.daemon.udp().clone(), info, Arc::clone(&counters));
+        let description = format!("segments over UDP to {}", s.config.daemon.udp());
         (emitter(s, &counters, exporter), description)
     };
     Ok(match exporter {
@@ -52,7 +51,7 @@ pub(super) fn start(
                     service_name: &s.config.service_name,
                     service_version: s.config.service_version.as_deref(),
                     plugins: Arc::clone(s.resources),
-                    daemon: s.daemon.udp(),
+                    daemon: s.config.daemon.udp(),
                 },
                 Arc::clone(&counters),
             )?;
