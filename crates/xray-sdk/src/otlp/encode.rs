@@ -1,6 +1,6 @@
-//! Request bodies: the generated `ExportTraceServiceRequest` as protobuf (prost) or as
-//! OTLP/JSON (its serde form), gzipped when asked, into buffers reused from request to
-//! request.
+//! Request bodies from an `ExportTraceServiceRequest` written as protobuf: sent as it is, or
+//! as OTLP/JSON (the generated type's serde form, decoded from those bytes), gzipped when
+//! asked, into buffers reused from request to request.
 
 use std::io::Write as _;
 
@@ -45,23 +45,26 @@ impl Encoder {
         }
     }
 
-    /// The body for `request`, as it goes on the wire.
-    pub(crate) fn encode(&mut self, request: &ExportTraceServiceRequest) -> Result<&[u8], String> {
-        self.plain.clear();
-        match self.protocol {
-            OtlpProtocol::HttpProtobuf => request
-                .encode(&mut self.plain)
-                .map_err(|e| format!("protobuf encoding failed: {e}"))?,
-            OtlpProtocol::HttpJson => serde_json::to_writer(&mut self.plain, request)
-                .map_err(|e| format!("JSON encoding failed: {e}"))?,
-        }
+    /// The body for the request whose protobuf is `request`, as it goes on the wire.
+    pub(crate) fn encode<'a>(&'a mut self, request: &'a [u8]) -> Result<&'a [u8], String> {
+        let plain: &[u8] = match self.protocol {
+            OtlpProtocol::HttpProtobuf => request,
+            OtlpProtocol::HttpJson => {
+                let decoded = ExportTraceServiceRequest::decode(request)
+                    .map_err(|e| format!("protobuf decoding failed: {e}"))?;
+                self.plain.clear();
+                serde_json::to_writer(&mut self.plain, &decoded)
+                    .map_err(|e| format!("JSON encoding failed: {e}"))?;
+                &self.plain
+            }
+        };
         match self.compression {
-            OtlpCompression::None => Ok(&self.plain),
+            OtlpCompression::None => Ok(plain),
             OtlpCompression::Gzip => {
                 self.gzipped.clear();
                 let mut gz =
                     GzEncoder::new(std::mem::take(&mut self.gzipped), Compression::default());
-                let done = gz.write_all(&self.plain).and_then(|()| gz.finish());
+                let done = gz.write_all(plain).and_then(|()| gz.finish());
                 match done {
                     Ok(buf) => {
                         self.gzipped = buf;
@@ -105,14 +108,23 @@ mod tests {
     #[test]
     fn protobuf_json_and_gzip_read_back() {
         let req = request();
+        let proto = req.encode_to_vec();
         let mut e = Encoder::new(OtlpProtocol::HttpProtobuf, OtlpCompression::None);
         assert_eq!(e.content_type(), "application/x-protobuf");
-        let body = e.encode(&req).unwrap().to_vec();
+        let body = e.encode(&proto).unwrap().to_vec();
         assert_eq!(ExportTraceServiceRequest::decode(&body[..]).unwrap(), req);
+
+        let mut e = Encoder::new(OtlpProtocol::HttpProtobuf, OtlpCompression::Gzip);
+        let body = e.encode(&proto).unwrap().to_vec();
+        let mut unzipped = Vec::new();
+        GzDecoder::new(&body[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, proto);
 
         let mut e = Encoder::new(OtlpProtocol::HttpJson, OtlpCompression::Gzip);
         assert_eq!(e.content_encoding(), Some("gzip"));
-        let body = e.encode(&req).unwrap().to_vec();
+        let body = e.encode(&proto).unwrap().to_vec();
         let mut json = String::new();
         GzDecoder::new(&body[..]).read_to_string(&mut json).unwrap();
         // OTLP/JSON: hex IDs, camelCase keys, 64-bit integers as strings.
@@ -128,7 +140,7 @@ mod tests {
         let back: ExportTraceServiceRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, req);
         // The buffers are reused: a second body is as good as the first.
-        let again = e.encode(&req).unwrap().to_vec();
+        let again = e.encode(&proto).unwrap().to_vec();
         assert_eq!(again.len(), body.len());
     }
 }

@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message as _;
 
 use super::config::BatchSettings;
 use super::encode::Encoder;
 use super::http::HttpTransport;
 use super::mapping::Mapper;
-use super::pool;
+use super::protobuf::{self, SpanList};
 use super::resource::ResourceInfo;
 use super::udp::LambdaUdp;
 use crate::emitter::{Counters, Exporter};
@@ -38,8 +38,10 @@ pub(crate) enum Wire {
 struct Group {
     /// The `origin` the segments set themselves; `None` for the process's resource.
     origin: Option<String>,
-    /// The resource and scope, and the spans held.
-    spans: ResourceSpans,
+    /// The `ResourceSpans.resource` field, written.
+    resource: Vec<u8>,
+    /// The spans held.
+    spans: SpanList,
 }
 
 /// Segments and subsegments as OTLP spans.
@@ -49,6 +51,8 @@ pub(crate) struct OtlpExporter {
     /// The resources were built after the plugins answered.
     settled: bool,
     groups: Vec<Group>,
+    /// The `ScopeSpans.scope` field, written.
+    scope: Vec<u8>,
     /// Spans held, in all groups.
     held: usize,
     /// When the oldest span held arrived.
@@ -56,17 +60,21 @@ pub(crate) struct OtlpExporter {
     batch: BatchSettings,
     wire: Wire,
     counters: Arc<Counters>,
-    scratch: Vec<Span>,
-    /// Emptied vectors of spans, their capacity kept (at most `MAX_ORIGINS + 1`).
-    spare: Vec<Vec<Span>>,
+    /// The spans of the batch being mapped.
+    scratch: SpanList,
+    /// The request being sent, as protobuf.
+    request: Vec<u8>,
 }
 
-fn scope() -> InstrumentationScope {
-    InstrumentationScope {
+fn scope() -> Vec<u8> {
+    let scope = InstrumentationScope {
         name: "xray-sdk".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         ..Default::default()
-    }
+    };
+    let mut out = Vec::new();
+    prost::encoding::message::encode(protobuf::SCOPE, &scope, &mut out);
+    out
 }
 
 impl OtlpExporter {
@@ -80,17 +88,25 @@ impl OtlpExporter {
             mapper: Mapper::default(),
             settled: info.settled(),
             groups: Vec::new(),
+            scope: scope(),
             info,
             held: 0,
             since: None,
             batch,
             wire,
             counters,
-            scratch: Vec::new(),
-            spare: Vec::new(),
+            scratch: SpanList::default(),
+            request: Vec::new(),
         };
         exporter.group_for(None);
         exporter
+    }
+
+    /// The `resource` field for `origin`.
+    fn resource(&self, origin: Option<&str>) -> Vec<u8> {
+        let mut out = Vec::new();
+        prost::encoding::message::encode(protobuf::RESOURCE, &self.info.build(origin), &mut out);
+        out
     }
 
     /// The group of `origin`, made when new (within [`MAX_ORIGINS`]).
@@ -107,14 +123,8 @@ impl OtlpExporter {
         }
         self.groups.push(Group {
             origin: origin.map(str::to_owned),
-            spans: ResourceSpans {
-                resource: Some(self.info.build(origin)),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(scope()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
+            resource: self.resource(origin),
+            spans: SpanList::default(),
         });
         self.groups.len() - 1
     }
@@ -125,72 +135,60 @@ impl OtlpExporter {
             return;
         }
         self.settled = true;
-        for g in &mut self.groups {
-            g.spans.resource = Some(self.info.build(g.origin.as_deref()));
+        for i in 0..self.groups.len() {
+            self.groups[i].resource = self.resource(self.groups[i].origin.as_deref());
         }
     }
 
     /// Sends up to `limit` of the spans held, oldest groups first.
     fn send(&mut self, limit: usize, deadline: Option<Instant>) {
-        let mut request = ExportTraceServiceRequest::default();
+        let request = &mut self.request;
+        request.clear();
         let mut taken = 0;
         for g in &mut self.groups {
-            let Some(scope) = g.spans.scope_spans.first_mut() else {
-                continue;
-            };
-            if scope.spans.is_empty() || taken == limit {
+            if g.spans.is_empty() || taken == limit {
                 continue;
             }
-            let k = scope.spans.len().min(limit - taken);
-            // Vectors of spans are kept from request to request: one of 512 spans is
-            // larger than 64 KiB, and allocating and freeing that much every request
-            // costs more than the mapping (the allocator consolidates its free lists).
-            let mut spans = self.spare.pop().unwrap_or_default();
-            if k == scope.spans.len() {
-                std::mem::swap(&mut spans, &mut scope.spans);
-            } else {
-                spans.extend(scope.spans.drain(..k));
-            }
+            let k = g.spans.len().min(limit - taken);
+            let spans = g.spans.first(k);
+            let scope_spans = self.scope.len() + spans.len();
+            let resource_spans =
+                g.resource.len() + protobuf::delimited_len(protobuf::SCOPE_SPANS, scope_spans);
+            protobuf::delimited_head(request, protobuf::REQUEST_RESOURCE_SPANS, resource_spans);
+            request.extend_from_slice(&g.resource);
+            protobuf::delimited_head(request, protobuf::SCOPE_SPANS, scope_spans);
+            request.extend_from_slice(&self.scope);
+            request.extend_from_slice(spans);
+            g.spans.remove_first(k);
             taken += k;
-            request.resource_spans.push(ResourceSpans {
-                resource: g.spans.resource.clone(),
-                scope_spans: vec![ScopeSpans {
-                    scope: scope.scope.clone(),
-                    spans,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            });
         }
         self.held -= taken;
         if taken == 0 {
             return;
         }
         match &mut self.wire {
-            Wire::Http { transport, encoder } => match encoder.encode(&request) {
+            Wire::Http { transport, encoder } => match encoder.encode(request) {
                 Ok(body) => transport.send(body, taken as u64, deadline),
-                Err(e) => {
-                    tracing::warn!(error = %e, "OTLP request could not be encoded; spans dropped");
-                    self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .spans_dropped
-                        .fetch_add(taken as u64, Ordering::Relaxed);
-                }
+                Err(e) => self.dropped(taken, &e),
             },
-            Wire::LambdaUdp(udp) => {
-                for group in &mut request.resource_spans {
-                    udp.send(group);
+            Wire::LambdaUdp(udp) => match ExportTraceServiceRequest::decode(&request[..]) {
+                Ok(mut decoded) => {
+                    for group in &mut decoded.resource_spans {
+                        udp.send(group);
+                    }
                 }
-            }
+                Err(e) => self.dropped(taken, &e.to_string()),
+            },
         }
-        for group in request.resource_spans {
-            for mut scope in group.scope_spans {
-                if self.spare.len() <= MAX_ORIGINS {
-                    pool::recycle(&mut scope.spans);
-                    self.spare.push(scope.spans);
-                }
-            }
-        }
+    }
+
+    /// Counts `n` spans that could not be encoded as dropped.
+    fn dropped(&self, n: usize, error: &str) {
+        tracing::warn!(error, "OTLP request could not be encoded; spans dropped");
+        self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .spans_dropped
+            .fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -223,9 +221,7 @@ impl Exporter for OtlpExporter {
         if !spans.is_empty() {
             let g = self.group_for(origin);
             self.held += spans.len();
-            if let Some(scope) = self.groups[g].spans.scope_spans.first_mut() {
-                scope.spans.append(&mut spans);
-            }
+            self.groups[g].spans.append(&mut spans);
             self.since.get_or_insert_with(Instant::now);
         }
         self.scratch = spans;

@@ -57,7 +57,7 @@ mod encode;
 mod exporter;
 mod http;
 mod mapping;
-mod pool;
+mod protobuf;
 mod resource;
 #[cfg(feature = "otlp-sigv4")]
 mod sigv4;

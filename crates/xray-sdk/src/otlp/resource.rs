@@ -6,14 +6,27 @@
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::Value as Json;
 
-use super::mapping::{kv, text};
 use crate::emitter::json::{RUSTC_VERSION, SDK_VERSION};
 use crate::plugins::{ResourceData, Resources};
+
+/// A key-value attribute.
+fn kv(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+/// A string value.
+fn text(s: &str) -> Value {
+    Value::StringValue(s.to_owned())
+}
 
 /// What the resource is built from.
 #[derive(Debug)]
@@ -159,7 +172,7 @@ fn plugin_attributes(found: &ResourceData, put: &mut impl FnMut(&str, Value)) {
             groups
                 .iter()
                 .filter_map(|g| g.get(key).and_then(Json::as_str))
-                .map(|s| opentelemetry_proto::tonic::common::v1::AnyValue {
+                .map(|s| AnyValue {
                     value: Some(text(s)),
                 })
                 .collect::<Vec<_>>()
