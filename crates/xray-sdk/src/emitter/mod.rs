@@ -1,24 +1,27 @@
 //! The emitter: a bounded queue in front of one background thread that renders batches and
 //! sends them.
 //!
-//! The request path only moves a finished batch into the queue with `try_send`: it never
-//! blocks and never allocates for emission. A full queue drops the new batch and counts it.
-//! The thread sleeps until work arrives (an idle recorder costs no wake-ups); a producer
-//! wakes it only when it is asleep, so under load the queue is drained without a system call
-//! per document. The thread hands each batch to an exporter: the segment-document
+//! The request path only moves a finished batch into the queue (`queue.rs`) under a short
+//! lock: it never waits for room and never allocates for emission. A full queue drops the new
+//! batch and counts it. The thread sleeps until work arrives (an idle recorder costs no
+//! wake-ups); a producer wakes it only when it is asleep, so under load the queue is drained
+//! without a system call per document, and an exporter that holds work for a batch (OTLP) is
+//! woken once enough has arrived to fill it, not for every trace. The thread hands each batch to an exporter: the segment-document
 //! renderer writes datagrams of at most [`MAX_DATAGRAM_SIZE`] bytes and sends them over
 //! UDP. Send failures are counted and never stop later sends.
 
 pub(crate) mod json;
+mod queue;
 pub(crate) mod udp;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use self::queue::{Popped, Queue};
 use crate::id::{EntityId, TraceId};
 use crate::trace::Batch;
 
@@ -154,6 +157,12 @@ pub(crate) trait Exporter: Send + 'static {
     fn flush_due(&self) -> Option<Instant> {
         None
     }
+
+    /// While buffered work waits for [`Exporter::flush_due`]: how many more entities
+    /// arriving make it worth waking the thread before then (1, the default: any).
+    fn wake_after(&self) -> usize {
+        1
+    }
 }
 
 impl<E: Exporter + ?Sized> Exporter for Box<E> {
@@ -167,6 +176,10 @@ impl<E: Exporter + ?Sized> Exporter for Box<E> {
 
     fn flush_due(&self) -> Option<Instant> {
         (**self).flush_due()
+    }
+
+    fn wake_after(&self) -> usize {
+        (**self).wake_after()
     }
 }
 
@@ -188,7 +201,7 @@ enum Work {
 /// The queue and its thread (dropping every handle lets the thread finish the queue and
 /// exit), or an exporter run on the thread that finishes each batch.
 pub(crate) struct Emitter {
-    tx: Option<SyncSender<Work>>,
+    queue: Option<Arc<Queue<Work>>>,
     /// Set when batches are sent on the caller's thread instead (AWS Lambda).
     inline: Option<Mutex<Box<dyn Exporter>>>,
     /// Set by [`Emitter::close`]: later batches are counted, not sent.
@@ -246,7 +259,7 @@ impl Emitter {
     /// An emitter that sends nothing (recording disabled).
     pub(crate) fn disabled() -> Emitter {
         Emitter {
-            tx: None,
+            queue: None,
             inline: None,
             closed: AtomicBool::new(false),
             held: None,
@@ -257,7 +270,7 @@ impl Emitter {
     /// An emitter that keeps every batch until [`Emitter::release`] says where it goes.
     pub(crate) fn held() -> Emitter {
         Emitter {
-            tx: None,
+            queue: None,
             inline: None,
             closed: AtomicBool::new(false),
             held: Some(Mutex::new(Held::Holding(Vec::new()))),
@@ -281,7 +294,7 @@ impl Emitter {
     /// thread that finished it, before that thread goes on.
     pub(crate) fn inline(counters: Arc<Counters>, exporter: impl Exporter) -> Emitter {
         Emitter {
-            tx: None,
+            queue: None,
             inline: Some(Mutex::new(Box::new(exporter))),
             closed: AtomicBool::new(false),
             held: None,
@@ -296,14 +309,15 @@ impl Emitter {
         counters: Arc<Counters>,
         mut exporter: impl Exporter,
     ) -> Emitter {
-        let (tx, rx) = mpsc::sync_channel(capacity);
+        let queue = Arc::new(Queue::new(capacity));
+        let worker_queue = Arc::clone(&queue);
         let worker_counters = Arc::clone(&counters);
         let spawned = thread::Builder::new()
             .name("xray-emitter".into())
-            .spawn(move || run(rx, &worker_counters, &mut exporter));
+            .spawn(move || run(&worker_queue, &worker_counters, &mut exporter));
         match spawned {
             Ok(_) => Emitter {
-                tx: Some(tx),
+                queue: Some(queue),
                 inline: None,
                 closed: AtomicBool::new(false),
                 held: None,
@@ -312,7 +326,7 @@ impl Emitter {
             Err(e) => {
                 tracing::error!(error = %e, "could not start the X-Ray emitter thread; nothing will be sent");
                 Emitter {
-                    tx: None,
+                    queue: None,
                     inline: None,
                     closed: AtomicBool::new(false),
                     held: None,
@@ -338,7 +352,7 @@ impl Emitter {
             }
             return;
         }
-        let Some(tx) = &self.tx else {
+        let Some(queue) = &self.queue else {
             if let Some(exporter) = &self.inline {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
                 // Nothing that runs under this lock panics on input; a poisoned one is usable.
@@ -354,11 +368,12 @@ impl Emitter {
             }
             return;
         };
-        match tx.try_send(Work::Batch(batch)) {
+        let entities = batch.entities.len();
+        match queue.push(Work::Batch(batch), entities, false) {
             Ok(()) => {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(work)) | Err(TrySendError::Disconnected(work)) => {
+            Err(work) => {
                 let n = self
                     .counters
                     .dropped_queue_full
@@ -379,7 +394,7 @@ impl Emitter {
 
     /// Waits until everything queued before this call has been sent, or `timeout` passes.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
-        let Some(tx) = &self.tx else {
+        let Some(queue) = &self.queue else {
             // Sent as they were finished, or nothing was ever sent.
             return if self.inline.is_some() || self.counters.queued.load(Ordering::Relaxed) == 0 {
                 Ok(())
@@ -393,9 +408,10 @@ impl Emitter {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         let mut msg = Work::Flush(ack_tx, started.checked_add(timeout));
         loop {
-            match tx.try_send(msg) {
+            match queue.push(msg, 0, true) {
                 Ok(()) => break,
-                Err(TrySendError::Full(m)) => {
+                Err(_) if queue.is_closed() => return Err(FlushError::Stopped),
+                Err(m) => {
                     if started.elapsed() >= timeout {
                         return Err(FlushError::Timeout {
                             pending: self.stats().pending(),
@@ -404,7 +420,6 @@ impl Emitter {
                     thread::sleep(Duration::from_millis(1));
                     msg = m;
                 }
-                Err(TrySendError::Disconnected(_)) => return Err(FlushError::Stopped),
             }
         }
         let remaining = timeout.saturating_sub(started.elapsed());
@@ -422,55 +437,57 @@ impl Emitter {
     /// in a full queue to tell it so).
     pub(crate) fn close(&self, timeout: Duration) {
         self.closed.store(true, Ordering::Relaxed);
-        let Some(tx) = &self.tx else {
+        let Some(queue) = &self.queue else {
             return;
         };
         let started = Instant::now();
         let mut msg = Work::Stop;
-        loop {
-            match tx.try_send(msg) {
-                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
-                Err(TrySendError::Full(m)) => {
-                    if started.elapsed() >= timeout {
-                        return;
-                    }
-                    thread::sleep(Duration::from_millis(1));
-                    msg = m;
-                }
+        while let Err(m) = queue.push(msg, 0, true) {
+            if started.elapsed() >= timeout {
+                // No room to say it in time: the thread stops once the queue is drained.
+                queue.close();
+                return;
             }
+            thread::sleep(Duration::from_millis(1));
+            msg = m;
         }
     }
 }
 
-/// The emitter thread: sleeps in `recv` until work arrives (or until the exporter's
-/// buffered work is due), exits when every sender is gone or when told to stop.
-fn run(rx: Receiver<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
+impl Drop for Emitter {
+    /// The thread finishes what is queued, sends what its exporter holds, and exits.
+    fn drop(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.close();
+        }
+    }
+}
+
+/// The emitter thread: sleeps until work arrives (or until the exporter's buffered work is
+/// due), exits when the emitter is dropped or told to stop, after what was queued before.
+fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
+    /// Closes the queue when the thread ends, however it ends: what is pushed later is
+    /// refused at once (a flush then reports the thread stopped) instead of waiting.
+    struct CloseOnExit<'a>(&'a Queue<Work>);
+    impl Drop for CloseOnExit<'_> {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = CloseOnExit(queue);
     loop {
-        let work = match exporter.flush_due() {
-            None => match rx.recv() {
-                Ok(work) => work,
-                Err(_) => break,
-            },
-            Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
-                Ok(work) => work,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    exporter.flush(None);
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-        };
-        match work {
-            Work::Batch(batch) => {
+        match queue.pop(exporter.flush_due(), exporter.wake_after()) {
+            Popped::Item(Work::Batch(batch)) => {
                 exporter.export(&batch);
                 batch.recycle();
                 counters.processed.fetch_add(1, Ordering::Relaxed);
             }
-            Work::Flush(ack, deadline) => {
+            Popped::Item(Work::Flush(ack, deadline)) => {
                 exporter.flush(deadline);
                 let _ = ack.try_send(());
             }
-            Work::Stop => break,
+            Popped::Due => exporter.flush(None),
+            Popped::Item(Work::Stop) | Popped::Closed => break,
         }
     }
     exporter.flush(None);

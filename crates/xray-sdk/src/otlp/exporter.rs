@@ -241,6 +241,15 @@ impl Exporter for OtlpExporter {
         self.since = None;
     }
 
+    /// Woken early only for a full export batch: the spans still missing from it (a batch
+    /// of traces holds at least as many entities as it gives spans).
+    fn wake_after(&self) -> usize {
+        self.batch
+            .max_export_batch_size
+            .saturating_sub(self.held)
+            .max(1)
+    }
+
     fn flush_due(&self) -> Option<Instant> {
         self.since
             .and_then(|t| t.checked_add(self.batch.schedule_delay))

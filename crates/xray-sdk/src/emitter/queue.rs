@@ -1,0 +1,234 @@
+//! The bounded queue between the threads that finish traces and the emitter thread.
+//!
+//! A producer pushes under a short lock and never waits for room: a full queue gives the item
+//! back. It wakes the thread only when the thread sleeps and something is worth waking for:
+//! always when the thread sleeps with nothing buffered; when the thread sleeps until its
+//! buffered work comes due (OTLP spans waiting for their batch), only once enough entities
+//! have arrived to fill what the exporter waits for, or for a flush or a stop. A busy
+//! recorder therefore costs no system call per trace, and an exporter that batches is woken
+//! about once per batch, not once per trace.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+/// How the thread is sleeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sleep {
+    /// Not sleeping: it will look at the queue again before it sleeps.
+    Awake,
+    /// Until an item arrives.
+    UntilWork,
+    /// Until its buffered work comes due, or until `wake_at` entities have arrived.
+    UntilDue,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    /// Entities in the items pushed since the thread last looked.
+    entities: usize,
+    sleep: Sleep,
+    wake_at: usize,
+    closed: bool,
+}
+
+/// What [`Queue::pop`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Popped<T> {
+    Item(T),
+    /// The deadline given passed with the queue empty.
+    Due,
+    /// The queue is closed and empty.
+    Closed,
+}
+
+/// A bounded multi-producer queue with one consumer.
+pub(crate) struct Queue<T> {
+    state: Mutex<State<T>>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl<T> Queue<T> {
+    /// A queue holding at most `capacity` items.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Queue {
+            state: Mutex::new(State {
+                items: VecDeque::with_capacity(capacity.min(4096)),
+                entities: 0,
+                sleep: Sleep::Awake,
+                wake_at: 1,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing runs under this lock that can panic; a poisoned one is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `item`, which holds `entities` entities; `urgent` wakes the thread whatever it
+    /// waits for. Gives the item back when the queue is full or closed.
+    pub(crate) fn push(&self, item: T, entities: usize, urgent: bool) -> Result<(), T> {
+        let mut s = self.lock();
+        if s.closed || s.items.len() >= self.capacity {
+            return Err(item);
+        }
+        s.items.push_back(item);
+        s.entities = s.entities.saturating_add(entities);
+        let wake = match s.sleep {
+            Sleep::Awake => false,
+            Sleep::UntilWork => true,
+            Sleep::UntilDue => urgent || s.entities >= s.wake_at,
+        };
+        if wake {
+            s.sleep = Sleep::Awake;
+            drop(s);
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Closes the queue: later pushes fail; the thread takes what is queued, then
+    /// [`Popped::Closed`].
+    pub(crate) fn close(&self) {
+        let mut s = self.lock();
+        s.closed = true;
+        s.sleep = Sleep::Awake;
+        drop(s);
+        self.ready.notify_one();
+    }
+
+    /// Whether the queue was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The next item, sleeping while there is none: without a deadline until one arrives;
+    /// with one, until it passes or until `wake_at` entities have arrived (or something
+    /// urgent).
+    pub(crate) fn pop(&self, due: Option<Instant>, wake_at: usize) -> Popped<T> {
+        let mut s = self.lock();
+        loop {
+            if let Some(item) = s.items.pop_front() {
+                s.sleep = Sleep::Awake;
+                if s.items.is_empty() {
+                    s.entities = 0;
+                }
+                return Popped::Item(item);
+            }
+            if s.closed {
+                return Popped::Closed;
+            }
+            s.entities = 0;
+            match due {
+                None => {
+                    s.sleep = Sleep::UntilWork;
+                    s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+                }
+                Some(due) => {
+                    let now = Instant::now();
+                    if now >= due {
+                        s.sleep = Sleep::Awake;
+                        return Popped::Due;
+                    }
+                    s.sleep = Sleep::UntilDue;
+                    s.wake_at = wake_at.max(1);
+                    s = self
+                        .ready
+                        .wait_timeout(s, due - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn it_is_bounded_and_first_in_first_out() {
+        let q = Queue::new(2);
+        assert_eq!(q.push(1, 1, false), Ok(()));
+        assert_eq!(q.push(2, 1, false), Ok(()));
+        assert_eq!(q.push(3, 1, false), Err(3));
+        assert_eq!(q.pop(None, 1), Popped::Item(1));
+        assert_eq!(q.push(4, 1, false), Ok(()));
+        assert_eq!(q.pop(None, 1), Popped::Item(2));
+        assert_eq!(q.pop(None, 1), Popped::Item(4));
+        q.close();
+        assert_eq!(q.push(5, 1, false), Err(5));
+        assert_eq!(q.pop(None, 1), Popped::Closed);
+    }
+
+    #[test]
+    fn what_was_queued_before_closing_is_still_taken() {
+        let q = Queue::new(4);
+        q.push("a", 1, false).unwrap();
+        q.close();
+        assert_eq!(q.pop(None, 1), Popped::Item("a"));
+        assert_eq!(q.pop(None, 1), Popped::Closed);
+    }
+
+    #[test]
+    fn a_deadline_with_nothing_queued_is_due() {
+        let q: Queue<u8> = Queue::new(4);
+        let t = Instant::now();
+        assert_eq!(q.pop(Some(t + Duration::from_millis(30)), 10), Popped::Due);
+        assert!(t.elapsed() >= Duration::from_millis(30));
+    }
+
+    /// A thread sleeping with nothing buffered is woken by the first item; one sleeping
+    /// until its buffered work is due only once enough entities arrived, or by an urgent
+    /// item, and otherwise at the deadline.
+    #[test]
+    fn a_thread_waiting_for_due_work_is_woken_by_enough_entities_or_urgency() {
+        let q = Arc::new(Queue::new(64));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let consumer = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                // With nothing buffered: the first item wakes it.
+                tx.send((q.pop(None, 1), Instant::now())).unwrap();
+                // Work due in 10 s, woken after 3 entities.
+                let due = Instant::now() + Duration::from_secs(10);
+                for _ in 0..2 {
+                    tx.send((q.pop(Some(due), 3), Instant::now())).unwrap();
+                }
+                tx.send((q.pop(Some(due), 100), Instant::now())).unwrap();
+                // Due soon, nothing arrives.
+                let soon = Instant::now() + Duration::from_millis(20);
+                tx.send((q.pop(Some(soon), 100), Instant::now())).unwrap();
+            })
+        };
+        let wait = Duration::from_secs(5);
+        q.push(0, 1, false).unwrap();
+        assert_eq!(rx.recv_timeout(wait).unwrap().0, Popped::Item(0));
+        // Let it fall asleep until the work is due, then push two entities: not enough.
+        std::thread::sleep(Duration::from_millis(50));
+        q.push(1, 2, false).unwrap();
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "woken before enough entities arrived"
+        );
+        q.push(2, 1, false).unwrap();
+        assert_eq!(rx.recv_timeout(wait).unwrap().0, Popped::Item(1));
+        assert_eq!(rx.recv_timeout(wait).unwrap().0, Popped::Item(2));
+        // Asleep again (100 entities wanted): an urgent item wakes it.
+        std::thread::sleep(Duration::from_millis(50));
+        q.push(3, 0, true).unwrap();
+        assert_eq!(rx.recv_timeout(wait).unwrap().0, Popped::Item(3));
+        assert_eq!(rx.recv_timeout(wait).unwrap().0, Popped::Due);
+        consumer.join().unwrap();
+    }
+}
