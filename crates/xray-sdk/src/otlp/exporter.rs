@@ -25,6 +25,11 @@ use crate::trace::Batch;
 /// spans of further origins go with the process's resource.
 const MAX_ORIGINS: usize = 8;
 
+/// Entities that wake the thread while spans wait for their batch: often enough that traces'
+/// buffers return to the pool the recording side takes them from (256 kept), rarely enough
+/// that the wake-up's cost spreads over a dozen requests.
+const WAKE_EVERY: usize = 64;
+
 /// Where the spans go.
 pub(crate) enum Wire {
     Http {
@@ -241,13 +246,15 @@ impl Exporter for OtlpExporter {
         self.since = None;
     }
 
-    /// Woken early only for a full export batch: the spans still missing from it (a batch
-    /// of traces holds at least as many entities as it gives spans).
+    /// Woken early for a full export batch (the spans still missing from it: a batch of
+    /// traces holds at least as many entities as it gives spans), and at the latest every
+    /// [`WAKE_EVERY`] entities, so that finished traces give their buffers back to the
+    /// recording side steadily.
     fn wake_after(&self) -> usize {
         self.batch
             .max_export_batch_size
             .saturating_sub(self.held)
-            .max(1)
+            .clamp(1, WAKE_EVERY)
     }
 
     fn flush_due(&self) -> Option<Instant> {
