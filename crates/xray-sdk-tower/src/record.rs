@@ -205,10 +205,10 @@ fn incoming(headers: &HeaderMap) -> Option<TraceHeader> {
     // Bytes that are not visible ASCII (say, in a `Lineage` value) spoil only the part they
     // are in: the parser drops such parts and keeps the rest, so the header is read as text
     // rather than refused whole.
-    let xray = headers.get(TRACE_HEADER);
+    let (xray, traceparent) = trace_headers(headers);
     let header = incoming_trace(
         xray.map(HeaderValue::as_bytes),
-        headers.get(TRACEPARENT_HEADER).map(HeaderValue::as_bytes),
+        traceparent.map(HeaderValue::as_bytes),
         || {
             headers
                 .get_all(TRACESTATE_HEADER)
@@ -232,6 +232,31 @@ fn incoming(headers: &HeaderMap) -> Option<TraceHeader> {
         }
     }
     header
+}
+
+/// Requests with at most this many header names are searched for the trace headers in one
+/// pass; larger ones through hashed look-ups.
+///
+/// Hashing a custom name (byte by byte) and probing costs about as much as comparing ~20
+/// names, and a request needs two such look-ups (`X-Amzn-Trace-Id`, then `traceparent`,
+/// which the rule reads whenever the first gives a trace or none); past this size, the
+/// look-ups cost less.
+const SCAN_LIMIT: usize = 32;
+
+/// The first `X-Amzn-Trace-Id` and `traceparent` values (as `HeaderMap::get` gives them).
+fn trace_headers(headers: &HeaderMap) -> (Option<&HeaderValue>, Option<&HeaderValue>) {
+    if headers.keys_len() > SCAN_LIMIT {
+        return (headers.get(TRACE_HEADER), headers.get(TRACEPARENT_HEADER));
+    }
+    let (mut xray, mut traceparent) = (None, None);
+    for (name, value) in headers {
+        if *name == TRACE_HEADER {
+            xray.get_or_insert(value);
+        } else if *name == TRACEPARENT_HEADER {
+            traceparent.get_or_insert(value);
+        }
+    }
+    (xray, traceparent)
 }
 
 /// The host the client addressed: the `Host` header, or the URI's authority (HTTP/2, or an
@@ -515,6 +540,41 @@ mod tests {
         assert_eq!(
             response_header_value(id, Some(false)).unwrap(),
             "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"
+        );
+    }
+
+    #[test]
+    fn trace_headers_match_hashed_look_ups() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("a.example.com"));
+        assert_eq!(trace_headers(&headers), (None, None));
+        headers.append(TRACEPARENT_HEADER, HeaderValue::from_static("tp-1"));
+        headers.append(TRACEPARENT_HEADER, HeaderValue::from_static("tp-2"));
+        headers.append(TRACE_HEADER, HeaderValue::from_static("Root=1"));
+        headers.append(TRACE_HEADER, HeaderValue::from_static("Root=2"));
+        let expected = |h: &HeaderMap| {
+            (
+                h.get(TRACE_HEADER).cloned(),
+                h.get(TRACEPARENT_HEADER).cloned(),
+            )
+        };
+        let found = |h: &HeaderMap| {
+            let (x, t) = trace_headers(h);
+            (x.cloned(), t.cloned())
+        };
+        assert_eq!(found(&headers).0.unwrap(), "Root=1");
+        assert_eq!(found(&headers).1.unwrap(), "tp-1");
+        // Past the scan limit, the hashed look-ups answer the same.
+        for i in 0..=SCAN_LIMIT {
+            let name = HeaderName::try_from(format!("x-filler-{i}")).unwrap();
+            headers.insert(name, HeaderValue::from_static("x"));
+        }
+        assert!(headers.keys_len() > SCAN_LIMIT);
+        assert_eq!(found(&headers), expected(&headers));
+        headers.remove(TRACEPARENT_HEADER);
+        assert_eq!(
+            found(&headers),
+            (Some(HeaderValue::from_static("Root=1")), None)
         );
     }
 
