@@ -277,6 +277,17 @@ impl Trace {
         true
     }
 
+    /// Applies one change that owns nothing (its strings borrowed) to the entity at `index`
+    /// if it is still `id` and recorded: [`Trace::record`] without the list.
+    pub(crate) fn record_one(&self, index: u32, id: EntityId, op: &Op<'_>) -> bool {
+        let mut state = self.lock();
+        if !state.live(index as usize, id) {
+            return false;
+        }
+        state.apply(index as usize, op, "");
+        true
+    }
+
     /// Applies `ops` and ends the entity at `index` at `end_us`. Returns what must be sent
     /// now, if anything: the whole segment once it and every subsegment have ended, or
     /// completed subsegments streamed ahead of it when more than `streaming_threshold` wait.
