@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
 use xray_sdk::header::{HEADER_NAME_LOWER, TRACEPARENT, TRACESTATE, incoming_trace};
-use xray_sdk::remote::{CallOutcome, GRPC_STATUS_ANNOTATION, GrpcCode, StatusFlags};
+use xray_sdk::remote::{CallOutcome, GRPC_STATUS_ANNOTATION, GrpcCode, GrpcStatus, StatusFlags};
 use xray_sdk::{
     Context, Entity, Patch, Record, SamplingFlag, SamplingRequest, TraceHeader, TraceId,
 };
@@ -443,55 +443,22 @@ pub(crate) fn record_response<B: http_body::Body>(
         };
         let status = res.status().as_u16();
         // An `ErrorCause` is the layer's to read: taken, so that no outer layer records it
-        // again. Formatted here, before the lock.
-        let error = res
-            .extensions_mut()
-            .remove::<ErrorCause>()
-            .map(|cause| cause.to_cause());
+        // again.
+        let cause = res.extensions_mut().remove::<ErrorCause>();
         let grpc = if recording.grpc_pending {
             grpc::status_in(res.headers())
         } else {
             None
         };
         let failed = status >= 500 || grpc.is_some_and(|g| failed(g.code.flags()));
-        let noted = (failed && !recording.panicked)
-            .then(|| xray_sdk::panic::take_for_segment(segment.id()))
-            .flatten();
-        if grpc.is_none() && error.is_none() && noted.is_none() {
+        if grpc.is_none() && cause.is_none() && !(failed && !recording.panicked) {
             // The common case: one change, applied without a patch.
             segment.set_http_response(status, length);
         } else {
-            if grpc.is_some() {
-                recording.grpc_pending = false;
-            }
-            let panicked = recording.panicked;
-            segment.update(|p| {
-                let outcome = CallOutcome {
-                    status: Some(status),
-                    content_length: length,
-                    ..CallOutcome::default()
-                };
-                outcome.record(p);
-                // The panic first: it is what went wrong; the status is what was answered.
-                if let Some(noted) = noted {
-                    p.add_exception(noted);
-                }
-                match grpc {
-                    // The panic is the cause already: the status that stands for it adds
-                    // only its code and flag.
-                    Some(g) if panicked => {
-                        p.annotate(GRPC_STATUS_ANNOTATION, g.code.0);
-                        p.set_fault();
-                    }
-                    Some(g) => g.record(p, false),
-                    None => {}
-                }
-                if let Some(cause) = error {
-                    p.add_cause(cause);
-                }
-            });
+            record_outcome(recording, status, length, grpc, cause, failed);
         }
     }
+    let segment = &recording.segment;
     if mode.enabled
         && let header::Entry::Vacant(slot) = res.headers_mut().entry(TRACE_HEADER)
     {
@@ -499,6 +466,59 @@ pub(crate) fn record_response<B: http_body::Body>(
         if let Some(value) = response_header_value(segment.trace_id(), sampled) {
             slot.insert(value);
         }
+    }
+}
+
+/// Records a response that failed, answered a gRPC status or carries an [`ErrorCause`]:
+/// the status and length, and what went wrong (formatted here, before the lock). Out of line:
+/// the common response is one change.
+#[inline(never)]
+fn record_outcome(
+    recording: &mut Recording,
+    status: u16,
+    length: Option<u64>,
+    grpc: Option<GrpcStatus<'_>>,
+    cause: Option<ErrorCause>,
+    failed: bool,
+) {
+    let segment = &recording.segment;
+    let error = cause.map(|cause| cause.to_cause());
+    let noted = (failed && !recording.panicked)
+        .then(|| xray_sdk::panic::take_for_segment(segment.id()))
+        .flatten();
+    if grpc.is_none() && error.is_none() && noted.is_none() {
+        // A failure with nothing more to tell: the status alone, as in the common case.
+        segment.set_http_response(status, length);
+    } else {
+        if grpc.is_some() {
+            recording.grpc_pending = false;
+        }
+        let panicked = recording.panicked;
+        segment.update(|p| {
+            let outcome = CallOutcome {
+                status: Some(status),
+                content_length: length,
+                ..CallOutcome::default()
+            };
+            outcome.record(p);
+            // The panic first: it is what went wrong; the status is what was answered.
+            if let Some(noted) = noted {
+                p.add_exception(noted);
+            }
+            match grpc {
+                // The panic is the cause already: the status that stands for it adds
+                // only its code and flag.
+                Some(g) if panicked => {
+                    p.annotate(GRPC_STATUS_ANNOTATION, g.code.0);
+                    p.set_fault();
+                }
+                Some(g) => g.record(p, false),
+                None => {}
+            }
+            if let Some(cause) = error {
+                p.add_cause(cause);
+            }
+        });
     }
 }
 
