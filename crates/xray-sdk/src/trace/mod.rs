@@ -278,13 +278,22 @@ impl Trace {
     }
 
     /// Applies one change that owns nothing (its strings borrowed) to the entity at `index`
-    /// if it is still `id` and recorded: [`Trace::record`] without the list.
+    /// if it is still `id` and recorded: [`Trace::record`] for a change made without a patch.
     pub(crate) fn record_one(&self, index: u32, id: EntityId, op: &Op<'_>) -> bool {
         let mut state = self.lock();
         if !state.live(index as usize, id) {
             return false;
         }
-        state.apply(index as usize, op, "");
+        // Through the list (of one): `apply` stays inlined in its only caller.
+        state.apply_all(
+            index as usize,
+            Changes {
+                first: std::slice::from_ref(op),
+                more: &[],
+                local: "",
+                owned: &mut [],
+            },
+        );
         true
     }
 
