@@ -451,7 +451,9 @@ pub(crate) fn record_response<B: http_body::Body>(
             None
         };
         let failed = status >= 500 || grpc.is_some_and(|g| failed(g.code.flags()));
-        if grpc.is_none() && cause.is_none() && !(failed && !recording.panicked) {
+        // A failure may have a panic behind it, noted by the hook (unless already recorded).
+        let may_have_panicked = failed && !recording.panicked;
+        if grpc.is_none() && cause.is_none() && !may_have_panicked {
             // The common case: one change, applied without a patch.
             segment.set_http_response(status, length);
         } else {
