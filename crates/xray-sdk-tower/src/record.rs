@@ -156,10 +156,13 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
         (host, config.naming.name_for(host))
     };
     let asked = (!decided).then(host_and_name);
-    // The name is set once the segment is known to be sampled, so that unsampled requests
-    // never copy it; the sampler gets it through the sampling request. Until then a valid
-    // placeholder, which the core keeps as it is (an empty one would go through sanitizing).
-    let mut builder = config.recorder.segment(Cow::Borrowed("segment"));
+    // The segment's name, borrowed: the core copies it only when the request is sampled.
+    // When the caller decided, the name (and the host it may depend on) is worked out only
+    // if the request is recorded, in `init`; until then a valid placeholder, which the core
+    // keeps as it is (an empty one would go through sanitizing).
+    let mut builder = config
+        .recorder
+        .segment(Cow::Borrowed(asked.map_or("segment", |(_, name)| name)));
     if let Some((host, name)) = asked {
         builder = builder.sampling_request(SamplingRequest {
             service_name: Some(name),
@@ -176,8 +179,15 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
     }
     // Runs only when sampled, before the segment is shared: no lock, no copies otherwise.
     let segment = builder.begin_with(|e| {
-        let (host, name) = asked.unwrap_or_else(host_and_name);
-        e.set_name(name);
+        let host = match asked {
+            // Named by the builder already.
+            Some((host, _)) => host,
+            None => {
+                let (host, name) = host_and_name();
+                e.set_name(name);
+                host
+            }
+        };
         request_block(req, host).record(e);
     });
     let mode = ResponseHeaderMode {
