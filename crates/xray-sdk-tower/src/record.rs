@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
 use xray_sdk::header::{HEADER_NAME_LOWER, TRACEPARENT, TRACESTATE, incoming_trace};
-use xray_sdk::remote::{CallOutcome, GRPC_STATUS_ANNOTATION, GrpcCode, StatusFlags};
+use xray_sdk::remote::{CallOutcome, GRPC_STATUS_ANNOTATION, GrpcCode, GrpcStatus, StatusFlags};
 use xray_sdk::{
     Context, Entity, Patch, Record, SamplingFlag, SamplingRequest, TraceHeader, TraceId,
 };
@@ -156,10 +156,13 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
         (host, config.naming.name_for(host))
     };
     let asked = (!decided).then(host_and_name);
-    // The name is set once the segment is known to be sampled, so that unsampled requests
-    // never copy it; the sampler gets it through the sampling request. Until then a valid
-    // placeholder, which the core keeps as it is (an empty one would go through sanitizing).
-    let mut builder = config.recorder.segment(Cow::Borrowed("segment"));
+    // The segment's name, borrowed: the core copies it only when the request is sampled.
+    // When the caller decided, the name (and the host it may depend on) is worked out only
+    // if the request is recorded, in `init`; until then a valid placeholder, which the core
+    // keeps as it is (an empty one would go through sanitizing).
+    let mut builder = config
+        .recorder
+        .segment(Cow::Borrowed(asked.map_or("segment", |(_, name)| name)));
     if let Some((host, name)) = asked {
         builder = builder.sampling_request(SamplingRequest {
             service_name: Some(name),
@@ -176,8 +179,15 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
     }
     // Runs only when sampled, before the segment is shared: no lock, no copies otherwise.
     let segment = builder.begin_with(|e| {
-        let (host, name) = asked.unwrap_or_else(host_and_name);
-        e.set_name(name);
+        let host = match asked {
+            // Named by the builder already.
+            Some((host, _)) => host,
+            None => {
+                let (host, name) = host_and_name();
+                e.set_name(name);
+                host
+            }
+        };
         request_block(req, host).record(e);
     });
     let mode = ResponseHeaderMode {
@@ -205,10 +215,10 @@ fn incoming(headers: &HeaderMap) -> Option<TraceHeader> {
     // Bytes that are not visible ASCII (say, in a `Lineage` value) spoil only the part they
     // are in: the parser drops such parts and keeps the rest, so the header is read as text
     // rather than refused whole.
-    let xray = headers.get(TRACE_HEADER);
+    let (xray, traceparent) = trace_headers(headers);
     let header = incoming_trace(
         xray.map(HeaderValue::as_bytes),
-        headers.get(TRACEPARENT_HEADER).map(HeaderValue::as_bytes),
+        traceparent.map(HeaderValue::as_bytes),
         || {
             headers
                 .get_all(TRACESTATE_HEADER)
@@ -232,6 +242,31 @@ fn incoming(headers: &HeaderMap) -> Option<TraceHeader> {
         }
     }
     header
+}
+
+/// Requests with at most this many header names are searched for the trace headers in one
+/// pass; larger ones through hashed look-ups.
+///
+/// Hashing a custom name (byte by byte) and probing costs about as much as comparing ~20
+/// names, and a request needs two such look-ups (`X-Amzn-Trace-Id`, then `traceparent`,
+/// which the rule reads whenever the first gives a trace or none); past this size, the
+/// look-ups cost less.
+const SCAN_LIMIT: usize = 32;
+
+/// The first `X-Amzn-Trace-Id` and `traceparent` values (as `HeaderMap::get` gives them).
+fn trace_headers(headers: &HeaderMap) -> (Option<&HeaderValue>, Option<&HeaderValue>) {
+    if headers.keys_len() > SCAN_LIMIT {
+        return (headers.get(TRACE_HEADER), headers.get(TRACEPARENT_HEADER));
+    }
+    let (mut xray, mut traceparent) = (None, None);
+    for (name, value) in headers {
+        if *name == TRACE_HEADER {
+            xray.get_or_insert(value);
+        } else if *name == TRACEPARENT_HEADER {
+            traceparent.get_or_insert(value);
+        }
+    }
+    (xray, traceparent)
 }
 
 /// The host the client addressed: the `Host` header, or the URI's authority (HTTP/2, or an
@@ -418,55 +453,24 @@ pub(crate) fn record_response<B: http_body::Body>(
         };
         let status = res.status().as_u16();
         // An `ErrorCause` is the layer's to read: taken, so that no outer layer records it
-        // again. Formatted here, before the lock.
-        let error = res
-            .extensions_mut()
-            .remove::<ErrorCause>()
-            .map(|cause| cause.to_cause());
+        // again.
+        let cause = res.extensions_mut().remove::<ErrorCause>();
         let grpc = if recording.grpc_pending {
             grpc::status_in(res.headers())
         } else {
             None
         };
         let failed = status >= 500 || grpc.is_some_and(|g| failed(g.code.flags()));
-        let noted = (failed && !recording.panicked)
-            .then(|| xray_sdk::panic::take_for_segment(segment.id()))
-            .flatten();
-        if grpc.is_none() && error.is_none() && noted.is_none() {
+        // A failure may have a panic behind it, noted by the hook (unless already recorded).
+        let may_have_panicked = failed && !recording.panicked;
+        if grpc.is_none() && cause.is_none() && !may_have_panicked {
             // The common case: one change, applied without a patch.
             segment.set_http_response(status, length);
         } else {
-            if grpc.is_some() {
-                recording.grpc_pending = false;
-            }
-            let panicked = recording.panicked;
-            segment.update(|p| {
-                let outcome = CallOutcome {
-                    status: Some(status),
-                    content_length: length,
-                    ..CallOutcome::default()
-                };
-                outcome.record(p);
-                // The panic first: it is what went wrong; the status is what was answered.
-                if let Some(noted) = noted {
-                    p.add_exception(noted);
-                }
-                match grpc {
-                    // The panic is the cause already: the status that stands for it adds
-                    // only its code and flag.
-                    Some(g) if panicked => {
-                        p.annotate(GRPC_STATUS_ANNOTATION, g.code.0);
-                        p.set_fault();
-                    }
-                    Some(g) => g.record(p, false),
-                    None => {}
-                }
-                if let Some(cause) = error {
-                    p.add_cause(cause);
-                }
-            });
+            record_outcome(recording, status, length, grpc, cause, failed);
         }
     }
+    let segment = &recording.segment;
     if mode.enabled
         && let header::Entry::Vacant(slot) = res.headers_mut().entry(TRACE_HEADER)
     {
@@ -474,6 +478,59 @@ pub(crate) fn record_response<B: http_body::Body>(
         if let Some(value) = response_header_value(segment.trace_id(), sampled) {
             slot.insert(value);
         }
+    }
+}
+
+/// Records a response that failed, answered a gRPC status or carries an [`ErrorCause`]:
+/// the status and length, and what went wrong (formatted here, before the lock). Out of line:
+/// the common response is one change.
+#[inline(never)]
+fn record_outcome(
+    recording: &mut Recording,
+    status: u16,
+    length: Option<u64>,
+    grpc: Option<GrpcStatus<'_>>,
+    cause: Option<ErrorCause>,
+    failed: bool,
+) {
+    let segment = &recording.segment;
+    let error = cause.map(|cause| cause.to_cause());
+    let noted = (failed && !recording.panicked)
+        .then(|| xray_sdk::panic::take_for_segment(segment.id()))
+        .flatten();
+    if grpc.is_none() && error.is_none() && noted.is_none() {
+        // A failure with nothing more to tell: the status alone, as in the common case.
+        segment.set_http_response(status, length);
+    } else {
+        if grpc.is_some() {
+            recording.grpc_pending = false;
+        }
+        let panicked = recording.panicked;
+        segment.update(|p| {
+            let outcome = CallOutcome {
+                status: Some(status),
+                content_length: length,
+                ..CallOutcome::default()
+            };
+            outcome.record(p);
+            // The panic first: it is what went wrong; the status is what was answered.
+            if let Some(noted) = noted {
+                p.add_exception(noted);
+            }
+            match grpc {
+                // The panic is the cause already: the status that stands for it adds
+                // only its code and flag.
+                Some(g) if panicked => {
+                    p.annotate(GRPC_STATUS_ANNOTATION, g.code.0);
+                    p.set_fault();
+                }
+                Some(g) => g.record(p, false),
+                None => {}
+            }
+            if let Some(cause) = error {
+                p.add_cause(cause);
+            }
+        });
     }
 }
 
@@ -515,6 +572,41 @@ mod tests {
         assert_eq!(
             response_header_value(id, Some(false)).unwrap(),
             "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"
+        );
+    }
+
+    #[test]
+    fn trace_headers_match_hashed_look_ups() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("a.example.com"));
+        assert_eq!(trace_headers(&headers), (None, None));
+        headers.append(TRACEPARENT_HEADER, HeaderValue::from_static("tp-1"));
+        headers.append(TRACEPARENT_HEADER, HeaderValue::from_static("tp-2"));
+        headers.append(TRACE_HEADER, HeaderValue::from_static("Root=1"));
+        headers.append(TRACE_HEADER, HeaderValue::from_static("Root=2"));
+        let expected = |h: &HeaderMap| {
+            (
+                h.get(TRACE_HEADER).cloned(),
+                h.get(TRACEPARENT_HEADER).cloned(),
+            )
+        };
+        let found = |h: &HeaderMap| {
+            let (x, t) = trace_headers(h);
+            (x.cloned(), t.cloned())
+        };
+        assert_eq!(found(&headers).0.unwrap(), "Root=1");
+        assert_eq!(found(&headers).1.unwrap(), "tp-1");
+        // Past the scan limit, the hashed look-ups answer the same.
+        for i in 0..=SCAN_LIMIT {
+            let name = HeaderName::try_from(format!("x-filler-{i}")).unwrap();
+            headers.insert(name, HeaderValue::from_static("x"));
+        }
+        assert!(headers.keys_len() > SCAN_LIMIT);
+        assert_eq!(found(&headers), expected(&headers));
+        headers.remove(TRACEPARENT_HEADER);
+        assert_eq!(
+            found(&headers),
+            (Some(HeaderValue::from_static("Root=1")), None)
         );
     }
 

@@ -384,17 +384,7 @@ impl<'a> crate::record::sealed::Sealed<'a> for Context {
 
     fn push(&self, op: Op<'a>) {
         if let Inner::Recorded { shared, index, id } = &self.inner {
-            let first = [op];
-            shared.trace.record(
-                *index,
-                *id,
-                Changes {
-                    first: &first,
-                    more: &[],
-                    local: "",
-                    owned: &mut [],
-                },
-            );
+            shared.trace.record_one(*index, *id, &op);
         }
     }
 

@@ -100,10 +100,15 @@ where
 }
 
 /// The X-Ray header, read as text; bytes that are not UTF-8 spoil only the part they are in.
+/// The form every SDK sends is read from the bytes as they are (it is ASCII), without a UTF-8
+/// check first.
 fn parse_xray(value: &[u8]) -> TraceHeader {
+    if let Some(header) = TraceHeader::parse_canonical(value) {
+        return header;
+    }
     match std::str::from_utf8(value) {
-        Ok(s) => TraceHeader::parse(s),
-        Err(_) => TraceHeader::parse(&String::from_utf8_lossy(value)),
+        Ok(s) => TraceHeader::parse_lenient(s),
+        Err(_) => TraceHeader::parse_lenient(&String::from_utf8_lossy(value)),
     }
 }
 

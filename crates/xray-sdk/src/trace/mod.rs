@@ -277,6 +277,26 @@ impl Trace {
         true
     }
 
+    /// Applies one change that owns nothing (its strings borrowed) to the entity at `index`
+    /// if it is still `id` and recorded: [`Trace::record`] for a change made without a patch.
+    pub(crate) fn record_one(&self, index: u32, id: EntityId, op: &Op<'_>) -> bool {
+        let mut state = self.lock();
+        if !state.live(index as usize, id) {
+            return false;
+        }
+        // Through the list (of one): `apply` stays inlined in its only caller.
+        state.apply_all(
+            index as usize,
+            Changes {
+                first: std::slice::from_ref(op),
+                more: &[],
+                local: "",
+                owned: &mut [],
+            },
+        );
+        true
+    }
+
     /// Applies `ops` and ends the entity at `index` at `end_us`. Returns what must be sent
     /// now, if anything: the whole segment once it and every subsegment have ended, or
     /// completed subsegments streamed ahead of it when more than `streaming_threshold` wait.

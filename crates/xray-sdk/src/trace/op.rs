@@ -112,26 +112,41 @@ impl Changes<'_, '_> {
 
 impl TraceState {
     /// Applies every change to the entity at `index` (which the caller has checked exists).
+    #[inline]
     pub(crate) fn apply_all(&mut self, index: usize, changes: Changes<'_, '_>) {
-        for &op in changes.first.iter().chain(changes.more) {
-            match op {
+        // Ending without last changes is the common case: no call for nothing.
+        if !(changes.first.is_empty() && changes.more.is_empty()) {
+            self.apply_changes(index, changes);
+        }
+    }
+
+    fn apply_changes(&mut self, index: usize, changes: Changes<'_, '_>) {
+        let Changes {
+            first,
+            more,
+            local,
+            owned,
+        } = changes;
+        // Each change is read where it is (an `Op` is several words: no copy per change).
+        for op in first.iter().chain(more) {
+            match *op {
                 Op::Owned(i) => {
-                    if let Some(value) = changes.owned.get_mut(i as usize).and_then(Option::take) {
+                    if let Some(value) = owned.get_mut(i as usize).and_then(Option::take) {
                         self.apply_owned(index, value);
                     }
                 }
-                op => self.apply(index, op, changes.local),
+                _ => self.apply(index, op, local),
             }
         }
     }
 
     /// Applies one change.
-    pub(crate) fn apply(&mut self, index: usize, op: Op<'_>, local: &str) {
+    pub(crate) fn apply(&mut self, index: usize, op: &Op<'_>, local: &str) {
         let text = &mut self.text;
         let Some(e) = self.entities.get_mut(index) else {
             return;
         };
-        match op {
+        match *op {
             Op::Name(name) => {
                 if let Some(t) = Text::push(text, name.get(local)) {
                     e.name = t;
@@ -168,6 +183,24 @@ impl TraceState {
                     self.remove_aws_extra(index, "retries");
                 }
             }
+            Op::User(v) => e.more.user = Text::push(text, v.get(local)),
+            Op::Origin(v) => e.more.origin = Text::push(text, v.get(local)),
+            Op::ResourceArn(v) => e.more.resource_arn = Text::push(text, v.get(local)),
+            Op::ServiceVersion(v) => e.more.service_version = Text::push(text, v.get(local)),
+            // The open-ended parts, out of line: the fields above stay cheap to set.
+            _ => self.apply_extra(index, op, local),
+        }
+    }
+
+    /// Applies a change to the entity's open-ended parts (other `aws` fields, annotations,
+    /// metadata, precursors).
+    #[inline(never)]
+    fn apply_extra(&mut self, index: usize, op: &Op<'_>, local: &str) {
+        let text = &mut self.text;
+        let Some(e) = self.entities.get_mut(index) else {
+            return;
+        };
+        match *op {
             Op::AwsJson(key, json) => {
                 let (key, json) = (key.get(local), json.get(local));
                 // The latest value of a key wins, typed or not.
@@ -200,10 +233,6 @@ impl TraceState {
                     }
                 }
             }
-            Op::User(v) => e.more.user = Text::push(text, v.get(local)),
-            Op::Origin(v) => e.more.origin = Text::push(text, v.get(local)),
-            Op::ResourceArn(v) => e.more.resource_arn = Text::push(text, v.get(local)),
-            Op::ServiceVersion(v) => e.more.service_version = Text::push(text, v.get(local)),
             Op::Annotation(key, value) => {
                 let key = key.get(local);
                 let value = match value {
@@ -273,8 +302,8 @@ impl TraceState {
                 }
             }
             Op::Precursor(id) => self.push_extra(index, Item::Precursor(id)),
-            // Applied by `apply_all`, which holds the owned values.
-            Op::Owned(_) => {}
+            // Set by `apply`, or applied by `apply_all` (which holds the owned values).
+            _ => {}
         }
     }
 
