@@ -1,12 +1,30 @@
 //! Trace IDs and entity (segment, subsegment, exception) IDs.
 //!
-//! IDs come from the thread-local generator of `rand` (ChaCha12, seeded once per thread from the
-//! operating system), so making one costs no system call.
+//! Trace and entity IDs must be unique, not unpredictable (they travel in clear headers). They
+//! come from a small, fast generator per thread (`rand`'s `SmallRng`, xoshiro256++), seeded
+//! once from `rand`'s cryptographic thread generator, itself seeded from the operating system:
+//! no system call and no cipher block per ID. OpenTelemetry's Rust SDK makes its IDs the same
+//! way. The sampling client ID, made once, comes from the cryptographic generator.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 
-use rand::RngCore;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+
+thread_local! {
+    static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+}
+
+/// 64 random bits for an ID. Falls back to the cryptographic generator while the thread's
+/// own is being torn down.
+fn random_u64() -> u64 {
+    IDS.try_with(|r| r.try_borrow_mut().map(|mut r| r.next_u64()).ok())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| rand::rng().next_u64())
+}
 
 /// An X-Ray trace ID: `1-<8 hex digits of epoch seconds>-<24 hex random digits>`.
 ///
@@ -158,7 +176,8 @@ impl TraceId {
     /// A new trace ID with the given epoch seconds and 96 random bits.
     pub fn with_epoch(epoch: u32) -> Self {
         let mut random = [0u8; 12];
-        rand::rng().fill_bytes(&mut random);
+        random[..8].copy_from_slice(&random_u64().to_ne_bytes());
+        random[8..].copy_from_slice(&random_u64().to_ne_bytes()[..4]);
         TraceId { epoch, random }
     }
 
@@ -253,9 +272,8 @@ impl EntityId {
     /// [`TraceId`], deliberately not `Default`.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        let mut rng = rand::rng();
         loop {
-            let v = rng.next_u64();
+            let v = random_u64();
             if v != 0 {
                 return EntityId(v);
             }
