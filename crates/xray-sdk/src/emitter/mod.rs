@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use self::queue::{Popped, Queue};
+use self::queue::{Queue, Taken};
 use crate::id::{EntityId, TraceId};
 use crate::trace::Batch;
 
@@ -475,19 +475,30 @@ fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
         }
     }
     let _close = CloseOnExit(queue);
+    let mut taken = std::collections::VecDeque::new();
     loop {
-        match queue.pop(exporter.flush_due(), exporter.wake_after()) {
-            Popped::Item(Work::Batch(batch)) => {
-                exporter.export(&batch);
-                batch.recycle();
-                counters.processed.fetch_add(1, Ordering::Relaxed);
+        match queue.take_all(&mut taken, exporter.flush_due(), exporter.wake_after()) {
+            Taken::Items => {
+                while let Some(work) = taken.pop_front() {
+                    match work {
+                        Work::Batch(batch) => {
+                            exporter.export(&batch);
+                            batch.recycle();
+                            counters.processed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Work::Flush(ack, deadline) => {
+                            exporter.flush(deadline);
+                            let _ = ack.try_send(());
+                        }
+                        Work::Stop => {
+                            exporter.flush(None);
+                            return;
+                        }
+                    }
+                }
             }
-            Popped::Item(Work::Flush(ack, deadline)) => {
-                exporter.flush(deadline);
-                let _ = ack.try_send(());
-            }
-            Popped::Due => exporter.flush(None),
-            Popped::Item(Work::Stop) | Popped::Closed => break,
+            Taken::Due => exporter.flush(None),
+            Taken::Closed => break,
         }
     }
     exporter.flush(None);

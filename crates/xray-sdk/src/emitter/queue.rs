@@ -32,10 +32,11 @@ struct State<T> {
     closed: bool,
 }
 
-/// What [`Queue::pop`] found.
+/// What [`Queue::take_all`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Popped<T> {
-    Item(T),
+pub(crate) enum Taken {
+    /// Items were moved into the consumer's queue.
+    Items,
     /// The deadline given passed with the queue empty.
     Due,
     /// The queue is closed and empty.
@@ -107,21 +108,27 @@ impl<T> Queue<T> {
         self.lock().closed
     }
 
-    /// The next item, sleeping while there is none: without a deadline until one arrives;
-    /// with one, until it passes or until `wake_at` entities have arrived (or something
-    /// urgent).
-    pub(crate) fn pop(&self, due: Option<Instant>, wake_at: usize) -> Popped<T> {
+    /// Moves every queued item into `into` (which must be empty) at once, so that the thread
+    /// takes the lock once per wake-up, not once per item, and producers rarely find it
+    /// held. Sleeps while there is none: without a deadline until one arrives; with one,
+    /// until it passes or until `wake_at` entities have arrived (or something urgent). At
+    /// most `capacity` items wait in the queue; as many again may be in the thread's hands.
+    pub(crate) fn take_all(
+        &self,
+        into: &mut VecDeque<T>,
+        due: Option<Instant>,
+        wake_at: usize,
+    ) -> Taken {
         let mut s = self.lock();
         loop {
-            if let Some(item) = s.items.pop_front() {
+            if !s.items.is_empty() {
+                std::mem::swap(&mut s.items, into);
                 s.sleep = Sleep::Awake;
-                if s.items.is_empty() {
-                    s.entities = 0;
-                }
-                return Popped::Item(item);
+                s.entities = 0;
+                return Taken::Items;
             }
             if s.closed {
-                return Popped::Closed;
+                return Taken::Closed;
             }
             s.entities = 0;
             match due {
@@ -133,7 +140,7 @@ impl<T> Queue<T> {
                     let now = Instant::now();
                     if now >= due {
                         s.sleep = Sleep::Awake;
-                        return Popped::Due;
+                        return Taken::Due;
                     }
                     s.sleep = Sleep::UntilDue;
                     s.wake_at = wake_at.max(1);
@@ -155,6 +162,48 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    impl<T> Queue<T> {
+        /// The first item taken, the rest put back in front (for these tests).
+        fn pop(&self, due: Option<Instant>, wake_at: usize) -> Popped<T> {
+            let mut got = VecDeque::new();
+            match self.take_all(&mut got, due, wake_at) {
+                Taken::Items => {
+                    let first = got.pop_front().map(Popped::Item);
+                    let mut s = self.lock();
+                    while let Some(rest) = got.pop_back() {
+                        s.items.push_front(rest);
+                    }
+                    first.unwrap_or(Popped::Due)
+                }
+                Taken::Due => Popped::Due,
+                Taken::Closed => Popped::Closed,
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Popped<T> {
+        Item(T),
+        Due,
+        Closed,
+    }
+
+    #[test]
+    fn everything_queued_is_taken_at_once_in_order() {
+        let q = Queue::new(8);
+        for i in 0..5 {
+            q.push(i, 1, false).unwrap();
+        }
+        let mut got = VecDeque::new();
+        assert_eq!(q.take_all(&mut got, None, 1), Taken::Items);
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+        // The queue is empty and has room for its whole capacity again.
+        for i in 0..8 {
+            q.push(i, 1, false).unwrap();
+        }
+        assert_eq!(q.push(8, 1, false), Err(8));
+    }
 
     #[test]
     fn it_is_bounded_and_first_in_first_out() {

@@ -6,8 +6,10 @@
 //! the two dearest allocations of a sampled request. Kept here instead, cleared, they are
 //! taken back by the next trace under one uncontended lock.
 //!
-//! The pool is bounded in entries and in the size of what it keeps, so it never holds more
-//! than a few hundred kilobytes, whatever the traffic.
+//! A trace with many subsegments grows its buffers (each doubling a copy, and from 1 KiB up a
+//! request to glibc's large bins); its grown buffers are kept too, so that the next such trace
+//! starts at the size it needs. The pool is bounded in entries, in the size of one buffer and
+//! in the bytes it holds in all ([`MAX_BYTES`]), whatever the traffic.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -17,10 +19,24 @@ use super::{ARENA_CAPACITY, TEXT_CAPACITY};
 /// Buffer pairs kept at most: more than a burst of concurrent traces needs.
 const MAX_KEPT: usize = 256;
 
-/// Buffers grown past these (a trace with many subsegments or long texts) are freed, so the
-/// pool keeps only the usual size.
-const MAX_ENTITIES: usize = ARENA_CAPACITY * 4;
-const MAX_TEXT: usize = TEXT_CAPACITY * 8;
+/// Buffers grown past these (a trace with hundreds of subsegments or long texts) are freed.
+const MAX_ENTITIES: usize = ARENA_CAPACITY * 64;
+const MAX_TEXT: usize = TEXT_CAPACITY * 16;
+
+/// Bytes of buffers kept at most.
+const MAX_BYTES: usize = 1 << 20;
+
+impl Buffers {
+    /// The bytes the pair holds.
+    fn bytes(&self) -> usize {
+        self.entities.capacity() * std::mem::size_of::<EntityData>() + self.text.capacity()
+    }
+}
+
+struct Pool {
+    kept: Vec<Buffers>,
+    bytes: usize,
+}
 
 /// An entity vector and a text buffer, both empty.
 pub(crate) struct Buffers {
@@ -28,12 +44,22 @@ pub(crate) struct Buffers {
     pub(crate) text: String,
 }
 
-static POOL: Mutex<Vec<Buffers>> = Mutex::new(Vec::new());
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    kept: Vec::new(),
+    bytes: 0,
+});
 
 /// Empty buffers for a new trace: reused ones when the pool has some, else fresh ones of the
 /// usual capacity.
 pub(crate) fn take() -> Buffers {
-    let reused = POOL.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    let reused = {
+        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        let b = pool.kept.pop();
+        if let Some(b) = &b {
+            pool.bytes -= b.bytes();
+        }
+        b
+    };
     reused.unwrap_or_else(|| Buffers {
         entities: Vec::with_capacity(ARENA_CAPACITY),
         text: String::with_capacity(TEXT_CAPACITY),
@@ -41,7 +67,7 @@ pub(crate) fn take() -> Buffers {
 }
 
 /// Hands back a sent trace's buffers (emptied here, off the request path), unless they grew
-/// past the usual size or the pool is full.
+/// past the largest size kept or the pool is full.
 pub(crate) fn give(mut entities: Vec<EntityData>, mut text: String) {
     if entities.capacity() < ARENA_CAPACITY
         || entities.capacity() > MAX_ENTITIES
@@ -52,12 +78,15 @@ pub(crate) fn give(mut entities: Vec<EntityData>, mut text: String) {
     }
     entities.clear();
     text.clear();
+    let given = Buffers { entities, text };
+    let bytes = given.bytes();
     let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-    if pool.len() < MAX_KEPT {
-        if pool.capacity() == 0 {
-            pool.reserve_exact(MAX_KEPT);
+    if pool.kept.len() < MAX_KEPT && pool.bytes + bytes <= MAX_BYTES {
+        if pool.kept.capacity() == 0 {
+            pool.kept.reserve_exact(MAX_KEPT);
         }
-        pool.push(Buffers { entities, text });
+        pool.bytes += bytes;
+        pool.kept.push(given);
     }
 }
 
@@ -85,8 +114,8 @@ mod tests {
         assert!(taken.entities.capacity() >= ARENA_CAPACITY);
         assert!(taken.text.capacity() >= TEXT_CAPACITY);
 
-        // A grown buffer is not kept: the pool does not fill with large blocks.
-        let before = POOL.lock().unwrap().len();
+        // A buffer grown past the largest size is not kept.
+        let before = POOL.lock().unwrap().kept.len();
         give(
             Vec::with_capacity(MAX_ENTITIES + 1),
             String::with_capacity(TEXT_CAPACITY),
@@ -95,6 +124,30 @@ mod tests {
             Vec::with_capacity(ARENA_CAPACITY),
             String::with_capacity(MAX_TEXT + 1),
         );
-        assert!(POOL.lock().unwrap().len() <= before);
+        assert!(POOL.lock().unwrap().kept.len() <= before);
+    }
+
+    #[test]
+    fn grown_buffers_are_kept_within_the_byte_bound() {
+        // A trace's grown buffers come back for the next trace of that size.
+        give(
+            Vec::with_capacity(MAX_ENTITIES),
+            String::with_capacity(MAX_TEXT),
+        );
+        let bytes = POOL.lock().unwrap().bytes;
+        assert!(bytes <= MAX_BYTES);
+        // Whatever comes back, the pool never holds more than its bound.
+        for _ in 0..MAX_KEPT {
+            give(
+                Vec::with_capacity(MAX_ENTITIES),
+                String::with_capacity(MAX_TEXT),
+            );
+        }
+        let pool = POOL.lock().unwrap();
+        assert!(pool.bytes <= MAX_BYTES, "{} bytes kept", pool.bytes);
+        assert_eq!(
+            pool.bytes,
+            pool.kept.iter().map(Buffers::bytes).sum::<usize>()
+        );
     }
 }
