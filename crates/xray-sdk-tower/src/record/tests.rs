@@ -1,0 +1,146 @@
+use super::*;
+
+#[test]
+fn response_header_values() {
+    let id = TraceId::parse("1-5759e988-bd862e3fe1be46a994272793").unwrap();
+    assert_eq!(
+        response_header_value(id, None).unwrap(),
+        "Root=1-5759e988-bd862e3fe1be46a994272793"
+    );
+    assert_eq!(
+        response_header_value(id, Some(true)).unwrap(),
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+    );
+    assert_eq!(
+        response_header_value(id, Some(false)).unwrap(),
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"
+    );
+}
+
+#[test]
+fn trace_headers_match_hashed_look_ups() {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::HOST, HeaderValue::from_static("a.example.com"));
+    assert_eq!(trace_headers(&headers), (None, None));
+    headers.append(TRACEPARENT_HEADER, HeaderValue::from_static("tp-1"));
+    headers.append(TRACEPARENT_HEADER, HeaderValue::from_static("tp-2"));
+    headers.append(TRACE_HEADER, HeaderValue::from_static("Root=1"));
+    headers.append(TRACE_HEADER, HeaderValue::from_static("Root=2"));
+    let expected = |h: &HeaderMap| {
+        (
+            h.get(TRACE_HEADER).cloned(),
+            h.get(TRACEPARENT_HEADER).cloned(),
+        )
+    };
+    let found = |h: &HeaderMap| {
+        let (x, t) = trace_headers(h);
+        (x.cloned(), t.cloned())
+    };
+    assert_eq!(found(&headers).0.unwrap(), "Root=1");
+    assert_eq!(found(&headers).1.unwrap(), "tp-1");
+    // Past the scan limit, the hashed look-ups answer the same.
+    for i in 0..=SCAN_LIMIT {
+        let name = HeaderName::try_from(format!("x-filler-{i}")).unwrap();
+        headers.insert(name, HeaderValue::from_static("x"));
+    }
+    assert!(headers.keys_len() > SCAN_LIMIT);
+    assert_eq!(found(&headers), expected(&headers));
+    headers.remove(TRACEPARENT_HEADER);
+    assert_eq!(
+        found(&headers),
+        (Some(HeaderValue::from_static("Root=1")), None)
+    );
+}
+
+/// The URL as it is recorded.
+fn url_string(url: &Url<'_>) -> String {
+    match url {
+        Url::Parts { https, host, path } => {
+            format!("{}://{host}{path}", if *https { "https" } else { "http" })
+        }
+        Url::Built(s) => s.clone(),
+        Url::Path(p) => (*p).to_owned(),
+    }
+}
+
+#[test]
+fn request_urls() {
+    let url = |req: Request<()>| {
+        let host = host(&req);
+        url_string(&request_block(&req, host).url)
+    };
+    let get = |uri: &str| Request::get(uri);
+    assert_eq!(
+        url(get("/a?q=1")
+            .header("host", "api.example.com")
+            .body(())
+            .unwrap()),
+        "http://api.example.com/a"
+    );
+    assert_eq!(
+        url(get("/a")
+            .header("host", "api.example.com")
+            .header("x-forwarded-proto", "HTTPS, http")
+            .body(())
+            .unwrap()),
+        "https://api.example.com/a"
+    );
+    assert_eq!(
+        url(get("/a")
+            .header("host", "api.example.com")
+            .header("x-forwarded-proto", "gopher")
+            .body(())
+            .unwrap()),
+        "http://api.example.com/a"
+    );
+    assert_eq!(
+        url(get("HTTPS://svc.internal:8443/b").body(()).unwrap()),
+        "https://svc.internal:8443/b"
+    );
+    assert_eq!(url(get("/c").body(()).unwrap()), "/c");
+    // Credentials in an absolute-form request line are never recorded.
+    assert_eq!(
+        url(get("http://user:secret@svc.internal:8080/d")
+            .body(())
+            .unwrap()),
+        "http://svc.internal:8080/d"
+    );
+    // An empty `Host` header falls back to the request line's authority.
+    assert_eq!(
+        url(get("http://svc.internal/e")
+            .header("host", "")
+            .body(())
+            .unwrap()),
+        "http://svc.internal/e"
+    );
+}
+
+#[test]
+fn request_headers_first_values() {
+    let req = Request::get("/a")
+        .header("host", "api.example.com")
+        .header("user-agent", "curl/8.5.0")
+        .header("User-Agent", "second")
+        .header("x-forwarded-for", " 203.0.113.7 , 10.0.0.1")
+        .header("accept", "*/*")
+        .header("x-forwarded-for", "198.51.100.1")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-proto", "http")
+        .body(())
+        .unwrap();
+    let block = request_block(&req, host(&req));
+    assert_eq!(block.client_ip.as_deref(), Some("203.0.113.7"));
+    assert!(block.x_forwarded_for);
+    assert_eq!(url_string(&block.url), "https://api.example.com/a");
+    assert_eq!(block.user_agent, Some("curl/8.5.0"));
+
+    // An empty first element is no address: the peer's (none here) is used instead.
+    let req = Request::get("/a")
+        .header("x-forwarded-for", ", 10.0.0.1")
+        .body(())
+        .unwrap();
+    let block = request_block(&req, None);
+    assert_eq!(block.client_ip, None);
+    assert!(!block.x_forwarded_for);
+    assert_eq!(block.user_agent, None);
+}
