@@ -145,14 +145,15 @@ pub(crate) struct ResponseHeaderMode {
 /// Opens the segment for a request: continues the incoming trace, asks the sampler when the
 /// caller left the decision to us, and records the request when sampled.
 pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, ResponseHeaderMode) {
-    let incoming = incoming(req.headers());
+    let found = FirstHeaders::find(req.headers());
+    let incoming = incoming(req.headers(), &found);
     // A caller that sent `Sampled=1` or `0` has decided: the sampler is not asked, and the
     // host (a hashed look-up) and the name are needed only if the request is recorded.
     let decided = incoming
         .as_ref()
         .is_some_and(|h| h.sampled().decision().is_some());
     let host_and_name = || {
-        let host = host(req);
+        let host = host(req, found.host);
         (host, config.naming.name_for(host))
     };
     let asked = (!decided).then(host_and_name);
@@ -211,11 +212,11 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
 
 /// The trace the request continues: `X-Amzn-Trace-Id` first, else `traceparent` (with its
 /// `tracestate`), as [`incoming_trace`] picks it.
-fn incoming(headers: &HeaderMap) -> Option<TraceHeader> {
+fn incoming(headers: &HeaderMap, found: &FirstHeaders<'_>) -> Option<TraceHeader> {
     // Bytes that are not visible ASCII (say, in a `Lineage` value) spoil only the part they
     // are in: the parser drops such parts and keeps the rest, so the header is read as text
     // rather than refused whole.
-    let (xray, traceparent) = trace_headers(headers);
+    let (xray, traceparent) = (found.xray, found.traceparent);
     let header = incoming_trace(
         xray.map(HeaderValue::as_bytes),
         traceparent.map(HeaderValue::as_bytes),
@@ -244,35 +245,57 @@ fn incoming(headers: &HeaderMap) -> Option<TraceHeader> {
     header
 }
 
-/// Requests with at most this many header names are searched for the trace headers in one
-/// pass; larger ones through hashed look-ups.
+/// Requests with at most this many header names are searched for the headers every request
+/// reads in one pass; larger ones through hashed look-ups.
 ///
 /// Hashing a custom name (byte by byte) and probing costs about as much as comparing ~20
 /// names, and a request needs two such look-ups (`X-Amzn-Trace-Id`, then `traceparent`,
-/// which the rule reads whenever the first gives a trace or none); past this size, the
-/// look-ups cost less.
+/// which the rule reads whenever the first gives a trace or none) besides the `Host` one (a
+/// standard name, hashed cheaply but probed all the same); past this size, the look-ups cost
+/// less.
 const SCAN_LIMIT: usize = 32;
 
-/// The first `X-Amzn-Trace-Id` and `traceparent` values (as `HeaderMap::get` gives them).
-fn trace_headers(headers: &HeaderMap) -> (Option<&HeaderValue>, Option<&HeaderValue>) {
-    if headers.keys_len() > SCAN_LIMIT {
-        return (headers.get(TRACE_HEADER), headers.get(TRACEPARENT_HEADER));
-    }
-    let (mut xray, mut traceparent) = (None, None);
-    for (name, value) in headers {
-        if *name == TRACE_HEADER {
-            xray.get_or_insert(value);
-        } else if *name == TRACEPARENT_HEADER {
-            traceparent.get_or_insert(value);
-        }
-    }
-    (xray, traceparent)
+/// The first `X-Amzn-Trace-Id`, `traceparent` and `Host` values (as `HeaderMap::get` gives
+/// them), which every request reads.
+#[derive(Debug, Default, PartialEq)]
+struct FirstHeaders<'a> {
+    xray: Option<&'a HeaderValue>,
+    traceparent: Option<&'a HeaderValue>,
+    host: Option<&'a HeaderValue>,
 }
 
-/// The host the client addressed: the `Host` header, or the URI's authority (HTTP/2, or an
-/// absolute-form request line) without any `user:password@`.
-fn host<B>(req: &Request<B>) -> Option<&str> {
-    match req.headers().get(header::HOST).map(HeaderValue::to_str) {
+impl<'a> FirstHeaders<'a> {
+    fn find(headers: &'a HeaderMap) -> Self {
+        if headers.keys_len() > SCAN_LIMIT {
+            return FirstHeaders {
+                xray: headers.get(TRACE_HEADER),
+                traceparent: headers.get(TRACEPARENT_HEADER),
+                host: headers.get(header::HOST),
+            };
+        }
+        let mut found = FirstHeaders::default();
+        for (name, value) in headers {
+            let slot = if *name == header::HOST {
+                &mut found.host
+            } else if *name == TRACE_HEADER {
+                &mut found.xray
+            } else if *name == TRACEPARENT_HEADER {
+                &mut found.traceparent
+            } else {
+                continue;
+            };
+            // The first line of a repeated header, as `HeaderMap::get` would give.
+            slot.get_or_insert(value);
+        }
+        found
+    }
+}
+
+/// The host the client addressed: the `Host` header (`host_header`, the request's first),
+/// or the URI's authority (HTTP/2, or an absolute-form request line) without any
+/// `user:password@`.
+fn host<'a, B>(req: &'a Request<B>, host_header: Option<&'a HeaderValue>) -> Option<&'a str> {
+    match host_header.map(HeaderValue::to_str) {
         Some(Ok(host)) if !host.is_empty() => Some(host),
         _ => authority_host(req.uri()),
     }
@@ -534,20 +557,24 @@ fn record_outcome(
     }
 }
 
-/// `Root=<trace id>` and, when asked, `;Sampled=<1|0>`, written straight into a buffer of
-/// the exact length, which the header value then owns (one allocation, no copy).
+/// `Root=<trace id>` and, when asked, `;Sampled=<1|0>`, written into a stack buffer and
+/// copied once into the header value's own allocation.
 fn response_header_value(trace_id: TraceId, sampled: Option<bool>) -> Option<HeaderValue> {
     const ROOT: &[u8] = b"Root=";
     const SAMPLED: &[u8] = b";Sampled=";
-    let len = ROOT.len() + TraceId::LEN + sampled.map_or(0, |_| SAMPLED.len() + 1);
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(ROOT);
-    out.extend_from_slice(&trace_id.to_bytes());
-    if let Some(sampled) = sampled {
-        out.extend_from_slice(SAMPLED);
-        out.push(if sampled { b'1' } else { b'0' });
-    }
-    let mut value = HeaderValue::try_from(out).ok()?;
+    const ID_END: usize = ROOT.len() + TraceId::LEN;
+    let mut buf = [0u8; ID_END + SAMPLED.len() + 1];
+    buf[..ROOT.len()].copy_from_slice(ROOT);
+    buf[ROOT.len()..ID_END].copy_from_slice(&trace_id.to_bytes());
+    let len = match sampled {
+        Some(sampled) => {
+            buf[ID_END..ID_END + SAMPLED.len()].copy_from_slice(SAMPLED);
+            buf[ID_END + SAMPLED.len()] = if sampled { b'1' } else { b'0' };
+            buf.len()
+        }
+        None => ID_END,
+    };
+    let mut value = HeaderValue::from_bytes(&buf[..len]).ok()?;
     // New for every trace: over HTTP/2 it is sent as a literal "never indexed", so that it
     // does not push the headers that repeat out of the connection's header tables.
     value.set_sensitive(true);

@@ -17,13 +17,22 @@ thread_local! {
     static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
 }
 
-/// 64 random bits for an ID. Falls back to the cryptographic generator while the thread's
-/// own is being torn down.
-fn random_u64() -> u64 {
-    IDS.try_with(|r| r.try_borrow_mut().map(|mut r| r.next_u64()).ok())
+/// `N` words of 64 random bits, drawn in turn under one borrow of the thread's generator.
+/// Falls back to the cryptographic generator while the thread's own is being torn down.
+fn random_words<const N: usize>() -> [u64; N] {
+    fn draw<const N: usize>(rng: &mut impl RngCore) -> [u64; N] {
+        std::array::from_fn(|_| rng.next_u64())
+    }
+    IDS.try_with(|r| r.try_borrow_mut().map(|mut r| draw(&mut *r)).ok())
         .ok()
         .flatten()
-        .unwrap_or_else(|| rand::rng().next_u64())
+        .unwrap_or_else(|| draw(&mut rand::rng()))
+}
+
+/// 64 random bits for an ID.
+fn random_u64() -> u64 {
+    let [v] = random_words::<1>();
+    v
 }
 
 /// An X-Ray trace ID: `1-<8 hex digits of epoch seconds>-<24 hex random digits>`.
@@ -141,6 +150,7 @@ fn parse_hex16(b: &[u8], at: usize) -> Result<u64, IdError> {
     Ok((u64::from(hi) << 32) | u64::from(lo))
 }
 
+#[inline]
 pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
     for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
         pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
@@ -175,9 +185,11 @@ impl TraceId {
 
     /// A new trace ID with the given epoch seconds and 96 random bits.
     pub fn with_epoch(epoch: u32) -> Self {
+        // Both words under one borrow of the thread's generator.
+        let [first, second] = random_words::<2>();
         let mut random = [0u8; 12];
-        random[..8].copy_from_slice(&random_u64().to_ne_bytes());
-        random[8..].copy_from_slice(&random_u64().to_ne_bytes()[..4]);
+        random[..8].copy_from_slice(&first.to_ne_bytes());
+        random[8..].copy_from_slice(&second.to_ne_bytes()[..4]);
         TraceId { epoch, random }
     }
 
@@ -197,6 +209,7 @@ impl TraceId {
     }
 
     /// Writes the 35-byte textual form into a stack buffer.
+    #[inline]
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
         out[0] = b'1';

@@ -18,10 +18,14 @@ fn response_header_values() {
 }
 
 #[test]
-fn trace_headers_match_hashed_look_ups() {
+fn first_headers_match_hashed_look_ups() {
     let mut headers = HeaderMap::new();
+    assert_eq!(FirstHeaders::find(&headers), FirstHeaders::default());
     headers.insert(header::HOST, HeaderValue::from_static("a.example.com"));
-    assert_eq!(trace_headers(&headers), (None, None));
+    headers.append(header::HOST, HeaderValue::from_static("b.example.com"));
+    let scanned = FirstHeaders::find(&headers);
+    assert_eq!((scanned.xray, scanned.traceparent), (None, None));
+    assert_eq!(scanned.host.unwrap(), "a.example.com");
     headers.append(TRACEPARENT_HEADER, HeaderValue::from_static("tp-1"));
     headers.append(TRACEPARENT_HEADER, HeaderValue::from_static("tp-2"));
     headers.append(TRACE_HEADER, HeaderValue::from_static("Root=1"));
@@ -30,12 +34,14 @@ fn trace_headers_match_hashed_look_ups() {
         (
             h.get(TRACE_HEADER).cloned(),
             h.get(TRACEPARENT_HEADER).cloned(),
+            h.get(header::HOST).cloned(),
         )
     };
     let found = |h: &HeaderMap| {
-        let (x, t) = trace_headers(h);
-        (x.cloned(), t.cloned())
+        let f = FirstHeaders::find(h);
+        (f.xray.cloned(), f.traceparent.cloned(), f.host.cloned())
     };
+    assert_eq!(found(&headers), expected(&headers));
     assert_eq!(found(&headers).0.unwrap(), "Root=1");
     assert_eq!(found(&headers).1.unwrap(), "tp-1");
     // Past the scan limit, the hashed look-ups answer the same.
@@ -46,9 +52,10 @@ fn trace_headers_match_hashed_look_ups() {
     assert!(headers.keys_len() > SCAN_LIMIT);
     assert_eq!(found(&headers), expected(&headers));
     headers.remove(TRACEPARENT_HEADER);
+    headers.remove(header::HOST);
     assert_eq!(
         found(&headers),
-        (Some(HeaderValue::from_static("Root=1")), None)
+        (Some(HeaderValue::from_static("Root=1")), None, None)
     );
 }
 
