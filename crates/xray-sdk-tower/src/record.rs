@@ -189,7 +189,7 @@ pub(crate) fn begin<B>(config: &Config, req: &Request<B>) -> (Recording, Respons
                 host
             }
         };
-        request_block(req, host).record(e);
+        request_block(req, host, found.request()).record(e);
     });
     let mode = ResponseHeaderMode {
         enabled: config.response_header,
@@ -256,38 +256,62 @@ fn incoming(headers: &HeaderMap, found: &FirstHeaders<'_>) -> Option<TraceHeader
 const SCAN_LIMIT: usize = 32;
 
 /// The first `X-Amzn-Trace-Id`, `traceparent` and `Host` values (as `HeaderMap::get` gives
-/// them), which every request reads.
+/// them), which every request reads, and, when the same pass found them, the headers a
+/// recorded request reads.
 #[derive(Debug, Default, PartialEq)]
 struct FirstHeaders<'a> {
     xray: Option<&'a HeaderValue>,
     traceparent: Option<&'a HeaderValue>,
     host: Option<&'a HeaderValue>,
+    request: RequestHeaders<'a>,
+    /// `request` was searched for: false when the request has too many headers for one
+    /// pass (they are then searched for only if the request is recorded).
+    scanned: bool,
 }
 
 impl<'a> FirstHeaders<'a> {
+    #[inline]
     fn find(headers: &'a HeaderMap) -> Self {
         if headers.keys_len() > SCAN_LIMIT {
             return FirstHeaders {
                 xray: headers.get(TRACE_HEADER),
                 traceparent: headers.get(TRACEPARENT_HEADER),
                 host: headers.get(header::HOST),
+                request: RequestHeaders::default(),
+                scanned: false,
             };
         }
-        let mut found = FirstHeaders::default();
+        let (mut xray, mut traceparent, mut host) = (None, None, None);
+        let mut request = RequestHeaders::default();
+        // The first line of a repeated header, as `HeaderMap::get` would give. Standard names
+        // first: they compare cheaply.
         for (name, value) in headers {
-            let slot = if *name == header::HOST {
-                &mut found.host
+            if *name == header::HOST {
+                host.get_or_insert(value);
+            } else if *name == header::USER_AGENT {
+                request.user_agent.get_or_insert(value);
             } else if *name == TRACE_HEADER {
-                &mut found.xray
+                xray.get_or_insert(value);
             } else if *name == TRACEPARENT_HEADER {
-                &mut found.traceparent
-            } else {
-                continue;
-            };
-            // The first line of a repeated header, as `HeaderMap::get` would give.
-            slot.get_or_insert(value);
+                traceparent.get_or_insert(value);
+            } else if *name == X_FORWARDED_FOR {
+                request.forwarded_for.get_or_insert(value);
+            } else if *name == X_FORWARDED_PROTO {
+                request.forwarded_proto.get_or_insert(value);
+            }
         }
-        found
+        FirstHeaders {
+            xray,
+            traceparent,
+            host,
+            request,
+            scanned: true,
+        }
+    }
+
+    /// The headers of the request block, if this pass found them.
+    fn request(&self) -> Option<RequestHeaders<'a>> {
+        self.scanned.then_some(self.request)
     }
 }
 
@@ -317,10 +341,11 @@ fn first_element(value: &HeaderValue) -> Option<&str> {
 }
 
 /// The first `X-Forwarded-For`, `X-Forwarded-Proto` and `User-Agent` values, found in one
-/// pass over the headers. Comparing names costs less than three hashed look-ups (two of them
+/// pass over the headers (the one that finds the trace headers, unless the request has too
+/// many headers for it). Comparing names costs less than three hashed look-ups (two of them
 /// of custom names, hashed byte by byte) for the dozen or so headers a request carries, and
 /// the pass is bounded by the server's header limit.
-#[derive(Default)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 struct RequestHeaders<'a> {
     forwarded_for: Option<&'a HeaderValue>,
     forwarded_proto: Option<&'a HeaderValue>,
@@ -390,9 +415,14 @@ impl<'a> RequestBlock<'a> {
     }
 }
 
-fn request_block<'a, B>(req: &'a Request<B>, host: Option<&'a str>) -> RequestBlock<'a> {
-    let headers = req.headers();
-    let found = RequestHeaders::find(headers);
+/// The request's `http.request` block; `found` holds its headers when the first pass over
+/// them found them.
+fn request_block<'a, B>(
+    req: &'a Request<B>,
+    host: Option<&'a str>,
+    found: Option<RequestHeaders<'a>>,
+) -> RequestBlock<'a> {
+    let found = found.unwrap_or_else(|| RequestHeaders::find(req.headers()));
     let https = match req.uri().scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("https") => Some(true),
         Some(s) if s.eq_ignore_ascii_case("http") => Some(false),

@@ -17,22 +17,31 @@ thread_local! {
     static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
 }
 
-/// `N` words of 64 random bits, drawn in turn under one borrow of the thread's generator.
-/// Falls back to the cryptographic generator while the thread's own is being torn down.
-fn random_words<const N: usize>() -> [u64; N] {
-    fn draw<const N: usize>(rng: &mut impl RngCore) -> [u64; N] {
-        std::array::from_fn(|_| rng.next_u64())
-    }
-    IDS.try_with(|r| r.try_borrow_mut().map(|mut r| draw(&mut *r)).ok())
+/// 64 random bits for an ID. Falls back to the cryptographic generator while the thread's
+/// own is being torn down. Out of line, as it always was: inlined into its one caller it
+/// costs more.
+#[inline(never)]
+fn random_u64() -> u64 {
+    IDS.try_with(|r| r.try_borrow_mut().map(|mut r| r.next_u64()).ok())
         .ok()
         .flatten()
-        .unwrap_or_else(|| draw(&mut rand::rng()))
+        .unwrap_or_else(|| rand::rng().next_u64())
 }
 
-/// 64 random bits for an ID.
-fn random_u64() -> u64 {
-    let [v] = random_words::<1>();
-    v
+/// Two words of 64 random bits, drawn in turn under one borrow of the thread's generator (the
+/// same words as two calls of [`random_u64`]).
+fn random_u64_pair() -> (u64, u64) {
+    IDS.try_with(|r| {
+        r.try_borrow_mut()
+            .map(|mut r| (r.next_u64(), r.next_u64()))
+            .ok()
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        let mut r = rand::rng();
+        (r.next_u64(), r.next_u64())
+    })
 }
 
 /// An X-Ray trace ID: `1-<8 hex digits of epoch seconds>-<24 hex random digits>`.
@@ -186,7 +195,7 @@ impl TraceId {
     /// A new trace ID with the given epoch seconds and 96 random bits.
     pub fn with_epoch(epoch: u32) -> Self {
         // Both words under one borrow of the thread's generator.
-        let [first, second] = random_words::<2>();
+        let (first, second) = random_u64_pair();
         let mut random = [0u8; 12];
         random[..8].copy_from_slice(&first.to_ne_bytes());
         random[8..].copy_from_slice(&second.to_ne_bytes()[..4]);

@@ -20,7 +20,13 @@ fn response_header_values() {
 #[test]
 fn first_headers_match_hashed_look_ups() {
     let mut headers = HeaderMap::new();
-    assert_eq!(FirstHeaders::find(&headers), FirstHeaders::default());
+    assert_eq!(
+        FirstHeaders::find(&headers),
+        FirstHeaders {
+            scanned: true,
+            ..FirstHeaders::default()
+        }
+    );
     headers.insert(header::HOST, HeaderValue::from_static("a.example.com"));
     headers.append(header::HOST, HeaderValue::from_static("b.example.com"));
     let scanned = FirstHeaders::find(&headers);
@@ -51,6 +57,8 @@ fn first_headers_match_hashed_look_ups() {
     }
     assert!(headers.keys_len() > SCAN_LIMIT);
     assert_eq!(found(&headers), expected(&headers));
+    // The headers of the request block are then searched for only if it is recorded.
+    assert_eq!(FirstHeaders::find(&headers).request(), None);
     headers.remove(TRACEPARENT_HEADER);
     headers.remove(header::HOST);
     assert_eq!(
@@ -73,8 +81,12 @@ fn url_string(url: &Url<'_>) -> String {
 #[test]
 fn request_urls() {
     let url = |req: Request<()>| {
-        let host = host(&req);
-        url_string(&request_block(&req, host).url)
+        let found = FirstHeaders::find(req.headers());
+        let host = host(&req, found.host);
+        let url = url_string(&request_block(&req, host, found.request()).url);
+        // The same when the headers are searched again (a request with many headers).
+        assert_eq!(url, url_string(&request_block(&req, host, None).url));
+        url
     };
     let get = |uri: &str| Request::get(uri);
     assert_eq!(
@@ -135,18 +147,25 @@ fn request_headers_first_values() {
         .header("x-forwarded-proto", "http")
         .body(())
         .unwrap();
-    let block = request_block(&req, host(&req));
-    assert_eq!(block.client_ip.as_deref(), Some("203.0.113.7"));
-    assert!(block.x_forwarded_for);
-    assert_eq!(url_string(&block.url), "https://api.example.com/a");
-    assert_eq!(block.user_agent, Some("curl/8.5.0"));
+    let found = FirstHeaders::find(req.headers());
+    assert_eq!(found.request(), Some(RequestHeaders::find(req.headers())));
+    let host = host(&req, found.host);
+    for block in [
+        request_block(&req, host, found.request()),
+        request_block(&req, host, None),
+    ] {
+        assert_eq!(block.client_ip.as_deref(), Some("203.0.113.7"));
+        assert!(block.x_forwarded_for);
+        assert_eq!(url_string(&block.url), "https://api.example.com/a");
+        assert_eq!(block.user_agent, Some("curl/8.5.0"));
+    }
 
     // An empty first element is no address: the peer's (none here) is used instead.
     let req = Request::get("/a")
         .header("x-forwarded-for", ", 10.0.0.1")
         .body(())
         .unwrap();
-    let block = request_block(&req, None);
+    let block = request_block(&req, None, FirstHeaders::find(req.headers()).request());
     assert_eq!(block.client_ip, None);
     assert!(!block.x_forwarded_for);
     assert_eq!(block.user_agent, None);
