@@ -453,11 +453,32 @@ fn request_block<'a, B>(
         ),
     };
     RequestBlock {
-        method: xray_sdk::model::http_method(req.method().as_str()),
+        method: method_name(req.method()),
         url,
         user_agent: found.user_agent.and_then(|v| v.to_str().ok()),
         client_ip,
         x_forwarded_for,
+    }
+}
+
+/// The method as recorded: the standard ones found by comparing `http`'s own (no string
+/// compared), any other as the core writes it.
+fn method_name(method: &http::Method) -> Cow<'static, str> {
+    use http::Method;
+    const STANDARD: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    match STANDARD.iter().find(|(m, _)| m == method) {
+        Some((_, name)) => Cow::Borrowed(name),
+        None => xray_sdk::model::http_method(method.as_str()),
     }
 }
 

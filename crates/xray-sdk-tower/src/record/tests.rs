@@ -170,3 +170,20 @@ fn request_headers_first_values() {
     assert!(!block.x_forwarded_for);
     assert_eq!(block.user_agent, None);
 }
+
+#[test]
+fn method_names_are_the_core_s() {
+    let standard = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    for (method, borrowed) in standard
+        .iter()
+        .map(|m| (*m, true))
+        .chain([("PURGE", false), ("purge", false)])
+    {
+        let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+        let name = method_name(&method);
+        assert_eq!(name, xray_sdk::model::http_method(method.as_str()));
+        assert_eq!(matches!(name, Cow::Borrowed(_)), borrowed, "{method}");
+    }
+}
