@@ -17,31 +17,26 @@ thread_local! {
     static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
 }
 
-/// 64 random bits for an ID. Falls back to the cryptographic generator while the thread's
-/// own is being torn down. Out of line, as it always was: inlined into its one caller it
+/// Runs `draw` on this thread's generator; while the thread's own is being torn down, on one
+/// seeded from the cryptographic generator for the occasion.
+#[inline]
+fn with_ids<T>(draw: fn(&mut SmallRng) -> T) -> T {
+    IDS.try_with(|r| r.try_borrow_mut().ok().map(|mut r| draw(&mut r)))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| draw(&mut SmallRng::from_rng(&mut rand::rng())))
+}
+
+/// 64 random bits for an ID. Out of line, as it always was: inlined into its one caller it
 /// costs more.
 #[inline(never)]
 fn random_u64() -> u64 {
-    IDS.try_with(|r| r.try_borrow_mut().map(|mut r| r.next_u64()).ok())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| rand::rng().next_u64())
+    with_ids(|r| r.next_u64())
 }
 
-/// Two words of 64 random bits, drawn in turn under one borrow of the thread's generator (the
-/// same words as two calls of [`random_u64`]).
+/// Two words of 64 random bits, drawn in turn under one borrow of the thread's generator.
 fn random_u64_pair() -> (u64, u64) {
-    IDS.try_with(|r| {
-        r.try_borrow_mut()
-            .map(|mut r| (r.next_u64(), r.next_u64()))
-            .ok()
-    })
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        let mut r = rand::rng();
-        (r.next_u64(), r.next_u64())
-    })
+    with_ids(|r| (r.next_u64(), r.next_u64()))
 }
 
 /// An X-Ray trace ID: `1-<8 hex digits of epoch seconds>-<24 hex random digits>`.

@@ -9,7 +9,7 @@
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
-use super::protobuf::{self, Attributes, Scalar as Value, SpanList, event, span as field};
+use super::protobuf::{self, AttrValue, Attributes, SpanList, event, span as field};
 use crate::deferred::AwsFieldWriter;
 use crate::emitter::json::{Index, write_aws_fields};
 use crate::id::{EntityId, TraceId};
@@ -165,7 +165,7 @@ impl Entity<'_> {
         self.annotations(&mut attrs);
         self.metadata(json, key, &mut attrs);
         if in_progress {
-            attrs.put("aws.xray.inprogress", Value::Bool(true));
+            attrs.put("aws.xray.inprogress", AttrValue::Bool(true));
         }
 
         let events = cause.map_or(0, |c| exception_events(c, end, buf));
@@ -277,10 +277,10 @@ impl Entity<'_> {
         for (key, value) in annotations() {
             any = true;
             let value = match *value {
-                Scalar::Str(s) => Value::Str(batch.str(s)),
-                Scalar::Int(i) => Value::Int(i),
-                Scalar::Float(f) => Value::Double(f),
-                Scalar::Bool(b) => Value::Bool(b),
+                Scalar::Str(s) => AttrValue::Str(batch.str(s)),
+                Scalar::Int(i) => AttrValue::Int(i),
+                Scalar::Float(f) => AttrValue::Double(f),
+                Scalar::Bool(b) => AttrValue::Bool(b),
             };
             attrs.put(key, value);
         }
@@ -301,7 +301,7 @@ impl Json<'_> {
     fn put(&self, key: &str, attrs: &mut Attributes<'_>) {
         match self {
             Json::Str(s) => attrs.str(key, s),
-            Json::Int(i) => attrs.put(key, Value::Int(*i)),
+            Json::Int(i) => attrs.put(key, AttrValue::Int(*i)),
             Json::Value(v) => attrs.json(key, v),
         }
     }
@@ -329,15 +329,18 @@ fn http(batch: &Batch, e: &EntityData, attrs: &mut Attributes<'_>) {
         }
     }
     if h.traced {
-        attrs.put("aws.xray.traced", Value::Bool(true));
+        attrs.put("aws.xray.traced", AttrValue::Bool(true));
     }
     if let Some(status) = h.status {
-        attrs.put("http.response.status_code", Value::Int(i64::from(status)));
+        attrs.put(
+            "http.response.status_code",
+            AttrValue::Int(i64::from(status)),
+        );
     }
     if let Some(len) = h.content_length {
         attrs.put(
             "http.response.body.size",
-            Value::Int(i64::try_from(len).unwrap_or(i64::MAX)),
+            AttrValue::Int(i64::try_from(len).unwrap_or(i64::MAX)),
         );
     }
 }
@@ -429,14 +432,14 @@ fn exception_attributes(x: &Exception, attrs: &mut Attributes<'_>) {
         attrs.str("exception.stacktrace", &stacktrace(x));
     }
     if x.remote {
-        attrs.put("aws.xray.exception.remote", Value::Bool(true));
+        attrs.put("aws.xray.exception.remote", AttrValue::Bool(true));
     }
     for (key, n) in [
         ("aws.xray.exception.truncated", x.truncated),
         ("aws.xray.exception.skipped", x.skipped),
     ] {
         if let Some(n) = n {
-            attrs.put(key, Value::Int(i64::from(n)));
+            attrs.put(key, AttrValue::Int(i64::from(n)));
         }
     }
     if let Some(c) = x.cause {

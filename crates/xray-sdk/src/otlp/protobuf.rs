@@ -219,38 +219,38 @@ impl SpanList {
 
 /// An attribute value, as `AnyValue`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Scalar<'a> {
+pub(crate) enum AttrValue<'a> {
     Str(&'a str),
     Int(i64),
     Double(f64),
     Bool(bool),
 }
 
-impl Scalar<'_> {
+impl AttrValue<'_> {
     /// The length of the `AnyValue` holding it.
     fn any_len(self) -> usize {
         match self {
             // A one-of member is written even when it is the default.
-            Scalar::Str(s) => delimited_len(STRING_VALUE, s.len()),
-            Scalar::Int(i) => 1 + encoded_len_varint(i as u64),
-            Scalar::Double(_) => 1 + 8,
-            Scalar::Bool(_) => 2,
+            AttrValue::Str(s) => delimited_len(STRING_VALUE, s.len()),
+            AttrValue::Int(i) => 1 + encoded_len_varint(i as u64),
+            AttrValue::Double(_) => 1 + 8,
+            AttrValue::Bool(_) => 2,
         }
     }
 
     /// The `AnyValue`'s content.
     fn write_any(self, buf: &mut Vec<u8>) {
         match self {
-            Scalar::Str(s) => delimited(buf, STRING_VALUE, s.as_bytes()),
-            Scalar::Int(i) => {
+            AttrValue::Str(s) => delimited(buf, STRING_VALUE, s.as_bytes()),
+            AttrValue::Int(i) => {
                 encode_key(INT_VALUE, WireType::Varint, buf);
                 encode_varint(i as u64, buf);
             }
-            Scalar::Double(d) => {
+            AttrValue::Double(d) => {
                 encode_key(DOUBLE_VALUE, WireType::SixtyFourBit, buf);
                 buf.extend_from_slice(&d.to_bits().to_le_bytes());
             }
-            Scalar::Bool(b) => {
+            AttrValue::Bool(b) => {
                 encode_key(BOOL_VALUE, WireType::Varint, buf);
                 buf.push(u8::from(b));
             }
@@ -272,7 +272,7 @@ impl<'a> Attributes<'a> {
     }
 
     /// One attribute with a scalar value.
-    pub(crate) fn put(&mut self, key: &str, value: Scalar<'_>) {
+    pub(crate) fn put(&mut self, key: &str, value: AttrValue<'_>) {
         let any = value.any_len();
         let key_part = if key.is_empty() {
             0
@@ -288,7 +288,7 @@ impl<'a> Attributes<'a> {
 
     /// A string attribute.
     pub(crate) fn str(&mut self, key: &str, value: &str) {
-        self.put(key, Scalar::Str(value));
+        self.put(key, AttrValue::Str(value));
     }
 
     /// An attribute holding an array of strings.
@@ -296,7 +296,7 @@ impl<'a> Attributes<'a> {
         self.nested(key, |buf| {
             message(buf, ARRAY_VALUE, |buf| {
                 for s in values {
-                    message(buf, VALUES, |buf| Scalar::Str(s).write_any(buf));
+                    message(buf, VALUES, |buf| AttrValue::Str(s).write_any(buf));
                 }
             });
         });
@@ -324,12 +324,12 @@ fn write_json(buf: &mut Vec<u8>, value: &serde_json::Value) {
     use serde_json::Value as J;
     match value {
         J::Null => {}
-        J::Bool(b) => Scalar::Bool(*b).write_any(buf),
+        J::Bool(b) => AttrValue::Bool(*b).write_any(buf),
         J::Number(n) => match n.as_i64() {
-            Some(i) => Scalar::Int(i).write_any(buf),
-            None => Scalar::Double(n.as_f64().unwrap_or(0.0)).write_any(buf),
+            Some(i) => AttrValue::Int(i).write_any(buf),
+            None => AttrValue::Double(n.as_f64().unwrap_or(0.0)).write_any(buf),
         },
-        J::String(s) => Scalar::Str(s).write_any(buf),
+        J::String(s) => AttrValue::Str(s).write_any(buf),
         J::Array(items) => message(buf, ARRAY_VALUE, |buf| {
             for item in items.iter().filter(|v| !v.is_null()) {
                 message(buf, VALUES, |buf| write_json(buf, item));
@@ -449,12 +449,12 @@ mod tests {
             a.str("rpc.method", "GetItem");
             a.str("empty", "");
             a.str("", "no key");
-            a.put("http.response.status_code", Scalar::Int(200));
-            a.put("negative", Scalar::Int(-7));
-            a.put("zero", Scalar::Int(0));
-            a.put("ratio", Scalar::Double(0.5));
-            a.put("yes", Scalar::Bool(true));
-            a.put("no", Scalar::Bool(false));
+            a.put("http.response.status_code", AttrValue::Int(200));
+            a.put("negative", AttrValue::Int(-7));
+            a.put("zero", AttrValue::Int(0));
+            a.put("ratio", AttrValue::Double(0.5));
+            a.put("yes", AttrValue::Bool(true));
+            a.put("no", AttrValue::Bool(false));
             a.str("long", &long);
             a.strings("aws.dynamodb.table_names", ["orders"]);
             a.json(
