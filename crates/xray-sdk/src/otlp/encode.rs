@@ -106,6 +106,16 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_a_request_give_a_clear_error_for_json() {
+        let mut e = Encoder::new(OtlpProtocol::HttpJson, OtlpCompression::None);
+        let err = e.encode(b"\x0a\xff\xff\xff").unwrap_err();
+        assert!(err.starts_with("protobuf decoding failed"), "{err}");
+        // The encoder is still usable afterwards.
+        let proto = request().encode_to_vec();
+        assert!(e.encode(&proto).is_ok());
+    }
+
+    #[test]
     fn protobuf_json_and_gzip_read_back() {
         let req = request();
         let proto = req.encode_to_vec();
