@@ -1,6 +1,7 @@
 //! An idle recorder costs no wake-ups: the `xray-emitter` thread sleeps until work arrives,
 //! is woken by the requests it sends, and then sleeps without polling (its
-//! `voluntary_ctxt_switches` stay flat while nothing is recorded).
+//! `voluntary_ctxt_switches` stay flat while nothing is recorded). While requests keep coming
+//! it lingers, woken by its own timer rather than once per request.
 //!
 //! A test binary of its own, with one test, so that no other recorder's threads are around.
 
@@ -28,22 +29,40 @@ fn an_idle_recorder_costs_no_wake_ups() {
         .find(|t| !before.contains(t))
         .expect("the recorder's emitter thread");
 
-    // Work wakes it: ten requests, each after the thread has gone back to sleep.
+    // Work wakes it: ten requests, each after the thread has gone back to sleep (its linger
+    // after work is 50 ms).
     let start = voluntary_switches(&emitter);
     for _ in 0..10 {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(120));
         peer.request(&req);
     }
     peer.flush();
     let woken = voluntary_switches(&emitter) - start;
-    eprintln!("emitter woken {woken} times for 10 requests and a flush");
+    eprintln!("emitter woken {woken} times for 10 requests 120 ms apart and a flush");
     assert!(
         woken >= 5,
         "the emitter was woken {woken} times for 10 requests"
     );
     assert_eq!(sink.settle(11, Duration::from_secs(5)), 11);
 
-    // Idle: not one wake-up in two seconds.
+    // A steady flow: 100 requests 2 ms apart (about 0.2 s, or 0.25 s with the sleeps'
+    // slack) are sent by a thread that lingers between them and wakes on its own timer,
+    // about every 50 ms, instead of being woken by each request.
+    let start = voluntary_switches(&emitter);
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(2));
+        peer.request(&req);
+    }
+    assert_eq!(sink.settle(111, Duration::from_secs(5)), 111);
+    let woken = voluntary_switches(&emitter) - start;
+    eprintln!("emitter woken {woken} times for 100 requests 2 ms apart");
+    assert!(
+        woken <= 25,
+        "the emitter was woken {woken} times for 100 requests 2 ms apart"
+    );
+
+    // Idle: once the linger after the last work has passed, not one wake-up in two seconds.
+    std::thread::sleep(Duration::from_millis(200));
     let start = voluntary_switches(&emitter);
     std::thread::sleep(Duration::from_secs(2));
     let idle = voluntary_switches(&emitter) - start;

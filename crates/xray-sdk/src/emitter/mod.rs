@@ -4,11 +4,13 @@
 //! The request path only moves a finished batch into the queue (`queue.rs`) under a short
 //! lock: it never waits for room and never allocates for emission. A full queue drops the new
 //! batch and counts it. The thread sleeps until work arrives (an idle recorder costs no
-//! wake-ups); a producer wakes it only when it is asleep, so under load the queue is drained
-//! without a system call per document, and an exporter that holds work for a batch (OTLP) is
-//! woken once enough has arrived to fill it, not for every trace. The thread hands each batch to an exporter: the segment-document
-//! renderer writes datagrams of at most [`MAX_DATAGRAM_SIZE`] bytes and sends them over
-//! UDP. Send failures are counted and never stop later sends.
+//! wake-ups). After work it lingers for [`LINGER`], woken by its own timer rather than by
+//! each trace, so a steady flow of requests costs the request threads no system call; a
+//! producer wakes it when it sleeps without a timeout, when a few hundred batches wait, and
+//! for a flush or a stop. An exporter that holds work for a batch (OTLP) is woken once enough
+//! has arrived to fill it, not for every trace. The thread hands each batch to an exporter:
+//! the segment-document renderer writes datagrams of at most [`MAX_DATAGRAM_SIZE`] bytes and
+//! sends them over UDP. Send failures are counted and never stop later sends.
 
 pub(crate) mod json;
 mod queue;
@@ -463,8 +465,17 @@ impl Drop for Emitter {
     }
 }
 
+/// How long the emitter thread lingers after it last had work, sleeping with a timeout that
+/// producers do not cut short: traces that end meanwhile wait in the queue (at most this
+/// long; the daemon itself waits up to a second to upload) instead of each waking the thread,
+/// a system call on the request thread. Early wake-ups still come for a flush, a stop, or
+/// once a few hundred batches wait. A linger that passes with nothing queued ends in
+/// a sleep without timeout, so an idle recorder costs no wake-ups.
+const LINGER: Duration = Duration::from_millis(50);
+
 /// The emitter thread: sleeps until work arrives (or until the exporter's buffered work is
-/// due), exits when the emitter is dropped or told to stop, after what was queued before.
+/// due, or a linger after recent work ends), exits when the emitter is dropped or told to
+/// stop, after what was queued before.
 fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
     /// Closes the queue when the thread ends, however it ends: what is pushed later is
     /// refused at once (a flush then reports the thread stopped) instead of waiting.
@@ -476,8 +487,17 @@ fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
     }
     let _close = CloseOnExit(queue);
     let mut taken = std::collections::VecDeque::new();
+    // Until when the thread lingers after its last work, woken by a timer rather than by
+    // each trace (see LINGER).
+    let mut linger: Option<Instant> = None;
     loop {
-        match queue.take_all(&mut taken, exporter.flush_due(), exporter.wake_after()) {
+        let flush_due = exporter.flush_due();
+        let (due, wake_after) = match (flush_due, linger) {
+            (Some(d), l) => (Some(l.map_or(d, |l| l.min(d))), exporter.wake_after()),
+            (None, Some(l)) => (Some(l), usize::MAX),
+            (None, None) => (None, 1),
+        };
+        match queue.take_all(&mut taken, due, wake_after) {
             Taken::Items => {
                 while let Some(work) = taken.pop_front() {
                     match work {
@@ -496,8 +516,17 @@ fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
                         }
                     }
                 }
+                linger = Some(Instant::now() + LINGER);
             }
-            Taken::Due => exporter.flush(None),
+            Taken::Due => {
+                let now = Instant::now();
+                if exporter.flush_due().is_some_and(|d| d <= now) {
+                    exporter.flush(None);
+                }
+                if linger.is_some_and(|l| l <= now) {
+                    linger = None;
+                }
+            }
             Taken::Closed => break,
         }
     }

@@ -17,7 +17,7 @@ use super::entity::EntityData;
 use super::{ARENA_CAPACITY, TEXT_CAPACITY};
 
 /// Buffer pairs kept at most: more than a burst of concurrent traces needs.
-const MAX_KEPT: usize = 256;
+pub(crate) const MAX_KEPT: usize = 256;
 
 /// Buffers grown past these (a trace with hundreds of subsegments or long texts) are freed.
 const MAX_ENTITIES: usize = ARENA_CAPACITY * 64;
