@@ -361,3 +361,59 @@ fn flush_without_a_time_limit() {
     assert_eq!(recorder.stats().sent, 1);
     assert_eq!(capture.wait_for(1, WAIT).len(), 1);
 }
+
+/// The fields few entities have (`user`, `origin`, `resource_arn`, `service.version`) and
+/// the packed ones (`retries`, the response's status and a length past 4 GiB, `traced`): the
+/// latest value of each is sent, on the entity it was set on, streamed or not.
+#[test]
+fn rare_and_packed_fields_are_sent_with_their_latest_values() {
+    let capture = UdpCapture::start().unwrap();
+    let recorder = capture.recorder("orders");
+    let segment = recorder.segment("orders").begin_with(|p| {
+        p.set_user("alice");
+        p.set_origin("AWS::ECS::Container");
+        p.set_service_version("1.0.0");
+    });
+    segment.set_user("bob");
+    segment.set_resource_arn("arn:aws:ecs:us-east-1:123456789012:task/t");
+    segment.set_service_version("2.0.0");
+    segment.set_http_response(206, Some(5_000_000_000));
+    let call = segment.begin_subsegment_with("DynamoDB", |p| {
+        p.set_aws_retries(u32::MAX);
+        p.set_aws_retries(2);
+        p.set_user("carol");
+    });
+    call.end_with(|p| {
+        p.set_http_response(0, None);
+        p.set_http_traced(true);
+        p.set_resource_arn("arn:aws:dynamodb:us-east-1:123456789012:table/orders");
+    });
+    let plain = segment.begin_subsegment("plain");
+    plain.end();
+    segment.end();
+    recorder.flush(WAIT).unwrap();
+    let doc = capture.wait_for(1, WAIT)[0].document();
+    assert_eq!(doc["user"], "bob");
+    assert_eq!(doc["origin"], "AWS::ECS::Container");
+    assert_eq!(
+        doc["resource_arn"],
+        "arn:aws:ecs:us-east-1:123456789012:task/t"
+    );
+    assert_eq!(doc["service"]["version"], "2.0.0");
+    assert_eq!(doc["http"]["response"]["status"], 206);
+    assert_eq!(doc["http"]["response"]["content_length"], 5_000_000_000u64);
+    let call = &doc["subsegments"][0];
+    assert_eq!(call["aws"]["retries"], 2);
+    assert_eq!(call["user"], "carol");
+    assert_eq!(
+        call["resource_arn"],
+        "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
+    );
+    assert_eq!(call["http"]["response"]["status"], 0);
+    assert!(call["http"]["response"].get("content_length").is_none());
+    assert_eq!(call["http"]["request"]["traced"], true);
+    let plain = &doc["subsegments"][1];
+    for absent in ["user", "resource_arn", "origin", "service", "http", "aws"] {
+        assert!(plain.get(absent).is_none(), "{absent} on {plain}");
+    }
+}

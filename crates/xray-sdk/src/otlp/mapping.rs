@@ -14,7 +14,9 @@ use crate::deferred::AwsFieldWriter;
 use crate::emitter::json::{Index, write_aws_fields};
 use crate::id::{EntityId, TraceId};
 use crate::model::{Cause, Exception, Namespace, Sql};
-use crate::trace::{AwsKey, Batch, EntityData, EntityState, FLAG_ERROR, FLAG_FAULT, Item, Scalar};
+use crate::trace::{
+    AwsKey, Batch, EntityData, EntityState, FLAG_ERROR, FLAG_FAULT, Item, MoreKey, Scalar,
+};
 
 /// The attribute listing the annotation keys, so that X-Ray indexes them.
 pub(crate) const ANNOTATIONS: &str = "aws.xray.annotations";
@@ -72,7 +74,7 @@ impl Mapper {
                 continue;
             }
             if segment {
-                origin = e.more.origin.map(|t| batch.str(t));
+                origin = batch.more(self.index.extras_of(i), MoreKey::Origin);
             }
             let entity = Entity {
                 batch,
@@ -132,7 +134,7 @@ impl Entity<'_> {
         };
         protobuf::bytes(buf, field::TRACE_ID, trace_id);
         protobuf::bytes(buf, field::SPAN_ID, &span_id_bytes(e.id));
-        if let Some(p) = e.parent_id {
+        if let Some(p) = e.parent_id() {
             protobuf::bytes(buf, field::PARENT_SPAN_ID, &span_id_bytes(p));
         }
         protobuf::string(buf, field::NAME, name);
@@ -153,7 +155,7 @@ impl Entity<'_> {
         }
         http(batch, e, &mut attrs);
         self.aws(json, key, &mut attrs);
-        more(batch, e, &mut attrs);
+        more(batch, self.extras, &mut attrs);
         let mut cause: Option<&Cause> = None;
         for item in self.items() {
             match item {
@@ -169,7 +171,7 @@ impl Entity<'_> {
         }
 
         let events = cause.map_or(0, |c| exception_events(c, end, buf));
-        if error_status(e.flags, e.http.status, kind, events > 0) {
+        if error_status(e.flags, e.http.status(), kind, events > 0) {
             protobuf::message(buf, field::STATUS, |b| {
                 protobuf::varint(b, protobuf::STATUS_CODE, StatusCode::Error as u64);
             });
@@ -177,7 +179,7 @@ impl Entity<'_> {
         let parent_remote = segment || (e.parent == crate::trace::NO_PARENT && batch.facade);
         let flags = FLAGS_SAMPLED
             | FLAGS_HAS_IS_REMOTE
-            | if parent_remote && e.parent_id.is_some() {
+            | if parent_remote && e.parent_id().is_some() {
                 FLAGS_IS_REMOTE
             } else {
                 0
@@ -195,7 +197,7 @@ impl Entity<'_> {
                 aws_field(k.as_str(), &Json::Str(batch.str(t)), key, attrs);
             }
         }
-        if let Some(n) = e.aws.retries {
+        if let Some(n) = e.aws.retries() {
             aws_field("retries", &Json::Int(i64::from(n)), key, attrs);
         }
         let open_ended = self
@@ -220,7 +222,7 @@ impl Entity<'_> {
         };
         for (name, value) in &block {
             let typed = AwsKey::from_key(name).is_some_and(|k| e.aws.get(k).is_some())
-                || (name == "retries" && e.aws.retries.is_some());
+                || (name == "retries" && e.aws.retries().is_some());
             if !typed {
                 aws_field(name, &Json::Value(value), key, attrs);
             }
@@ -324,20 +326,20 @@ fn http(batch: &Batch, e: &EntityData, attrs: &mut Attributes<'_>) {
         attrs.str("client.address", ip);
         // X-Ray's converter sets `x_forwarded_for` when the client address has no peer
         // address beside it: a direct peer is written as one.
-        if !h.x_forwarded_for {
+        if !h.x_forwarded_for() {
             attrs.str("network.peer.address", ip);
         }
     }
-    if h.traced {
+    if h.traced() {
         attrs.put("aws.xray.traced", AttrValue::Bool(true));
     }
-    if let Some(status) = h.status {
+    if let Some(status) = h.status() {
         attrs.put(
             "http.response.status_code",
             AttrValue::Int(i64::from(status)),
         );
     }
-    if let Some(len) = h.content_length {
+    if let Some(len) = h.content_length() {
         attrs.put(
             "http.response.body.size",
             AttrValue::Int(i64::try_from(len).unwrap_or(i64::MAX)),
@@ -374,14 +376,14 @@ fn aws_field(name: &str, value: &Json<'_>, key: &mut String, attrs: &mut Attribu
 }
 
 /// `user`, `resource_arn` and an entity's own `service.version`.
-fn more(batch: &Batch, e: &EntityData, attrs: &mut Attributes<'_>) {
-    for (key, t) in [
-        ("enduser.id", e.more.user),
-        ("cloud.resource_id", e.more.resource_arn),
-        ("service.version", e.more.service_version),
+fn more(batch: &Batch, extras: &[u32], attrs: &mut Attributes<'_>) {
+    for (key, more) in [
+        ("enduser.id", MoreKey::User),
+        ("cloud.resource_id", MoreKey::ResourceArn),
+        ("service.version", MoreKey::ServiceVersion),
     ] {
-        if let Some(t) = t {
-            attrs.str(key, batch.str(t));
+        if let Some(v) = batch.more(extras, more) {
+            attrs.str(key, v);
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::entity::{EntityData, Extra, Text};
+use super::entity::{EntityData, Extra, Item, MoreKey, Text};
 use crate::id::{EntityId, TraceId};
 
 /// A whole segment (`is_segment`: entity 0 is the segment; any other entity without a parent
@@ -33,6 +33,20 @@ impl Batch {
         t.get(&self.text)
     }
 
+    /// The value of a field few entities have (`user`, `origin`, ...), among the extras at
+    /// `extras` (an entity's).
+    pub(crate) fn more(&self, extras: &[u32], key: MoreKey) -> Option<&str> {
+        extras
+            .iter()
+            .find_map(|&x| match self.extras.get(x as usize) {
+                Some(Extra {
+                    item: Item::More(k, t),
+                    ..
+                }) if *k == key => Some(self.str(*t)),
+                _ => None,
+            })
+    }
+
     /// Moves the batch into trace `trace_id`, with entity `from` (a facade) becoming `to`:
     /// its subsegments are then sent under `to`.
     pub(crate) fn move_under(&mut self, trace_id: TraceId, from: EntityId, to: EntityId) {
@@ -41,8 +55,8 @@ impl Batch {
             if e.id == from {
                 e.id = to;
             }
-            if e.parent_id == Some(from) {
-                e.parent_id = Some(to);
+            if e.parent_id() == Some(from) {
+                e.set_parent_id(Some(to));
             }
         }
     }

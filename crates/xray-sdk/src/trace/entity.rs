@@ -96,18 +96,25 @@ pub(crate) enum EntityState {
     Streamed,
 }
 
-/// The `http` block.
+/// The `http` block, packed: an entity is written on the request thread and read on the
+/// emitter's, so every byte of it crosses between processors' caches once per trace.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct HttpFields {
     pub(crate) method: Option<Text>,
     pub(crate) url: Option<Text>,
     pub(crate) user_agent: Option<Text>,
     pub(crate) client_ip: Option<Text>,
-    pub(crate) x_forwarded_for: bool,
-    pub(crate) traced: bool,
-    pub(crate) status: Option<u16>,
-    pub(crate) content_length: Option<u64>,
+    /// `content_length` in two halves (keeps the block 4-byte aligned), when `HAS_LENGTH`.
+    content_length: [u32; 2],
+    /// The status, when `HAS_STATUS`.
+    status: u16,
+    bits: u8,
 }
+
+const X_FORWARDED_FOR: u8 = 1;
+const TRACED: u8 = 2;
+const HAS_STATUS: u8 = 4;
+const HAS_LENGTH: u8 = 8;
 
 impl HttpFields {
     pub(crate) fn has_request(&self) -> bool {
@@ -115,12 +122,61 @@ impl HttpFields {
             || self.url.is_some()
             || self.user_agent.is_some()
             || self.client_ip.is_some()
-            || self.x_forwarded_for
-            || self.traced
+            || self.bits & (X_FORWARDED_FOR | TRACED) != 0
     }
 
     pub(crate) fn has_response(&self) -> bool {
-        self.status.is_some() || self.content_length.is_some()
+        self.bits & (HAS_STATUS | HAS_LENGTH) != 0
+    }
+
+    /// `http.request.x_forwarded_for`.
+    pub(crate) fn x_forwarded_for(&self) -> bool {
+        self.bits & X_FORWARDED_FOR != 0
+    }
+
+    /// `http.request.traced`.
+    pub(crate) fn traced(&self) -> bool {
+        self.bits & TRACED != 0
+    }
+
+    /// `http.response.status`.
+    pub(crate) fn status(&self) -> Option<u16> {
+        (self.bits & HAS_STATUS != 0).then_some(self.status)
+    }
+
+    /// `http.response.content_length`.
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        let [high, low] = self.content_length;
+        (self.bits & HAS_LENGTH != 0).then_some((u64::from(high) << 32) | u64::from(low))
+    }
+
+    fn set_bit(&mut self, bit: u8, on: bool) {
+        if on {
+            self.bits |= bit;
+        } else {
+            self.bits &= !bit;
+        }
+    }
+
+    pub(crate) fn set_x_forwarded_for(&mut self, on: bool) {
+        self.set_bit(X_FORWARDED_FOR, on);
+    }
+
+    pub(crate) fn set_traced(&mut self, on: bool) {
+        self.set_bit(TRACED, on);
+    }
+
+    /// Sets the response block: the status, and the length when known.
+    pub(crate) fn set_response(&mut self, status: u16, content_length: Option<u64>) {
+        let len = content_length.unwrap_or(0);
+        self.status = status;
+        self.content_length = [(len >> 32) as u32, len as u32];
+        let length_bit = if content_length.is_some() {
+            HAS_LENGTH
+        } else {
+            0
+        };
+        self.bits = (self.bits & !HAS_LENGTH) | HAS_STATUS | length_bit;
     }
 
     fn move_text(&mut self, from: &str, to: &mut String) {
@@ -139,23 +195,22 @@ impl HttpFields {
 /// [`Item::Aws`] extras.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct AwsFields {
-    pub(crate) operation: Option<Text>,
-    pub(crate) region: Option<Text>,
-    pub(crate) request_id: Option<Text>,
-    pub(crate) table_name: Option<Text>,
-    pub(crate) queue_url: Option<Text>,
-    pub(crate) retries: Option<u32>,
+    /// The typed string fields, indexed by [`AwsKey`].
+    texts: [Option<Text>; 5],
+    /// `retries` plus one (4 bytes where an `Option<u32>` takes 8; a count of `u32::MAX`
+    /// retries is kept as one less).
+    retries: Option<NonZeroU32>,
 }
 
 /// The typed string fields of the `aws` block, in the order they are written.
 #[allow(unreachable_pub)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AwsKey {
-    Operation,
-    Region,
-    RequestId,
-    TableName,
-    QueueUrl,
+    Operation = 0,
+    Region = 1,
+    RequestId = 2,
+    TableName = 3,
+    QueueUrl = 4,
 }
 
 impl AwsKey {
@@ -184,56 +239,42 @@ impl AwsKey {
 
 impl AwsFields {
     pub(crate) fn slot(&mut self, key: AwsKey) -> &mut Option<Text> {
-        match key {
-            AwsKey::Operation => &mut self.operation,
-            AwsKey::Region => &mut self.region,
-            AwsKey::RequestId => &mut self.request_id,
-            AwsKey::TableName => &mut self.table_name,
-            AwsKey::QueueUrl => &mut self.queue_url,
-        }
+        // In bounds: one slot per key.
+        &mut self.texts[key as usize]
     }
 
     pub(crate) fn get(&self, key: AwsKey) -> Option<Text> {
-        match key {
-            AwsKey::Operation => self.operation,
-            AwsKey::Region => self.region,
-            AwsKey::RequestId => self.request_id,
-            AwsKey::TableName => self.table_name,
-            AwsKey::QueueUrl => self.queue_url,
-        }
+        self.texts[key as usize]
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.retries.is_none() && AwsKey::ALL.into_iter().all(|k| self.get(k).is_none())
+        self.retries.is_none() && self.texts.iter().all(Option::is_none)
+    }
+
+    /// `retries`.
+    pub(crate) fn retries(&self) -> Option<u32> {
+        self.retries.map(|n| n.get() - 1)
+    }
+
+    pub(crate) fn set_retries(&mut self, retries: Option<u32>) {
+        self.retries = retries.and_then(|n| NonZeroU32::new(n.saturating_add(1)));
     }
 
     fn move_text(&mut self, from: &str, to: &mut String) {
-        for k in AwsKey::ALL {
-            move_opt(self.slot(k), from, to);
-        }
-    }
-}
-
-/// Typed fields written only for some entities (mostly segments).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct MoreFields {
-    pub(crate) user: Option<Text>,
-    pub(crate) origin: Option<Text>,
-    pub(crate) resource_arn: Option<Text>,
-    pub(crate) service_version: Option<Text>,
-}
-
-impl MoreFields {
-    fn move_text(&mut self, from: &str, to: &mut String) {
-        for t in [
-            &mut self.user,
-            &mut self.origin,
-            &mut self.resource_arn,
-            &mut self.service_version,
-        ] {
+        for t in &mut self.texts {
             move_opt(t, from, to);
         }
     }
+}
+
+/// Fields of the top level that few entities have (mostly segments), kept as [`Item::More`]
+/// extras rather than in every entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MoreKey {
+    User,
+    Origin,
+    ResourceArn,
+    ServiceVersion,
 }
 
 /// One segment or subsegment.
@@ -242,9 +283,11 @@ pub(crate) struct EntityData {
     pub(crate) id: EntityId,
     /// Index of the parent in the arena or batch, or [`NO_PARENT`].
     pub(crate) parent: u32,
-    /// The parent's ID: for a segment the caller's (from the header), for a subsegment the
-    /// enclosing entity's, kept so a streamed subtree knows where it belongs.
-    pub(crate) parent_id: Option<EntityId>,
+    /// The parent's ID (when `has_parent_id`): for a segment the caller's (from the
+    /// header), for a subsegment the enclosing entity's, kept so a streamed subtree knows
+    /// where it belongs. Apart from its flag, to keep the entity small.
+    parent_id: EntityId,
+    has_parent_id: bool,
     pub(crate) name: Text,
     pub(crate) start_us: u64,
     /// 0 while the entity is in progress.
@@ -256,7 +299,6 @@ pub(crate) struct EntityData {
     pub(crate) has_extras: bool,
     pub(crate) http: HttpFields,
     pub(crate) aws: AwsFields,
-    pub(crate) more: MoreFields,
     /// Tree links inside the arena ([`NO_PARENT`] when absent), so a subtree can be moved
     /// out without scanning the whole arena.
     pub(crate) first_child: u32,
@@ -279,7 +321,8 @@ impl EntityData {
         EntityData {
             id,
             parent,
-            parent_id,
+            parent_id: parent_id.unwrap_or(EntityId::from_u64(0)),
+            has_parent_id: parent_id.is_some(),
             name,
             start_us,
             end_us: 0,
@@ -289,7 +332,6 @@ impl EntityData {
             has_extras: false,
             http: HttpFields::default(),
             aws: AwsFields::default(),
-            more: MoreFields::default(),
             first_child: NO_PARENT,
             last_child: NO_PARENT,
             next_sibling: NO_PARENT,
@@ -303,7 +345,18 @@ impl EntityData {
         self.name = self.name.moved(from, to);
         self.http.move_text(from, to);
         self.aws.move_text(from, to);
-        self.more.move_text(from, to);
+    }
+
+    /// The parent's ID.
+    pub(crate) fn parent_id(&self) -> Option<EntityId> {
+        self.has_parent_id.then_some(self.parent_id)
+    }
+
+    pub(crate) fn set_parent_id(&mut self, id: Option<EntityId>) {
+        self.has_parent_id = id.is_some();
+        if let Some(id) = id {
+            self.parent_id = id;
+        }
     }
 }
 
@@ -338,6 +391,8 @@ pub(crate) enum Item {
     Sql(Box<Sql>),
     Deferred(Box<dyn DeferredFields>),
     Precursor(EntityId),
+    /// `user`, `origin`, `resource_arn` or `service.version`.
+    More(MoreKey, Text),
 }
 
 impl Item {
@@ -362,6 +417,7 @@ impl Item {
                 *key = key.moved(from, to);
                 *json = json.moved(from, to);
             }
+            Item::More(_, value) => *value = value.moved(from, to),
             Item::Cause(_) | Item::Sql(_) | Item::Deferred(_) | Item::Precursor(_) => {}
         }
     }

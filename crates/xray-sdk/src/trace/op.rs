@@ -7,7 +7,7 @@
 //! so collecting and applying changes costs no allocation and no drop.
 
 use super::TraceState;
-use super::entity::{AwsKey, Extra, Item, Scalar, Text, status_flags};
+use super::entity::{AwsKey, Extra, Item, MoreKey, Scalar, Text, status_flags};
 use crate::deferred::DeferredFields;
 use crate::id::EntityId;
 use crate::model::{Cause, Namespace, Sql, append_exceptions};
@@ -163,13 +163,12 @@ impl TraceState {
             Op::HttpUserAgent(v) => e.http.user_agent = Text::push(text, v.get(local)),
             Op::HttpClientIp(ip, x_forwarded_for) => {
                 e.http.client_ip = Text::push(text, ip.get(local));
-                e.http.x_forwarded_for = x_forwarded_for;
+                e.http.set_x_forwarded_for(x_forwarded_for);
             }
-            Op::HttpTraced(traced) => e.http.traced = traced,
+            Op::HttpTraced(traced) => e.http.set_traced(traced),
             Op::HttpResponse(status, content_length) => {
                 e.flags |= status_flags(status);
-                e.http.status = Some(status);
-                e.http.content_length = content_length;
+                e.http.set_response(status, content_length);
             }
             Op::Aws(key, v) => {
                 *e.aws.slot(key) = Text::push(text, v.get(local));
@@ -178,22 +177,18 @@ impl TraceState {
                 }
             }
             Op::AwsRetries(n) => {
-                e.aws.retries = Some(n);
+                e.aws.set_retries(Some(n));
                 if e.has_extras {
                     self.remove_aws_extra(index, "retries");
                 }
             }
-            Op::User(v) => e.more.user = Text::push(text, v.get(local)),
-            Op::Origin(v) => e.more.origin = Text::push(text, v.get(local)),
-            Op::ResourceArn(v) => e.more.resource_arn = Text::push(text, v.get(local)),
-            Op::ServiceVersion(v) => e.more.service_version = Text::push(text, v.get(local)),
             // The open-ended parts, out of line: the fields above stay cheap to set.
             _ => self.apply_extra(index, op, local),
         }
     }
 
     /// Applies a change to the entity's open-ended parts (other `aws` fields, annotations,
-    /// metadata, precursors).
+    /// metadata, precursors) or to the fields few entities have (`user`, `origin`, ...).
     #[inline(never)]
     fn apply_extra(&mut self, index: usize, op: &Op<'_>, local: &str) {
         let text = &mut self.text;
@@ -205,7 +200,7 @@ impl TraceState {
                 let (key, json) = (key.get(local), json.get(local));
                 // The latest value of a key wins, typed or not.
                 if key == "retries" {
-                    e.aws.retries = None;
+                    e.aws.set_retries(None);
                 } else if let Some(k) = AwsKey::from_key(key) {
                     *e.aws.slot(k) = None;
                 }
@@ -302,6 +297,10 @@ impl TraceState {
                 }
             }
             Op::Precursor(id) => self.push_extra(index, Item::Precursor(id)),
+            Op::User(v) => self.set_more(index, MoreKey::User, v.get(local)),
+            Op::Origin(v) => self.set_more(index, MoreKey::Origin, v.get(local)),
+            Op::ResourceArn(v) => self.set_more(index, MoreKey::ResourceArn, v.get(local)),
+            Op::ServiceVersion(v) => self.set_more(index, MoreKey::ServiceVersion, v.get(local)),
             // Set by `apply`, or applied by `apply_all` (which holds the owned values).
             _ => {}
         }
@@ -365,6 +364,25 @@ impl TraceState {
         self.extras
             .iter()
             .position(|x| x.entity as usize == index && is(&x.item, &self.text))
+    }
+
+    /// Sets one of the fields few entities have, replacing an earlier value.
+    fn set_more(&mut self, index: usize, key: MoreKey, value: &str) {
+        let Some(value) = Text::push(&mut self.text, value) else {
+            return;
+        };
+        match self.find_extra(index, |i, _| matches!(i, Item::More(k, _) if *k == key)) {
+            Some(pos) => {
+                if let Some(Extra {
+                    item: Item::More(_, slot),
+                    ..
+                }) = self.extras.get_mut(pos)
+                {
+                    *slot = value;
+                }
+            }
+            None => self.push_extra(index, Item::More(key, value)),
+        }
     }
 
     /// Removes the entity's other `aws` field named `key` (a typed one was set).

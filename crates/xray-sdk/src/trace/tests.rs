@@ -106,6 +106,39 @@ fn work_begun_under_a_streamed_subsegment_is_sent_on_its_own_and_held_for() {
         Changes::none(|c| trace.end(il, late, 6, c, 100)).expect("the segment goes with it");
     let orphan = batch.entities.iter().find(|e| e.id == late).unwrap();
     assert_eq!(orphan.parent, NO_PARENT);
-    assert_eq!(orphan.parent_id, Some(a));
+    assert_eq!(orphan.parent_id(), Some(a));
     assert_eq!(batch.str(orphan.name), "late");
+}
+
+#[test]
+fn packed_fields_read_back_what_was_set() {
+    let mut aws = entity::AwsFields::default();
+    assert_eq!(aws.retries(), None);
+    for n in [0, 1, 7, u32::MAX - 1] {
+        aws.set_retries(Some(n));
+        assert_eq!(aws.retries(), Some(n));
+    }
+    // The one count that does not fit is kept as one less.
+    aws.set_retries(Some(u32::MAX));
+    assert_eq!(aws.retries(), Some(u32::MAX - 1));
+    aws.set_retries(None);
+    assert_eq!(aws.retries(), None);
+
+    let mut http = entity::HttpFields::default();
+    assert!(!http.has_response() && !http.has_request());
+    for (status, len) in [
+        (200, Some(0)),
+        (0, None),
+        (u16::MAX, Some(u64::MAX)),
+        (206, Some(5 << 32 | 7)),
+    ] {
+        http.set_response(status, len);
+        assert_eq!((http.status(), http.content_length()), (Some(status), len));
+        assert!(http.has_response() && !http.has_request());
+    }
+    http.set_traced(true);
+    assert!(http.traced() && !http.x_forwarded_for() && http.has_request());
+    http.set_x_forwarded_for(true);
+    http.set_traced(false);
+    assert!(!http.traced() && http.x_forwarded_for());
 }

@@ -14,7 +14,8 @@ use crate::json::{
 };
 use crate::model::{Cause, Sql};
 use crate::trace::{
-    AwsKey, Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, Item, NO_PARENT, Scalar,
+    AwsKey, Batch, EntityData, FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, Item, MoreKey, NO_PARENT,
+    Scalar,
 };
 
 /// Indexes of a batch, rebuilt for each batch in reused buffers: the children and the
@@ -163,7 +164,7 @@ pub(crate) fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
         out.extend_from_slice(b",\"type\":\"subsegment\"");
     }
     if d.kind != Kind::Embedded
-        && let Some(p) = &e.parent_id
+        && let Some(p) = &e.parent_id()
     {
         key(out, "parent_id");
         write_hex_str(out, &p.to_bytes());
@@ -194,10 +195,15 @@ pub(crate) fn write_doc(out: &mut Vec<u8>, d: &Doc<'_>) -> WriteResult {
         write_aws_fields(&mut w, batch, e, extras);
         w.finish()?;
     }
-    for (k, t) in [("user", e.more.user), ("resource_arn", e.more.resource_arn)] {
-        if let Some(t) = t {
-            key(out, k);
-            write_str(out, batch.str(t))?;
+    if e.has_extras {
+        for (k, more) in [
+            ("user", MoreKey::User),
+            ("resource_arn", MoreKey::ResourceArn),
+        ] {
+            if let Some(v) = batch.more(extras, more) {
+                key(out, k);
+                write_str(out, v)?;
+            }
         }
     }
     write_extras(out, d, extras)?;
@@ -264,24 +270,20 @@ fn write_segment_blocks(
         // Closes the reopened block.
         w.finish()?;
     }
-    let origin = e
-        .more
-        .origin
-        .map(|t| batch.str(t))
+    let origin = batch
+        .more(extras, MoreKey::Origin)
         .or_else(|| res.and_then(|r| r.origin));
     if let Some(origin) = origin {
         key(out, "origin");
         write_str(out, origin)?;
     }
     key(out, "service");
-    match (e.more.service_version, d.ctx.service) {
+    match (batch.more(extras, MoreKey::ServiceVersion), d.ctx.service) {
         (None, Some(raw)) => out.extend_from_slice(raw.get().as_bytes()),
         (own, _) => serde_json::to_writer(
             &mut *out,
             &Service {
-                version: own
-                    .map(|t| batch.str(t))
-                    .or(d.ctx.info.service_version.as_deref()),
+                version: own.or(d.ctx.info.service_version.as_deref()),
             },
         )?,
     }
@@ -300,7 +302,7 @@ pub(crate) fn write_aws_fields<'b>(
             w.str(k.as_str(), batch.str(t));
         }
     }
-    if let Some(n) = e.aws.retries {
+    if let Some(n) = e.aws.retries() {
         w.u64("retries", u64::from(n));
     }
     for k in AwsKey::ALL.into_iter().skip(3) {
@@ -343,7 +345,10 @@ fn write_http(out: &mut Vec<u8>, batch: &Batch, e: &EntityData) -> WriteResult {
                 write_str(out, batch.str(v))?;
             }
         }
-        for (k, v) in [("x_forwarded_for", h.x_forwarded_for), ("traced", h.traced)] {
+        for (k, v) in [
+            ("x_forwarded_for", h.x_forwarded_for()),
+            ("traced", h.traced()),
+        ] {
             if v {
                 out.push(sep);
                 sep = b',';
@@ -358,13 +363,13 @@ fn write_http(out: &mut Vec<u8>, batch: &Batch, e: &EntityData) -> WriteResult {
         outer = b',';
         out.extend_from_slice(b"\"response\":");
         let mut sep = b'{';
-        if let Some(status) = h.status {
+        if let Some(status) = h.status() {
             out.push(sep);
             sep = b',';
             out.extend_from_slice(b"\"status\":");
             write_u64(out, u64::from(status));
         }
-        if let Some(len) = h.content_length {
+        if let Some(len) = h.content_length() {
             out.push(sep);
             out.extend_from_slice(b"\"content_length\":");
             write_u64(out, len);
