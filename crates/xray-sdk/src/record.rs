@@ -569,12 +569,11 @@ impl<'a> Patch<'a> {
     }
 }
 
-impl Drop for Patch<'_> {
+// The spare buffer goes back when the rest is dropped, not the patch: a patch without a rest
+// (most of them) then has nothing to do when dropped.
+impl Drop for Rest<'_> {
     fn drop(&mut self) {
-        let Some(rest) = self.rest.get_mut() else {
-            return;
-        };
-        let local = &mut rest.local;
+        let local = &mut self.local;
         if local.capacity() != 0 {
             let mut spare = std::mem::take(local);
             spare.clear();
