@@ -4,7 +4,7 @@
 //! The request path only moves a finished batch into the queue (`queue.rs`) under a short
 //! lock: it never waits for room and never allocates for emission. A full queue drops the new
 //! batch and counts it. The thread sleeps until work arrives (an idle recorder costs no
-//! wake-ups). After work it lingers for [`LINGER`], woken by its own timer rather than by
+//! wake-ups). After work it lingers for `LINGER` (50 ms), woken by its own timer rather than by
 //! each trace, so a steady flow of requests costs the request threads no system call; a
 //! producer wakes it when it sleeps without a timeout, when a few hundred batches wait, and
 //! for a flush or a stop. An exporter that holds work for a batch (OTLP) is woken once enough
