@@ -4,10 +4,10 @@
 //! The request path only moves a finished batch into the queue (`queue.rs`) under a short
 //! lock: it never waits for room and never allocates for emission. A full queue drops the new
 //! batch and counts it. The thread sleeps until work arrives (an idle recorder costs no
-//! wake-ups). After work it lingers for `LINGER` (50 ms), woken by its own timer rather than by
+//! wake-ups). After work it lingers (5 to 50 ms, shorter under load), woken by its own timer rather than by
 //! each trace, so a steady flow of requests costs the request threads no system call; a
-//! producer wakes it when it sleeps without a timeout, when a few hundred batches wait, and
-//! for a flush or a stop. An exporter that holds work for a batch (OTLP) is woken once enough
+//! producer wakes it when it sleeps without a timeout, when half the queue is full, and for
+//! a flush or a stop. An exporter that holds work for a batch (OTLP) is woken once enough
 //! has arrived to fill it, not for every trace. The thread hands each batch to an exporter:
 //! the segment-document renderer writes datagrams of at most [`MAX_DATAGRAM_SIZE`] bytes and
 //! sends them over UDP. Send failures are counted and never stop later sends.
@@ -465,13 +465,20 @@ impl Drop for Emitter {
     }
 }
 
-/// How long the emitter thread lingers after it last had work, sleeping with a timeout that
-/// producers do not cut short: traces that end meanwhile wait in the queue (at most this
-/// long; the daemon itself waits up to a second to upload) instead of each waking the thread,
-/// a system call on the request thread. Early wake-ups still come for a flush, a stop, or
-/// once a few hundred batches wait. A linger that passes with nothing queued ends in
-/// a sleep without timeout, so an idle recorder costs no wake-ups.
+/// How long the emitter thread lingers after it last had work, at most, sleeping with a
+/// timeout that producers do not cut short: traces that end meanwhile wait in the queue (at
+/// most this long; the daemon itself waits up to a second to upload) instead of each waking
+/// the thread, a system call on the request thread. Early wake-ups still come for a flush, a
+/// stop, or once half the queue is full. A linger that passes with nothing queued ends in a
+/// sleep without timeout, so an idle recorder costs no wake-ups.
 const LINGER: Duration = Duration::from_millis(50);
+
+/// The shortest linger. Under load the thread shortens its linger (halving it, down to this)
+/// while its timer finds more traces than half the buffer pool holds, and lengthens it again
+/// (doubling, up to [`LINGER`]) when it finds few: its own timer then collects the traces
+/// often enough that their buffers go back to the pool before new traces need them, and no
+/// producer has to wake it.
+const MIN_LINGER: Duration = Duration::from_millis(5);
 
 /// The emitter thread: sleeps until work arrives (or until the exporter's buffered work is
 /// due, or a linger after recent work ends), exits when the emitter is dropped or told to
@@ -488,8 +495,9 @@ fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
     let _close = CloseOnExit(queue);
     let mut taken = std::collections::VecDeque::new();
     // Until when the thread lingers after its last work, woken by a timer rather than by
-    // each trace (see LINGER).
+    // each trace, and for how long it lingers (see LINGER).
     let mut linger: Option<Instant> = None;
+    let mut linger_for = LINGER;
     loop {
         let flush_due = exporter.flush_due();
         let (due, wake_after) = match (flush_due, linger) {
@@ -499,6 +507,10 @@ fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
         };
         match queue.take_all(&mut taken, due, wake_after) {
             Taken::Items => {
+                // Traces collected without a flush or a stop among them (those come early).
+                if taken.iter().all(|w| matches!(w, Work::Batch(_))) {
+                    linger_for = adapt_linger(linger_for, taken.len());
+                }
                 while let Some(work) = taken.pop_front() {
                     match work {
                         Work::Batch(batch) => {
@@ -516,7 +528,7 @@ fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
                         }
                     }
                 }
-                linger = Some(Instant::now() + LINGER);
+                linger = Some(Instant::now() + linger_for);
             }
             Taken::Due => {
                 let now = Instant::now();
@@ -533,10 +545,46 @@ fn run(queue: &Queue<Work>, counters: &Counters, exporter: &mut dyn Exporter) {
     exporter.flush(None);
 }
 
+/// The next linger after one that collected `collected` traces (see [`MIN_LINGER`]).
+fn adapt_linger(linger: Duration, collected: usize) -> Duration {
+    let pool = crate::trace::pool::MAX_KEPT;
+    if collected > pool / 2 {
+        (linger / 2).max(MIN_LINGER)
+    } else if collected < pool / 16 {
+        (linger * 2).min(LINGER)
+    } else {
+        linger
+    }
+}
+
 /// Where a trace's finished batches go: the emitter, and the setting the arena needs.
 #[derive(Debug)]
 pub(crate) struct Sink {
     pub(crate) emitter: Emitter,
     /// Completed subsegments a segment holds before they are streamed ahead of it.
     pub(crate) streaming_threshold: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The linger halves while the timer finds more than half the pool's worth of traces,
+    /// within 5 to 50 ms, and grows back when it finds few.
+    #[test]
+    fn the_linger_follows_the_load() {
+        let mut linger = LINGER;
+        for _ in 0..10 {
+            linger = adapt_linger(linger, 200);
+        }
+        assert_eq!(linger, MIN_LINGER);
+        assert_eq!(
+            adapt_linger(Duration::from_millis(20), 100),
+            Duration::from_millis(20)
+        );
+        for _ in 0..10 {
+            linger = adapt_linger(linger, 3);
+        }
+        assert_eq!(linger, LINGER);
+    }
 }

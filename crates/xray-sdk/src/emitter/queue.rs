@@ -4,12 +4,11 @@
 //! back. It wakes the thread only when the thread sleeps and something is worth waking for:
 //! always when the thread sleeps without a deadline (nothing buffered, nothing recent); when
 //! it sleeps until a deadline (work that comes due, or the end of a linger after recent
-//! work), only once enough entities have arrived for what the exporter waits for, once
-//! `wake_batches` items wait, or for a flush or a stop. A busy recorder therefore
-//! costs no system call per trace: a wake-up (a futex call, and on a virtual machine an
-//! interrupt to an idle processor, tens of microseconds) is paid about once per deadline or
-//! per few hundred traces, not once per trace (17 µs of the request thread's time each,
-//! measured on a 2-core virtual machine).
+//! work), only once enough entities have arrived for what the exporter waits for, once half
+//! the queue is full, or for a flush or a stop. A busy recorder therefore costs no system
+//! call per trace: a wake-up (a futex call, and on a virtual machine an interrupt to an idle
+//! processor: 17 µs of the request thread's time and more, measured on a 2-core virtual
+//! machine) is left to the thread's own timer.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -55,11 +54,6 @@ pub(crate) struct Queue<T> {
     wake_batches: usize,
 }
 
-/// Items that wake a thread sleeping until a deadline, at most: as many traces as the buffer
-/// pool keeps arenas for, so that new traces do not run out of reused buffers while the
-/// thread sleeps.
-const WAKE_BATCHES: usize = crate::trace::pool::MAX_KEPT;
-
 impl<T> Queue<T> {
     /// A queue holding at most `capacity` items.
     pub(crate) fn new(capacity: usize) -> Self {
@@ -73,12 +67,13 @@ impl<T> Queue<T> {
             }),
             ready: Condvar::new(),
             capacity,
-            wake_batches: WAKE_BATCHES.min(capacity / 2).max(1),
+            wake_batches: (capacity / 2).max(1),
         }
     }
 
-    /// How many queued items wake a thread sleeping until a deadline: [`WAKE_BATCHES`], or
-    /// half the capacity when that is less (so nothing is dropped for want of a wake-up).
+    /// How many queued items wake a thread sleeping until a deadline: half the capacity, so
+    /// that nothing is dropped for want of a wake-up. (Not fewer: past the buffer pool's
+    /// 256 arenas a trace allocates its buffers, which costs far less than a wake-up.)
     #[cfg(test)]
     fn wake_batches(&self) -> usize {
         self.wake_batches
@@ -307,11 +302,7 @@ mod tests {
     #[test]
     fn enough_queued_items_wake_a_thread_waiting_for_a_deadline() {
         let q = Arc::new(Queue::new(16));
-        assert_eq!(
-            q.wake_batches(),
-            8,
-            "half the capacity, below the pool's size"
-        );
+        assert_eq!(q.wake_batches(), 8, "half the capacity");
         let (tx, rx) = std::sync::mpsc::channel();
         let consumer = {
             let q = Arc::clone(&q);
@@ -339,7 +330,7 @@ mod tests {
             (Taken::Items, 8)
         );
         consumer.join().unwrap();
-        assert_eq!(Queue::<u8>::new(1 << 16).wake_batches(), WAKE_BATCHES);
+        assert_eq!(Queue::<u8>::new(8192).wake_batches(), 4096);
         assert_eq!(Queue::<u8>::new(1).wake_batches(), 1);
     }
 }
