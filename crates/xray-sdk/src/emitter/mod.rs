@@ -4,13 +4,14 @@
 //! The request path only moves a finished batch into the queue (`queue.rs`) under a short
 //! lock: it never waits for room and never allocates for emission. A full queue drops the new
 //! batch and counts it. The thread sleeps until work arrives (an idle recorder costs no
-//! wake-ups). After work it lingers (5 to 50 ms, shorter under load), woken by its own timer rather than by
-//! each trace, so a steady flow of requests costs the request threads no system call; a
-//! producer wakes it when it sleeps without a timeout, when half the queue is full, and for
-//! a flush or a stop. An exporter that holds work for a batch (OTLP) is woken once enough
-//! has arrived to fill it, not for every trace. The thread hands each batch to an exporter:
-//! the segment-document renderer writes datagrams of at most [`MAX_DATAGRAM_SIZE`] bytes and
-//! sends them over UDP. Send failures are counted and never stop later sends.
+//! wake-ups). After work it lingers (5 to 50 ms, shorter under load), woken by its own
+//! timer rather than by each trace, so a steady flow of requests costs the request threads
+//! no system call; a producer wakes it when it sleeps without a timeout, when half the queue
+//! is full, and for a flush or a stop. An exporter that holds work for a batch (OTLP) is
+//! woken once enough has arrived to fill it, not for every trace. The thread hands each
+//! batch to an exporter: the segment-document renderer writes datagrams of at most
+//! [`MAX_DATAGRAM_SIZE`] bytes and sends them over UDP. Send failures are counted and never
+//! stop later sends.
 
 pub(crate) mod json;
 mod queue;
