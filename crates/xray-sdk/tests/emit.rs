@@ -388,11 +388,23 @@ fn rare_and_packed_fields_are_sent_with_their_latest_values() {
         p.set_http_traced(true);
         p.set_resource_arn("arn:aws:dynamodb:us-east-1:123456789012:table/orders");
     });
+    let query = segment.begin_subsegment("orders-db");
+    for q in ["SELECT 1", "SELECT * FROM orders WHERE id = ?"] {
+        query.set_sql(xray_sdk::model::Sql {
+            sanitized_query: Some(q.into()),
+            ..Default::default()
+        });
+    }
+    query.end();
     let plain = segment.begin_subsegment("plain");
     plain.end();
     segment.end();
     recorder.flush(WAIT).unwrap();
-    let doc = capture.wait_for(1, WAIT)[0].document();
+    let gram = &capture.wait_for(1, WAIT)[0];
+    // One `sql` block, not one per call (a JSON reader would keep only the last of two).
+    let text = String::from_utf8_lossy(&gram.bytes);
+    assert_eq!(text.matches("\"sql\"").count(), 1, "{text}");
+    let doc = gram.document();
     assert_eq!(doc["user"], "bob");
     assert_eq!(doc["origin"], "AWS::ECS::Container");
     assert_eq!(
@@ -412,7 +424,12 @@ fn rare_and_packed_fields_are_sent_with_their_latest_values() {
     assert_eq!(call["http"]["response"]["status"], 0);
     assert!(call["http"]["response"].get("content_length").is_none());
     assert_eq!(call["http"]["request"]["traced"], true);
-    let plain = &doc["subsegments"][1];
+    // A second `sql` block replaces the first.
+    assert_eq!(
+        doc["subsegments"][1]["sql"],
+        serde_json::json!({"sanitized_query": "SELECT * FROM orders WHERE id = ?"})
+    );
+    let plain = &doc["subsegments"][2];
     for absent in ["user", "resource_arn", "origin", "service", "http", "aws"] {
         assert!(plain.get(absent).is_none(), "{absent} on {plain}");
     }

@@ -257,7 +257,7 @@ impl AwsFields {
     }
 
     pub(crate) fn set_retries(&mut self, retries: Option<u32>) {
-        self.retries = retries.and_then(|n| NonZeroU32::new(n.saturating_add(1)));
+        self.retries = retries.map(|n| NonZeroU32::MIN.saturating_add(n));
     }
 
     fn move_text(&mut self, from: &str, to: &mut String) {

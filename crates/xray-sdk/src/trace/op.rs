@@ -330,18 +330,9 @@ impl TraceState {
                     }
                 }
             }
-            Owned::Sql(sql) => match self.find_extra(index, |i, _| matches!(i, Item::Sql(_))) {
-                Some(pos) => {
-                    if let Some(Extra {
-                        item: Item::Sql(slot),
-                        ..
-                    }) = self.extras.get_mut(pos)
-                    {
-                        *slot = sql;
-                    }
-                }
-                None => self.push_extra(index, Item::Sql(sql)),
-            },
+            Owned::Sql(sql) => {
+                self.replace_extra(index, |i| matches!(i, Item::Sql(_)), Item::Sql(sql));
+            }
             Owned::Deferred(fields) => self.push_extra(index, Item::Deferred(fields)),
         }
     }
@@ -368,20 +359,21 @@ impl TraceState {
 
     /// Sets one of the fields few entities have, replacing an earlier value.
     fn set_more(&mut self, index: usize, key: MoreKey, value: &str) {
-        let Some(value) = Text::push(&mut self.text, value) else {
-            return;
-        };
-        match self.find_extra(index, |i, _| matches!(i, Item::More(k, _) if *k == key)) {
+        if let Some(value) = Text::push(&mut self.text, value) {
+            let same = |i: &Item| matches!(i, Item::More(k, _) if *k == key);
+            self.replace_extra(index, same, Item::More(key, value));
+        }
+    }
+
+    /// Replaces the entity's extra that `is` accepts with `item`, or adds `item`.
+    fn replace_extra(&mut self, index: usize, is: impl Fn(&Item) -> bool, item: Item) {
+        match self.find_extra(index, |i, _| is(i)) {
             Some(pos) => {
-                if let Some(Extra {
-                    item: Item::More(_, slot),
-                    ..
-                }) = self.extras.get_mut(pos)
-                {
-                    *slot = value;
+                if let Some(x) = self.extras.get_mut(pos) {
+                    x.item = item;
                 }
             }
-            None => self.push_extra(index, Item::More(key, value)),
+            None => self.push_extra(index, item),
         }
     }
 
