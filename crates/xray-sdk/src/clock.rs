@@ -37,10 +37,39 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
+static COUNTER: OnceLock<Counter> = OnceLock::new();
+
+/// The calibrated counter, and its rate in the form a reading needs.
+struct Counter {
+    clock: quanta::Clock,
+    /// Microseconds per 2^40 counter ticks (rounded up, so that a whole number of
+    /// microseconds is never read as one less).
+    scale: Scale,
+}
+
+/// Counter ticks to microseconds: `ticks * per_2_40 >> 40`, one multiplication.
+#[derive(Clone, Copy, Debug)]
+struct Scale {
+    per_2_40: u64,
+}
+
+impl Scale {
+    /// A scale of `nanos` nanoseconds per 2^40 ticks.
+    fn from_nanos_per_2_40(nanos: u64) -> Scale {
+        Scale {
+            per_2_40: nanos.div_ceil(1_000).max(1),
+        }
+    }
+
+    #[inline]
+    fn micros(self, ticks: u64) -> u64 {
+        // At most 2^64 ticks times under 2^64: no overflow in 128 bits.
+        ((u128::from(ticks) * u128::from(self.per_2_40)) >> 40) as u64
+    }
+}
 
 /// How long a thread's anchor is used before it is taken again.
-const ANCHOR_NANOS: u64 = 1_000_000_000;
+const ANCHOR_MICROS: u64 = 1_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Anchor {
@@ -63,8 +92,13 @@ pub(crate) fn warm_up() {
     counter();
 }
 
-fn counter() -> &'static quanta::Clock {
-    COUNTER.get_or_init(quanta::Clock::new)
+fn counter() -> &'static Counter {
+    COUNTER.get_or_init(|| {
+        let clock = quanta::Clock::new();
+        // Where there is no usable counter, quanta reads the monotonic clock in nanoseconds.
+        let scale = Scale::from_nanos_per_2_40(clock.delta_as_nanos(0, 1 << 40));
+        Counter { clock, scale }
+    })
 }
 
 /// Microseconds since the Unix epoch from the system clock (0 before the epoch).
@@ -78,17 +112,10 @@ pub(crate) fn wall_micros() -> u64 {
 /// Microseconds since the Unix epoch, from this thread's anchor and the counter.
 #[inline]
 pub(crate) fn now_micros() -> u64 {
-    let clock = counter();
-    let raw = clock.raw();
+    let counter = counter();
+    let raw = counter.clock.raw();
     ANCHOR
-        .try_with(|slot| {
-            read(
-                slot,
-                raw,
-                |from, to| clock.delta_as_nanos(from, to),
-                wall_micros,
-            )
-        })
+        .try_with(|slot| read(slot, raw, counter.scale, wall_micros))
         // Thread-local storage already destroyed (a thread exiting): the system clock.
         .unwrap_or_else(|_| wall_micros())
 }
@@ -97,17 +124,12 @@ pub(crate) fn now_micros() -> u64 {
 /// while the anchor is younger than a second and the counter has not gone backwards;
 /// otherwise `wall()`, which becomes the new anchor.
 #[inline]
-fn read(
-    slot: &Cell<Anchor>,
-    raw: u64,
-    elapsed_nanos: impl Fn(u64, u64) -> u64,
-    wall: impl FnOnce() -> u64,
-) -> u64 {
+fn read(slot: &Cell<Anchor>, raw: u64, scale: Scale, wall: impl FnOnce() -> u64) -> u64 {
     let anchor = slot.get();
     if anchor.raw != 0 && raw >= anchor.raw {
-        let elapsed = elapsed_nanos(anchor.raw, raw);
-        if elapsed < ANCHOR_NANOS {
-            return anchor.wall_us + elapsed / 1_000;
+        let elapsed = scale.micros(raw - anchor.raw);
+        if elapsed < ANCHOR_MICROS {
+            return anchor.wall_us + elapsed;
         }
     }
     let wall_us = wall();
@@ -365,7 +387,29 @@ mod tests {
 
     /// A fake counter in nanoseconds and a fake wall clock, for the anchor rule alone.
     fn fake_read(slot: &Cell<Anchor>, raw_nanos: u64, wall_us: u64) -> u64 {
-        read(slot, raw_nanos, |from, to| to - from, || wall_us)
+        read(slot, raw_nanos, NANOS, || wall_us)
+    }
+
+    /// A counter that ticks once a nanosecond (the monotonic clock's fallback).
+    const NANOS: Scale = Scale {
+        per_2_40: (1u64 << 40).div_ceil(1_000),
+    };
+
+    #[test]
+    fn ticks_become_whole_microseconds() {
+        assert_eq!(Scale::from_nanos_per_2_40(1 << 40).per_2_40, NANOS.per_2_40);
+        // Within an anchor's second, whole microseconds are never read as one less, and the
+        // rest is cut off.
+        for us in [0u64, 1, 7, 999, 1_000, 123_456, 999_999, 1_000_000] {
+            assert_eq!(NANOS.micros(us * 1_000), us);
+            assert_eq!(NANOS.micros(us * 1_000 + 999), us);
+        }
+        // A 2.6 GHz time-stamp counter: a second of ticks is a second, within a microsecond.
+        let tsc = Scale::from_nanos_per_2_40(((1u128 << 40) * 10 / 26) as u64);
+        assert!(tsc.micros(2_600_000_000).abs_diff(1_000_000) <= 1);
+        assert_eq!(tsc.micros(2_600), 1);
+        // The largest reading does not overflow.
+        assert!(tsc.micros(u64::MAX) > 0);
     }
 
     // The anchor rule, exactly, with an injected counter and wall clock. (Comparing the real
