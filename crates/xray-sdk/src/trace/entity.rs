@@ -53,9 +53,13 @@ impl Text {
     #[inline]
     pub(crate) fn push_all<const N: usize>(text: &mut String, parts: [&str; N]) -> Option<Text> {
         let start = text.len();
+        // No overflow: a buffer and a string each hold at most `isize::MAX` bytes.
         let end = start + parts.iter().map(|p| p.len()).sum::<usize>();
-        let (start, end_plus_one) = (u32::try_from(start).ok()?, u32::try_from(end + 1).ok()?);
-        let end_plus_one = NonZeroU32::new(end_plus_one)?;
+        // One check: the start is not past the end, so it fits whenever the end does.
+        if end >= u32::MAX as usize {
+            return None;
+        }
+        let (start, end_plus_one) = (start as u32, NonZeroU32::MIN.saturating_add(end as u32));
         for p in parts {
             text.push_str(p);
         }
