@@ -293,47 +293,55 @@ impl Context {
         name: impl Into<Cow<'a, str>>,
         init: impl FnOnce(&Patch<'a>),
     ) -> Entity {
-        let ctx = match &self.inner {
+        // Each way out builds its `Entity` where it is returned: built from a `Context`
+        // made first, it was copied (23 instructions a subsegment, 39 an unsampled request).
+        let (shared, index, id) = match &self.inner {
             Inner::NotRecorded {
                 trace_id,
                 carried,
                 sampled,
                 traceparent,
                 ..
-            } => Context {
-                inner: Inner::NotRecorded {
-                    trace_id: *trace_id,
-                    id: EntityId::new(),
-                    carried: carried.clone(),
-                    sampled: *sampled,
-                    traceparent: *traceparent,
-                },
-            },
-            Inner::Recorded { shared, index, id } => {
-                let mut patch = Patch::new();
-                init(&patch);
-                let name = sanitize_name(name);
-                let new_id = EntityId::new();
-                let start = crate::clock::now_micros();
-                let begun = patch.apply(|changes| {
-                    shared
-                        .trace
-                        .begin(*index, *id, new_id, &name, start, changes)
-                });
-                match begun {
-                    Some(new_index) => Context {
-                        inner: Inner::Recorded {
-                            shared: Arc::clone(shared),
-                            index: new_index,
-                            id: new_id,
+            } => {
+                return Entity {
+                    ctx: Context {
+                        inner: Inner::NotRecorded {
+                            trace_id: *trace_id,
+                            id: EntityId::new(),
+                            carried: carried.clone(),
+                            sampled: *sampled,
+                            traceparent: *traceparent,
                         },
                     },
-                    // The segment was already sent: record nothing, keep propagating.
-                    None => Context::not_recorded(&shared.trace),
-                }
+                    ended: false,
+                };
             }
+            Inner::Recorded { shared, index, id } => (shared, *index, *id),
         };
-        Entity { ctx, ended: false }
+        let mut patch = Patch::new();
+        init(&patch);
+        let name = sanitize_name(name);
+        let new_id = EntityId::new();
+        let start = crate::clock::now_micros();
+        let begun =
+            patch.apply(|changes| shared.trace.begin(index, id, new_id, &name, start, changes));
+        match begun {
+            Some(new_index) => Entity {
+                ctx: Context {
+                    inner: Inner::Recorded {
+                        shared: Arc::clone(shared),
+                        index: new_index,
+                        id: new_id,
+                    },
+                },
+                ended: false,
+            },
+            // The segment was already sent: record nothing, keep propagating.
+            None => Entity {
+                ctx: Context::not_recorded(&shared.trace),
+                ended: false,
+            },
+        }
     }
 
     /// Applies `last` (when the entity is recorded) and ends the entity, under one lock. A
