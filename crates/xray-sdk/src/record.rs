@@ -544,13 +544,14 @@ impl<'a> Patch<'a> {
     }
 
     /// Whether the changes name the entity.
-    pub(crate) fn names(&self) -> bool {
+    pub(crate) fn names(&mut self) -> bool {
         let named = |op: &Op<'a>| matches!(op, Op::Name(_));
-        self.ops.try_borrow().is_ok_and(|o| o.iter().any(named))
-            || self.rest.try_borrow().is_ok_and(|r| {
-                r.as_ref()
-                    .is_some_and(|r| r.more.iter().any(|op| matches!(op, Op::Name(_))))
-            })
+        self.ops.get_mut().iter().any(named)
+            || self
+                .rest
+                .get_mut()
+                .as_ref()
+                .is_some_and(|r| r.more.iter().any(named))
     }
 
     /// Hands the changes, in order, to `apply`.

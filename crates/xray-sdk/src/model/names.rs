@@ -60,6 +60,7 @@ const ASCII_NAME_CHARS: [bool; 256] = {
 };
 
 /// Whether `name` is a non-empty name of at most [`MAX_NAME_LEN`] name characters.
+#[inline]
 pub(crate) fn is_valid_name(name: &str) -> bool {
     // The usual name is short and ASCII: one table look-up per byte, no branch per byte (a
     // bad byte is noticed at the end). A name with any other byte is checked character by
@@ -73,6 +74,14 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
             return true;
         }
     }
+    is_valid_name_by_char(name)
+}
+
+/// [`is_valid_name`] character by character, out of line: the fast path above then saves no
+/// registers.
+#[cold]
+#[inline(never)]
+fn is_valid_name_by_char(name: &str) -> bool {
     let mut count = 0usize;
     for c in name.chars() {
         count += 1;
