@@ -153,6 +153,7 @@ impl TraceState {
     }
 
     /// Applies one change.
+    #[inline(always)]
     pub(crate) fn apply(&mut self, index: usize, op: &Op<'_>, local: &str) {
         let text = &mut self.text;
         let Some(e) = self.entities.get_mut(index) else {
