@@ -81,6 +81,7 @@ impl EmitterStats {
 /// The counters, shared by the queue's producers, the thread and its exporter.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Batches exported inline (no queue and no thread); a queue counts its own.
     pub(crate) queued: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) sent: AtomicU64,
@@ -253,7 +254,7 @@ impl Held {
 impl fmt::Debug for Emitter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Emitter")
-            .field("stats", &self.counters.snapshot())
+            .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
@@ -372,27 +373,27 @@ impl Emitter {
             return;
         };
         let entities = batch.entities.len();
-        match queue.push(Work::Batch(batch), entities, false) {
-            Ok(()) => {
-                self.counters.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(work) => {
-                let n = self
-                    .counters
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed)
-                    + 1;
-                // Freed here rather than by the thread; it never ran user code.
-                drop(work);
-                if n.is_power_of_two() {
-                    tracing::warn!(dropped = n, "X-Ray emitter queue full; dropping segments");
-                }
+        // Counted by the queue, under its lock.
+        if let Err(work) = queue.push(Work::Batch(batch), entities, false) {
+            let n = self
+                .counters
+                .dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            // Freed here rather than by the thread; it never ran user code.
+            drop(work);
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "X-Ray emitter queue full; dropping segments");
             }
         }
     }
 
     pub(crate) fn stats(&self) -> EmitterStats {
-        self.counters.snapshot()
+        let mut stats = self.counters.snapshot();
+        if let Some(queue) = &self.queue {
+            stats.queued += queue.pushed();
+        }
+        stats
     }
 
     /// Waits until everything queued before this call has been sent, or `timeout` passes.
