@@ -4,16 +4,17 @@
 //! the emitter's, once the batch is written. Freed there, they land in the emitter thread's
 //! allocator cache, and the next request has to be served from the allocator's shared bins:
 //! the two dearest allocations of a sampled request. Kept here instead, cleared, they are
-//! taken back by the next trace under one uncontended lock.
+//! taken back by the next trace under one short lock (`spinlock`).
 //!
 //! A trace with many subsegments grows its buffers (each doubling a copy, and from 1 KiB up a
 //! request to glibc's large bins); its grown buffers are kept too, so that the next such trace
 //! starts at the size it needs. The pool is bounded in entries, in the size of one buffer and
 //! in the bytes it holds in all ([`MAX_BYTES`]), whatever the traffic.
 
-use std::sync::{Mutex, PoisonError};
+use spin::mutex::SpinMutex;
 
 use super::entity::EntityData;
+use super::spinlock;
 use super::{ARENA_CAPACITY, TEXT_CAPACITY};
 
 /// Buffer pairs kept at most: more than a burst of concurrent traces needs.
@@ -44,7 +45,7 @@ pub(crate) struct Buffers {
     pub(crate) text: String,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool {
+static POOL: SpinMutex<Pool> = SpinMutex::new(Pool {
     kept: Vec::new(),
     bytes: 0,
 });
@@ -53,7 +54,7 @@ static POOL: Mutex<Pool> = Mutex::new(Pool {
 /// usual capacity.
 pub(crate) fn take() -> Buffers {
     let reused = {
-        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pool = spinlock::lock(&POOL);
         let b = pool.kept.pop();
         if let Some(b) = &b {
             pool.bytes -= b.bytes();
@@ -80,7 +81,7 @@ pub(crate) fn give(mut entities: Vec<EntityData>, mut text: String) {
     text.clear();
     let given = Buffers { entities, text };
     let bytes = given.bytes();
-    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut pool = spinlock::lock(&POOL);
     if pool.kept.len() < MAX_KEPT && pool.bytes + bytes <= MAX_BYTES {
         if pool.kept.capacity() == 0 {
             pool.kept.reserve_exact(MAX_KEPT);
@@ -115,7 +116,7 @@ mod tests {
         assert!(taken.text.capacity() >= TEXT_CAPACITY);
 
         // A buffer grown past the largest size is not kept.
-        let before = POOL.lock().unwrap().kept.len();
+        let before = spinlock::lock(&POOL).kept.len();
         give(
             Vec::with_capacity(MAX_ENTITIES + 1),
             String::with_capacity(TEXT_CAPACITY),
@@ -124,7 +125,7 @@ mod tests {
             Vec::with_capacity(ARENA_CAPACITY),
             String::with_capacity(MAX_TEXT + 1),
         );
-        assert!(POOL.lock().unwrap().kept.len() <= before);
+        assert!(spinlock::lock(&POOL).kept.len() <= before);
     }
 
     #[test]
@@ -134,7 +135,7 @@ mod tests {
             Vec::with_capacity(MAX_ENTITIES),
             String::with_capacity(MAX_TEXT),
         );
-        let bytes = POOL.lock().unwrap().bytes;
+        let bytes = spinlock::lock(&POOL).bytes;
         assert!(bytes <= MAX_BYTES);
         // Whatever comes back, the pool never holds more than its bound.
         for _ in 0..MAX_KEPT {
@@ -143,7 +144,7 @@ mod tests {
                 String::with_capacity(MAX_TEXT),
             );
         }
-        let pool = POOL.lock().unwrap();
+        let pool = spinlock::lock(&POOL);
         assert!(pool.bytes <= MAX_BYTES, "{} bytes kept", pool.bytes);
         assert_eq!(
             pool.bytes,
