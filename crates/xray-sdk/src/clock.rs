@@ -54,16 +54,17 @@ struct Scale {
 }
 
 impl Scale {
-    /// A scale of `nanos` nanoseconds per 2^40 ticks.
+    /// A scale of `nanos` nanoseconds per 2^40 ticks. (A counter slower than a tick per
+    /// microsecond, which quanta never reads, is taken as one tick per microsecond.)
     fn from_nanos_per_2_40(nanos: u64) -> Scale {
         Scale {
-            per_2_40: nanos.div_ceil(1_000).max(1),
+            per_2_40: nanos.div_ceil(1_000).clamp(1, (1 << 40) - 1),
         }
     }
 
     #[inline]
     fn micros(self, ticks: u64) -> u64 {
-        // At most 2^64 ticks times under 2^64: no overflow in 128 bits.
+        // Under 2^64 ticks times under 2^40, shifted by 40: under 2^64, nothing cut off.
         ((u128::from(ticks) * u128::from(self.per_2_40)) >> 40) as u64
     }
 }
@@ -408,8 +409,10 @@ mod tests {
         let tsc = Scale::from_nanos_per_2_40(((1u128 << 40) * 10 / 26) as u64);
         assert!(tsc.micros(2_600_000_000).abs_diff(1_000_000) <= 1);
         assert_eq!(tsc.micros(2_600), 1);
-        // The largest reading does not overflow.
-        assert!(tsc.micros(u64::MAX) > 0);
+        // The largest readings do not wrap around, however slow the counter.
+        assert!(tsc.micros(u64::MAX) > tsc.micros(u64::MAX / 2));
+        let slowest = Scale::from_nanos_per_2_40(u64::MAX);
+        assert_eq!(slowest.micros(u64::MAX), u64::MAX - (u64::MAX >> 40) - 1);
     }
 
     // The anchor rule, exactly, with an injected counter and wall clock. (Comparing the real
