@@ -29,6 +29,10 @@
 //!
 //! Groups that send end with a `summary` line on stderr per library: datagrams produced,
 //! datagrams delivered, and the ratio.
+//!
+//! With `PEERS_BENCH_LOOP=<w2|unsampled>:<requests>` set, the binary runs only that many of
+//! xray-sdk's requests, for an instruction count:
+//! `valgrind --tool=callgrind --separate-threads=yes --toggle-collect='*run_loop*' <binary> --bench`.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
@@ -426,7 +430,42 @@ fn flush_per_request(c: &mut Criterion, req: &Request) {
     g.finish();
 }
 
+/// `PEERS_BENCH_LOOP=<w2|unsampled>:<requests>`: that many of xray-sdk's requests as the
+/// `w2` or `unsampled` group runs them (header parsed per request), in chunks of 256 with the
+/// queue drained after each, and nothing else; for callgrind (`--toggle-collect=*run_loop*`).
+fn fixed_loop(spec: &str) {
+    let (what, n) = spec
+        .split_once(':')
+        .expect("PEERS_BENCH_LOOP=<w2|unsampled>:<requests>");
+    let n: u64 = n.parse().expect("a number of requests");
+    let sink = Sink::start().unwrap();
+    let mut ours = XraySdkPeer::new(sink.addr());
+    let req = Request::new(&fresh_header());
+    let req = match what {
+        "w2" => req,
+        "unsampled" => req.unsampled(),
+        other => panic!("PEERS_BENCH_LOOP: {other}? (w2 or unsampled)"),
+    };
+    let mut left = n;
+    while left > 0 {
+        let chunk = left.min(CHUNK);
+        run_loop(&mut ours, &req, chunk);
+        ours.flush();
+        left -= chunk;
+    }
+}
+
+/// The measured part of [`fixed_loop`]: one chunk.
+#[inline(never)]
+fn run_loop(peer: &mut dyn Peer, req: &Request, n: u64) {
+    time_requests(peer, req, n);
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("PEERS_BENCH_LOOP") {
+        fixed_loop(&spec);
+        return;
+    }
     // Before any thread exists: xray-lite reads its context from this variable.
     let header = fresh_header();
     set_lambda_trace_env(&header);

@@ -93,7 +93,19 @@ pub(crate) fn warm_up() {
     counter();
 }
 
+/// The calibrated counter: a load and a test once calibrated (inline: every entity reads
+/// the clock twice).
+#[inline]
 fn counter() -> &'static Counter {
+    match COUNTER.get() {
+        Some(counter) => counter,
+        None => calibrate(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn calibrate() -> &'static Counter {
     COUNTER.get_or_init(|| {
         let clock = quanta::Clock::new();
         // Where there is no usable counter, quanta reads the monotonic clock in nanoseconds.

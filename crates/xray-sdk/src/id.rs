@@ -135,32 +135,36 @@ const HEX_PAIRS: [[u8; 2]; 256] = {
 };
 
 /// Eight hex digits (either case), most significant first, parsed all at once in a `u64`
-/// (incoming trace headers are parsed on every request, and an ID is 16 or 32 digits): each
-/// byte is checked to be a digit or a letter `a`-`f` after folding case, with additions that
-/// cannot carry from one byte into the next, then the nibbles are gathered pairwise.
+/// (incoming trace headers are parsed on every request, and an ID is 16 or 32 digits).
+///
+/// Each byte's value is computed as if it were a digit or a letter (its low nibble, plus 9
+/// when its bit 6 says letter), then the byte is checked against the character that value
+/// is written as: equal (letters compared in lower case) and the value under 16 exactly
+/// when the byte is a hex digit. No step carries from one byte into the next: a value is
+/// at most 24 and the character computed from it at most 111.
+#[inline(always)]
 fn parse_hex8(digits: [u8; 8]) -> Result<u32, IdError> {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let x = u64::from_be_bytes(digits);
-    // For bytes below 0x80, the high bit of `byte + 0x80 - lo` is set exactly when
-    // `byte >= lo`, and no sum reaches 0x100.
-    let at_least = |v: u64, lo: u8| v.wrapping_add(ONES * u64::from(0x80 - lo)) & HIGH;
-    let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
-    // Setting bit 5 maps `A`-`F` onto `a`-`f` and leaves the digits as they are.
-    let folded = x | (ONES * 0x20);
-    let letter = at_least(folded, b'a') & !at_least(folded, b'f' + 1);
-    if x & HIGH != 0 || (digit | letter) != HIGH {
+    let letter = (x >> 6) & ONES;
+    let v = (x & (ONES * 0x0f)) + letter * 9;
+    // 1 in the bytes whose value is over 9, which are written as letters.
+    let over_nine = ((v + ONES * 0x76) >> 7) & ONES;
+    let written = v + ONES * u64::from(b'0') + over_nine * u64::from(b'a' - b'0' - 10);
+    // Setting bit 5 of the bytes with bit 6 set maps `A`-`F` onto `a`-`f`.
+    let folded = x | (letter << 5);
+    if (folded ^ written) | (v & (ONES * 0xf0)) != 0 {
         return Err(IdError::NotHex);
     }
-    // A digit's value is its low nibble; a letter's is its low nibble plus 9.
-    let mut v = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
-    v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
+    // Gather the nibbles pairwise.
+    let mut v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
     v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
     v = (v | (v >> 16)) & 0x0000_0000_ffff_ffff;
     u32::try_from(v).map_err(|_| IdError::NotHex)
 }
 
 /// The eight bytes of `b` from `at` (the callers have checked the length).
+#[inline(always)]
 fn eight(b: &[u8], at: usize) -> Result<[u8; 8], IdError> {
     b.get(at..at + 8)
         .and_then(|s| s.try_into().ok())
@@ -168,6 +172,7 @@ fn eight(b: &[u8], at: usize) -> Result<[u8; 8], IdError> {
 }
 
 /// Sixteen hex digits from `at`.
+#[inline(always)]
 fn parse_hex16(b: &[u8], at: usize) -> Result<u64, IdError> {
     let hi = parse_hex8(eight(b, at)?)?;
     let lo = parse_hex8(eight(b, at + 8)?)?;
@@ -249,6 +254,7 @@ impl TraceId {
         Self::parse_bytes(s.as_bytes())
     }
 
+    #[inline]
     pub(crate) fn parse_bytes(b: &[u8]) -> Result<Self, IdError> {
         if b.len() != Self::LEN {
             return Err(IdError::Length {
@@ -307,6 +313,7 @@ impl EntityId {
     /// A new random entity ID (never zero, which the SDKs use as the "no-op" ID). Like
     /// [`TraceId`], deliberately not `Default`.
     #[allow(clippy::new_without_default)]
+    #[inline]
     pub fn new() -> Self {
         loop {
             let v = random_u64();
@@ -338,6 +345,7 @@ impl EntityId {
         Self::parse_bytes(s.as_bytes())
     }
 
+    #[inline]
     pub(crate) fn parse_bytes(b: &[u8]) -> Result<Self, IdError> {
         if b.len() != Self::LEN {
             return Err(IdError::Length {
@@ -418,6 +426,29 @@ mod tests {
             Ok(0x0123_4567_89ab_cdef)
         );
         assert_eq!(parse_hex16(b"0123456789abcde", 0), Err(IdError::NotHex));
+    }
+
+    /// Bytes next to the edges of the ranges the parser tells apart, two at a time at every
+    /// pair of positions: no byte's check or value leaks into its neighbour's.
+    #[test]
+    fn hex_digits_edge_bytes_in_pairs() {
+        const EDGES: &[u8] = b"/09:@AFG`afgOo\x00\x10\x1f\x7f\x80\xb0\xc1\xe6\xff";
+        for i in 0..8 {
+            for j in (i + 1)..8 {
+                for &a in EDGES {
+                    for &b in EDGES {
+                        let mut digits = *b"7d3E9b0c";
+                        digits[i] = a;
+                        digits[j] = b;
+                        assert_eq!(
+                            parse_hex8(digits).ok(),
+                            hex8_one_by_one(digits),
+                            "{a:#04x} at {i}, {b:#04x} at {j}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
