@@ -13,8 +13,10 @@
 //! ```
 //!
 //! `W2_PHASES_ROUNDS` (default 9) and `W2_PHASES_BURSTS` (default 200) set the amount of work;
-//! with `W2_PHASES_EVICT=1` the request thread writes over 8 MiB of its own after each flush,
-//! so that each burst starts with its caches holding none of the traces' buffers.
+//! with `W2_PHASES_EVICT=<MiB>` the request thread writes one byte per cache line over that
+//! many MiB of its own after each flush (`W2_PHASES_STRIDE=<bytes>` writes one per stride
+//! instead, 4096 touching only pages), so that each burst starts with its caches (or its
+//! address translations) holding none of the traces' buffers.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
@@ -36,12 +38,13 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn main() {
     let rounds = env_or("W2_PHASES_ROUNDS", 9).max(1);
     let bursts = env_or("W2_PHASES_BURSTS", 200).max(1);
-    let evict = std::env::var_os("W2_PHASES_EVICT").is_some();
+    let evict_mib = env_or("W2_PHASES_EVICT", 0) as usize;
+    let stride = env_or("W2_PHASES_STRIDE", 64).max(1) as usize;
     let sink = Sink::start().unwrap();
     let peer = XraySdkPeer::new(sink.addr());
     let recorder = peer.recorder();
     let req = Request::new(&fresh_header());
-    let mut junk = vec![0u8; if evict { 8 << 20 } else { 0 }];
+    let mut junk = vec![0u8; evict_mib << 20];
     let mut means: Vec<[f64; 6]> = Vec::new();
     // Two rounds of warm-up, not kept.
     for round in 0..rounds + 2 {
@@ -70,7 +73,7 @@ fn main() {
                 }
             }
             recorder.flush(Duration::from_secs(5)).unwrap();
-            for byte in junk.iter_mut().step_by(64) {
+            for byte in junk.iter_mut().step_by(stride) {
                 *byte = byte.wrapping_add(1);
             }
             std::hint::black_box(&junk);
