@@ -22,7 +22,7 @@
 
 use std::time::{Duration, Instant};
 
-use xray_benches::{Request, SERVICE, Sink, XraySdkPeer, fresh_header, xray_sdk_call};
+use xray_benches::{Request, Sink, XraySdkPeer, fresh_header, xray_sdk_call, xray_sdk_segment};
 use xray_sdk::{Record, TraceHeader};
 
 const PHASES: [&str; 6] = ["parse", "begin", "call 1", "calls 2+3", "end", "total"];
@@ -54,11 +54,7 @@ fn main() {
                 let t0 = Instant::now();
                 let incoming = TraceHeader::parse(&req.header);
                 let t1 = Instant::now();
-                let segment = recorder.segment(SERVICE).header(&incoming).begin_with(|p| {
-                    p.set_http_method("GET");
-                    p.set_http_url(req.url.as_str());
-                    p.set_http_client_ip(req.client_ip.as_str(), true);
-                });
+                let segment = xray_sdk_segment(recorder, &incoming, &req);
                 let t2 = Instant::now();
                 xray_sdk_call(&segment, &req.request_ids[0]);
                 let t3 = Instant::now();

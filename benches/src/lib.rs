@@ -252,14 +252,21 @@ pub fn xray_sdk_call(parent: &xray_sdk::Context, request_id: &str) {
     });
 }
 
-/// One W2 request (or the unsampled one) through xray-sdk.
-pub fn xray_sdk_request(recorder: &Recorder, req: &Request) {
-    let incoming = TraceHeader::parse(&req.header);
-    let segment = recorder.segment(SERVICE).header(&incoming).begin_with(|p| {
+/// The segment of a W2 request through xray-sdk, begun with its `http` request fields under
+/// the parsed incoming header.
+#[inline]
+pub fn xray_sdk_segment(recorder: &Recorder, incoming: &TraceHeader, req: &Request) -> Entity {
+    recorder.segment(SERVICE).header(incoming).begin_with(|p| {
         p.set_http_method("GET");
         p.set_http_url(req.url.as_str());
         p.set_http_client_ip(req.client_ip.as_str(), true);
-    });
+    })
+}
+
+/// One W2 request (or the unsampled one) through xray-sdk.
+pub fn xray_sdk_request(recorder: &Recorder, req: &Request) {
+    let incoming = TraceHeader::parse(&req.header);
+    let segment = xray_sdk_segment(recorder, &incoming, req);
     for id in &req.request_ids {
         xray_sdk_call(&segment, id);
     }
