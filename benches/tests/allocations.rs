@@ -159,9 +159,9 @@ fn xray_sdk_unsampled_request_allocates_nothing() {
     assert_eq!(peer.recorder().stats().queued, 0);
 }
 
-/// A sampled W2 request: at most 4 allocations on the request thread (today 3: the trace's
-/// text buffer, its entity arena and its shared state), and every segment is queued and
-/// sent.
+/// A sampled W2 request: at most 4 allocations on the request thread (the trace's text
+/// buffer, its entity arena and its shared state, when the pool and the thread's spare have
+/// none to give; in steady state none), and every segment is queued and sent.
 fn xray_sdk_sampled_w2_allocates_at_most_four() {
     let sink = Sink::start().unwrap();
     let mut peer = XraySdkPeer::new(sink.addr());
@@ -378,8 +378,9 @@ fn tower_layer_allocations_per_request() {
     // it, and the response header's value. Nothing is recorded or queued.
     assert!(new_unsampled <= 4, "{new_unsampled}");
     assert!(continued_unsampled <= 4, "{continued_unsampled}");
-    // Sampled, besides those: the trace's text buffer (which the URL and user agent of the
-    // `http.request` block are copied into), its entity arena and its shared state.
+    // Sampled, besides those, at most: the trace's text buffer (which the URL and user agent
+    // of the `http.request` block are copied into), its entity arena and its shared state,
+    // when the buffer pool and the thread's spare allocation have none to give.
     assert!(new_sampled <= 7, "{new_sampled}");
     assert!(continued_sampled <= 7, "{continued_sampled}");
     unsampled.flush(Duration::from_secs(5)).unwrap();

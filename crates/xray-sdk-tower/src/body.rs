@@ -102,7 +102,7 @@ impl<B: Body> Body for ResponseBody<B> {
         };
         if done && let Some(recording) = this.recording.take() {
             if failed {
-                recording.segment.end_with(|e| {
+                recording.into_segment().end_with(|e| {
                     e.add_exception(Exception::new(
                         "the response body failed while streaming",
                         "BodyError",

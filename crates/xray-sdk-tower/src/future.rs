@@ -129,7 +129,7 @@ where
             }
             Err(e) => {
                 // The inner service failed without a response; its error type is opaque here.
-                recording.segment.end_with(|e| e.set_fault());
+                recording.into_segment().end_with(|e| e.set_fault());
                 Poll::Ready(Err(e))
             }
         }

@@ -65,7 +65,7 @@ impl Recording {
     /// the segment, before the panic is resumed.
     pub(crate) fn end_with_panic(self, payload: &(dyn Any + Send)) {
         let exception = xray_sdk::panic::exception(payload);
-        self.segment.end_with(|e| {
+        self.into_segment().end_with(|e| {
             e.add_exception(exception);
             e.set_fault();
         });
@@ -74,22 +74,23 @@ impl Recording {
     /// Ends the segment at the trailers that close the body: the gRPC status, when it was
     /// still to come, is in them.
     pub(crate) fn end_with_trailers(self, trailers: Option<&HeaderMap>) {
-        match trailers
+        let status = trailers
             .filter(|_| self.grpc_pending)
-            .and_then(grpc::status_in)
-        {
+            .and_then(grpc::status_in);
+        let segment = self.into_segment();
+        match status {
             Some(status) => {
                 let noted = failed(status.code.flags())
-                    .then(|| xray_sdk::panic::take_for_segment(self.segment.id()))
+                    .then(|| xray_sdk::panic::take_for_segment(segment.id()))
                     .flatten();
-                self.segment.end_with(|p| {
+                segment.end_with(|p| {
                     if let Some(noted) = noted {
                         p.add_exception(noted);
                     }
                     status.record(p, false);
                 });
             }
-            None => self.segment.end(),
+            None => segment.end(),
         }
     }
 
@@ -97,13 +98,26 @@ impl Recording {
     /// completed: the client went away. A gRPC call without a status yet is a cancelled call
     /// (`CANCELLED`, which sets no flag).
     pub(crate) fn end_dropped(self) {
-        if self.grpc_pending {
-            self.segment.end_with(|p| {
+        let grpc_pending = self.grpc_pending;
+        let segment = self.into_segment();
+        if grpc_pending {
+            segment.end_with(|p| {
                 p.annotate(GRPC_STATUS_ANNOTATION, GrpcCode::CANCELLED.0);
             });
         } else {
-            self.segment.end();
+            segment.end();
         }
+    }
+
+    /// The segment, to end, with the recording's own handle to it let go first: the guard
+    /// then holds the trace's last handle, and the core can keep the trace's allocation for
+    /// this thread's next request.
+    pub(crate) fn into_segment(self) -> Entity {
+        let Recording {
+            segment, current, ..
+        } = self;
+        drop(current);
+        segment
     }
 }
 

@@ -7,6 +7,7 @@
 //! `tracestate`).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,7 +21,22 @@ use crate::trace::{Changes, Op, Origin, Trace};
 /// A recorded trace and where its batches go.
 pub(crate) struct Shared {
     pub(crate) trace: Trace,
-    pub(crate) sink: Arc<Sink>,
+    /// `None` only while the allocation waits in [`SPARE`], where no handle can reach it.
+    pub(crate) sink: Option<Arc<Sink>>,
+}
+
+thread_local! {
+    /// The allocation of this thread's last sent trace, which its next segment reuses, so a
+    /// sampled request allocates nothing of its own once the buffer pool is stocked. It is
+    /// kept only when no handle refers to it any more, and without its sink, so that it does
+    /// not keep a dropped recorder's emitter alive.
+    static SPARE: Cell<Option<Arc<Shared>>> = const { Cell::new(None) };
+}
+
+/// This thread's spare trace allocation, when it has one.
+#[inline]
+fn spare() -> Option<Arc<Shared>> {
+    SPARE.try_with(Cell::take).ok().flatten()
 }
 
 #[derive(Clone)]
@@ -76,12 +92,27 @@ impl Context {
         changes: Changes<'_, '_>,
     ) -> Context {
         let id = origin.segment_id;
+        let shared = match spare() {
+            Some(mut spare) => match Arc::get_mut(&mut spare) {
+                Some(unique) => {
+                    unique.trace.renew(origin, name, start_us, changes);
+                    unique.sink = Some(sink);
+                    spare
+                }
+                // Only unique allocations are kept: not reached.
+                None => Arc::new(Shared {
+                    trace: Trace::new(origin, name, start_us, changes),
+                    sink: Some(sink),
+                }),
+            },
+            None => Arc::new(Shared {
+                trace: Trace::new(origin, name, start_us, changes),
+                sink: Some(sink),
+            }),
+        };
         Context {
             inner: Inner::Recorded {
-                shared: Arc::new(Shared {
-                    trace: Trace::new(origin, name, start_us, changes),
-                    sink,
-                }),
+                shared,
                 index: 0,
                 id,
             },
@@ -346,8 +377,12 @@ impl Context {
 
     /// Applies `last` (when the entity is recorded) and ends the entity, under one lock. A
     /// panic in `last` still ends the entity (with what it had recorded), then carries on.
-    fn end_with<'a>(&self, last: impl FnOnce(&Patch<'a>)) {
+    /// When this ends the segment and its trace is sent, see [`Context::recycle`].
+    fn end_with<'a>(&mut self, last: impl FnOnce(&Patch<'a>)) {
         let Inner::Recorded { shared, index, id } = &self.inner else {
+            return;
+        };
+        let Some(sink) = &shared.sink else {
             return;
         };
         let mut patch = Patch::new();
@@ -357,28 +392,68 @@ impl Context {
         let batch = patch.apply(|changes| {
             shared
                 .trace
-                .end(*index, *id, end, changes, shared.sink.streaming_threshold)
+                .end(*index, *id, end, changes, sink.streaming_threshold)
         });
-        if let Some(batch) = batch {
-            shared.sink.emitter.submit(batch);
-        }
+        let sent = batch.is_some_and(|batch| {
+            sink.emitter.submit(batch);
+            *index == 0
+        });
         if let Some(payload) = panicked {
             std::panic::resume_unwind(payload);
         }
+        if sent {
+            self.recycle();
+        }
     }
 
-    fn end(&self) {
+    /// Ends the entity (see [`Context::end_with`]).
+    fn end(&mut self) {
         let Inner::Recorded { shared, index, id } = &self.inner else {
+            return;
+        };
+        let Some(sink) = &shared.sink else {
             return;
         };
         let end = crate::clock::now_micros();
         let batch = Changes::none(|changes| {
             shared
                 .trace
-                .end(*index, *id, end, changes, shared.sink.streaming_threshold)
+                .end(*index, *id, end, changes, sink.streaming_threshold)
         });
-        if let Some(batch) = batch {
-            shared.sink.emitter.submit(batch);
+        let sent = batch.is_some_and(|batch| {
+            sink.emitter.submit(batch);
+            *index == 0
+        });
+        if sent {
+            self.recycle();
+        }
+    }
+
+    /// Once the segment has ended and its trace was sent: when this was the last handle to
+    /// the trace, its allocation is kept for this thread's next segment (see [`SPARE`]), and
+    /// this handle records nothing any more (it is its guard's, which is being consumed).
+    #[inline(never)]
+    fn recycle(&mut self) {
+        let Inner::Recorded { shared, .. } = &mut self.inner else {
+            return;
+        };
+        let Some(unique) = Arc::get_mut(shared) else {
+            return;
+        };
+        unique.sink = None;
+        let done = std::mem::replace(
+            &mut self.inner,
+            Inner::NotRecorded {
+                trace_id: TraceId::from_parts(0, [0; 12]),
+                id: EntityId::from_u64(0),
+                carried: None,
+                sampled: false,
+                traceparent: false,
+            },
+        );
+        if let Inner::Recorded { shared, .. } = done {
+            // After the thread's storage is gone, the allocation is simply freed.
+            let _ = SPARE.try_with(move |spare| spare.set(Some(shared)));
         }
     }
 }
@@ -475,5 +550,116 @@ impl Drop for Entity {
 impl fmt::Debug for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Entity").field(&self.ctx).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Context, Inner, SPARE, Shared};
+    use crate::Record;
+    use crate::testing::UdpCapture;
+
+    /// Where the trace `ctx` records into lives, if it is recorded.
+    fn allocation(ctx: &Context) -> Option<*const Shared> {
+        match &ctx.inner {
+            Inner::Recorded { shared, .. } => Some(Arc::as_ptr(shared)),
+            Inner::NotRecorded { .. } => None,
+        }
+    }
+
+    /// This thread's spare allocation and whether it still holds a sink (left in place).
+    fn spare() -> Option<(*const Shared, bool)> {
+        SPARE.with(|cell| {
+            let spare = cell.take();
+            let seen = spare.as_ref().map(|s| (Arc::as_ptr(s), s.sink.is_some()));
+            cell.set(spare);
+            seen
+        })
+    }
+
+    #[test]
+    fn a_sent_trace_s_allocation_serves_the_next_segment_with_nothing_of_the_first() {
+        let capture = UdpCapture::start().unwrap();
+        let recorder = capture.recorder("spare");
+        SPARE.with(|cell| drop(cell.take()));
+
+        let first = recorder.segment("first").begin_with(|p| {
+            p.set_http_url("https://example.com/first");
+            p.annotate("order", 7);
+        });
+        let kept = allocation(&first).expect("recorded");
+        first.begin_subsegment("DynamoDB").end();
+        first.end_with(|p| p.set_http_response(503, None));
+        // Sent and no longer referred to: kept for the next segment, without its sink.
+        assert_eq!(spare(), Some((kept, false)));
+
+        let second = recorder.segment("second").begin();
+        assert_eq!(allocation(&second), Some(kept));
+        assert_eq!(spare(), None);
+        second.annotate("tier", "gold");
+        second.end();
+        recorder.flush(Duration::from_secs(5)).unwrap();
+
+        let docs = capture.documents(2, Duration::from_secs(5));
+        assert_eq!(docs.len(), 2, "{docs:?}");
+        let [a, b] = [&docs[0], &docs[1]];
+        assert_eq!(a["name"], "first");
+        assert_eq!(a["annotations"]["order"], 7);
+        assert_eq!(a["http"]["request"]["url"], "https://example.com/first");
+        assert_eq!(a["fault"], true);
+        assert_eq!(a["subsegments"].as_array().map(Vec::len), Some(1));
+        assert_eq!(b["name"], "second");
+        assert_eq!(b["annotations"], serde_json::json!({ "tier": "gold" }));
+        for key in ["http", "subsegments", "fault", "error", "parent_id"] {
+            assert!(b.get(key).is_none(), "{key} in {b}");
+        }
+        assert!(b["end_time"].as_f64().is_some(), "{b}");
+        assert_ne!(a["id"], b["id"]);
+        assert_ne!(a["trace_id"], b["trace_id"]);
+    }
+
+    #[test]
+    fn a_handle_kept_past_the_end_keeps_the_trace_out_of_the_spare() {
+        let capture = UdpCapture::start().unwrap();
+        let recorder = capture.recorder("spare");
+        SPARE.with(|cell| drop(cell.take()));
+
+        let segment = recorder.segment("kept").begin();
+        let ctx = segment.context();
+        segment.end();
+        assert_eq!(spare(), None);
+        // Still a working handle: what it records after the send is ignored.
+        ctx.annotate("late", true);
+        drop(ctx);
+
+        let next = recorder.segment("next").begin();
+        next.end();
+        recorder.flush(Duration::from_secs(5)).unwrap();
+        let docs = capture.documents(2, Duration::from_secs(5));
+        assert_eq!(docs.len(), 2, "{docs:?}");
+        assert!(docs[0].get("annotations").is_none(), "{}", docs[0]);
+        assert_eq!(docs[1]["name"], "next");
+    }
+
+    #[test]
+    fn the_spare_keeps_no_recorder_alive() {
+        let capture = UdpCapture::start().unwrap();
+        let recorder = capture.recorder("spare");
+        let segment = recorder.segment("last").begin();
+        let sink = match &segment.inner {
+            Inner::Recorded { shared, .. } => Arc::downgrade(shared.sink.as_ref().unwrap()),
+            Inner::NotRecorded { .. } => panic!("not recorded"),
+        };
+        segment.end();
+        assert!(spare().is_some());
+        recorder.flush(Duration::from_secs(5)).unwrap();
+        drop(recorder);
+        // With the recorder gone nothing holds its sink (the emitter's queue closes with it),
+        // though this thread keeps the trace's allocation.
+        assert!(sink.upgrade().is_none());
+        assert_eq!(capture.documents(1, Duration::from_secs(5)).len(), 1);
     }
 }

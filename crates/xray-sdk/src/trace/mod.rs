@@ -80,6 +80,42 @@ pub(crate) struct TraceState {
 }
 
 impl TraceState {
+    /// The arena of a new trace: its segment named `name` (`None` when `changes` name it),
+    /// begun at `start_us`, with `changes` applied.
+    fn first(
+        origin: &Origin,
+        name: Option<&str>,
+        start_us: u64,
+        changes: Changes<'_, '_>,
+    ) -> TraceState {
+        let pool::Buffers {
+            mut entities,
+            mut text,
+        } = pool::take();
+        let name = name
+            .and_then(|n| Text::push(&mut text, n))
+            .unwrap_or(Text::EMPTY);
+        entities.push(EntityData::new(
+            origin.segment_id,
+            NO_PARENT,
+            origin.parent_id,
+            name,
+            start_us,
+        ));
+        let mut state = TraceState {
+            entities,
+            text,
+            extras: Vec::new(),
+            completed_head: NO_PARENT,
+            completed_len: 0,
+            free: Vec::new(),
+            reordered: false,
+            sent: false,
+        };
+        state.apply_all(0, changes);
+        state
+    }
+
     /// Adds 1 to (or takes 1 from) the open-descendant count of every ancestor of `index`.
     /// A subsegment whose parent was streamed counts under the segment, which waits for it.
     fn adjust_ancestors(&mut self, index: usize, increment: bool) {
@@ -186,40 +222,43 @@ impl Trace {
         start_us: u64,
         changes: Changes<'_, '_>,
     ) -> Trace {
-        let pool::Buffers {
-            mut entities,
-            mut text,
-        } = pool::take();
-        let name = name
-            .and_then(|n| Text::push(&mut text, n))
-            .unwrap_or(Text::EMPTY);
-        entities.push(EntityData::new(
-            origin.segment_id,
-            NO_PARENT,
-            origin.parent_id,
-            name,
-            start_us,
-        ));
-        let mut state = TraceState {
-            entities,
-            text,
-            extras: Vec::new(),
-            completed_head: NO_PARENT,
-            completed_len: 0,
-            free: Vec::new(),
-            reordered: false,
-            sent: false,
-        };
-        state.apply_all(0, changes);
         Trace {
             trace_id: origin.trace_id,
             segment_id: origin.segment_id,
+            state: SpinMutex::new(TraceState::first(&origin, name, start_us, changes)),
             carried: origin.carried,
             traceparent: origin.traceparent,
             rule_name: origin.rule_name,
             facade: origin.facade,
-            state: SpinMutex::new(state),
         }
+    }
+
+    /// Makes this trace, sent and no longer shared, the new trace [`Trace::new`] would make,
+    /// in place.
+    pub(crate) fn renew(
+        &mut self,
+        origin: Origin,
+        name: Option<&str>,
+        start_us: u64,
+        changes: Changes<'_, '_>,
+    ) {
+        // Every field named, so that a field added to `Trace` cannot be left stale here.
+        let Trace {
+            trace_id,
+            segment_id,
+            carried,
+            traceparent,
+            rule_name,
+            facade,
+            state,
+        } = self;
+        *state.get_mut() = TraceState::first(&origin, name, start_us, changes);
+        *trace_id = origin.trace_id;
+        *segment_id = origin.segment_id;
+        *carried = origin.carried;
+        *traceparent = origin.traceparent;
+        *rule_name = origin.rule_name;
+        *facade = origin.facade;
     }
 
     /// Locks the arena (see `spinlock`: on W2, a segment with three subsegments, 119
