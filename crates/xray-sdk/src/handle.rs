@@ -92,6 +92,12 @@ impl Context {
         changes: Changes<'_, '_>,
     ) -> Context {
         let id = origin.segment_id;
+        let fresh = |origin, changes, sink| {
+            Arc::new(Shared {
+                trace: Trace::new(origin, name, start_us, changes),
+                sink: Some(sink),
+            })
+        };
         let shared = match spare() {
             Some(mut spare) => match Arc::get_mut(&mut spare) {
                 Some(unique) => {
@@ -100,15 +106,9 @@ impl Context {
                     spare
                 }
                 // Only unique allocations are kept: not reached.
-                None => Arc::new(Shared {
-                    trace: Trace::new(origin, name, start_us, changes),
-                    sink: Some(sink),
-                }),
+                None => fresh(origin, changes, sink),
             },
-            None => Arc::new(Shared {
-                trace: Trace::new(origin, name, start_us, changes),
-                sink: Some(sink),
-            }),
+            None => fresh(origin, changes, sink),
         };
         Context {
             inner: Inner::Recorded {
