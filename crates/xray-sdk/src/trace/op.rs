@@ -7,7 +7,7 @@
 //! so collecting and applying changes costs no allocation and no drop.
 
 use super::TraceState;
-use super::entity::{AwsKey, Extra, Item, MoreKey, Scalar, Text, status_flags};
+use super::entity::{AwsKey, EntityData, Extra, Item, MoreKey, Scalar, Text, status_flags};
 use crate::deferred::DeferredFields;
 use crate::id::EntityId;
 use crate::model::{Cause, Namespace, Sql, append_exceptions};
@@ -110,6 +110,42 @@ impl Changes<'_, '_> {
     }
 }
 
+/// Sets a typed field of `e` (strings into `text`); `false`, with nothing done, for a change
+/// to the open-ended parts, or to a typed `aws` field while the entity has extras (an untyped
+/// value of the same key must go too).
+#[inline(always)]
+fn set_typed(e: &mut EntityData, text: &mut String, op: &Op<'_>, local: &str) -> bool {
+    match *op {
+        Op::Name(name) => {
+            if let Some(t) = Text::push(text, name.get(local)) {
+                e.name = t;
+            }
+        }
+        Op::Namespace(ns) => e.namespace = Some(ns),
+        Op::Flags(bits) => e.flags |= bits,
+        Op::HttpMethod(v) => e.http.method = Text::push(text, v.get(local)),
+        Op::HttpUrl(v) => e.http.url = Text::push(text, v.get(local)),
+        Op::HttpUrlParts(https, host, path) => {
+            let scheme = if https { "https://" } else { "http://" };
+            e.http.url = Text::push_all(text, [scheme, host.get(local), path.get(local)]);
+        }
+        Op::HttpUserAgent(v) => e.http.user_agent = Text::push(text, v.get(local)),
+        Op::HttpClientIp(ip, x_forwarded_for) => {
+            e.http.client_ip = Text::push(text, ip.get(local));
+            e.http.set_x_forwarded_for(x_forwarded_for);
+        }
+        Op::HttpTraced(traced) => e.http.set_traced(traced),
+        Op::HttpResponse(status, content_length) => {
+            e.flags |= status_flags(status);
+            e.http.set_response(status, content_length);
+        }
+        Op::Aws(key, v) if !e.has_extras => *e.aws.slot(key) = Text::push(text, v.get(local)),
+        Op::AwsRetries(n) if !e.has_extras => e.aws.set_retries(Some(n)),
+        _ => return false,
+    }
+    true
+}
+
 impl TraceState {
     /// Applies every change to the entity at `index` (which the caller has checked exists).
     #[inline]
@@ -125,10 +161,22 @@ impl TraceState {
     }
 
     /// Applies changes that own nothing: those of a patch of a few changes (most of them).
-    /// A plain loop over one slice, with fewer values to keep than [`Self::apply_changes`]'s.
+    /// The entity is looked up once for a run of changes to its typed fields; the loop leaves
+    /// it only for a change to the open-ended parts.
     fn apply_ops(&mut self, index: usize, ops: &[Op<'_>], local: &str) {
-        for op in ops {
-            self.apply(index, op, local);
+        let mut ops = ops.iter();
+        loop {
+            let other = {
+                let TraceState { entities, text, .. } = self;
+                let Some(e) = entities.get_mut(index) else {
+                    return;
+                };
+                ops.by_ref().find(|op| !set_typed(e, text, op, local))
+            };
+            match other {
+                Some(op) => self.apply_other(index, op, local),
+                None => return,
+            }
         }
     }
 
@@ -153,49 +201,34 @@ impl TraceState {
     }
 
     /// Applies one change.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn apply(&mut self, index: usize, op: &Op<'_>, local: &str) {
+        let TraceState { entities, text, .. } = self;
+        let Some(e) = entities.get_mut(index) else {
+            return;
+        };
+        if !set_typed(e, text, op, local) {
+            self.apply_other(index, op, local);
+        }
+    }
+
+    /// Applies a change [`set_typed`] leaves: a typed `aws` field of an entity with extras
+    /// (an untyped value of its key goes), or a change to the open-ended parts.
+    #[inline(never)]
+    fn apply_other(&mut self, index: usize, op: &Op<'_>, local: &str) {
         let text = &mut self.text;
         let Some(e) = self.entities.get_mut(index) else {
             return;
         };
         match *op {
-            Op::Name(name) => {
-                if let Some(t) = Text::push(text, name.get(local)) {
-                    e.name = t;
-                }
-            }
-            Op::Namespace(ns) => e.namespace = Some(ns),
-            Op::Flags(bits) => e.flags |= bits,
-            Op::HttpMethod(v) => e.http.method = Text::push(text, v.get(local)),
-            Op::HttpUrl(v) => e.http.url = Text::push(text, v.get(local)),
-            Op::HttpUrlParts(https, host, path) => {
-                let scheme = if https { "https://" } else { "http://" };
-                e.http.url = Text::push_all(text, [scheme, host.get(local), path.get(local)]);
-            }
-            Op::HttpUserAgent(v) => e.http.user_agent = Text::push(text, v.get(local)),
-            Op::HttpClientIp(ip, x_forwarded_for) => {
-                e.http.client_ip = Text::push(text, ip.get(local));
-                e.http.set_x_forwarded_for(x_forwarded_for);
-            }
-            Op::HttpTraced(traced) => e.http.set_traced(traced),
-            Op::HttpResponse(status, content_length) => {
-                e.flags |= status_flags(status);
-                e.http.set_response(status, content_length);
-            }
             Op::Aws(key, v) => {
                 *e.aws.slot(key) = Text::push(text, v.get(local));
-                if e.has_extras {
-                    self.remove_aws_extra(index, key.as_str());
-                }
+                self.remove_aws_extra(index, key.as_str());
             }
             Op::AwsRetries(n) => {
                 e.aws.set_retries(Some(n));
-                if e.has_extras {
-                    self.remove_aws_extra(index, "retries");
-                }
+                self.remove_aws_extra(index, "retries");
             }
-            // The open-ended parts, out of line: the fields above stay cheap to set.
             _ => self.apply_extra(index, op, local),
         }
     }
@@ -314,7 +347,8 @@ impl TraceState {
             Op::Origin(v) => self.set_more(index, MoreKey::Origin, v.get(local)),
             Op::ResourceArn(v) => self.set_more(index, MoreKey::ResourceArn, v.get(local)),
             Op::ServiceVersion(v) => self.set_more(index, MoreKey::ServiceVersion, v.get(local)),
-            // Set by `apply`, or applied by `apply_all` (which holds the owned values).
+            // Set by `set_typed` or `apply_other`, or applied by `apply_all` (which holds the owned
+            // values).
             _ => {}
         }
     }

@@ -186,3 +186,48 @@ fn threads_recording_into_one_trace_at_once_lose_nothing() {
     seen.sort_unstable();
     assert!(seen.iter().copied().eq(0..i64::from(THREADS * EACH)));
 }
+
+#[test]
+fn the_latest_value_of_an_aws_key_wins_typed_or_not() {
+    let o = origin();
+    let seg = o.segment_id;
+    let trace = Changes::none(|c| Trace::new(o, Some("svc"), 1, c));
+    let id = EntityId::new();
+    // In one patch: untyped, then typed (the untyped value goes); typed, then untyped (the
+    // typed value goes); and a plain field set on each side of them. (A value that is not a
+    // plain string, or not a count for `retries`, stays untyped.)
+    let mut p = Patch::new();
+    p.set_aws_region("us-east-1");
+    p.set_aws_field("operation", 7);
+    p.set_aws_operation("GetItem");
+    p.set_aws_retries(2);
+    p.set_aws_field("retries", "many");
+    p.set_aws_table_name("orders");
+    let i = p.apply(|c| trace.begin(0, seg, id, "call", 2, c)).unwrap();
+    // Changes made one at a time, after the entity has extras.
+    let mut p = Patch::new();
+    p.set_aws_field("request_id", 1);
+    assert!(p.apply(|c| trace.record(i, id, c)));
+    let mut p = Patch::new();
+    p.set_aws_request_id("REQ1");
+    assert!(p.apply(|c| trace.record(i, id, c)));
+    let batch = Changes::none(|c| trace.end(i, id, 3, c, u32::MAX))
+        .or_else(|| Changes::none(|c| trace.end(0, seg, 4, c, u32::MAX)))
+        .expect("sent once ended");
+    let e = batch.entities.iter().find(|e| e.id == id).unwrap();
+    let typed = |k: AwsKey| e.aws.get(k).map(|t| batch.str(t).to_owned());
+    assert_eq!(typed(AwsKey::Operation).as_deref(), Some("GetItem"));
+    assert_eq!(typed(AwsKey::Region).as_deref(), Some("us-east-1"));
+    assert_eq!(typed(AwsKey::TableName).as_deref(), Some("orders"));
+    assert_eq!(typed(AwsKey::RequestId).as_deref(), Some("REQ1"));
+    assert_eq!(e.aws.retries(), None, "the untyped retries came last");
+    let untyped: Vec<(&str, &str)> = batch
+        .extras
+        .iter()
+        .filter_map(|x| match &x.item {
+            Item::Aws { key, json } => Some((batch.str(*key), batch.str(*json))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(untyped, [("retries", "\"many\"")]);
+}
