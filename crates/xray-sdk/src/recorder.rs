@@ -183,8 +183,8 @@ impl RecorderBuilder {
         self
     }
 
-    /// Capacity of the emitter queue, in segments (default 8192). When full, new segments
-    /// are dropped and counted.
+    /// Capacity of the emitter queue, in segments (default 8192), counting those the emitter
+    /// thread has taken and not yet finished. When full, new segments are dropped and counted.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self

@@ -1,7 +1,8 @@
 //! The bounded queue between the threads that finish traces and the emitter thread.
 //!
 //! A producer pushes under a short lock and never waits for room: a full queue gives the item
-//! back. It wakes the thread only when the thread sleeps and something is worth waking for:
+//! back. The items the thread took and is still working on count against the capacity until
+//! it comes back for more, so that the queue bounds every trace waiting to be sent. It wakes the thread only when the thread sleeps and something is worth waking for:
 //! always when the thread sleeps without a deadline (nothing buffered, nothing recent); when
 //! it sleeps until a deadline (work that comes due, or the end of a linger after recent
 //! work), only once enough entities have arrived for what the exporter waits for, once half
@@ -32,6 +33,9 @@ struct State<T> {
     sleep: Sleep,
     wake_at: usize,
     closed: bool,
+    /// Items the thread took at its last take, which it may still be working on: they count
+    /// against the capacity until it comes back for more.
+    in_hand: usize,
     /// Items accepted that were not urgent: work, not the thread's control messages. Counted
     /// under the lock the push holds anyway, rather than with an atomic addition on a line
     /// that every producer and the thread's own counters share.
@@ -67,6 +71,7 @@ impl<T> Queue<T> {
                 entities: 0,
                 sleep: Sleep::Awake,
                 wake_at: 1,
+                in_hand: 0,
                 closed: false,
                 pushed: 0,
             }),
@@ -91,10 +96,10 @@ impl<T> Queue<T> {
 
     /// Adds `item`, which holds `entities` entities; `urgent` wakes the thread whatever it
     /// waits for, and is not counted in [`Queue::pushed`]. Gives the item back when the queue
-    /// is full or closed.
+    /// is full (with what the thread holds) or closed.
     pub(crate) fn push(&self, item: T, entities: usize, urgent: bool) -> Result<(), T> {
         let mut s = self.lock();
-        if s.closed || s.items.len() >= self.capacity {
+        if s.closed || s.items.len() + s.in_hand >= self.capacity {
             return Err(item);
         }
         s.items.push_back(item);
@@ -139,8 +144,9 @@ impl<T> Queue<T> {
     /// takes the lock once per wake-up, not once per item, and producers rarely find it
     /// held. Sleeps while there is none: without a deadline until one arrives; with one,
     /// until it passes, until `wake_at` entities or `wake_batches` items have
-    /// arrived, or something urgent. At most `capacity` items wait in the queue; as many
-    /// again may be in the thread's hands.
+    /// arrived, or something urgent. What `into` receives counts against the capacity until
+    /// the next call (the thread has then finished with it): at most `capacity` items wait in
+    /// the queue and the thread's hands together.
     pub(crate) fn take_all(
         &self,
         into: &mut VecDeque<T>,
@@ -148,9 +154,12 @@ impl<T> Queue<T> {
         wake_at: usize,
     ) -> Taken {
         let mut s = self.lock();
+        // `into` is empty: what the last call handed over is done with.
+        s.in_hand = 0;
         loop {
             if !s.items.is_empty() {
                 std::mem::swap(&mut s.items, into);
+                s.in_hand = into.len();
                 s.sleep = Sleep::Awake;
                 s.entities = 0;
                 return Taken::Items;
@@ -192,7 +201,8 @@ mod tests {
     use super::*;
 
     impl<T> Queue<T> {
-        /// The first item taken, the rest put back in front (for these tests).
+        /// The first item taken, the rest put back in front (for these tests): the thread then
+        /// holds the one item, until the next call.
         fn pop(&self, due: Option<Instant>, wake_at: usize) -> Popped<T> {
             let mut got = VecDeque::new();
             match self.take_all(&mut got, due, wake_at) {
@@ -201,6 +211,7 @@ mod tests {
                     let mut s = self.lock();
                     while let Some(rest) = got.pop_back() {
                         s.items.push_front(rest);
+                        s.in_hand -= 1;
                     }
                     first.unwrap_or(Popped::Due)
                 }
@@ -226,6 +237,10 @@ mod tests {
         assert_eq!(q.pushed(), 1);
         let mut taken = VecDeque::new();
         assert_eq!(q.take_all(&mut taken, None, 1), Taken::Items);
+        // What the thread holds still counts, until it comes back for more.
+        assert_eq!(q.push(4, 3, false), Err(4));
+        taken.clear();
+        assert_eq!(q.take_all(&mut taken, Some(Instant::now()), 1), Taken::Due);
         q.push(4, 3, false).unwrap();
         assert_eq!(q.pushed(), 2);
     }
@@ -239,7 +254,18 @@ mod tests {
         let mut got = VecDeque::new();
         assert_eq!(q.take_all(&mut got, None, 1), Taken::Items);
         assert_eq!(got, [0, 1, 2, 3, 4]);
-        // The queue is empty and has room for its whole capacity again.
+        // While the thread holds the five, the queue has room for three.
+        for i in 0..3 {
+            q.push(i, 1, false).unwrap();
+        }
+        assert_eq!(q.push(3, 1, false), Err(3));
+        // Back for more, it takes the three; once it comes back again, the queue has room for
+        // its whole capacity.
+        got.clear();
+        assert_eq!(q.take_all(&mut got, None, 1), Taken::Items);
+        assert_eq!(got, [0, 1, 2]);
+        got.clear();
+        assert_eq!(q.take_all(&mut got, Some(Instant::now()), 1), Taken::Due);
         for i in 0..8 {
             q.push(i, 1, false).unwrap();
         }
@@ -253,8 +279,10 @@ mod tests {
         assert_eq!(q.push(2, 1, false), Ok(()));
         assert_eq!(q.push(3, 1, false), Err(3));
         assert_eq!(q.pop(None, 1), Popped::Item(1));
-        assert_eq!(q.push(4, 1, false), Ok(()));
+        // 2 waits and the thread holds 1: still full.
+        assert_eq!(q.push(4, 1, false), Err(4));
         assert_eq!(q.pop(None, 1), Popped::Item(2));
+        assert_eq!(q.push(4, 1, false), Ok(()));
         assert_eq!(q.pop(None, 1), Popped::Item(4));
         q.close();
         assert_eq!(q.push(5, 1, false), Err(5));
