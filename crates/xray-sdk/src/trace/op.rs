@@ -162,7 +162,7 @@ impl TraceState {
 
     /// Applies changes that own nothing: those of a patch of a few changes (most of them).
     /// The entity is looked up once for a run of changes to its typed fields; the loop leaves
-    /// it only for a change to the open-ended parts.
+    /// it only for a change [`set_typed`] leaves.
     fn apply_ops(&mut self, index: usize, ops: &[Op<'_>], local: &str) {
         let mut ops = ops.iter();
         loop {
@@ -174,7 +174,7 @@ impl TraceState {
                 ops.by_ref().find(|op| !set_typed(e, text, op, local))
             };
             match other {
-                Some(op) => self.apply_other(index, op, local),
+                Some(op) => self.apply_extra(index, op, local),
                 None => return,
             }
         }
@@ -208,14 +208,16 @@ impl TraceState {
             return;
         };
         if !set_typed(e, text, op, local) {
-            self.apply_other(index, op, local);
+            self.apply_extra(index, op, local);
         }
     }
 
-    /// Applies a change [`set_typed`] leaves: a typed `aws` field of an entity with extras
-    /// (an untyped value of its key goes), or a change to the open-ended parts.
+    /// Applies a change [`set_typed`] leaves: one to the entity's open-ended parts (other
+    /// `aws` fields, annotations, metadata, precursors), to the fields few entities have
+    /// (`user`, `origin`, ...), or to a typed `aws` field of an entity with extras (an untyped
+    /// value of its key goes).
     #[inline(never)]
-    fn apply_other(&mut self, index: usize, op: &Op<'_>, local: &str) {
+    fn apply_extra(&mut self, index: usize, op: &Op<'_>, local: &str) {
         let text = &mut self.text;
         let Some(e) = self.entities.get_mut(index) else {
             return;
@@ -229,19 +231,6 @@ impl TraceState {
                 e.aws.set_retries(Some(n));
                 self.remove_aws_extra(index, "retries");
             }
-            _ => self.apply_extra(index, op, local),
-        }
-    }
-
-    /// Applies a change to the entity's open-ended parts (other `aws` fields, annotations,
-    /// metadata, precursors) or to the fields few entities have (`user`, `origin`, ...).
-    #[inline(never)]
-    fn apply_extra(&mut self, index: usize, op: &Op<'_>, local: &str) {
-        let text = &mut self.text;
-        let Some(e) = self.entities.get_mut(index) else {
-            return;
-        };
-        match *op {
             Op::AwsJson(key, json) => {
                 let (key, json) = (key.get(local), json.get(local));
                 // The latest value of a key wins, typed or not.
@@ -347,8 +336,7 @@ impl TraceState {
             Op::Origin(v) => self.set_more(index, MoreKey::Origin, v.get(local)),
             Op::ResourceArn(v) => self.set_more(index, MoreKey::ResourceArn, v.get(local)),
             Op::ServiceVersion(v) => self.set_more(index, MoreKey::ServiceVersion, v.get(local)),
-            // Set by `set_typed` or `apply_other`, or applied by `apply_all` (which holds the owned
-            // values).
+            // Set by `set_typed`, or applied by `apply_all` (which holds the owned values).
             _ => {}
         }
     }
