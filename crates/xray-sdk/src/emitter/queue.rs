@@ -2,9 +2,11 @@
 //!
 //! A producer pushes under a short lock and never waits for room: a full queue gives the item
 //! back. The items the thread took and is still working on count against the capacity until
-//! it comes back for more, so that the queue bounds every trace waiting to be sent. It wakes the thread only when the thread sleeps and something is worth waking for:
-//! always when the thread sleeps without a deadline (nothing buffered, nothing recent); when
-//! it sleeps until a deadline (work that comes due, or the end of a linger after recent
+//! it comes back for more, so that the queue bounds every trace waiting to be sent.
+//!
+//! A producer wakes the thread only when the thread sleeps and something is worth waking
+//! for: always when the thread sleeps without a deadline (nothing buffered, nothing recent);
+//! when it sleeps until a deadline (work that comes due, or the end of a linger after recent
 //! work), only once enough entities have arrived for what the exporter waits for, once half
 //! the queue is full, or for a flush or a stop. A busy recorder therefore costs no system
 //! call per trace: a wake-up (a futex call, and on a virtual machine an interrupt to an idle
@@ -126,7 +128,7 @@ impl<T> Queue<T> {
     }
 
     /// Closes the queue: later pushes fail; the thread takes what is queued, then
-    /// [`Popped::Closed`].
+    /// [`Taken::Closed`].
     pub(crate) fn close(&self) {
         let mut s = self.lock();
         s.closed = true;

@@ -332,7 +332,7 @@ impl Trace {
         if !state.live(index as usize, id) {
             return false;
         }
-        // Through the list (of one): `apply` stays inlined in its only caller.
+        // Through the list (of one): the same loop as a patch's changes, no second copy of it.
         state.apply_all(
             index as usize,
             Changes {

@@ -200,9 +200,9 @@ impl TraceState {
         }
     }
 
-    /// Applies one change.
+    /// Applies one change (for [`Self::apply_changes`]).
     #[inline]
-    pub(crate) fn apply(&mut self, index: usize, op: &Op<'_>, local: &str) {
+    fn apply(&mut self, index: usize, op: &Op<'_>, local: &str) {
         let TraceState { entities, text, .. } = self;
         let Some(e) = entities.get_mut(index) else {
             return;
